@@ -1,0 +1,56 @@
+# ctcd — every target bootstraps what it needs (a uv-managed .venv from the committed lock).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(PYTHON) -m uv
+STAMP := $(VENV)/.synced
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-fast lint compile check-compiled up down status clean
+
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+setup: $(STAMP) ## Create .venv from uv.lock (a few seconds once cached)
+
+run: $(STAMP) ## Bring up the embedded platform and run the main job on it
+	$(BIN)/ctcd up
+	$(BIN)/ctcd submit --from workflowtemplate/smoke --wait
+	$(BIN)/ctcd runs list
+	$(BIN)/ctcd status
+
+test: $(STAMP) ## Run the whole test suite (starts its own throwaway platform)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## Unit tests only (no services)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP) ## ruff (E, F, I, D, B) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+compile: $(STAMP) ## Compile the Hera templates into gitops/platform/workflow-templates/
+	$(BIN)/ctcd compile
+
+check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh compile
+	$(BIN)/ctcd compile --check
+
+up: $(STAMP) ## Start the embedded platform (SeaweedFS S3 + MLflow)
+	$(BIN)/ctcd up
+
+down: $(STAMP) ## Stop the embedded platform
+	$(BIN)/ctcd down
+
+status: $(STAMP) ## Show the embedded platform's services
+	$(BIN)/ctcd status
+
+clean: ## Stop the platform and remove .venv and local state
+	-[ -x $(BIN)/ctcd ] && $(BIN)/ctcd down
+	rm -rf $(VENV) .ctcd

@@ -1,0 +1,1 @@
+"""Clients of the platform services (S3, MLflow, git) and the embedded platform itself."""

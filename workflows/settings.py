@@ -1,0 +1,133 @@
+"""The one typed settings object of ctcd.
+
+Every value is read from an environment variable whose name is the same locally and on a cluster (the
+cluster sets them from the ``ctcd-config`` ConfigMap).  The defaults point at the embedded platform that
+``ctcd up`` starts on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SettingError(RuntimeError):
+    """A setting has a wrong or unreachable value; the message names the variable and the value."""
+
+
+def _check_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name}={value!r} is not an http(s) URL such as http://127.0.0.1:8333")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """Settings shared by the CLI, the local engine, the workflow steps and the servers.
+
+    Attributes:
+        state_dir: Gitignored folder for local state: credentials, logs, pids, runs, data.
+        s3_port: Port of the embedded S3 server (SeaweedFS ``weed mini``).
+        s3_endpoint_url: S3 endpoint; derived from ``s3_port`` when unset.
+        s3_region: Region name passed to S3 clients.
+        datasets_bucket: Bucket holding the techniques' datasets.
+        artifacts_bucket: Bucket holding MLflow artifacts and workflow artifacts.
+        mlflow_port: Port of the embedded MLflow server.
+        mlflow_tracking_uri: MLflow tracking and registry URI; derived from ``mlflow_port`` when unset.
+        git_remote: Git remote that Argo CD watches; locally a bare repository in the state folder.
+        git_branch: Branch that Argo CD syncs.
+        engine_parallelism: How many steps the local engine runs at once.
+        startup_timeout: Seconds ``ctcd up`` waits for each service to become healthy.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CTCD_", extra="ignore")
+
+    state_dir: Path = Field(default=REPO_ROOT / ".ctcd")
+    s3_port: int = Field(default=8333, ge=1, le=65535)
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    datasets_bucket: str = "ctcd-datasets"
+    artifacts_bucket: str = "ctcd-artifacts"
+    mlflow_port: int = Field(default=5050, ge=1, le=65535)
+    mlflow_tracking_uri: str = Field(default="", validation_alias="MLFLOW_TRACKING_URI")
+    git_remote: str = ""
+    git_branch: str = "main"
+    engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    startup_timeout: float = Field(default=60.0, gt=0)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _derive_urls(self) -> Settings:
+        if not self.s3_endpoint_url:
+            self.s3_endpoint_url = f"http://127.0.0.1:{self.s3_port}"
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"http://127.0.0.1:{self.mlflow_port}"
+        self.s3_endpoint_url = _check_url("CTCD_S3_ENDPOINT_URL", self.s3_endpoint_url)
+        self.mlflow_tracking_uri = _check_url("MLFLOW_TRACKING_URI", self.mlflow_tracking_uri)
+        if not self.git_remote:
+            self.git_remote = str(self.state_dir / "gitops.git")
+        return self
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where ``ctcd up`` keeps the generated S3 credentials (mode 0600)."""
+        return self.state_dir / "credentials.json"
+
+    def endpoint(self, setting: str) -> str:
+        """Return the URL of an endpoint setting (``s3`` or ``mlflow``)."""
+        return {"s3": self.s3_endpoint_url, "mlflow": self.mlflow_tracking_uri}[setting]
+
+    def require_reachable(self, setting: str, timeout: float = 2.0) -> None:
+        """Raise :class:`SettingError` naming the variable and value when an endpoint cannot be reached.
+
+        Args:
+            setting: ``s3`` or ``mlflow``.
+            timeout: Seconds to wait for a TCP connection.
+        """
+        env_name = {"s3": "CTCD_S3_ENDPOINT_URL", "mlflow": "MLFLOW_TRACKING_URI"}[setting]
+        url = self.endpoint(setting)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+                return
+        except OSError as exc:
+            raise SettingError(
+                f"{env_name}={url} is not reachable ({exc.strerror or exc}). "
+                "Start the embedded platform with `ctcd up`, or set "
+                f"{env_name} to a running server."
+            ) from exc
+
+    def as_env(self) -> dict[str, str]:
+        """Return these settings as environment variables, for processes the engine starts."""
+        return {
+            "CTCD_STATE_DIR": str(self.state_dir),
+            "CTCD_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "CTCD_S3_REGION": self.s3_region,
+            "CTCD_DATASETS_BUCKET": self.datasets_bucket,
+            "CTCD_ARTIFACTS_BUCKET": self.artifacts_bucket,
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "CTCD_GIT_REMOTE": self.git_remote,
+            "CTCD_GIT_BRANCH": self.git_branch,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise SettingError(str(exc)) from exc
