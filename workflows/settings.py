@@ -46,6 +46,7 @@ class Settings(BaseSettings):
         git_branch: Branch that Argo CD syncs.
         engine_parallelism: How many steps the local engine runs at once.
         startup_timeout: Seconds ``ctcd up`` waits for each service to become healthy.
+        template_path: Folders (separated by ``os.pathsep``) holding compiled WorkflowTemplates.
     """
 
     model_config = SettingsConfigDict(env_prefix="CTCD_", extra="ignore")
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     git_branch: str = "main"
     engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     startup_timeout: float = Field(default=60.0, gt=0)
+    template_path: str = str(REPO_ROOT / "gitops" / "platform" / "workflow-templates")
 
     @field_validator("state_dir")
     @classmethod

@@ -1,0 +1,234 @@
+"""Read Argo Workflow / WorkflowTemplate objects and refuse, before anything runs, what the engine lacks.
+
+Every key of the spec is checked against what the local engine implements.  A key that only matters on a
+cluster (resources, node selectors, security contexts…) is accepted and ignored; a key the engine cannot
+honour, or one that is not an Argo field at all (a typo such as ``entrypiont``), is refused with its path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Keys the engine implements, per object kind.  Cluster-only keys are in the *_IGNORED sets.
+WORKFLOW_SPEC = {"entrypoint", "arguments", "templates", "onExit", "parallelism", "activeDeadlineSeconds",
+                 "workflowTemplateRef"}
+WORKFLOW_SPEC_IGNORED = {"serviceAccountName", "artifactRepositoryRef", "podGC", "ttlStrategy", "imagePullSecrets",
+                         "securityContext", "podMetadata", "nodeSelector", "tolerations", "affinity",
+                         "workflowMetadata", "archiveLogs", "podSpecPatch", "metrics", "priority",
+                         "podPriorityClassName", "dnsPolicy", "dnsConfig", "hostNetwork",
+                         "automountServiceAccountToken", "executor", "podDisruptionBudget", "schedulerName"}
+TEMPLATE = {"name", "inputs", "outputs", "container", "script", "dag", "steps", "retryStrategy",
+            "activeDeadlineSeconds", "timeout", "parallelism"}
+TEMPLATE_IGNORED = {"metadata", "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
+                    "automountServiceAccountToken", "podSpecPatch", "priorityClassName", "archiveLocation",
+                    "metrics", "schedulerName", "executor", "failFast"}
+CONTAINER = {"image", "command", "args", "env", "workingDir"}
+CONTAINER_IGNORED = {"name", "resources", "securityContext", "imagePullPolicy", "ports", "livenessProbe",
+                     "readinessProbe", "startupProbe", "terminationMessagePath", "terminationMessagePolicy"}
+SCRIPT = CONTAINER | {"source"}
+DAG = {"tasks", "target", "failFast"}
+STEP = {"name", "template", "templateRef", "arguments", "when", "withItems", "withParam", "withSequence",
+        "continueOn"}
+TASK = STEP | {"dependencies", "depends"}
+INPUTS = {"parameters", "artifacts"}
+OUTPUTS = {"parameters", "artifacts", "result", "exitCode"}
+PARAMETER = {"name", "value", "default", "enum", "description", "valueFrom"}
+VALUE_FROM = {"path", "default", "parameter"}
+ARTIFACT = {"name", "path", "from", "s3", "raw", "optional", "archive", "mode", "recurseMode"}
+S3_ARTIFACT = {"key", "bucket", "endpoint", "insecure", "region", "accessKeySecret", "secretKeySecret",
+               "useSDKCreds"}
+RETRY = {"limit", "retryPolicy", "backoff", "affinity"}
+BACKOFF = {"duration", "factor", "maxDuration", "cap"}
+ENV = {"name", "value", "valueFrom"}
+SEQUENCE = {"count", "start", "end", "format"}
+RETRY_POLICIES = {"Always", "OnFailure", "OnError", "OnTransientError"}
+
+
+class UnsupportedSpec(ValueError):
+    """The spec uses fields the local engine cannot honour; ``problems`` lists each with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the workflow cannot run locally:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass
+class _Checker:
+    problems: list[str] = field(default_factory=list)
+
+    def keys(self, obj: Any, path: str, allowed: set[str], ignored: Iterable[str] = ()) -> dict[str, Any]:
+        if not isinstance(obj, dict):
+            self.problems.append(f"{path}: expected a mapping, got {type(obj).__name__}")
+            return {}
+        for key in obj:
+            if key not in allowed and key not in set(ignored):
+                self.problems.append(f"{path}.{key}: not supported by the local engine")
+        return obj
+
+    def each(self, items: Any, path: str) -> list[tuple[str, Any]]:
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            self.problems.append(f"{path}: expected a list")
+            return []
+        return [(f"{path}[{i}]", item) for i, item in enumerate(items)]
+
+
+def validate(workflow: Mapping[str, Any]) -> None:
+    """Check a Workflow or WorkflowTemplate object; raise :class:`UnsupportedSpec` listing every problem."""
+    check = _Checker()
+    spec = check.keys(workflow.get("spec", {}), "spec", WORKFLOW_SPEC, WORKFLOW_SPEC_IGNORED)
+    for path, param in check.each((spec.get("arguments") or {}).get("parameters"), "spec.arguments.parameters"):
+        check.keys(param, path, PARAMETER)
+    names = set()
+    for path, tmpl in check.each(spec.get("templates"), "spec.templates"):
+        _check_template(check, tmpl, path)
+        names.add(tmpl.get("name") if isinstance(tmpl, dict) else None)
+    if "workflowTemplateRef" not in spec:
+        if not spec.get("entrypoint") and workflow.get("kind") != "WorkflowTemplate":
+            check.problems.append("spec.entrypoint: required")
+        if spec.get("entrypoint") and spec["entrypoint"] not in names:
+            check.problems.append(f"spec.entrypoint: no template named {spec['entrypoint']!r}")
+    _check_no_expression_tags(check, workflow, "")
+    if check.problems:
+        raise UnsupportedSpec(check.problems)
+
+
+def _check_template(check: _Checker, tmpl: Any, path: str) -> None:
+    tmpl = check.keys(tmpl, path, TEMPLATE, TEMPLATE_IGNORED)
+    kinds = [k for k in ("container", "script", "dag", "steps") if k in tmpl]
+    if len(kinds) != 1:
+        check.problems.append(f"{path}: needs exactly one of container, script, dag or steps (found {kinds or 'none'})")
+    _check_io(check, tmpl, path)
+    if "container" in tmpl:
+        _check_container(check, tmpl["container"], f"{path}.container", CONTAINER)
+    if "script" in tmpl:
+        _check_container(check, tmpl["script"], f"{path}.script", SCRIPT)
+    if "dag" in tmpl:
+        dag = check.keys(tmpl["dag"], f"{path}.dag", DAG)
+        for tpath, task in check.each(dag.get("tasks"), f"{path}.dag.tasks"):
+            _check_invocation(check, task, tpath, TASK)
+    if "steps" in tmpl:
+        for gpath, group in check.each(tmpl["steps"], f"{path}.steps"):
+            for spath, step in check.each(group, gpath):
+                _check_invocation(check, step, spath, STEP)
+    if "retryStrategy" in tmpl:
+        retry = check.keys(tmpl["retryStrategy"], f"{path}.retryStrategy", RETRY)
+        check.keys(retry.get("backoff", {}), f"{path}.retryStrategy.backoff", BACKOFF)
+        if retry.get("retryPolicy", "OnFailure") not in RETRY_POLICIES:
+            check.problems.append(f"{path}.retryStrategy.retryPolicy: must be one of {sorted(RETRY_POLICIES)}")
+
+
+def _check_io(check: _Checker, tmpl: dict[str, Any], path: str) -> None:
+    inputs = check.keys(tmpl.get("inputs", {}), f"{path}.inputs", INPUTS)
+    outputs = check.keys(tmpl.get("outputs", {}), f"{path}.outputs", OUTPUTS)
+    for part, io in (("inputs", inputs), ("outputs", outputs)):
+        for ppath, param in check.each(io.get("parameters"), f"{path}.{part}.parameters"):
+            param = check.keys(param, ppath, PARAMETER)
+            if "valueFrom" in param:
+                check.keys(param["valueFrom"], f"{ppath}.valueFrom", VALUE_FROM)
+        for apath, art in check.each(io.get("artifacts"), f"{path}.{part}.artifacts"):
+            _check_artifact(check, art, apath)
+
+
+def _check_artifact(check: _Checker, art: Any, path: str) -> None:
+    art = check.keys(art, path, ARTIFACT)
+    if "s3" in art:
+        check.keys(art["s3"], f"{path}.s3", S3_ARTIFACT)
+    archive = art.get("archive")
+    if archive is not None and not (isinstance(archive, dict) and set(archive) <= {"none", "tar"}):
+        check.problems.append(f"{path}.archive: only `none` and `tar` are supported")
+
+
+def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -> None:
+    body = check.keys(body, path, allowed, CONTAINER_IGNORED)
+    if "script" not in path and not body.get("command"):
+        check.problems.append(f"{path}.command: required locally (the image's entrypoint is not known)")
+    for epath, env in check.each(body.get("env"), f"{path}.env"):
+        env = check.keys(env, epath, ENV)
+        value_from = env.get("valueFrom")
+        if value_from is not None and not (isinstance(value_from, dict) and len(value_from) == 1
+                                           and set(value_from) <= {"secretKeyRef", "configMapKeyRef"}):
+            check.problems.append(f"{epath}.valueFrom: only secretKeyRef and configMapKeyRef are supported")
+
+
+def _check_invocation(check: _Checker, item: Any, path: str, allowed: set[str]) -> None:
+    item = check.keys(item, path, allowed)
+    if ("template" in item) == ("templateRef" in item):
+        check.problems.append(f"{path}: needs exactly one of template or templateRef")
+    if isinstance(item.get("templateRef"), dict):
+        ref = item["templateRef"]
+        check.keys(ref, f"{path}.templateRef", {"name", "template", "clusterScope"})
+        if ref.get("clusterScope"):
+            check.problems.append(f"{path}.templateRef.clusterScope: ClusterWorkflowTemplates are not supported")
+    arguments = check.keys(item.get("arguments", {}), f"{path}.arguments", INPUTS)
+    for ppath, param in check.each(arguments.get("parameters"), f"{path}.arguments.parameters"):
+        check.keys(param, ppath, PARAMETER)
+    for apath, art in check.each(arguments.get("artifacts"), f"{path}.arguments.artifacts"):
+        _check_artifact(check, art, apath)
+    if "withSequence" in item:
+        check.keys(item["withSequence"], f"{path}.withSequence", SEQUENCE)
+
+
+def _check_no_expression_tags(check: _Checker, value: Any, path: str) -> None:
+    if isinstance(value, str) and "{{=" in value:
+        check.problems.append(f"{path.lstrip('.')}: expression tags `{{{{= ...}}}}` are not supported")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_no_expression_tags(check, item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_no_expression_tags(check, item, f"{path}[{i}]")
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    """Load every Argo object from a YAML or JSON file.
+
+    Raises:
+        ValueError: The file is not YAML, or holds something other than Kubernetes objects.
+    """
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    for doc in docs:
+        if not isinstance(doc, dict) or "kind" not in doc:
+            raise ValueError(f"{path}: every document must be a Kubernetes object with a `kind`")
+    return docs
+
+
+class TemplateLibrary:
+    """WorkflowTemplates (and CronWorkflows) found in folders of YAML files, by ``metadata.name``."""
+
+    def __init__(self, folders: Iterable[Path]) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        for folder in folders:
+            for path in sorted(Path(folder).glob("*.y*ml")):
+                for doc in load_documents(path):
+                    self.add(doc)
+
+    def add(self, doc: Mapping[str, Any]) -> None:
+        """Register one object under its kind and name."""
+        self.objects[(str(doc["kind"]).lower(), str(doc["metadata"]["name"]))] = json.loads(json.dumps(doc))
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        """Return an object by kind (``workflowtemplate``) and name.
+
+        Raises:
+            KeyError: With the names that do exist.
+        """
+        key = (kind.lower(), name)
+        if key not in self.objects:
+            known = sorted(n for k, n in self.objects if k == kind.lower())
+            raise KeyError(f"{kind}/{name} not found (known: {', '.join(known) or 'none'})")
+        return self.objects[key]
+
+    def names(self, kind: str) -> list[str]:
+        """Names of every object of a kind."""
+        return sorted(n for k, n in self.objects if k == kind.lower())

@@ -1,0 +1,109 @@
+"""Turn what a user submits (a file, or ``workflowtemplate/NAME``) into a runnable Workflow object.
+
+This follows ``argo submit``: a WorkflowTemplate becomes a Workflow with a ``workflowTemplateRef`` whose spec
+is merged in, ``-p key=value`` overrides declared parameters, and the name comes from ``generateName``.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workflows.engine.executor import now
+from workflows.engine.spec import TemplateLibrary, load_documents, validate
+from workflows.engine.store import new_run_name
+
+SUBMITTABLE = ("workflowtemplate", "cronworkflow")
+
+
+class SubmitError(ValueError):
+    """What was submitted cannot be run; the message says why and what to do."""
+
+
+def from_reference(library: TemplateLibrary, reference: str) -> dict[str, Any]:
+    """A Workflow for ``workflowtemplate/NAME`` (or ``cronworkflow/NAME``), as ``argo submit --from`` builds it."""
+    kind, _, name = reference.partition("/")
+    if kind.lower() not in SUBMITTABLE or not name:
+        raise SubmitError(f"--from {reference!r}: use workflowtemplate/NAME or cronworkflow/NAME")
+    try:
+        source = library.get(kind, name)
+    except KeyError as exc:
+        raise SubmitError(str(exc.args[0])) from exc
+    if kind.lower() == "cronworkflow":
+        spec = copy.deepcopy(source["spec"]["workflowSpec"])
+        meta = {"generateName": f"{name}-"}
+    else:
+        spec = {"workflowTemplateRef": {"name": name}}
+        meta = {"generateName": source["metadata"].get("generateName") or f"{name}-"}
+    meta["labels"] = {f"workflows.argoproj.io/{kind.lower().replace('workflowtemplate', 'workflow-template')}": name}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}
+
+
+def from_file(path: Path) -> dict[str, Any]:
+    """The Workflow in a YAML file (a WorkflowTemplate file is submitted as a Workflow of its own)."""
+    docs = [d for d in load_documents(path) if d["kind"] in ("Workflow", "WorkflowTemplate")]
+    if len(docs) != 1:
+        raise SubmitError(f"{path}: expected exactly one Workflow or WorkflowTemplate, found {len(docs)}")
+    doc = copy.deepcopy(docs[0])
+    meta = doc.get("metadata", {})
+    if doc["kind"] == "WorkflowTemplate":
+        meta = {"generateName": meta.get("generateName") or f"{meta.get('name', 'workflow')}-"}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": doc["spec"]}
+
+
+def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
+    """Resolve the template reference, apply parameters, validate, name the run and mark it Pending.
+
+    Raises:
+        SubmitError: An unknown template or parameter, or a spec the engine cannot run.
+    """
+    workflow = copy.deepcopy(workflow)
+    spec = workflow["spec"]
+    ref = spec.get("workflowTemplateRef")
+    if ref:
+        try:
+            base = copy.deepcopy(library.get("workflowtemplate", ref["name"])["spec"])
+        except KeyError as exc:
+            raise SubmitError(str(exc.args[0])) from exc
+        overrides = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters", [])}
+        spec = {**base, **{k: v for k, v in spec.items() if k not in ("workflowTemplateRef", "arguments")}}
+        spec["arguments"] = _merge_arguments(base.get("arguments") or {}, overrides)
+        workflow["spec"] = spec
+    spec["arguments"] = _apply_parameters(spec.get("arguments") or {}, parameters)
+    try:
+        validate(workflow)
+    except ValueError as exc:
+        raise SubmitError(str(exc)) from exc
+    meta = workflow.setdefault("metadata", {})
+    meta["name"] = meta.get("name") or new_run_name(meta.get("generateName", "workflow-"))
+    meta.update({"namespace": meta.get("namespace", "default"), "uid": str(uuid.uuid4()), "creationTimestamp": now()})
+    workflow["status"] = {"phase": "Pending", "nodes": {}}
+    if ref:
+        workflow["spec"]["workflowTemplateRef"] = ref
+    return workflow
+
+
+def _merge_arguments(base: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    params = [{**p, **overrides.get(p["name"], {})} for p in base.get("parameters", [])]
+    params += [p for name, p in overrides.items() if name not in {q["name"] for q in params}]
+    return {**base, "parameters": params}
+
+
+def _apply_parameters(arguments: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
+    declared = {p["name"]: dict(p) for p in arguments.get("parameters", [])}
+    for key, value in parameters.items():
+        if key not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise SubmitError(f"unknown parameter {key!r} (this workflow declares: {known})")
+        declared[key]["value"] = value
+    for param in declared.values():
+        if "value" not in param:
+            if "default" not in param:
+                raise SubmitError(f"parameter {param['name']!r} has no value: pass -p {param['name']}=VALUE")
+            param["value"] = param["default"]
+        if param.get("enum") and str(param["value"]) not in [str(e) for e in param["enum"]]:
+            raise SubmitError(f"parameter {param['name']}={param['value']!r} is not one of {param['enum']}")
+    return {**arguments, "parameters": list(declared.values())}

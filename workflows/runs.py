@@ -1,0 +1,97 @@
+"""Runs of the local engine, wired to the embedded platform: submit, wait, list, inspect.
+
+This is the only place that knows both the engine and the platform: it builds an :class:`Engine` whose
+steps see the platform's endpoints, whose ConfigMap/Secret references resolve to the local values, and
+whose artifacts go to the embedded S3.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from workflows.engine.executor import Engine, LocalObjects
+from workflows.engine.spec import TemplateLibrary
+from workflows.engine.store import RunStore
+from workflows.engine.submit import from_file, from_reference, prepare
+from workflows.platform.s3 import s3_client
+from workflows.settings import Settings
+
+TERMINAL = ("Succeeded", "Failed", "Error")
+CONFIGMAP = "ctcd-config"
+S3_SECRET = "ctcd-s3-credentials"
+
+
+def library(settings: Settings) -> TemplateLibrary:
+    """WorkflowTemplates from every folder of ``CTCD_TEMPLATE_PATH``."""
+    return TemplateLibrary(Path(p) for p in settings.template_path.split(os.pathsep) if p)
+
+
+def local_objects(settings: Settings) -> LocalObjects:
+    """The local values of the ConfigMap and Secret the compiled templates reference."""
+    from workflows.platform.s3 import s3_credentials
+
+    secrets: dict[str, dict[str, str]] = {}
+    try:
+        secrets[S3_SECRET] = s3_credentials(settings)
+    except RuntimeError:
+        pass
+    return LocalObjects(configmaps={CONFIGMAP: settings.as_env()}, secrets=secrets)
+
+
+def build_engine(settings: Settings) -> Engine:
+    """An engine that runs steps against the embedded platform."""
+    objects = local_objects(settings)
+    return Engine(
+        store=RunStore(settings.state_dir),
+        library=library(settings),
+        s3=lambda: s3_client(settings),
+        artifacts_bucket=settings.artifacts_bucket,
+        objects=objects,
+        base_env={**settings.as_env(), **objects.secrets.get(S3_SECRET, {})},
+        parallelism=settings.engine_parallelism,
+    )
+
+
+def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_ref: bool) -> dict[str, Any]:
+    """Prepare a run, record it as Pending and start a detached worker; return the workflow object."""
+    lib = library(settings)
+    workflow = from_reference(lib, source) if from_ref else from_file(Path(source))
+    workflow = prepare(lib, workflow, parameters)
+    store = RunStore(settings.state_dir)
+    store.save(workflow)
+    folder = store.run_dir(workflow["metadata"]["name"])
+    with open(folder / "engine.log", "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "workflows.engine", workflow["metadata"]["name"]],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "CTCD_STATE_DIR": str(settings.state_dir)}, start_new_session=True,
+        )
+    return workflow
+
+
+def execute(settings: Settings, name: str) -> dict[str, Any]:
+    """Run a Pending run to its end in this process (what the detached worker does)."""
+    store = RunStore(settings.state_dir)
+    return build_engine(settings).run(store.load(name))
+
+
+def wait(settings: Settings, name: str, on_update: Callable[[dict[str, Any]], None] | None = None,
+         timeout: float | None = None) -> dict[str, Any]:
+    """Poll a run until it ends (or ``timeout`` seconds pass) and return its workflow object."""
+    store = RunStore(settings.state_dir)
+    start = time.monotonic()
+    while True:
+        workflow = store.load(name)
+        if on_update:
+            on_update(workflow)
+        if workflow["status"].get("phase") in TERMINAL:
+            return workflow
+        if timeout is not None and time.monotonic() - start > timeout:
+            return workflow
+        time.sleep(0.25)
