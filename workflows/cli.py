@@ -83,6 +83,147 @@ def status(output: OutputOpt = "table") -> None:
         raise typer.Exit(3)
 
 
+def _parse_params(values: list[str]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"-p {item!r}: use -p key=value")
+        params[key] = value
+    return params
+
+
+@app.command()
+def submit(
+    file: Annotated[str | None, typer.Argument(help="A Workflow or WorkflowTemplate YAML file.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="workflowtemplate/NAME or cronworkflow/NAME.")] = None,
+    parameter: Annotated[list[str] | None, typer.Option("--parameter", "-p", help="key=value (repeatable).")] = None,
+    wait_: Annotated[bool, typer.Option("--wait", "-w", help="Block until the run ends; fail unless it Succeeded.")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """Submit a workflow to the local engine, like `argo submit`; prints the run id."""
+    from workflows import runs
+    from workflows.engine.submit import SubmitError
+
+    if (file is None) == (from_ is None):
+        raise _fail("give either a FILE or --from workflowtemplate/NAME")
+    settings = _settings()
+    try:
+        workflow = runs.submit(settings, from_ or str(file), _parse_params(parameter or []), from_ref=from_ is not None)
+    except (SubmitError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    name = workflow["metadata"]["name"]
+    if output == "name":
+        print(name)
+    else:
+        console.print(f"submitted [bold]{name}[/] — follow it with `ctcd runs get {name}`")
+    if wait_:
+        _wait_and_report(settings, name, quiet=output == "name")
+
+
+def _wait_and_report(settings, name: str, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    from workflows import render, runs
+
+    def progress(wf: dict) -> None:  # type: ignore[type-arg]
+        nodes = wf.get("status", {}).get("nodes", {}).values()
+        pods = [n for n in nodes if n["type"] == "Pod"]
+        running = [n["displayName"] for n in pods if n["phase"] == "Running"]
+        done = sum(n["phase"] == "Succeeded" for n in pods)
+        status.update(f"{name}: {done} step(s) done, running: {', '.join(running) or '-'}")
+
+    with console.status(f"{name}: pending…") as status:
+        workflow = runs.wait(settings, name, None if quiet else progress)
+    if not quiet:
+        _print_run(workflow)
+    if workflow["status"]["phase"] != "Succeeded":
+        raise typer.Exit(1)
+
+
+def _print_run(workflow: dict) -> None:  # type: ignore[type-arg]
+    from workflows import render
+
+    for key, value in render.summary(workflow):
+        console.print(f"[bold]{key + ':':<16}[/] {value}")
+    console.print()
+    console.print(render.node_tree(workflow))
+
+
+@runs_app.command("list")
+def runs_list(output: OutputOpt = "table") -> None:
+    """List runs, newest first, like `argo list`."""
+    from workflows import render
+    from workflows.engine.store import RunStore
+
+    workflows = RunStore(_settings().state_dir).list()
+    if output == "json":
+        print(json.dumps(workflows, indent=2))
+    elif output == "name":
+        print("\n".join(w["metadata"]["name"] for w in workflows))
+    else:
+        console.print(render.runs_table(workflows))
+
+
+@runs_app.command("get")
+def runs_get(name: str, output: OutputOpt = "table") -> None:
+    """Show one run as a node tree (like `argo get`); -o json prints the Argo Workflow object."""
+    from workflows.engine.store import RunStore
+
+    try:
+        workflow = RunStore(_settings().state_dir).load(name)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from exc
+    if output == "json":
+        print(json.dumps(workflow, indent=2))
+    elif output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(workflow, sort_keys=False))
+    else:
+        _print_run(workflow)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    name: str,
+    node: Annotated[str | None, typer.Option("--node", help="Only this node (id or display name).")] = None,
+) -> None:
+    """Print the logs of a run's steps, each line prefixed with its step, like `argo logs`."""
+    from workflows.engine.store import RunStore
+
+    store = RunStore(_settings().state_dir)
+    try:
+        workflow = store.load(name)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from exc
+    pods = [n for n in workflow["status"].get("nodes", {}).values() if n["type"] == "Pod"]
+    if node:
+        pods = [n for n in pods if node in (n["id"], n["displayName"], n["name"])]
+        if not pods:
+            raise _fail(f"run {name} has no step {node!r}")
+    for pod in sorted(pods, key=lambda n: n.get("startedAt", "")):
+        path = store.log_path(name, pod["id"])
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                print(f"{pod['displayName']}: {line}")
+
+
+@app.command("compile")
+def compile_(check: Annotated[bool, typer.Option("--check", help="Fail if committed YAML differs.")] = False) -> None:
+    """Compile the Hera templates into gitops/platform/workflow-templates/."""
+    from workflows import compile as compiler
+
+    if check:
+        problems = compiler.diff()
+        if problems:
+            for problem in problems:
+                err_console.print(f"[red]✖[/] {problem}")
+            raise _fail("compiled YAML is out of date: run `make compile` and commit the result")
+        console.print("[green]✓[/] compiled YAML matches the Hera definitions")
+        return
+    for path in compiler.write():
+        console.print(f"wrote {path.relative_to(compiler.REPO_ROOT)}")
+
+
 def _settings():  # type: ignore[no-untyped-def]
     try:
         return get_settings()

@@ -70,6 +70,22 @@ class LocalObjects:
     configmaps: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def all_of(self, source: Mapping[str, Any]) -> dict[str, str]:
+        """Every key of the object an ``envFrom`` entry names, with its prefix.
+
+        Raises:
+            NodeError: The object does not exist locally and is not optional.
+        """
+        ref_kind = "secretRef" if "secretRef" in source else "configMapRef"
+        ref = source[ref_kind]
+        store = self.secrets if ref_kind == "secretRef" else self.configmaps
+        if ref.get("name") not in store:
+            if ref.get("optional"):
+                return {}
+            kind = "Secret" if ref_kind == "secretRef" else "ConfigMap"
+            raise NodeError(f"{kind} {ref.get('name')!r} does not exist locally (known: {sorted(store)})")
+        return {source.get("prefix", "") + k: v for k, v in store[ref["name"]].items()}
+
     def lookup(self, ref_kind: str, ref: Mapping[str, Any]) -> str:
         """Resolve a ``secretKeyRef`` or ``configMapKeyRef``.
 
@@ -406,6 +422,8 @@ class Run:
 
     def _pod_env(self, body: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, str]:
         env = {**os.environ, **self.engine.base_env, "ARGO_WORKFLOW_NAME": self.name}
+        for source in body.get("envFrom", []):
+            env.update(self.engine.objects.all_of(source))
         for item in body.get("env", []):
             if "valueFrom" in item:
                 (ref_kind, ref), = item["valueFrom"].items()

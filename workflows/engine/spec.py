@@ -28,7 +28,7 @@ TEMPLATE = {"name", "inputs", "outputs", "container", "script", "dag", "steps", 
 TEMPLATE_IGNORED = {"metadata", "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
                     "automountServiceAccountToken", "podSpecPatch", "priorityClassName", "archiveLocation",
                     "metrics", "schedulerName", "executor", "failFast"}
-CONTAINER = {"image", "command", "args", "env", "workingDir"}
+CONTAINER = {"image", "command", "args", "env", "envFrom", "workingDir"}
 CONTAINER_IGNORED = {"name", "resources", "securityContext", "imagePullPolicy", "ports", "livenessProbe",
                      "readinessProbe", "startupProbe", "terminationMessagePath", "terminationMessagePolicy"}
 SCRIPT = CONTAINER | {"source"}
@@ -156,6 +156,10 @@ def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -
         if value_from is not None and not (isinstance(value_from, dict) and len(value_from) == 1
                                            and set(value_from) <= {"secretKeyRef", "configMapKeyRef"}):
             check.problems.append(f"{epath}.valueFrom: only secretKeyRef and configMapKeyRef are supported")
+    for fpath, source in check.each(body.get("envFrom"), f"{path}.envFrom"):
+        source = check.keys(source, fpath, {"configMapRef", "secretRef", "prefix"})
+        if len(set(source) & {"configMapRef", "secretRef"}) != 1:
+            check.problems.append(f"{fpath}: needs exactly one of configMapRef or secretRef")
 
 
 def _check_invocation(check: _Checker, item: Any, path: str, allowed: set[str]) -> None:

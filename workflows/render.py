@@ -1,0 +1,103 @@
+"""Terminal views of runs, in the shape ``argo list`` and ``argo get`` print them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+
+ICONS = {"Succeeded": "[green]✔[/]", "Failed": "[red]✖[/]", "Error": "[red]⚠[/]", "Skipped": "[dim]○[/]",
+         "Omitted": "[dim]○[/]", "Running": "[yellow]●[/]", "Pending": "[dim]◷[/]"}
+
+
+def _parse(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(stamp, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def duration(item: dict[str, Any]) -> str:
+    """Human duration between ``startedAt`` and ``finishedAt`` (or now)."""
+    start = _parse(item.get("startedAt"))
+    if start is None:
+        return "-"
+    end = _parse(item.get("finishedAt")) or datetime.now(UTC)
+    seconds = (end - start).total_seconds()
+    return f"{seconds:.2f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def age(stamp: str | None) -> str:
+    """How long ago a timestamp was, like kubectl's AGE column."""
+    when = _parse(stamp)
+    if when is None:
+        return "-"
+    seconds = int((datetime.now(UTC) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def runs_table(workflows: list[dict[str, Any]]) -> Table:
+    """The ``argo list`` view."""
+    table = Table("NAME", "STATUS", "AGE", "DURATION", "PROGRESS", "FROM")
+    for wf in workflows:
+        status = wf.get("status", {})
+        labels = wf["metadata"].get("labels", {})
+        origin = next(iter(labels.values()), "file")
+        table.add_row(wf["metadata"]["name"], status.get("phase", "-"), age(wf["metadata"].get("creationTimestamp")),
+                      duration(status), status.get("progress", "-"), origin)
+    return table
+
+
+def _children(node: dict[str, Any], nodes: dict[str, dict[str, Any]], grouped: set[str]) -> list[dict[str, Any]]:
+    if node["type"] in ("DAG", "Steps"):
+        inner = [n for n in nodes.values() if n.get("boundaryID") == node["id"] and n["id"] not in grouped]
+        if node["type"] == "Steps":
+            inner = [n for n in inner if n["type"] == "StepGroup"]
+        return sorted(inner, key=lambda n: (n.get("startedAt", ""), n["name"]))
+    return [nodes[c] for c in node.get("children", []) if c in nodes and node["type"] in ("StepGroup", "Retry", "TaskGroup")]
+
+
+def node_tree(workflow: dict[str, Any]) -> Table:
+    """The ``argo get`` node tree: step, template, pod name, duration and message."""
+    nodes: dict[str, dict[str, Any]] = workflow.get("status", {}).get("nodes", {})
+    grouped = {c for n in nodes.values() if n["type"] in ("Retry", "TaskGroup", "StepGroup") for c in n["children"]}
+    table = Table("STEP", "TEMPLATE", "PODNAME", "DURATION", "MESSAGE", box=None)
+    roots = [n for n in nodes.values() if "boundaryID" not in n and n["id"] not in grouped]
+
+    def walk(node: dict[str, Any], prefix: str, last: bool, depth: int) -> None:
+        branch = "" if depth == 0 else ("└─" if last else "├─")
+        icon = ICONS.get(node["phase"], "?")
+        pod = node["id"] if node["type"] == "Pod" else ""
+        table.add_row(f"{prefix}{branch}{icon} {node['displayName']}", node.get("templateName", ""), pod,
+                      duration(node) if node["type"] == "Pod" else "", node.get("message", ""))
+        kids = _children(node, nodes, grouped)
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + ("" if depth == 0 else ("  " if last else "│ ")), i == len(kids) - 1, depth + 1)
+
+    for root in sorted(roots, key=lambda n: n.get("startedAt", "")):
+        walk(root, " ", True, 0)
+    return table
+
+
+def summary(workflow: dict[str, Any]) -> list[tuple[str, str]]:
+    """The header lines of ``argo get``."""
+    status = workflow.get("status", {})
+    params = (workflow["spec"].get("arguments") or {}).get("parameters", [])
+    rows = [
+        ("Name", workflow["metadata"]["name"]),
+        ("Status", status.get("phase", "-")),
+        ("Message", status.get("message", "")),
+        ("Created", workflow["metadata"].get("creationTimestamp", "")),
+        ("Duration", duration(status)),
+        ("Progress", status.get("progress", "-")),
+    ]
+    rows += [(f"  {p['name']}", str(p.get("value", ""))) for p in params]
+    return [(k, v) for k, v in rows if v]

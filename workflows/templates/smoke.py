@@ -1,0 +1,26 @@
+"""The ``smoke`` WorkflowTemplate: checks that steps reach S3 and MLflow (what ``make run`` runs first)."""
+
+from __future__ import annotations
+
+from hera.workflows import DAG, Parameter, WorkflowTemplate
+
+from workflows.steps.smoke import probe_mlflow, probe_s3, summarize
+
+with WorkflowTemplate(
+    name="smoke",
+    entrypoint="main",
+    service_account_name="ctcd-workflow",
+    arguments=[Parameter(name="rows", value="100")],
+) as template:
+    with DAG(name="main"):
+        probe = {"run_name": "{{workflow.name}}", "rows": "{{workflow.parameters.rows}}"}
+        s3 = probe_s3(name="probe-s3", arguments=probe)
+        ml = probe_mlflow(name="probe-mlflow", arguments=probe)
+        done = summarize(
+            arguments={
+                "key": s3.get_parameter("key"),
+                "sha256": s3.get_parameter("sha256"),
+                "run_id": ml.get_parameter("run-id"),
+            }
+        )
+        [s3, ml] >> done
