@@ -115,6 +115,10 @@ class Frame:
     params: dict[str, str]
     artifacts: dict[str, dict[str, Any]]
 
+    def scope(self) -> dict[str, str]:
+        """Parameters for substitution; artifact references stay as tags until they are resolved."""
+        return {**self.params, **{name: "{{" + name + "}}" for name in self.artifacts}}
+
 
 class Run:
     """One execution of a Workflow object."""
@@ -408,17 +412,17 @@ class Run:
             argv[0] = sys.executable
         env = self._pod_env(body, mapping)
         self.log(node, f"image {body.get('image', '-')!r} ignored: running `{' '.join(argv)[:300]}` as a local process")
-        async with self.pod_slots:
+        async with self.pod_slots:  # a pod holds its slot until it is complete, as in Argo
             node.update({"startedAt": now(), "hostNodeName": "localhost"})
             code, stdout = await self._spawn(node, argv, env, Path(_remap(body.get("workingDir", ""), mapping) or node_dir))
-        node["outputs"] = {"exitCode": str(code)}
-        if "script" in tmpl or stdout:
-            node["outputs"]["result"] = stdout.strip()[-262144:]
-        if code != 0:
-            self.finish(node, "Failed", f"Error (exit code {code})")
-            return
-        await asyncio.to_thread(self._collect_outputs, node, tmpl, mapping)
-        self.finish(node, "Succeeded")
+            node["outputs"] = {"exitCode": str(code)}
+            if "script" in tmpl or stdout:
+                node["outputs"]["result"] = stdout.strip()[-262144:]
+            if code != 0:
+                self.finish(node, "Failed", f"Error (exit code {code})")
+                return
+            await asyncio.to_thread(self._collect_outputs, node, tmpl, mapping)
+            self.finish(node, "Succeeded")
 
     def _pod_env(self, body: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, str]:
         env = {**os.environ, **self.engine.base_env, "ARGO_WORKFLOW_NAME": self.name}
@@ -539,7 +543,7 @@ class Run:
     async def _run_step(self, group: dict[str, Any], step: dict[str, Any], frame: Frame, scope: Scope,
                         limiter: asyncio.Semaphore | None) -> list[dict[str, Any]]:
         try:
-            step = substitute_all(step, frame.params, ("inputs.", "steps."))
+            step = substitute_all(step, frame.scope(), ("inputs.", "steps."))
             items = _items(step)
         except (ExpressionError, NodeError) as exc:
             skipped = self.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])
@@ -657,7 +661,7 @@ class DagRun:
     async def _run_task(self, name: str) -> dict[str, Any]:
         run, full = self.run_, f"{self.node['name']}.{name}"
         try:
-            task = substitute_all(self.tasks[name], self.frame.params, ("inputs.", "tasks."))
+            task = substitute_all(self.tasks[name], self.frame.scope(), ("inputs.", "tasks."))
             items = _items(task)
         except (ExpressionError, NodeError) as exc:
             node = run.new_node(full, name, "Skipped", str(self.tasks[name].get("template", "")), self.node["id"])
@@ -833,7 +837,7 @@ def _with_item(item_spec: Mapping[str, Any], item: Any, frame: Frame) -> dict[st
     if isinstance(item, dict):
         scope.update({f"item.{k}": _as_param(v) for k, v in item.items()})
     body = {k: v for k, v in item_spec.items() if k not in ("withItems", "withParam", "withSequence")}
-    return dict(substitute_all(body, {**frame.params, **scope}, ("item",)))
+    return dict(substitute_all(body, {**frame.scope(), **scope}, ("item",)))
 
 
 def _expands(item: Mapping[str, Any]) -> bool:

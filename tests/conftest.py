@@ -1,0 +1,63 @@
+"""Shared fixtures: a throwaway embedded platform (real SeaweedFS + real MLflow) on free ports."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workflows.platform import stack
+from workflows.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block() -> int:
+    """A base port whose S3 block (base..base+4, base+10000..base+10004) and base+5 (MLflow) are free."""
+    for _ in range(200):
+        base = random.randrange(20000, 30000, 10)
+        ports = [base + i for i in range(6)] + [base + 10000 + i for i in range(5)]
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port block found on 127.0.0.1")
+
+
+def make_settings(state_dir: Path, base: int, **extra: object) -> Settings:
+    """Settings for a platform in ``state_dir`` on the port block starting at ``base``."""
+    return Settings(state_dir=state_dir, s3_port=base, mlflow_port=base + 5, s3_endpoint_url="",
+                    mlflow_tracking_uri="", git_remote="", **extra)  # type: ignore[arg-type]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a `ctcd` subprocess use these settings."""
+    return {
+        **os.environ,
+        "CTCD_STATE_DIR": str(settings.state_dir),
+        "CTCD_S3_PORT": str(settings.s3_port),
+        "CTCD_MLFLOW_PORT": str(settings.mlflow_port),
+        "CTCD_TEMPLATE_PATH": settings.template_path,
+    }
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A running embedded platform for the whole session, stopped at the end."""
+    for key in ("MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.pop(key, None)
+    settings = make_settings(tmp_path_factory.mktemp("platform"), free_port_block())
+    stack.up(settings)
+    yield settings
+    stack.down(settings)
