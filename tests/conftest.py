@@ -37,8 +37,15 @@ def free_port_block() -> int:
 
 def make_settings(state_dir: Path, base: int, **extra: object) -> Settings:
     """Settings for a platform in ``state_dir`` on the port block starting at ``base``."""
-    return Settings(state_dir=state_dir, s3_port=base, mlflow_port=base + 5, s3_endpoint_url="",
-                    mlflow_tracking_uri="", git_remote="", **extra)  # type: ignore[arg-type]
+    return Settings(
+        state_dir=state_dir,
+        s3_port=base,
+        mlflow_port=base + 5,
+        s3_endpoint_url="",
+        mlflow_tracking_uri="",
+        git_remote="",
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

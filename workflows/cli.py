@@ -10,13 +10,13 @@ import json
 import logging
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from workflows.settings import SettingError, get_settings
+from workflows.settings import REPO_ROOT, SettingError, Settings, get_settings
 
 app = typer.Typer(help="ctcd: continuous training, continuous delivery on Argo.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect workflow runs of the local engine.", no_args_is_help=True)
@@ -76,8 +76,14 @@ def status(output: OutputOpt = "table") -> None:
     table = Table("SERVICE", "URL", "PID", "STATE", "HEALTHY", "RSS MiB")
     for row in rows:
         healthy = "[green]yes[/]" if row["healthy"] else "[red]no[/]"
-        table.add_row(str(row["name"]), str(row["url"]), str(row["pid"] or "-"), str(row["state"]), healthy,
-                      str(row["rss_mib"] or "-"))
+        table.add_row(
+            str(row["name"]),
+            str(row["url"]),
+            str(row["pid"] or "-"),
+            str(row["state"]),
+            healthy,
+            str(row["rss_mib"] or "-"),
+        )
     console.print(table)
     if not all(row["healthy"] for row in rows):
         raise typer.Exit(3)
@@ -98,7 +104,9 @@ def submit(
     file: Annotated[str | None, typer.Argument(help="A Workflow or WorkflowTemplate YAML file.")] = None,
     from_: Annotated[str | None, typer.Option("--from", help="workflowtemplate/NAME or cronworkflow/NAME.")] = None,
     parameter: Annotated[list[str] | None, typer.Option("--parameter", "-p", help="key=value (repeatable).")] = None,
-    wait_: Annotated[bool, typer.Option("--wait", "-w", help="Block until the run ends; fail unless it Succeeded.")] = False,
+    wait_: Annotated[
+        bool, typer.Option("--wait", "-w", help="Block until the run ends; fail unless it Succeeded.")
+    ] = False,
     output: OutputOpt = "table",
 ) -> None:
     """Submit a workflow to the local engine, like `argo submit`; prints the run id."""
@@ -121,17 +129,17 @@ def submit(
         _wait_and_report(settings, name, quiet=output == "name")
 
 
-def _wait_and_report(settings, name: str, quiet: bool) -> None:  # type: ignore[no-untyped-def]
-    from workflows import render, runs
+def _wait_and_report(settings: Settings, name: str, quiet: bool) -> None:
+    from workflows import runs
 
-    def progress(wf: dict) -> None:  # type: ignore[type-arg]
-        nodes = wf.get("status", {}).get("nodes", {}).values()
-        pods = [n for n in nodes if n["type"] == "Pod"]
-        running = [n["displayName"] for n in pods if n["phase"] == "Running"]
-        done = sum(n["phase"] == "Succeeded" for n in pods)
-        status.update(f"{name}: {done} step(s) done, running: {', '.join(running) or '-'}")
+    with console.status(f"{name}: pending…") as spinner:
 
-    with console.status(f"{name}: pending…") as status:
+        def progress(wf: dict[str, Any]) -> None:
+            pods = [n for n in wf.get("status", {}).get("nodes", {}).values() if n["type"] == "Pod"]
+            running = [n["displayName"] for n in pods if n["phase"] == "Running"]
+            done = sum(n["phase"] == "Succeeded" for n in pods)
+            spinner.update(f"{name}: {done} step(s) done, running: {', '.join(running) or '-'}")
+
         workflow = runs.wait(settings, name, None if quiet else progress)
     if not quiet:
         _print_run(workflow)
@@ -139,7 +147,7 @@ def _wait_and_report(settings, name: str, quiet: bool) -> None:  # type: ignore[
         raise typer.Exit(1)
 
 
-def _print_run(workflow: dict) -> None:  # type: ignore[type-arg]
+def _print_run(workflow: dict[str, Any]) -> None:
     from workflows import render
 
     for key, value in render.summary(workflow):
@@ -221,10 +229,10 @@ def compile_(check: Annotated[bool, typer.Option("--check", help="Fail if commit
         console.print("[green]✓[/] compiled YAML matches the Hera definitions")
         return
     for path in compiler.write():
-        console.print(f"wrote {path.relative_to(compiler.REPO_ROOT)}")
+        console.print(f"wrote {path.relative_to(REPO_ROOT)}")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         return get_settings()
     except SettingError as exc:
@@ -237,3 +245,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

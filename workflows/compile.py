@@ -34,7 +34,9 @@ def template_objects() -> dict[str, tuple[str, WorkflowTemplate | CronWorkflow]]
         module = importlib.import_module(f"workflows.templates.{info.name}")
         objects = [v for v in vars(module).values() if isinstance(v, WorkflowTemplate | CronWorkflow)]
         if len(objects) != 1:
-            raise CompileError(f"workflows/templates/{info.name}.py must expose exactly one Hera object, found {len(objects)}")
+            raise CompileError(
+                f"workflows/templates/{info.name}.py must expose exactly one Hera object, found {len(objects)}"
+            )
         obj = objects[0]
         found[f"{obj.name}.yaml"] = (f"workflows/templates/{info.name}.py", obj)
     return found
@@ -63,9 +65,18 @@ def write(output_dir: Path = OUTPUT_DIR) -> list[Path]:
 def diff(output_dir: Path = OUTPUT_DIR) -> list[str]:
     """Names of compiled files that are missing, stale or different from a fresh compile."""
     rendered = render()
-    problems = [f"{name}: differs from a fresh compile" for name, text in sorted(rendered.items())
-                if not (output_dir / name).exists() or (output_dir / name).read_text() != text]
-    problems = [p.replace("differs from", "missing; run `make compile` for") if not (output_dir / p.split(":")[0]).exists()
-                else p for p in problems]
-    problems += [f"{p.name}: no module compiles to it any more" for p in output_dir.glob("*.yaml") if p.name not in rendered]
+    problems = [
+        f"{name}: differs from a fresh compile"
+        for name, text in sorted(rendered.items())
+        if not (output_dir / name).exists() or (output_dir / name).read_text() != text
+    ]
+    problems = [
+        p.replace("differs from", "missing; run `make compile` for")
+        if not (output_dir / p.split(":")[0]).exists()
+        else p
+        for p in problems
+    ]
+    problems += [
+        f"{p.name}: no module compiles to it any more" for p in output_dir.glob("*.yaml") if p.name not in rendered
+    ]
     return problems

@@ -7,8 +7,15 @@ from typing import Any
 
 from rich.table import Table
 
-ICONS = {"Succeeded": "[green]✔[/]", "Failed": "[red]✖[/]", "Error": "[red]⚠[/]", "Skipped": "[dim]○[/]",
-         "Omitted": "[dim]○[/]", "Running": "[yellow]●[/]", "Pending": "[dim]◷[/]"}
+ICONS = {
+    "Succeeded": "[green]✔[/]",
+    "Failed": "[red]✖[/]",
+    "Error": "[red]⚠[/]",
+    "Skipped": "[dim]○[/]",
+    "Omitted": "[dim]○[/]",
+    "Running": "[yellow]●[/]",
+    "Pending": "[dim]◷[/]",
+}
 
 
 def _parse(stamp: str | None) -> datetime | None:
@@ -51,8 +58,14 @@ def runs_table(workflows: list[dict[str, Any]]) -> Table:
         status = wf.get("status", {})
         labels = wf["metadata"].get("labels", {})
         origin = next(iter(labels.values()), "file")
-        table.add_row(wf["metadata"]["name"], status.get("phase", "-"), age(wf["metadata"].get("creationTimestamp")),
-                      duration(status), status.get("progress", "-"), origin)
+        table.add_row(
+            wf["metadata"]["name"],
+            status.get("phase", "-"),
+            age(wf["metadata"].get("creationTimestamp")),
+            duration(status),
+            status.get("progress", "-"),
+            origin,
+        )
     return table
 
 
@@ -62,7 +75,9 @@ def _children(node: dict[str, Any], nodes: dict[str, dict[str, Any]], grouped: s
         if node["type"] == "Steps":
             inner = [n for n in inner if n["type"] == "StepGroup"]
         return sorted(inner, key=lambda n: (n.get("startedAt", ""), n["name"]))
-    return [nodes[c] for c in node.get("children", []) if c in nodes and node["type"] in ("StepGroup", "Retry", "TaskGroup")]
+    return [
+        nodes[c] for c in node.get("children", []) if c in nodes and node["type"] in ("StepGroup", "Retry", "TaskGroup")
+    ]
 
 
 def node_tree(workflow: dict[str, Any]) -> Table:
@@ -76,8 +91,13 @@ def node_tree(workflow: dict[str, Any]) -> Table:
         branch = "" if depth == 0 else ("└─" if last else "├─")
         icon = ICONS.get(node["phase"], "?")
         pod = node["id"] if node["type"] == "Pod" else ""
-        table.add_row(f"{prefix}{branch}{icon} {node['displayName']}", node.get("templateName", ""), pod,
-                      duration(node) if node["type"] == "Pod" else "", node.get("message", ""))
+        table.add_row(
+            f"{prefix}{branch}{icon} {node['displayName']}",
+            node.get("templateName", ""),
+            pod,
+            duration(node) if node["type"] == "Pod" else "",
+            node.get("message", ""),
+        )
         kids = _children(node, nodes, grouped)
         for i, kid in enumerate(kids):
             walk(kid, prefix + ("" if depth == 0 else ("  " if last else "│ ")), i == len(kids) - 1, depth + 1)

@@ -69,8 +69,11 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
     with open(folder / "engine.log", "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "workflows.engine", workflow["metadata"]["name"]],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "CTCD_STATE_DIR": str(settings.state_dir)}, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "CTCD_STATE_DIR": str(settings.state_dir)},
+            start_new_session=True,
         )
     return workflow
 
@@ -81,8 +84,12 @@ def execute(settings: Settings, name: str) -> dict[str, Any]:
     return build_engine(settings).run(store.load(name))
 
 
-def wait(settings: Settings, name: str, on_update: Callable[[dict[str, Any]], None] | None = None,
-         timeout: float | None = None) -> dict[str, Any]:
+def wait(
+    settings: Settings,
+    name: str,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
     """Poll a run until it ends (or ``timeout`` seconds pass) and return its workflow object."""
     store = RunStore(settings.state_dir)
     start = time.monotonic()

@@ -106,7 +106,9 @@ def test_loops_items_param_sequence_and_fan_in(engine: Engine) -> None:
     wf = run(engine, "loops")
     assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
     names = phases(wf)
-    assert {"maps(0:image:debian,tag:9.1)", "maps(1:image:alpine,tag:3.6)", "maps(2:image:ubuntu,tag:17.10)"} <= set(names)
+    assert {"maps(0:image:debian,tag:9.1)", "maps(1:image:alpine,tag:3.6)", "maps(2:image:ubuntu,tag:17.10)"} <= set(
+        names
+    )
     assert node(wf, "maps(1:image:alpine,tag:3.6)")["outputs"]["result"] == "alpine:3.6"
     assert [node(wf, f"sleep-n-sec({i}:{i + 1})")["phase"] for i in range(3)] == ["Succeeded"] * 3
     assert node(wf, "sleep-n-sec")["type"] == "TaskGroup"
@@ -154,8 +156,13 @@ def test_continue_on_fail_in_dag(engine: Engine) -> None:
     wf = run(engine, "dag-continue-on-fail")
     p = phases(wf)
     assert {k: p[k] for k in "ABCDEFG"} == {
-        "A": "Succeeded", "B": "Failed", "C": "Succeeded", "D": "Succeeded",
-        "E": "Failed", "F": "Succeeded", "G": "Omitted",
+        "A": "Succeeded",
+        "B": "Failed",
+        "C": "Succeeded",
+        "D": "Succeeded",
+        "E": "Failed",
+        "F": "Succeeded",
+        "G": "Omitted",
     }
     assert wf["status"]["phase"] == "Failed"  # G's branch inherits E's failure
 

@@ -246,8 +246,9 @@ class Run:
         self.globals["workflow.status"] = self.status["phase"]
         self.globals["workflow.failures"] = json.dumps(self._failures())
         self.globals["workflow.duration"] = f"{time.time() - _epoch(self.status['startedAt']):.3f}"
-        node = await self.execute_template(f"{self.name}.onExit", f"{self.name}.onExit", {"template": on_exit},
-                                           scope, {}, None)
+        node = await self.execute_template(
+            f"{self.name}.onExit", f"{self.name}.onExit", {"template": on_exit}, scope, {}, None
+        )
         if node["phase"] in FAILED and self.status["phase"] == "Succeeded":
             self.status["phase"] = node["phase"]
             self.status["message"] = f"exit handler {node['displayName']} {node['phase'].lower()}"
@@ -329,8 +330,10 @@ class Run:
                 raise NodeError(f"inputs.parameters.{param['name']}={value!r} is not one of {param['enum']}")
             bound.append({**param, "value": value})
         given_arts = {a["name"]: a for a in args.get("artifacts", [])}
-        arts = [{**a, **_artifact_location(given_arts.get(a["name"], {}))} for a in
-                (tmpl.get("inputs") or {}).get("artifacts", [])]
+        arts = [
+            {**a, **_artifact_location(given_arts.get(a["name"], {}))}
+            for a in (tmpl.get("inputs") or {}).get("artifacts", [])
+        ]
         scope = dict(self.globals)
         scope["inputs.parameters"] = json.dumps([{"name": p["name"], "value": p["value"]} for p in bound])
         scope.update({f"inputs.parameters.{p['name']}": p["value"] for p in bound})
@@ -340,7 +343,9 @@ class Run:
         node["inputs"] = {k: v for k, v in (("parameters", bound), ("artifacts", arts)) if v}
         return {**body, "inputs": node["inputs"]}
 
-    async def _retry(self, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None) -> dict[str, Any]:
+    async def _retry(
+        self, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None
+    ) -> dict[str, Any]:
         strategy = tmpl["retryStrategy"]
         limit = int(strategy.get("limit", 0))
         policy = strategy.get("retryPolicy", "OnFailure")
@@ -348,8 +353,13 @@ class Run:
         started = time.monotonic()
         child: dict[str, Any] = {}
         for attempt in range(limit + 1):
-            child = self.new_node(f"{node['name']}({attempt})", f"{node['displayName']}({attempt})",
-                                  _node_type(tmpl), tmpl["name"], boundary)
+            child = self.new_node(
+                f"{node['name']}({attempt})",
+                f"{node['displayName']}({attempt})",
+                _node_type(tmpl),
+                tmpl["name"],
+                boundary,
+            )
             node["children"].append(child["id"])
             await self._run_body(child, tmpl, scope, attempt)
             if child["phase"] == "Succeeded" or attempt == limit or not _should_retry(policy, child["phase"]):
@@ -414,7 +424,9 @@ class Run:
         self.log(node, f"image {body.get('image', '-')!r} ignored: running `{' '.join(argv)[:300]}` as a local process")
         async with self.pod_slots:  # a pod holds its slot until it is complete, as in Argo
             node.update({"startedAt": now(), "hostNodeName": "localhost"})
-            code, stdout = await self._spawn(node, argv, env, Path(_remap(body.get("workingDir", ""), mapping) or node_dir))
+            code, stdout = await self._spawn(
+                node, argv, env, Path(_remap(body.get("workingDir", ""), mapping) or node_dir)
+            )
             node["outputs"] = {"exitCode": str(code)}
             if "script" in tmpl or stdout:
                 node["outputs"]["result"] = stdout.strip()[-262144:]
@@ -430,7 +442,7 @@ class Run:
             env.update(self.engine.objects.all_of(source))
         for item in body.get("env", []):
             if "valueFrom" in item:
-                (ref_kind, ref), = item["valueFrom"].items()
+                ((ref_kind, ref),) = item["valueFrom"].items()
                 env[item["name"]] = self.engine.objects.lookup(ref_kind, ref)
             elif item["name"] == HERA_OUTPUTS_ENV:
                 env[item["name"]] = mapping.get(item.get("value", ""), _remap(item.get("value", ""), mapping))
@@ -443,8 +455,13 @@ class Run:
         log_path = self.engine.store.log_path(self.name, node["id"])
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
-                stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                *argv,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
             )
         except OSError as exc:
             raise NodeError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
@@ -473,7 +490,9 @@ class Run:
         except Exception as exc:  # botocore raises many types; all mean the artifact is unavailable
             if art.get("optional"):
                 return
-            raise NodeError(f"cannot fetch input artifact {art['name']} from s3://{bucket}/{art['s3']['key']}: {exc}") from exc
+            raise NodeError(
+                f"cannot fetch input artifact {art['name']} from s3://{bucket}/{art['s3']['key']}: {exc}"
+            ) from exc
 
     def _collect_outputs(self, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str]) -> None:
         outputs = tmpl.get("outputs") or {}
@@ -530,8 +549,9 @@ class Run:
             results = await asyncio.gather(*runs)
             previous = [n for nodes in results for n in nodes]
             failed = [n for n, step in _step_nodes(results, group) if n["phase"] in FAILED and not _continues(step, n)]
-            self.finish(gnode, "Failed" if failed else "Succeeded",
-                        f"child '{failed[0]['id']}' failed" if failed else None)
+            self.finish(
+                gnode, "Failed" if failed else "Succeeded", f"child '{failed[0]['id']}' failed" if failed else None
+            )
             for step, nodes in zip(group, results, strict=True):
                 _publish(frame, f"steps.{step['name']}", nodes, expanded=_expands(step))
             if failed:
@@ -540,8 +560,9 @@ class Run:
         node["outputs"] = _template_outputs(tmpl, frame)
         self.finish(node, "Succeeded")
 
-    async def _run_step(self, group: dict[str, Any], step: dict[str, Any], frame: Frame, scope: Scope,
-                        limiter: asyncio.Semaphore | None) -> list[dict[str, Any]]:
+    async def _run_step(
+        self, group: dict[str, Any], step: dict[str, Any], frame: Frame, scope: Scope, limiter: asyncio.Semaphore | None
+    ) -> list[dict[str, Any]]:
         try:
             step = substitute_all(step, frame.scope(), ("inputs.", "steps."))
             items = _items(step)
@@ -549,15 +570,40 @@ class Run:
             skipped = self.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])
             _add_child(group, skipped)
             return [self.finish(skipped, "Error", str(exc))]
-        expansions = [(step["name"], step)] if items is None else [
-            (f"{step['name']}({i}:{_item_label(item)})", _with_item(step, item, frame)) for i, item in enumerate(items)]
-        calls = [self._invoke(f"{group['name']}.{label}", label, s, scope, frame, limiter,
-                              group["boundaryID"], lambda n: _add_child(group, n)) for label, s in expansions]
+        expansions = (
+            [(step["name"], step)]
+            if items is None
+            else [
+                (f"{step['name']}({i}:{_item_label(item)})", _with_item(step, item, frame))
+                for i, item in enumerate(items)
+            ]
+        )
+        calls = [
+            self._invoke(
+                f"{group['name']}.{label}",
+                label,
+                s,
+                scope,
+                frame,
+                limiter,
+                group["boundaryID"],
+                lambda n: _add_child(group, n),
+            )
+            for label, s in expansions
+        ]
         return list(await asyncio.gather(*calls))
 
-    async def _invoke(self, name: str, display: str, item: dict[str, Any], scope: Scope, frame: Frame,
-                      limiter: asyncio.Semaphore | None, boundary: str,
-                      link: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    async def _invoke(
+        self,
+        name: str,
+        display: str,
+        item: dict[str, Any],
+        scope: Scope,
+        frame: Frame,
+        limiter: asyncio.Semaphore | None,
+        boundary: str,
+        link: Callable[[dict[str, Any]], None],
+    ) -> dict[str, Any]:
         """Run one task or step after its ``when`` and artifact references are resolved."""
         try:
             when = item.get("when")
@@ -584,8 +630,9 @@ class DagRun:
         self.scope = scope
         self.tasks = {t["name"]: t for t in tmpl["dag"]["tasks"]}
         continue_on = {n: t.get("continueOn") or {} for n, t in self.tasks.items()}
-        self.logic = {n: expand_depends(t.get("depends"), t.get("dependencies"), continue_on)
-                      for n, t in self.tasks.items()}
+        self.logic = {
+            n: expand_depends(t.get("depends"), t.get("dependencies"), continue_on) for n, t in self.tasks.items()
+        }
         self.done: dict[str, dict[str, Any]] = {}
         self.frame = Frame(dict(run.globals), {})
         self.frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in _inputs(tmpl)})
@@ -648,8 +695,9 @@ class DagRun:
             phase, message = "Omitted", "omitted: depends condition not met"
         except ExpressionError as exc:
             phase, message = "Error", str(exc)
-        node = self.run_.new_node(f"{self.node['name']}.{name}", name, "Skipped", str(self.tasks[name].get("template", "")),
-                                  self.node["id"])
+        node = self.run_.new_node(
+            f"{self.node['name']}.{name}", name, "Skipped", str(self.tasks[name].get("template", "")), self.node["id"]
+        )
         self._link_task(name, node)
         return self.run_.finish(node, phase, message)
 
@@ -668,16 +716,33 @@ class DagRun:
             self._link_task(name, node)
             return run.finish(node, "Error", str(exc))
         if items is None:
-            node = await run._invoke(full, name, task, self.scope, self.frame, self.limiter, self.node["id"],
-                                     lambda n: self._link_task(name, n))
+            node = await run._invoke(
+                full,
+                name,
+                task,
+                self.scope,
+                self.frame,
+                self.limiter,
+                self.node["id"],
+                lambda n: self._link_task(name, n),
+            )
             _publish(self.frame, f"tasks.{name}", [node], expanded=False)
             return node
         group = run.new_node(full, name, "TaskGroup", str(task.get("template", "")), self.node["id"])
         self._link_task(name, group)
-        calls = [run._invoke(f"{full}({i}:{_item_label(it)})", f"{name}({i}:{_item_label(it)})",
-                             _with_item(task, it, self.frame), self.scope, self.frame, self.limiter,
-                             self.node["id"], lambda n: _add_child(group, n))
-                 for i, it in enumerate(items)]
+        calls = [
+            run._invoke(
+                f"{full}({i}:{_item_label(it)})",
+                f"{name}({i}:{_item_label(it)})",
+                _with_item(task, it, self.frame),
+                self.scope,
+                self.frame,
+                self.limiter,
+                self.node["id"],
+                lambda n: _add_child(group, n),
+            )
+            for i, it in enumerate(items)
+        ]
         children = list(await asyncio.gather(*calls))
         failed = [c for c in children if c["phase"] in FAILED]
         run.finish(group, failed[0]["phase"] if failed else "Succeeded")
@@ -686,8 +751,11 @@ class DagRun:
 
     def _assess(self) -> None:
         target = self.tmpl["dag"].get("target")
-        targets = target.split() if target else [n for n in self.tasks if not any(
-            n in deps for _, deps in self.logic.values())]
+        targets = (
+            target.split()
+            if target
+            else [n for n in self.tasks if not any(n in deps for _, deps in self.logic.values())]
+        )
         result, message = "Succeeded", None
         for name in sorted(targets):
             phase = self._branch_phase(name)
@@ -727,9 +795,16 @@ class Engine:
         parallelism: Most steps running at once.
     """
 
-    def __init__(self, store: RunStore, library: Any, s3: Callable[[], Any], artifacts_bucket: str,
-                 objects: LocalObjects | None = None, base_env: Mapping[str, str] | None = None,
-                 parallelism: int = 2) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        library: Any,
+        s3: Callable[[], Any],
+        artifacts_bucket: str,
+        objects: LocalObjects | None = None,
+        base_env: Mapping[str, str] | None = None,
+        parallelism: int = 2,
+    ) -> None:
         self.store = store
         self.library = library
         self._s3_factory = s3
@@ -777,7 +852,9 @@ def _should_retry(policy: str, phase: str) -> bool:
 
 def _continues(item: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     flags = item.get("continueOn") or {}
-    return bool((node["phase"] == "Failed" and flags.get("failed")) or (node["phase"] == "Error" and flags.get("error")))
+    return bool(
+        (node["phase"] == "Failed" and flags.get("failed")) or (node["phase"] == "Error" and flags.get("error"))
+    )
 
 
 def _limiter(tmpl: Mapping[str, Any]) -> asyncio.Semaphore | None:
@@ -844,7 +921,9 @@ def _expands(item: Mapping[str, Any]) -> bool:
     return any(k in item for k in ("withItems", "withParam", "withSequence"))
 
 
-def _step_nodes(results: list[list[dict[str, Any]]], group: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _step_nodes(
+    results: list[list[dict[str, Any]]], group: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return [(node, step) for step, nodes in zip(group, results, strict=True) for node in nodes]
 
 
@@ -869,7 +948,9 @@ def _publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], expanded: b
     frame.params[f"{prefix}.outputs.result"] = json.dumps(results)
     names = {p["name"] for n in nodes for p in (n.get("outputs") or {}).get("parameters", [])}
     for name in names:
-        values = [p["value"] for n in nodes for p in (n.get("outputs") or {}).get("parameters", []) if p["name"] == name]
+        values = [
+            p["value"] for n in nodes for p in (n.get("outputs") or {}).get("parameters", []) if p["name"] == name
+        ]
         frame.params[f"{prefix}.outputs.parameters.{name}"] = json.dumps(values)
 
 
@@ -936,7 +1017,8 @@ def _path_mapping(tmpl: Mapping[str, Any], fs_root: Path) -> dict[str, str]:
 
 def _remap(text: str, mapping: Mapping[str, str]) -> str:
     for path in sorted(mapping, key=len, reverse=True):
-        text = re.sub(re.escape(path) + r"(?=$|[/\s\"'>;:|)&,])", lambda _m, p=path: mapping[p], text)
+        host = mapping[path]
+        text = re.sub(re.escape(path) + r"(?=$|[/\s\"'>;:|)&,])", lambda _m: host, text)  # noqa: B023
     return text
 
 

@@ -188,7 +188,7 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         a, b = _as_text(left), _as_text(right)
     if op in (">", "<", ">=", "<=") and isinstance(a, str):
         raise ExpressionError(f"cannot order non-numbers {left!r} {op} {right!r}")
-    return {"==": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[op]
+    return bool({"==": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[op])
 
 
 def _as_text(value: Any) -> str:

@@ -16,33 +16,92 @@ from typing import Any
 import yaml
 
 # Keys the engine implements, per object kind.  Cluster-only keys are in the *_IGNORED sets.
-WORKFLOW_SPEC = {"entrypoint", "arguments", "templates", "onExit", "parallelism", "activeDeadlineSeconds",
-                 "workflowTemplateRef"}
-WORKFLOW_SPEC_IGNORED = {"serviceAccountName", "artifactRepositoryRef", "podGC", "ttlStrategy", "imagePullSecrets",
-                         "securityContext", "podMetadata", "nodeSelector", "tolerations", "affinity",
-                         "workflowMetadata", "archiveLogs", "podSpecPatch", "metrics", "priority",
-                         "podPriorityClassName", "dnsPolicy", "dnsConfig", "hostNetwork",
-                         "automountServiceAccountToken", "executor", "podDisruptionBudget", "schedulerName"}
-TEMPLATE = {"name", "inputs", "outputs", "container", "script", "dag", "steps", "retryStrategy",
-            "activeDeadlineSeconds", "timeout", "parallelism"}
-TEMPLATE_IGNORED = {"metadata", "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
-                    "automountServiceAccountToken", "podSpecPatch", "priorityClassName", "archiveLocation",
-                    "metrics", "schedulerName", "executor", "failFast"}
+WORKFLOW_SPEC = {
+    "entrypoint",
+    "arguments",
+    "templates",
+    "onExit",
+    "parallelism",
+    "activeDeadlineSeconds",
+    "workflowTemplateRef",
+}
+WORKFLOW_SPEC_IGNORED = {
+    "serviceAccountName",
+    "artifactRepositoryRef",
+    "podGC",
+    "ttlStrategy",
+    "imagePullSecrets",
+    "securityContext",
+    "podMetadata",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "workflowMetadata",
+    "archiveLogs",
+    "podSpecPatch",
+    "metrics",
+    "priority",
+    "podPriorityClassName",
+    "dnsPolicy",
+    "dnsConfig",
+    "hostNetwork",
+    "automountServiceAccountToken",
+    "executor",
+    "podDisruptionBudget",
+    "schedulerName",
+}
+TEMPLATE = {
+    "name",
+    "inputs",
+    "outputs",
+    "container",
+    "script",
+    "dag",
+    "steps",
+    "retryStrategy",
+    "activeDeadlineSeconds",
+    "timeout",
+    "parallelism",
+}
+TEMPLATE_IGNORED = {
+    "metadata",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "securityContext",
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "podSpecPatch",
+    "priorityClassName",
+    "archiveLocation",
+    "metrics",
+    "schedulerName",
+    "executor",
+    "failFast",
+}
 CONTAINER = {"image", "command", "args", "env", "envFrom", "workingDir"}
-CONTAINER_IGNORED = {"name", "resources", "securityContext", "imagePullPolicy", "ports", "livenessProbe",
-                     "readinessProbe", "startupProbe", "terminationMessagePath", "terminationMessagePolicy"}
+CONTAINER_IGNORED = {
+    "name",
+    "resources",
+    "securityContext",
+    "imagePullPolicy",
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+}
 SCRIPT = CONTAINER | {"source"}
 DAG = {"tasks", "target", "failFast"}
-STEP = {"name", "template", "templateRef", "arguments", "when", "withItems", "withParam", "withSequence",
-        "continueOn"}
+STEP = {"name", "template", "templateRef", "arguments", "when", "withItems", "withParam", "withSequence", "continueOn"}
 TASK = STEP | {"dependencies", "depends"}
 INPUTS = {"parameters", "artifacts"}
 OUTPUTS = {"parameters", "artifacts", "result", "exitCode"}
 PARAMETER = {"name", "value", "default", "enum", "description", "valueFrom"}
 VALUE_FROM = {"path", "default", "parameter"}
 ARTIFACT = {"name", "path", "from", "s3", "raw", "optional", "archive", "mode", "recurseMode"}
-S3_ARTIFACT = {"key", "bucket", "endpoint", "insecure", "region", "accessKeySecret", "secretKeySecret",
-               "useSDKCreds"}
+S3_ARTIFACT = {"key", "bucket", "endpoint", "insecure", "region", "accessKeySecret", "secretKeySecret", "useSDKCreds"}
 RETRY = {"limit", "retryPolicy", "backoff", "affinity"}
 BACKOFF = {"duration", "factor", "maxDuration", "cap"}
 ENV = {"name", "value", "valueFrom"}
@@ -153,8 +212,11 @@ def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -
     for epath, env in check.each(body.get("env"), f"{path}.env"):
         env = check.keys(env, epath, ENV)
         value_from = env.get("valueFrom")
-        if value_from is not None and not (isinstance(value_from, dict) and len(value_from) == 1
-                                           and set(value_from) <= {"secretKeyRef", "configMapKeyRef"}):
+        if value_from is not None and not (
+            isinstance(value_from, dict)
+            and len(value_from) == 1
+            and set(value_from) <= {"secretKeyRef", "configMapKeyRef"}
+        ):
             check.problems.append(f"{epath}.valueFrom: only secretKeyRef and configMapKeyRef are supported")
     for fpath, source in check.each(body.get("envFrom"), f"{path}.envFrom"):
         source = check.keys(source, fpath, {"configMapRef", "secretRef", "prefix"})

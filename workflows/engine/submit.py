@@ -34,7 +34,7 @@ def from_reference(library: TemplateLibrary, reference: str) -> dict[str, Any]:
         raise SubmitError(str(exc.args[0])) from exc
     if kind.lower() == "cronworkflow":
         spec = copy.deepcopy(source["spec"]["workflowSpec"])
-        meta = {"generateName": f"{name}-"}
+        meta: dict[str, Any] = {"generateName": f"{name}-"}
     else:
         spec = {"workflowTemplateRef": {"name": name}}
         meta = {"generateName": source["metadata"].get("generateName") or f"{name}-"}
@@ -88,7 +88,7 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
 
 def _merge_arguments(base: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     params = [{**p, **overrides.get(p["name"], {})} for p in base.get("parameters", [])]
-    params += [p for name, p in overrides.items() if name not in {q["name"] for q in params}]
+    params += [dict(p) for name, p in overrides.items() if name not in {q["name"] for q in params}]
     return {**base, "parameters": params}
 
 

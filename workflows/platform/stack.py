@@ -265,14 +265,15 @@ def up(settings: Settings) -> dict[str, float | None]:
         PlatformError: A port is taken, a service exited, or it did not become healthy in time.
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    pending: list[tuple[Service, psutil.Process]] = []
-    already: set[str] = set()
-    for service in services(settings):
-        proc = _live_process(settings, service.name)
-        if proc is not None:
-            already.add(service.name)
-        else:
+    running = {s.name: _live_process(settings, s.name) for s in services(settings)}
+    already = {name for name, proc in running.items() if proc is not None}
+    for service in services(settings):  # every port is checked before anything starts: no orphan on a clash
+        if service.name not in already:
             _check_ports(service)
+    pending: list[tuple[Service, psutil.Process]] = []
+    for service in services(settings):
+        proc = running[service.name]
+        if proc is None:
             proc = _start(settings, service)
             _logger.info("started %s (pid %d) at %s", service.name, proc.pid, service.url)
         pending.append((service, proc))

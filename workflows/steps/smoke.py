@@ -4,7 +4,6 @@ Heavy imports (boto3, mlflow) stay inside the step bodies so that compiling the 
 No `from __future__ import annotations` here: hera reads the real annotations of step functions.
 """
 
-
 import hashlib
 import logging
 from typing import Annotated
@@ -87,4 +86,6 @@ def summarize(inputs: SummaryInput) -> str:
     if hashlib.sha256(body).hexdigest() != inputs.sha256:
         raise RuntimeError(f"s3://{settings.datasets_bucket}/{inputs.key} does not match its recorded sha256")
     metric = mlflow.get_run(inputs.run_id).data.metrics["sum_of_squares"]
-    return f"s3 ok ({len(body)} bytes, sha256 {inputs.sha256[:12]}), mlflow ok (run {inputs.run_id}, metric {metric:.0f})"
+    return (
+        f"s3 ok ({len(body)} bytes, sha256 {inputs.sha256[:12]}), mlflow ok (run {inputs.run_id}, metric {metric:.0f})"
+    )

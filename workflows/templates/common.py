@@ -15,6 +15,7 @@ S3_SECRET = "ctcd-s3-credentials"
 IMAGE_REPOSITORY = "ghcr.io/ctcd/trainer"
 IMAGE_TAG = os.environ.get("CTCD_IMAGE_TAG", "0.1.0")
 
+
 def trainer_image() -> str:
     """The pinned trainer image (never ``latest``)."""
     return f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"

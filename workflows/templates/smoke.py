@@ -23,4 +23,5 @@ with WorkflowTemplate(
                 "run_id": ml.get_parameter("run-id"),
             }
         )
-        [s3, ml] >> done
+        s3 >> done
+        ml >> done

@@ -1,0 +1,95 @@
+"""The embedded platform through the `ctcd` CLI: up, status, idempotence, loopback-only, clean down."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import free_port_block, make_settings, settings_env
+from workflows.platform import stack
+
+CTCD = [sys.executable, "-m", "workflows.cli"]
+
+
+def ctcd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CTCD, *args], env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_lifecycle_up_status_down(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state", free_port_block())
+    env = settings_env(settings)
+    first = ctcd(env, "up")
+    assert first.returncode == 0, first.stderr
+    try:
+        status = json.loads(ctcd(env, "status", "-o", "json").stdout)
+        assert [(s["name"], s["state"], s["healthy"]) for s in status] == [
+            ("s3", "running", True),
+            ("mlflow", "running", True),
+        ]
+        assert status[1]["url"] == f"http://127.0.0.1:{settings.mlflow_port}"
+        pids = [s["pid"] for s in status]
+
+        again = ctcd(env, "up")  # idempotent: nothing restarted
+        assert again.returncode == 0 and again.stdout.count("already running") == 2
+        assert [s["pid"] for s in json.loads(ctcd(env, "status", "-o", "json").stdout)] == pids
+
+        # the MLflow UI opens at the URL status prints
+        page = httpx.get(status[1]["url"] + "/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+
+        # every socket of every platform process listens on loopback only
+        family = [p for pid in pids for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]]
+        listening = [c for proc in family for c in proc.connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
+
+        # the credentials are generated, private, and outside git
+        creds = settings.credentials_file
+        assert creds.stat().st_mode & 0o777 == 0o600
+        assert set(json.loads(creds.read_text())) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    finally:
+        down = ctcd(env, "down")
+    assert down.returncode == 0 and "mlflow" in down.stdout and "s3" in down.stdout
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+    after = json.loads(ctcd(env, "status", "-o", "json").stdout)
+    assert [s["state"] for s in after] == ["stopped", "stopped"]
+
+
+def test_port_taken_is_a_clear_error_and_starts_nothing(tmp_path: Path) -> None:
+    base = free_port_block()
+    settings = make_settings(tmp_path / "state", base)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", settings.mlflow_port))
+        blocker.listen()
+        with pytest.raises(
+            stack.PlatformError, match=rf"port {settings.mlflow_port} for mlflow is already in use.*CTCD_MLFLOW_PORT"
+        ):
+            stack.up(settings)
+    assert [s["state"] for s in stack.status(settings)] == ["stopped", "stopped"]
+
+
+def test_down_never_kills_a_process_it_did_not_start(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state", free_port_block())
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        record = settings.state_dir / "pids" / "s3.json"
+        record.parent.mkdir(parents=True)
+        # a stale record whose pid now belongs to another process (different start time)
+        record.write_text(json.dumps({"pid": bystander.pid, "create_time": 1.0}))
+        assert stack.down(settings) == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+
+
+def test_status_of_unhealthy_platform_exits_non_zero(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state", free_port_block())
+    result = ctcd(settings_env(settings), "status")
+    assert result.returncode == 3
+    assert "stopped" in result.stdout

@@ -1,0 +1,106 @@
+"""Unit tests of spec checks and submission: unsupported fields, typos and parameters are refused up front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflows.engine.spec import TemplateLibrary, UnsupportedSpec, validate
+from workflows.engine.submit import SubmitError, from_reference, prepare
+
+
+def workflow(**spec: Any) -> dict[str, Any]:
+    base = {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "x", "command": ["true"]}}]}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "t-"},
+        "spec": {**base, **spec},
+    }
+
+
+def test_valid_spec_passes() -> None:
+    validate(workflow())
+
+
+def test_typo_in_spec_is_refused_with_its_path() -> None:
+    wf = workflow()
+    wf["spec"]["entrypiont"] = "main"
+    with pytest.raises(UnsupportedSpec, match=r"spec\.entrypiont: not supported"):
+        validate(wf)
+
+
+def test_unsupported_template_features_are_each_named() -> None:
+    wf = workflow(
+        templates=[
+            {"name": "main", "memoize": {"key": "k"}, "container": {"image": "x", "command": ["a"]}},
+            {"name": "r", "resource": {"action": "create"}},
+        ]
+    )
+    with pytest.raises(UnsupportedSpec) as info:
+        validate(wf)
+    assert "spec.templates[0].memoize: not supported by the local engine" in info.value.problems
+    assert "spec.templates[1].resource: not supported by the local engine" in info.value.problems
+
+
+def test_cluster_only_fields_are_accepted() -> None:
+    wf = workflow(serviceAccountName="sa", podGC={"strategy": "OnPodSuccess"})
+    wf["spec"]["templates"][0]["container"]["resources"] = {"limits": {"cpu": "1"}}
+    validate(wf)
+
+
+def test_container_without_command_is_refused() -> None:
+    wf = workflow(templates=[{"name": "main", "container": {"image": "alpine"}}])
+    with pytest.raises(UnsupportedSpec, match=r"container\.command: required locally"):
+        validate(wf)
+
+
+def test_expression_tags_are_refused() -> None:
+    wf = workflow(templates=[{"name": "main", "container": {"image": "x", "command": ["echo", "{{=1+1}}"]}}])
+    with pytest.raises(UnsupportedSpec, match="expression tags"):
+        validate(wf)
+
+
+def test_missing_entrypoint_template_is_refused() -> None:
+    with pytest.raises(UnsupportedSpec, match="no template named 'nope'"):
+        validate(workflow(entrypoint="nope"))
+
+
+def _library(tmp_path: Path) -> TemplateLibrary:
+    (tmp_path / "t.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: train}\n"
+        "spec:\n  entrypoint: main\n  arguments:\n    parameters:\n    - {name: technique}\n"
+        "    - {name: mode, value: fast, enum: [fast, full]}\n"
+        "  templates:\n  - name: main\n"
+        "    container: {image: x, command: [echo, '{{workflow.parameters.technique}}']}\n"
+    )
+    return TemplateLibrary([tmp_path])
+
+
+def test_submit_from_template_applies_parameters(tmp_path: Path) -> None:
+    lib = _library(tmp_path)
+    wf = prepare(lib, from_reference(lib, "workflowtemplate/train"), {"technique": "intent"})
+    assert wf["metadata"]["name"].startswith("train-")
+    assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]} == {
+        "technique": "intent",
+        "mode": "fast",
+    }
+    assert wf["spec"]["workflowTemplateRef"] == {"name": "train"}
+    assert wf["status"]["phase"] == "Pending"
+
+
+def test_submit_errors_name_the_problem(tmp_path: Path) -> None:
+    lib = _library(tmp_path)
+    ref = from_reference(lib, "workflowtemplate/train")
+    with pytest.raises(SubmitError, match=r"pass -p technique=VALUE"):
+        prepare(lib, ref, {})
+    with pytest.raises(SubmitError, match=r"unknown parameter 'tecnique' \(this workflow declares: mode, technique\)"):
+        prepare(lib, ref, {"tecnique": "x"})
+    with pytest.raises(SubmitError, match=r"mode='slow' is not one of"):
+        prepare(lib, ref, {"technique": "x", "mode": "slow"})
+    with pytest.raises(SubmitError, match=r"workflowtemplate/nope not found \(known: train\)"):
+        from_reference(lib, "workflowtemplate/nope")
+    with pytest.raises(SubmitError, match="use workflowtemplate/NAME"):
+        from_reference(lib, "train")
