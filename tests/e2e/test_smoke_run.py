@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-import mlflow
 from hera.workflows.models import Workflow
+from mlflow.tracking import MlflowClient
 
 from tests.conftest import settings_env
 from workflows.platform.s3 import s3_client
@@ -38,8 +38,8 @@ def test_smoke_template_through_cli(platform: Settings) -> None:
     body = s3_client(platform).get_object(Bucket=platform.datasets_bucket, Key=s3_out["key"])["Body"].read()
     assert body.decode().count("\n") == 8  # header + 7 rows
     run_id = pods["probe-mlflow"].outputs.parameters[0].value  # type: ignore[index,union-attr]
-    mlflow.set_tracking_uri(platform.mlflow_tracking_uri)
-    assert mlflow.get_run(run_id).data.metrics["sum_of_squares"] == sum(i * i for i in range(7))
+    client = MlflowClient(tracking_uri=platform.mlflow_tracking_uri)
+    assert client.get_run(run_id).data.metrics["sum_of_squares"] == sum(i * i for i in range(7))
     assert "mlflow ok" in pods["summarize"].outputs.result  # type: ignore[operator,union-attr]
 
     tree = ctcd(platform, "runs", "get", name).stdout
