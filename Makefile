@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint compile check-compiled up down status clean
+.PHONY: help setup run test test-fast lint compile check-compiled bench up down status clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,9 @@ compile: $(STAMP) ## Compile the Hera templates into gitops/platform/workflow-te
 
 check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh compile
 	$(BIN)/ctcd compile --check
+
+bench: $(STAMP) ## Print benchmark figures (and write bench-results/*.json)
+	$(BIN)/python -m tests.bench.engine_overhead
 
 up: $(STAMP) ## Start the embedded platform (SeaweedFS S3 + MLflow)
 	$(BIN)/ctcd up

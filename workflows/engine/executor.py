@@ -1016,10 +1016,12 @@ def _path_mapping(tmpl: Mapping[str, Any], fs_root: Path) -> dict[str, str]:
 
 
 def _remap(text: str, mapping: Mapping[str, str]) -> str:
-    for path in sorted(mapping, key=len, reverse=True):
-        host = mapping[path]
-        text = re.sub(re.escape(path) + r"(?=$|[/\s\"'>;:|)&,])", lambda _m: host, text)  # noqa: B023
-    return text
+    """Replace whole container paths with their host paths in one pass (a host path is never re-mapped)."""
+    if not mapping or not text:
+        return text
+    alternation = "|".join(re.escape(p) for p in sorted(mapping, key=len, reverse=True))
+    pattern = rf"(?<![\w./-])({alternation})(?=$|[/\s\"'>;:|)&,])"
+    return re.sub(pattern, lambda m: mapping[m.group(1)], text)
 
 
 async def _pump(stream: asyncio.StreamReader | None, log: Any, sink: list[bytes] | None) -> None:
