@@ -7,6 +7,7 @@ whose artifacts go to the embedded S3.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from workflows.engine.executor import Engine, LocalObjects
 from workflows.engine.spec import TemplateLibrary
@@ -67,7 +70,7 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
     store.save(workflow)
     folder = store.run_dir(workflow["metadata"]["name"])
     with open(folder / "engine.log", "ab") as log:
-        subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "workflows.engine", workflow["metadata"]["name"]],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,6 +78,32 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
             env={**os.environ, "CTCD_STATE_DIR": str(settings.state_dir)},
             start_new_session=True,
         )
+    record = {"pid": worker.pid, "create_time": psutil.Process(worker.pid).create_time()}
+    (folder / "worker.json").write_text(json.dumps(record))
+    return workflow
+
+
+def _worker_alive(folder: Path) -> bool:
+    """Whether the detached worker of a run is still running (True when there is no record to check)."""
+    record_path = folder / "worker.json"
+    if not record_path.exists():
+        return True
+    record = json.loads(record_path.read_text())
+    try:
+        proc = psutil.Process(record["pid"])
+        return bool(abs(proc.create_time() - record["create_time"]) < 0.5 and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _mark_lost(store: RunStore, name: str) -> dict[str, Any]:
+    """Record that a run's worker died before the run ended, so no run stays Running for ever."""
+    workflow = store.load(name)
+    if workflow["status"].get("phase") not in TERMINAL:
+        workflow["status"]["phase"] = "Error"
+        log = store.run_dir(name) / "engine.log"
+        workflow["status"]["message"] = f"the engine worker exited before the run ended; see {log}"
+        store.save(workflow)
     return workflow
 
 
@@ -99,6 +128,8 @@ def wait(
             on_update(workflow)
         if workflow["status"].get("phase") in TERMINAL:
             return workflow
+        if not _worker_alive(store.run_dir(name)):
+            return _mark_lost(store, name)
         if timeout is not None and time.monotonic() - start > timeout:
             return workflow
         time.sleep(0.25)

@@ -71,3 +71,26 @@ def test_unsupported_spec_is_refused_before_running(platform: Settings, tmp_path
     assert result.returncode == 1
     assert "spec.templates[0].suspend: not supported by the local engine" in result.stderr
     assert ctcd(platform, "runs", "list", "-o", "name").stdout == before
+
+
+def test_a_dead_worker_ends_the_run_in_error(platform: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    from workflows import runs
+
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: slow-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+        "    container: {image: x, command: [sh, -c, 'sleep 30']}\n"
+    )
+    workflow = runs.submit(platform, str(spec), {}, from_ref=False)
+    name = workflow["metadata"]["name"]
+    folder = platform.state_dir / "runs" / name
+    pid = json.loads((folder / "worker.json").read_text())["pid"]
+    runs.wait(platform, name, on_update=None, timeout=1.0)
+    os.killpg(pid, signal.SIGKILL)  # the worker and its step, as a crash would
+    final = runs.wait(platform, name, timeout=30)
+    assert final["status"]["phase"] == "Error"
+    assert "engine worker exited" in final["status"]["message"]

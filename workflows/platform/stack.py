@@ -125,9 +125,17 @@ def _http_ok(url: str, accept: tuple[int, ...]) -> bool:
         return False
 
 
-def services(settings: Settings) -> list[Service]:
-    """Describe the embedded services for these settings (nothing is started)."""
-    creds = load_credentials(settings)
+def services(settings: Settings, generate_credentials: bool = False) -> list[Service]:
+    """Describe the embedded services for these settings (nothing is started).
+
+    Args:
+        settings: Ports, state folder and buckets.
+        generate_credentials: Create the S3 credentials if they do not exist yet (only ``up`` does).
+    """
+    if generate_credentials or settings.credentials_file.exists():
+        creds = load_credentials(settings)
+    else:
+        creds = {}
     s3 = Service(
         name="s3",
         url=settings.s3_endpoint_url,
@@ -265,13 +273,14 @@ def up(settings: Settings) -> dict[str, float | None]:
         PlatformError: A port is taken, a service exited, or it did not become healthy in time.
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    running = {s.name: _live_process(settings, s.name) for s in services(settings)}
+    described = services(settings, generate_credentials=True)
+    running = {s.name: _live_process(settings, s.name) for s in described}
     already = {name for name, proc in running.items() if proc is not None}
-    for service in services(settings):  # every port is checked before anything starts: no orphan on a clash
+    for service in described:  # every port is checked before anything starts: no orphan on a clash
         if service.name not in already:
             _check_ports(service)
     pending: list[tuple[Service, psutil.Process]] = []
-    for service in services(settings):
+    for service in described:
         proc = running[service.name]
         if proc is None:
             proc = _start(settings, service)

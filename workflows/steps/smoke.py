@@ -62,6 +62,10 @@ def probe_mlflow(inputs: ProbeInput) -> MlflowProbe:
     """Log a run with a parameter and a metric to the MLflow tracking server."""
     import mlflow
 
+    from workflows.settings import get_settings
+
+    get_settings().require_reachable("mlflow")
+
     mlflow.set_experiment("ctcd-smoke")
     with mlflow.start_run(run_name=inputs.run_name) as run:
         mlflow.log_param("rows", inputs.rows)
