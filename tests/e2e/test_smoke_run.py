@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from hera.workflows.models import Workflow
 from mlflow.tracking import MlflowClient
@@ -14,6 +15,17 @@ from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 
 CTCD = [sys.executable, "-m", "workflows.cli"]
+
+
+def one_step_workflow(folder: Path, prefix: str, shell: str) -> Path:
+    """Write a Workflow whose only template runs ``sh -c SHELL``; return its path."""
+    path = folder / f"{prefix}.yaml"
+    path.write_text(
+        f"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: {prefix}-}}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+        f"    container: {{image: x, command: [sh, -c, '{shell}']}}\n"
+    )
+    return path
 
 
 def ctcd(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,12 +61,7 @@ def test_smoke_template_through_cli(platform: Settings) -> None:
 
 
 def test_failed_run_exits_non_zero_with_wait(platform: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    spec = tmp_path / "fail.yaml"
-    spec.write_text(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: fail-}\n"
-        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
-        "    container: {image: x, command: [sh, -c, 'exit 4']}\n"
-    )
+    spec = one_step_workflow(tmp_path, "fail", "exit 4")
     result = ctcd(platform, "submit", str(spec), "--wait")
     assert result.returncode == 1
     assert "Error (exit code 4)" in result.stdout
@@ -79,12 +86,7 @@ def test_a_dead_worker_ends_the_run_in_error(platform: Settings, tmp_path) -> No
 
     from workflows import runs
 
-    spec = tmp_path / "slow.yaml"
-    spec.write_text(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: slow-}\n"
-        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
-        "    container: {image: x, command: [sh, -c, 'sleep 30']}\n"
-    )
+    spec = one_step_workflow(tmp_path, "slow", "sleep 30")
     workflow = runs.submit(platform, str(spec), {}, from_ref=False)
     name = workflow["metadata"]["name"]
     folder = platform.state_dir / "runs" / name
