@@ -1,0 +1,172 @@
+"""The technique contract: what every model folder under ``models/`` declares, and how ctcd finds it.
+
+A technique is one sub-package with a ``technique.yaml`` (validated by :class:`TechniqueSpec`) and two
+modules: ``train.py`` with ``fit(frame, hyperparameters, seed) -> FitResult`` and ``generate.py`` with
+``generate(rows, seed, batch) -> DataFrame``.  Adding a technique means adding one folder: workflows,
+serving and gitops discover techniques through :func:`discover`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MODELS_DIR = Path(__file__).resolve().parent
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+ColumnType = Literal["string", "integer", "number", "date"]
+METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "roc_auc": "maximize", "average_precision": "maximize",
+           "log_loss": "minimize", "brier": "minimize"}
+
+
+class UnknownTechnique(KeyError):
+    """No technique has that name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        """The message without KeyError's quotes."""
+        return str(self.args[0])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    """The columns a technique's dataset must have, with their types."""
+
+    columns: dict[str, ColumnType]
+    min_rows_per_class: int = Field(default=2, ge=1)
+
+
+class MetricSpec(_Strict):
+    """The primary metric and whether higher or lower is better."""
+
+    name: str
+    direction: Literal["maximize", "minimize"]
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown metric {value!r} (known: {', '.join(METRICS)})")
+        return value
+
+
+class FieldSpec(_Strict):
+    """One field of the serving signature."""
+
+    name: str
+    type: ColumnType | Literal["double"]
+
+
+class ServingSpec(_Strict):
+    """What the predictor accepts and returns."""
+
+    inputs: list[FieldSpec]
+    outputs: list[FieldSpec]
+
+
+class TechniqueSpec(_Strict):
+    """The contents of a ``technique.yaml``."""
+
+    name: str
+    description: str
+    task: Literal["multiclass", "binary"]
+    dataset: DatasetSpec
+    target: str
+    metric: MetricSpec
+    min_improvement: float = Field(ge=0)
+    serving: ServingSpec
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    sample_rows: int = Field(default=1000, ge=10)
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, value: str) -> str:
+        if not DNS1123.match(value):
+            raise ValueError(f"technique name {value!r} must be a DNS-1123 label (lowercase letters, digits, '-')")
+        return value
+
+    def feature_columns(self) -> list[str]:
+        """Every dataset column but the target, in declared order."""
+        return [c for c in self.dataset.columns if c != self.target]
+
+
+@dataclass
+class FitResult:
+    """What a technique's ``fit`` returns.
+
+    Attributes:
+        model: A fitted scikit-learn estimator (a Pipeline from raw columns to predictions).
+        params: The hyper-parameters chosen (logged to MLflow).
+        cv_scores: Cross-validated scores on the training data (logged to MLflow).
+    """
+
+    model: Any
+    params: dict[str, Any] = field(default_factory=dict)
+    cv_scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Technique:
+    """A discovered technique: its spec and its package."""
+
+    spec: TechniqueSpec
+    package: str
+
+    @property
+    def name(self) -> str:
+        """The technique's DNS-1123 name."""
+        return self.spec.name
+
+    def fit(self, frame: Any, hyperparameters: dict[str, Any], seed: int = 0) -> FitResult:
+        """Train on a validated frame."""
+        module = importlib.import_module(f"{self.package}.train")
+        return module.fit(frame, {**self.spec.hyperparameters, **hyperparameters}, seed)  # type: ignore[no-any-return]
+
+    def generate(self, rows: int, seed: int = 0, batch: int = 0) -> Any:
+        """Synthetic sample data; ``batch`` selects a later month with its own variation."""
+        module = importlib.import_module(f"{self.package}.generate")
+        return module.generate(rows, seed, batch)
+
+
+def load_spec(path: Path) -> TechniqueSpec:
+    """Read and validate one ``technique.yaml``.
+
+    Raises:
+        ValueError: The file is not valid; the message names the file.
+    """
+    try:
+        return TechniqueSpec.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def discover() -> dict[str, Technique]:
+    """Every technique folder under ``models/``, by name."""
+    found: dict[str, Technique] = {}
+    for path in sorted(MODELS_DIR.glob("*/technique.yaml")):
+        spec = load_spec(path)
+        if spec.name in found:
+            raise ValueError(f"{path}: technique name {spec.name!r} is used twice")
+        found[spec.name] = Technique(spec=spec, package=f"models.{path.parent.name}")
+    return found
+
+
+def get(name: str) -> Technique:
+    """The technique with this name.
+
+    Raises:
+        UnknownTechnique: With the names that exist.
+    """
+    techniques = discover()
+    if name not in techniques:
+        raise UnknownTechnique(f"unknown technique {name!r} (known: {', '.join(sorted(techniques)) or 'none'})")
+    return techniques[name]
