@@ -21,8 +21,9 @@ setup: $(STAMP) ## Create .venv from uv.lock (a few seconds once cached)
 
 run: $(STAMP) ## Bring up the embedded platform and run the main job on it
 	$(BIN)/ctcd up
-	$(BIN)/ctcd submit --from workflowtemplate/smoke --wait
-	$(BIN)/ctcd runs list
+	$(BIN)/ctcd data seed
+	$(BIN)/ctcd submit --from workflowtemplate/train-all --wait
+	$(BIN)/ctcd models
 	$(BIN)/ctcd status
 
 test: $(STAMP) ## Run the whole test suite (starts its own throwaway platform)

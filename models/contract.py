@@ -21,8 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MODELS_DIR = Path(__file__).resolve().parent
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ColumnType = Literal["string", "integer", "number", "date"]
-METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "roc_auc": "maximize", "average_precision": "maximize",
-           "log_loss": "minimize", "brier": "minimize"}
+METRICS = {
+    "accuracy": "maximize",
+    "f1_macro": "maximize",
+    "roc_auc": "maximize",
+    "average_precision": "maximize",
+    "log_loss": "minimize",
+    "brier": "minimize",
+}
 
 
 class UnknownTechnique(KeyError):
@@ -41,6 +47,7 @@ class DatasetSpec(_Strict):
     """The columns a technique's dataset must have, with their types."""
 
     columns: dict[str, ColumnType]
+    optional: list[str] = Field(default_factory=list)
     min_rows_per_class: int = Field(default=2, ge=1)
 
 

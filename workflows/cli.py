@@ -20,8 +20,10 @@ from workflows.settings import REPO_ROOT, SettingError, Settings, get_settings
 
 app = typer.Typer(help="ctcd: continuous training, continuous delivery on Argo.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect workflow runs of the local engine.", no_args_is_help=True)
+data_app = typer.Typer(help="Techniques' datasets in S3: seed sample data, add your own files.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-console = Console()
+app.add_typer(data_app, name="data")
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Output format: table (default), json, yaml or name.")]
@@ -221,15 +223,141 @@ def compile_(check: Annotated[bool, typer.Option("--check", help="Fail if commit
     from workflows import compile as compiler
 
     if check:
-        problems = compiler.diff()
+        try:
+            problems = compiler.diff()
+        except compiler.CompileError as exc:
+            raise _fail(str(exc)) from exc
         if problems:
             for problem in problems:
                 err_console.print(f"[red]✖[/] {problem}")
             raise _fail("compiled YAML is out of date: run `make compile` and commit the result")
         console.print("[green]✓[/] compiled YAML matches the Hera definitions")
         return
-    for path in compiler.write():
+    try:
+        paths = compiler.write()
+    except compiler.CompileError as exc:
+        raise _fail(str(exc)) from exc
+    for path in paths:
         console.print(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+def _technique(name: str):  # type: ignore[no-untyped-def]
+    from models.contract import UnknownTechnique, get
+
+    try:
+        return get(name)
+    except UnknownTechnique as exc:
+        raise _fail(str(exc)) from exc
+
+
+@data_app.command("seed")
+def data_seed(
+    techniques: Annotated[list[str] | None, typer.Argument(help="Techniques (default: all).")] = None,
+    rows: Annotated[int | None, typer.Option(help="Rows to generate (default: the technique's sample_rows).")] = None,
+) -> None:
+    """Generate sample data for techniques that have none yet (the first collection freezes the test split)."""
+    from models.contract import discover
+    from workflows.platform import datasets
+    from workflows.platform.s3 import s3_client
+    from workflows.validation import DatasetError
+
+    settings = _settings()
+    client = s3_client(settings)
+    for name in techniques or sorted(discover()):
+        technique = _technique(name)
+        listing = client.list_objects_v2(Bucket=settings.datasets_bucket, Prefix=f"{name}/train/", MaxKeys=1)
+        if listing.get("KeyCount", 0):
+            console.print(f"[dim]{name}: already has data, nothing generated[/]")
+            continue
+        frame = technique.generate(rows or technique.spec.sample_rows, seed=0, batch=0)
+        try:
+            keys = datasets.collect(client, settings, technique, f"{name}-sample.csv", datasets.frame_to_csv(frame))
+        except DatasetError as exc:
+            raise _fail(str(exc)) from exc
+        console.print(f"[green]✓[/] {name}: {len(frame)} sample rows -> {', '.join(keys)}")
+
+
+@data_app.command("add")
+def data_add(
+    technique: str,
+    source: Annotated[str, typer.Argument(help="A local CSV/Parquet file or s3://bucket/key.")],
+) -> None:
+    """Validate a CSV/Parquet file (local or in S3) and add it to a technique's training data."""
+    from workflows.platform import datasets
+    from workflows.platform.s3 import s3_client
+    from workflows.validation import DatasetError
+
+    settings = _settings()
+    spec = _technique(technique)
+    client = s3_client(settings)
+    try:
+        if source.startswith("s3://"):
+            bucket, _, key = source[5:].partition("/")
+            raw = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        else:
+            from pathlib import Path
+
+            raw = Path(source).read_bytes()
+        keys = datasets.collect(client, settings, spec, source, raw)
+    except (DatasetError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
+
+
+@app.command()
+def models(output: OutputOpt = "table") -> None:
+    """Each technique's newest registered version: metric, champion metric and the gate's decision."""
+    from models.contract import discover
+    from workflows.gate import from_tags
+    from workflows.platform import registry
+
+    settings = _settings()
+    try:
+        settings.require_reachable("mlflow")
+    except SettingError as exc:
+        raise _fail(str(exc)) from exc
+    client = registry.client(settings.mlflow_tracking_uri)
+    rows = []
+    for name, technique in sorted(discover().items()):
+        version = registry.latest(client, name)
+        champ = registry.champion(client, name)
+        gate = from_tags(version.tags) if version else {}
+        rows.append(
+            {
+                "technique": name,
+                "version": version.version if version else "-",
+                "metric": technique.spec.metric.name,
+                "challenger": gate.get("challenger", "-"),
+                "champion_metric": gate.get("champion") or "-",
+                "decision": gate.get("decision", "-"),
+                "champion": champ.version if champ else "-",
+                "reason": gate.get("reason", ""),
+            }
+        )
+    if output == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("TECHNIQUE", "VERSION", "METRIC", "VALUE", "CHAMPION METRIC", "DECISION", "CHAMPION NOW", "WHY")
+    for r in rows:
+        colour = "green" if r["decision"] == "better" else "yellow"
+        table.add_row(
+            r["technique"],
+            f"v{r['version']}",
+            r["metric"],
+            _fmt(r["challenger"]),
+            _fmt(r["champion_metric"]),
+            f"[{colour}]{r['decision']}[/]",
+            f"v{r['champion']}",
+            r["reason"],
+        )
+    console.print(table)
+
+
+def _fmt(value: str) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except ValueError:
+        return value
 
 
 def _settings() -> Settings:

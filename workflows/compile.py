@@ -31,7 +31,12 @@ def template_objects() -> dict[str, tuple[str, WorkflowTemplate | CronWorkflow]]
     for info in pkgutil.iter_modules(workflows.templates.__path__):
         if info.name in SKIP or info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"workflows.templates.{info.name}")
+        try:
+            module = importlib.import_module(f"workflows.templates.{info.name}")
+        except Exception as exc:  # any error in a template module is a compile error naming it
+            raise CompileError(
+                f"workflows/templates/{info.name}.py does not compile: {type(exc).__name__}: {exc}"
+            ) from exc
         objects = [v for v in vars(module).values() if isinstance(v, WorkflowTemplate | CronWorkflow)]
         if len(objects) != 1:
             raise CompileError(

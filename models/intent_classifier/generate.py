@@ -27,55 +27,199 @@ PRODUCTS: dict[str, list[str]] = {
 }
 
 ACTIONS: dict[str, tuple[list[str], list[str]]] = {
-    "block": (["block my {p}", "freeze my {p}", "lock the {p} right now", "my {p} was stolen please block it",
-               "i lost my {p}, can you block it", "stop all use of my {p}"],
-              ["credit_card", "debit_card", "account", "pix", "app"]),
-    "unblock": (["unblock my {p}", "unfreeze the {p}", "my {p} is blocked, release it", "reactivate my {p}",
-                 "why is my {p} locked, i need it working"], ["credit_card", "debit_card", "account", "pix", "app"]),
-    "cancel": (["cancel my {p}", "i want to close my {p}", "terminate the {p}", "i dont want the {p} anymore",
-                "end my {p} contract"], ["credit_card", "debit_card", "account", "savings", "insurance", "loan"]),
-    "request": (["i want a new {p}", "how do i apply for a {p}", "request a {p}", "can i get a {p}",
-                 "sign me up for a {p}", "open a {p} for me"],
-                ["credit_card", "debit_card", "account", "savings", "loan", "mortgage", "insurance", "investment"]),
-    "status": (["what is the status of my {p}", "where is my {p}", "track my {p}", "has my {p} gone through",
-                "my {p} still hasnt arrived", "any update on the {p}"],
-               ["credit_card", "debit_card", "loan", "mortgage", "pix", "wire", "boleto"]),
-    "fees": (["why was i charged a fee on my {p}", "how much does the {p} cost", "what are the {p} fees",
-              "there is a tariff on my {p}", "remove the annual fee from my {p}"],
-             ["credit_card", "debit_card", "account", "wire", "investment", "insurance"]),
-    "limit": (["increase my {p} limit", "raise the limit of my {p}", "my {p} limit is too low",
-               "can i get more limit on the {p}", "what is my {p} limit"], ["credit_card", "pix", "loan"]),
-    "dispute": (["i dont recognize a charge on my {p}", "dispute a transaction on my {p}",
-                 "there is a purchase i didnt make on the {p}", "fraud on my {p}", "contest a {p} charge"],
-                ["credit_card", "debit_card", "pix", "boleto"]),
-    "balance": (["whats my {p} balance", "how much do i have in my {p}", "show the balance of my {p}",
-                 "check {p} balance", "how much money is in the {p}"], ["account", "savings", "investment"]),
-    "schedule": (["schedule a {p}", "program a {p} for next friday", "can i set a {p} for tomorrow",
-                  "make a recurring {p}", "book a {p} for the 5th"], ["pix", "wire", "boleto"]),
-    "reverse": (["reverse a {p}", "i sent a {p} to the wrong person", "undo the {p} i made",
-                 "get my money back from a {p}", "refund the {p}"], ["pix", "wire", "boleto"]),
-    "pay": (["pay my {p}", "pay the {p} bill", "i want to settle the {p}", "how do i pay the {p}",
-             "make a payment on my {p}"], ["credit_card", "loan", "mortgage", "boleto"]),
-    "due_date": (["change the due date of my {p}", "move my {p} due date", "when is my {p} due",
-                  "my {p} due date is bad for me"], ["credit_card", "loan", "mortgage"]),
-    "renegotiate": (["renegotiate my {p}", "i cant pay my {p} installments", "i need a deal on my {p} debt",
-                     "lower the interest on my {p}", "restructure my {p}"], ["credit_card", "loan", "mortgage"]),
-    "simulate": (["simulate a {p}", "how much interest for a {p}", "what would a {p} cost me",
-                  "calculate the installments of a {p}", "quote me a {p}"], ["loan", "mortgage", "investment", "insurance"]),
-    "redeem": (["redeem my {p}", "withdraw from my {p}", "take money out of the {p}", "cash out my {p}",
-                "liquidate the {p}"], ["savings", "investment"]),
-    "password": (["reset my {p} password", "i forgot the {p} password", "change the pin of my {p}",
-                  "my {p} password is not working", "new password for the {p}"], ["credit_card", "debit_card", "app"]),
-    "statement": (["send me the {p} statement", "i need the {p} statement for last month",
-                   "download the {p} extract", "show recent {p} transactions", "where do i see my {p} history"],
-                  ["credit_card", "account", "savings", "investment", "loan"]),
+    "block": (
+        [
+            "block my {p}",
+            "freeze my {p}",
+            "lock the {p} right now",
+            "my {p} was stolen please block it",
+            "i lost my {p}, can you block it",
+            "stop all use of my {p}",
+        ],
+        ["credit_card", "debit_card", "account", "pix", "app"],
+    ),
+    "unblock": (
+        [
+            "unblock my {p}",
+            "unfreeze the {p}",
+            "my {p} is blocked, release it",
+            "reactivate my {p}",
+            "why is my {p} locked, i need it working",
+        ],
+        ["credit_card", "debit_card", "account", "pix", "app"],
+    ),
+    "cancel": (
+        [
+            "cancel my {p}",
+            "i want to close my {p}",
+            "terminate the {p}",
+            "i dont want the {p} anymore",
+            "end my {p} contract",
+        ],
+        ["credit_card", "debit_card", "account", "savings", "insurance", "loan"],
+    ),
+    "request": (
+        [
+            "i want a new {p}",
+            "how do i apply for a {p}",
+            "request a {p}",
+            "can i get a {p}",
+            "sign me up for a {p}",
+            "open a {p} for me",
+        ],
+        ["credit_card", "debit_card", "account", "savings", "loan", "mortgage", "insurance", "investment"],
+    ),
+    "status": (
+        [
+            "what is the status of my {p}",
+            "where is my {p}",
+            "track my {p}",
+            "has my {p} gone through",
+            "my {p} still hasnt arrived",
+            "any update on the {p}",
+        ],
+        ["credit_card", "debit_card", "loan", "mortgage", "pix", "wire", "boleto"],
+    ),
+    "fees": (
+        [
+            "why was i charged a fee on my {p}",
+            "how much does the {p} cost",
+            "what are the {p} fees",
+            "there is a tariff on my {p}",
+            "remove the annual fee from my {p}",
+        ],
+        ["credit_card", "debit_card", "account", "wire", "investment", "insurance"],
+    ),
+    "limit": (
+        [
+            "increase my {p} limit",
+            "raise the limit of my {p}",
+            "my {p} limit is too low",
+            "can i get more limit on the {p}",
+            "what is my {p} limit",
+        ],
+        ["credit_card", "pix", "loan"],
+    ),
+    "dispute": (
+        [
+            "i dont recognize a charge on my {p}",
+            "dispute a transaction on my {p}",
+            "there is a purchase i didnt make on the {p}",
+            "fraud on my {p}",
+            "contest a {p} charge",
+        ],
+        ["credit_card", "debit_card", "pix", "boleto"],
+    ),
+    "balance": (
+        [
+            "whats my {p} balance",
+            "how much do i have in my {p}",
+            "show the balance of my {p}",
+            "check {p} balance",
+            "how much money is in the {p}",
+        ],
+        ["account", "savings", "investment"],
+    ),
+    "schedule": (
+        [
+            "schedule a {p}",
+            "program a {p} for next friday",
+            "can i set a {p} for tomorrow",
+            "make a recurring {p}",
+            "book a {p} for the 5th",
+        ],
+        ["pix", "wire", "boleto"],
+    ),
+    "reverse": (
+        [
+            "reverse a {p}",
+            "i sent a {p} to the wrong person",
+            "undo the {p} i made",
+            "get my money back from a {p}",
+            "refund the {p}",
+        ],
+        ["pix", "wire", "boleto"],
+    ),
+    "pay": (
+        [
+            "pay my {p}",
+            "pay the {p} bill",
+            "i want to settle the {p}",
+            "how do i pay the {p}",
+            "make a payment on my {p}",
+        ],
+        ["credit_card", "loan", "mortgage", "boleto"],
+    ),
+    "due_date": (
+        [
+            "change the due date of my {p}",
+            "move my {p} due date",
+            "when is my {p} due",
+            "my {p} due date is bad for me",
+        ],
+        ["credit_card", "loan", "mortgage"],
+    ),
+    "renegotiate": (
+        [
+            "renegotiate my {p}",
+            "i cant pay my {p} installments",
+            "i need a deal on my {p} debt",
+            "lower the interest on my {p}",
+            "restructure my {p}",
+        ],
+        ["credit_card", "loan", "mortgage"],
+    ),
+    "simulate": (
+        [
+            "simulate a {p}",
+            "how much interest for a {p}",
+            "what would a {p} cost me",
+            "calculate the installments of a {p}",
+            "quote me a {p}",
+        ],
+        ["loan", "mortgage", "investment", "insurance"],
+    ),
+    "redeem": (
+        ["redeem my {p}", "withdraw from my {p}", "take money out of the {p}", "cash out my {p}", "liquidate the {p}"],
+        ["savings", "investment"],
+    ),
+    "password": (
+        [
+            "reset my {p} password",
+            "i forgot the {p} password",
+            "change the pin of my {p}",
+            "my {p} password is not working",
+            "new password for the {p}",
+        ],
+        ["credit_card", "debit_card", "app"],
+    ),
+    "statement": (
+        [
+            "send me the {p} statement",
+            "i need the {p} statement for last month",
+            "download the {p} extract",
+            "show recent {p} transactions",
+            "where do i see my {p} history",
+        ],
+        ["credit_card", "account", "savings", "investment", "loan"],
+    ),
 }
 
 GREETINGS = ["", "", "", "hi ", "hello ", "good morning, ", "hey there ", "excuse me, ", "oi, ", "good evening "]
 OPENERS = ["", "", "", "please ", "i need to ", "i would like to ", "can you ", "help me ", "how can i ", "i want to "]
 CLOSERS = ["", "", "", " please", " thanks", " asap", " urgently", " thank you", " today", " right away", "?", "!!"]
-CONTEXT = ["", "", "", "", "i am travelling. ", "its urgent. ", "i called yesterday. ", "my wife told me to. ",
-           "the app is confusing. ", "im a customer for 10 years. "]
+CONTEXT = [
+    "",
+    "",
+    "",
+    "",
+    "i am travelling. ",
+    "its urgent. ",
+    "i called yesterday. ",
+    "my wife told me to. ",
+    "the app is confusing. ",
+    "im a customer for 10 years. ",
+]
 SLANG = ["pls", "plz", "u", "thx", "asap", "rn"]
 
 

@@ -20,8 +20,12 @@ def _vectorize_and_classify(c: float, seed: int) -> Any:
     features = FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=3, max_features=20000,
-                                      sublinear_tf=True)),
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(3, 4), min_df=3, max_features=20000, sublinear_tf=True
+                ),
+            ),
         ]
     )
     classifier = LogisticRegression(C=c, max_iter=200, tol=1e-3, random_state=seed)

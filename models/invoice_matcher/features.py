@@ -7,8 +7,15 @@ import unicodedata
 from difflib import SequenceMatcher
 from typing import Any
 
-FEATURES = ["amount_diff", "amount_ratio", "date_gap_days", "reference_has_number", "reference_similarity",
-            "name_similarity", "name_token_overlap"]
+FEATURES = [
+    "amount_diff",
+    "amount_ratio",
+    "date_gap_days",
+    "reference_has_number",
+    "reference_similarity",
+    "name_similarity",
+    "name_token_overlap",
+]
 _SUFFIXES = {"ltda", "sa", "s/a", "me", "eireli", "inc", "llc", "co", "corp"}
 
 

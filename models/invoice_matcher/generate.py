@@ -13,15 +13,59 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-FIRST = ["Ana", "Bruno", "Carla", "Diego", "Elisa", "Fabio", "Gabriela", "Hugo", "Isabela", "Joao", "Karina", "Lucas",
-         "Mariana", "Nelson", "Olivia", "Paulo", "Renata", "Sergio", "Tatiana", "Vitor"]
-LAST = ["Silva", "Santos", "Oliveira", "Souza", "Lima", "Pereira", "Costa", "Ferreira", "Almeida", "Ribeiro",
-        "Carvalho", "Gomes", "Martins", "Rocha", "Barbosa"]
-BUSINESS = ["Comercio", "Transportes", "Alimentos", "Tecnologia", "Construcoes", "Servicos", "Distribuidora",
-            "Farmacia", "Papelaria", "Mecanica"]
+FIRST = [
+    "Ana",
+    "Bruno",
+    "Carla",
+    "Diego",
+    "Elisa",
+    "Fabio",
+    "Gabriela",
+    "Hugo",
+    "Isabela",
+    "Joao",
+    "Karina",
+    "Lucas",
+    "Mariana",
+    "Nelson",
+    "Olivia",
+    "Paulo",
+    "Renata",
+    "Sergio",
+    "Tatiana",
+    "Vitor",
+]
+LAST = [
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Souza",
+    "Lima",
+    "Pereira",
+    "Costa",
+    "Ferreira",
+    "Almeida",
+    "Ribeiro",
+    "Carvalho",
+    "Gomes",
+    "Martins",
+    "Rocha",
+    "Barbosa",
+]
+BUSINESS = [
+    "Comercio",
+    "Transportes",
+    "Alimentos",
+    "Tecnologia",
+    "Construcoes",
+    "Servicos",
+    "Distribuidora",
+    "Farmacia",
+    "Papelaria",
+    "Mecanica",
+]
 SUFFIX = ["Ltda", "S.A.", "ME", "Eireli"]
-REFERENCES = ["PAGTO NF {n}", "NF {n}", "INV-{n}", "fatura {n}", "pagamento {n}", "{n}", "ref {n} parcela 1",
-              "PIX {n}"]
+REFERENCES = ["PAGTO NF {n}", "NF {n}", "INV-{n}", "fatura {n}", "pagamento {n}", "{n}", "ref {n} parcela 1", "PIX {n}"]
 VAGUE = ["pagamento", "PAGTO FORNECEDOR", "transferencia", "PIX", "servicos prestados", "mensalidade", ""]
 
 
@@ -47,8 +91,12 @@ def _as_payer(name: str, rng: random.Random) -> str:
 
 def _invoice(rng: random.Random, start: date) -> dict[str, Any]:
     amount = round(rng.choice([rng.uniform(50, 500), rng.uniform(500, 5000), rng.uniform(5000, 50000)]), 2)
-    return {"number": str(rng.randrange(10000, 999999)), "amount": amount, "customer": _customer(rng),
-            "due": start + timedelta(days=rng.randrange(0, 60))}
+    return {
+        "number": str(rng.randrange(10000, 999999)),
+        "amount": amount,
+        "customer": _customer(rng),
+        "due": start + timedelta(days=rng.randrange(0, 60)),
+    }
 
 
 def _transfer_for(inv: dict[str, Any], rng: random.Random, batch: int) -> dict[str, Any]:
@@ -65,16 +113,25 @@ def _transfer_for(inv: dict[str, Any], rng: random.Random, batch: int) -> dict[s
     if rng.random() < max(0.25, 0.55 - 0.1 * batch):
         number = inv["number"] if rng.random() < 0.85 else inv["number"][-4:]
         reference = rng.choice(REFERENCES).format(n=number)
-    return {"amount": amount, "date": inv["due"] + timedelta(days=round(late)), "reference": reference,
-            "payer": _as_payer(inv["customer"], rng)}
+    return {
+        "amount": amount,
+        "date": inv["due"] + timedelta(days=round(late)),
+        "reference": reference,
+        "payer": _as_payer(inv["customer"], rng),
+    }
 
 
 def _row(transfer: dict[str, Any], inv: dict[str, Any], match: int) -> dict[str, Any]:
     return {
-        "transfer_amount": transfer["amount"], "invoice_amount": inv["amount"],
-        "transfer_date": transfer["date"].isoformat(), "invoice_due_date": inv["due"].isoformat(),
-        "transfer_reference": transfer["reference"], "invoice_number": inv["number"],
-        "payer_name": transfer["payer"], "customer_name": inv["customer"], "is_match": match,
+        "transfer_amount": transfer["amount"],
+        "invoice_amount": inv["amount"],
+        "transfer_date": transfer["date"].isoformat(),
+        "invoice_due_date": inv["due"].isoformat(),
+        "transfer_reference": transfer["reference"],
+        "invoice_number": inv["number"],
+        "payer_name": transfer["payer"],
+        "customer_name": inv["customer"],
+        "is_match": match,
     }
 
 

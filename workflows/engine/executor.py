@@ -703,7 +703,8 @@ class DagRun:
 
     def _link_task(self, name: str, node: dict[str, Any]) -> None:
         deps = self.logic[name][1]
-        for parent in [self.done[d] for d in deps] or [self.node]:
+        parents = [out for d in deps for out in _outbound(self.run_.nodes, self.done[d])] or [self.node]
+        for parent in parents:
             _add_child(parent, node)
 
     async def _run_task(self, name: str) -> dict[str, Any]:
@@ -772,6 +773,16 @@ class DagRun:
             return str(node["phase"])
         phases = [self._branch_phase(d) for d in self.logic[name][1]]
         return next((p for p in phases if p in FAILED), "Succeeded")
+
+
+def _outbound(nodes: Mapping[str, dict[str, Any]], node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes a dependent task hangs under, as in Argo: a retry's last attempt, a loop's iterations."""
+    children = [nodes[c] for c in node.get("children", []) if c in nodes]
+    if node["type"] == "Retry" and children:
+        return _outbound(nodes, children[-1])
+    if node["type"] == "TaskGroup" and children:
+        return [out for child in children for out in _outbound(nodes, child)]
+    return [node]
 
 
 def _add_child(parent: dict[str, Any], node: Mapping[str, Any]) -> None:

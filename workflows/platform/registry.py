@@ -1,0 +1,77 @@
+"""The MLflow model registry as ctcd uses it: champions by alias or stage, registration with lineage tags.
+
+Registered model names are the technique names.  A version is registered only after evaluation and the gate,
+with every tag in one go; if tagging fails the version is deleted again, so nothing is half-registered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_logger = logging.getLogger(__name__)
+CHAMPION = "champion"
+PRODUCTION = "Production"
+
+
+def client(tracking_uri: str) -> Any:
+    """An MLflow client for one tracking server."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def champion(mlflow_client: Any, name: str) -> Any | None:
+    """The current champion: the version with alias ``champion``, else the newest in stage ``Production``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        pass
+    try:
+        versions = mlflow_client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    production = [v for v in versions if v.current_stage == PRODUCTION]
+    return max(production, key=lambda v: int(v.version)) if production else None
+
+
+def register(
+    mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str], make_champion: bool
+) -> str:
+    """Register a model version with all its tags (and the ``champion`` alias when asked).
+
+    Returns:
+        The new version number.
+
+    Raises:
+        MlflowException: Registration failed; any version created on the way has been deleted.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.get_registered_model(name)
+    except MlflowException:
+        mlflow_client.create_registered_model(name, tags={"ctcd.technique": name})
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+    try:
+        if make_champion:
+            mlflow_client.set_registered_model_alias(name, CHAMPION, version.version)
+    except MlflowException:
+        _logger.error("setting the champion alias failed: deleting version %s of %s", version.version, name)
+        mlflow_client.delete_model_version(name, version.version)
+        raise
+    return str(version.version)
+
+
+def latest(mlflow_client: Any, name: str) -> Any | None:
+    """The newest registered version of a model, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = mlflow_client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None

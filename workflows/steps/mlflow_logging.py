@@ -1,0 +1,77 @@
+"""What every training run logs to MLflow: lineage tags, the model with its signature, example and pins."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from models.contract import Technique
+from workflows.settings import REPO_ROOT
+
+PINNED = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle", "mlflow")
+MODEL_FILE = "model.pkl"
+_SIGNATURE_TYPES = {"string": "string", "integer": "long", "number": "double", "date": "string", "double": "double"}
+
+
+def git_commit() -> str:
+    """The commit the code came from: ``CTCD_GIT_COMMIT`` (set in images), else the repository's HEAD."""
+    if os.environ.get("CTCD_GIT_COMMIT"):
+        return os.environ["CTCD_GIT_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def lineage(technique: str, dataset_version: str, workflow_run: str) -> dict[str, str]:
+    """Lineage tags of a run or a registered version."""
+    return {
+        "ctcd.technique": technique,
+        "ctcd.dataset_version": dataset_version,
+        "ctcd.workflow_run": workflow_run,
+        "ctcd.git_commit": git_commit(),
+    }
+
+
+def requirements(technique: Technique) -> list[str]:
+    """Pinned requirements of the served model (the technique's libraries at their installed versions)."""
+    names = list(PINNED) + (["spacy"] if technique.name == "intent-classifier" else [])
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def signature(technique: Technique) -> Any:
+    """The explicit serving signature declared in ``technique.yaml``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    serving = technique.spec.serving
+    return ModelSignature(
+        inputs=Schema([ColSpec(_SIGNATURE_TYPES[f.type], f.name) for f in serving.inputs]),  # type: ignore[arg-type]
+        outputs=Schema([ColSpec(_SIGNATURE_TYPES[f.type], f.name) for f in serving.outputs]),  # type: ignore[arg-type]
+    )
+
+
+def log_model(technique: Technique, model: Any, examples: Any, serialization: str) -> tuple[str, str]:
+    """Log the model in the active run; return its URI and the sha256 of its serialized file."""
+    import mlflow
+
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        serialization_format=serialization,
+        signature=signature(technique),
+        input_example=examples[technique.spec.feature_columns()].head(3),
+        pip_requirements=requirements(technique),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp))
+        digest = hashlib.sha256((local / MODEL_FILE).read_bytes()).hexdigest()
+    return str(info.model_uri), digest

@@ -1,0 +1,251 @@
+"""Steps of the ``train`` workflow: load and validate data, train, evaluate, re-score the champion, decide, register.
+
+Each function is a hera runner script on typed inputs; datasets pass between steps as S3 keys (a dataset
+version names its files), never as parameters.  Heavy imports stay inside the bodies.
+No `from __future__ import annotations` here: hera reads the real annotations of step functions.
+"""
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+from hera.workflows import Input, Output, Parameter, RetryStrategy, script
+
+from workflows.templates.common import step_env, trainer_image
+
+_logger = logging.getLogger(__name__)
+SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
+RETRY = RetryStrategy(limit=2, retry_policy="Always", backoff={"duration": "2s", "factor": "2", "max_duration": "1m"})
+
+
+class DataInput(Input):
+    """Which technique, and optionally which recorded dataset version."""
+
+    technique: str
+    data_version: str = ""
+
+
+class DataOutput(Output):
+    """The dataset version the rest of the run uses."""
+
+    dataset_version: Annotated[str, Parameter(name="dataset-version")]
+    train_rows: Annotated[int, Parameter(name="train-rows")]
+    test_rows: Annotated[int, Parameter(name="test-rows")]
+
+
+class TrainInput(Input):
+    """What to train on, with which hyper-parameters, for which workflow run."""
+
+    technique: str
+    dataset_version: str
+    hyperparameters: str = "{}"
+    workflow_name: str = "local"
+
+
+class TrainOutput(Output):
+    """The MLflow run and the logged model."""
+
+    run_id: Annotated[str, Parameter(name="run-id")]
+    model_uri: Annotated[str, Parameter(name="model-uri")]
+    model_sha256: Annotated[str, Parameter(name="model-sha256")]
+
+
+class EvaluateInput(Input):
+    """The challenger to score on the frozen test split."""
+
+    technique: str
+    dataset_version: str
+    run_id: str
+    model_uri: str
+
+
+class ChampionInput(Input):
+    """The technique whose champion is re-scored on the same split."""
+
+    technique: str
+    dataset_version: str
+
+
+class ChampionOutput(Output):
+    """The champion's version and metric ('' when there is no champion)."""
+
+    version: Annotated[str, Parameter(name="version")]
+    metric: Annotated[str, Parameter(name="metric")]
+
+
+class DecideInput(Input):
+    """Both metrics on the same split."""
+
+    technique: str
+    challenger_metric: str
+    champion_metric: str = ""
+
+
+class RegisterInput(Input):
+    """Everything the registered version records."""
+
+    technique: str
+    run_id: str
+    model_uri: str
+    model_sha256: str
+    dataset_version: str
+    workflow_name: str
+    decision: str
+    champion_version: str = ""
+
+
+class RegisterOutput(Output):
+    """The registered version and the gate's decision."""
+
+    version: Annotated[str, Parameter(name="version")]
+    decision: Annotated[str, Parameter(name="decision")]
+
+
+def _fail(message: str) -> None:
+    """End the step with a clear message instead of a traceback."""
+    _logger.error(message)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _context(technique_name: str) -> tuple[Any, Any, Any]:
+    from models.contract import UnknownTechnique, get
+    from workflows.platform.s3 import s3_client
+    from workflows.settings import get_settings
+
+    settings = get_settings()
+    try:
+        technique = get(technique_name)
+    except UnknownTechnique as exc:
+        _fail(str(exc))
+    return settings, technique, s3_client(settings)
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY)
+def load_data(inputs: DataInput) -> DataOutput:
+    """Validate the technique's dataset and record (or reuse) a dataset version."""
+    from workflows.platform import datasets
+    from workflows.validation import DatasetError
+
+    settings, technique, s3 = _context(inputs.technique)
+    try:
+        if inputs.data_version:
+            version = datasets.load_version(s3, settings, technique, inputs.data_version)
+        else:
+            version = datasets.snapshot(s3, settings, technique)
+    except DatasetError as exc:
+        _fail(str(exc))
+    train_rows = sum(int(b["rows"]) for b in version.batches)
+    _logger.info("dataset %s: %d train rows, %d test rows", version.version, train_rows, version.test["rows"])
+    return DataOutput(dataset_version=version.version, train_rows=train_rows, test_rows=int(version.test["rows"]))
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env())
+def train(inputs: TrainInput) -> TrainOutput:
+    """Fit the technique, log parameters, CV scores, the model (signature, example, pinned requirements) to MLflow."""
+    import mlflow
+
+    from workflows.platform import datasets
+    from workflows.steps import mlflow_logging
+
+    settings, technique, s3 = _context(inputs.technique)
+    settings.require_reachable("mlflow")
+    version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
+    train_frame, test_frame = datasets.frames(s3, settings, technique, version)
+    hyperparameters = json.loads(inputs.hyperparameters or "{}")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(technique.name)
+    with mlflow.start_run(run_name=inputs.workflow_name) as run:
+        mlflow.set_tags(mlflow_logging.lineage(technique.name, version.version, inputs.workflow_name))
+        result = technique.fit(train_frame, hyperparameters, seed=0)
+        mlflow.log_params({**result.params, "train_rows": len(train_frame), "serialization": SERIALIZATION})
+        mlflow.log_metrics(result.cv_scores)
+        model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION)
+        mlflow.set_tag("ctcd.model_sha256", sha)
+    return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env())
+def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")]:
+    """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
+    import mlflow
+
+    from workflows import evaluation
+    from workflows.platform import datasets
+
+    settings, technique, s3 = _context(inputs.technique)
+    version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
+    _, test_frame = datasets.frames(s3, settings, technique, version)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    model = mlflow.sklearn.load_model(inputs.model_uri)
+    scores = evaluation.score(technique.spec, model, test_frame)
+    with mlflow.start_run(run_id=inputs.run_id):
+        mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
+        mlflow.log_metrics({f"test_f1_{k}"[:250]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
+        mlflow.log_figure(evaluation.plot(technique.spec, model, test_frame), "evaluation/plot.png")
+        mlflow.log_dict(
+            {"dataset_version": version.version, "test_rows": len(test_frame), **scores}, "evaluation/report.json"
+        )
+    return float(scores["metric"])
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY)
+def score_champion(inputs: ChampionInput) -> ChampionOutput:
+    """Re-score the registry's champion (alias ``champion``, else stage ``Production``) on the same test split."""
+    import mlflow
+
+    from workflows import evaluation
+    from workflows.platform import datasets, registry
+
+    settings, technique, s3 = _context(inputs.technique)
+    settings.require_reachable("mlflow")
+    current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
+    if current is None:
+        _logger.info("%s has no champion yet", technique.name)
+        return ChampionOutput(version="", metric="")
+    version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
+    _, test_frame = datasets.frames(s3, settings, technique, version)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    model = mlflow.sklearn.load_model(f"models:/{technique.name}/{current.version}")
+    metric = evaluation.score(technique.spec, model, test_frame)["metric"]
+    _logger.info("champion %s v%s scores %.4f", technique.name, current.version, metric)
+    return ChampionOutput(version=str(current.version), metric=str(metric))
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env())
+def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
+    """Apply the gate: better only when the metric beats the champion by the technique's minimum improvement."""
+    from models.contract import get
+    from workflows.gate import decide as gate
+
+    spec = get(inputs.technique).spec
+    champion = float(inputs.champion_metric) if inputs.champion_metric else None
+    verdict = gate(float(inputs.challenger_metric), champion, spec.metric.direction, spec.min_improvement)
+    _logger.info("%s: %s (%s)", inputs.technique, verdict.decision, verdict.reason)
+    return json.dumps(verdict.tags())
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env())
+def register(inputs: RegisterInput) -> RegisterOutput:
+    """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion."""
+    from workflows.platform import registry
+    from workflows.steps import mlflow_logging
+
+    settings, technique, _ = _context(inputs.technique)
+    settings.require_reachable("mlflow")
+    gate_tags = json.loads(inputs.decision)
+    tags = {
+        **mlflow_logging.lineage(technique.name, inputs.dataset_version, inputs.workflow_name),
+        **gate_tags,
+        "ctcd.run_id": inputs.run_id,
+        "ctcd.model_sha256": inputs.model_sha256,
+        "ctcd.serialization": SERIALIZATION,
+        "ctcd.metric": technique.spec.metric.name,
+        "ctcd.previous_champion": inputs.champion_version,
+    }
+    better = gate_tags["ctcd.gate.decision"] == "better"
+    client = registry.client(settings.mlflow_tracking_uri)
+    version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags, make_champion=better)
+    _logger.info("registered %s v%s (%s)", technique.name, version, gate_tags["ctcd.gate.decision"])
+    return RegisterOutput(version=version, decision=gate_tags["ctcd.gate.decision"])

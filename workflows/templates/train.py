@@ -1,0 +1,72 @@
+"""The ``train`` WorkflowTemplate: data → train → evaluate, champion re-score, gate, register.
+
+``argo submit --from workflowtemplate/train -p technique=intent-classifier`` (or ``ctcd submit``).  The
+``train-technique`` DAG takes its inputs as parameters, so ``train-all`` can call it per technique.
+"""
+
+from hera.workflows import DAG, Parameter, WorkflowTemplate
+
+from models.contract import discover
+from workflows.steps.train import decide, evaluate, load_data, register, score_champion, train
+
+TECHNIQUES = sorted(discover())
+INPUTS = [
+    Parameter(name="technique", enum=TECHNIQUES),
+    Parameter(name="data-version", default=""),
+    Parameter(name="hyperparameters", default="{}"),
+]
+
+with WorkflowTemplate(
+    name="train",
+    entrypoint="train-technique",
+    service_account_name="ctcd-workflow",
+    arguments=[
+        Parameter(name="technique", enum=TECHNIQUES),
+        Parameter(name="data-version", value=""),
+        Parameter(name="hyperparameters", value="{}"),
+    ],
+) as template:
+    with DAG(name="train-technique", inputs=INPUTS):
+        technique = "{{inputs.parameters.technique}}"
+        data = load_data(arguments={"technique": technique, "data_version": "{{inputs.parameters.data-version}}"})
+        version = data.get_parameter("dataset-version")
+        fitted = train(
+            arguments={
+                "technique": technique,
+                "dataset_version": version,
+                "hyperparameters": "{{inputs.parameters.hyperparameters}}",
+                "workflow_name": "{{workflow.name}}",
+            }
+        )
+        scored = evaluate(
+            arguments={
+                "technique": technique,
+                "dataset_version": version,
+                "run_id": fitted.get_parameter("run-id"),
+                "model_uri": fitted.get_parameter("model-uri"),
+            }
+        )
+        champion = score_champion(name="score-champion", arguments={"technique": technique, "dataset_version": version})
+        verdict = decide(
+            arguments={
+                "technique": technique,
+                "challenger_metric": scored.get_parameter("metric"),
+                "champion_metric": champion.get_parameter("metric"),
+            }
+        )
+        registered = register(
+            arguments={
+                "technique": technique,
+                "run_id": fitted.get_parameter("run-id"),
+                "model_uri": fitted.get_parameter("model-uri"),
+                "model_sha256": fitted.get_parameter("model-sha256"),
+                "dataset_version": version,
+                "workflow_name": "{{workflow.name}}",
+                "decision": verdict.get_parameter("decision"),
+                "champion_version": champion.get_parameter("version"),
+            }
+        )
+        data >> [fitted, champion]
+        fitted >> scored
+        [scored, champion] >> verdict
+        verdict >> registered

@@ -1,0 +1,15 @@
+"""The ``train-all`` WorkflowTemplate: every technique trains in parallel through ``train``'s DAG."""
+
+from hera.workflows import DAG, Task, WorkflowTemplate
+from hera.workflows.models import TemplateRef
+
+from models.contract import discover
+
+with WorkflowTemplate(name="train-all", entrypoint="main", service_account_name="ctcd-workflow") as template:
+    with DAG(name="main"):
+        Task(
+            name="train",
+            template_ref=TemplateRef(name="train", template="train-technique"),
+            arguments={"technique": "{{item}}", "data-version": "", "hyperparameters": "{}"},
+            with_items=sorted(discover()),
+        )

@@ -1,0 +1,152 @@
+"""Dataset validation against a technique's declared columns: bad data is rejected before anything trains.
+
+Every error names the file, and where it applies the row (1-based data row; the header is line 1, so row
+N is line N+1) and the column, plus what to do.  Validation never raises anything but
+:class:`DatasetError` for bad data.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from models.contract import TechniqueSpec
+
+
+class DatasetError(ValueError):
+    """The data does not meet the technique's contract; the message says where and how to fix it."""
+
+
+def parse(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
+    """Parse and validate one CSV or Parquet file of a technique's dataset.
+
+    Args:
+        name: The file's name or S3 URL, used in messages (``.parquet`` selects Parquet).
+        raw: The file's bytes.
+        spec: The technique's contract.
+
+    Returns:
+        A DataFrame with the declared columns, typed (numbers as float, integers as int, dates as strings).
+
+    Raises:
+        DatasetError: The file is empty, not UTF-8, has missing or extra columns, or a value of the wrong type.
+    """
+    if not raw.strip():
+        raise DatasetError(f"{name}: the file is empty (no header, no rows); write a header line and data rows")
+    frame = _read_parquet(name, raw) if name.endswith(".parquet") else _read_csv(name, raw)
+    _check_columns(name, list(frame.columns), spec)
+    if frame.empty:
+        raise DatasetError(f"{name}: has a header but no data rows")
+    return _typed(name, frame, spec)
+
+
+def _read_csv(name: str, raw: bytes) -> Any:
+    import pandas as pd
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{name}: line {line} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "re-save the file as UTF-8"
+        ) from exc
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DatasetError(f"{name}: not a readable CSV ({str(exc).strip()})") from exc
+
+
+def _read_parquet(name: str, raw: bytes) -> Any:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise DatasetError(f"{name}: not a readable Parquet file ({exc})") from exc
+    return frame.astype(str)
+
+
+def _check_columns(name: str, columns: list[str], spec: TechniqueSpec) -> None:
+    expected = list(spec.dataset.columns)
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if missing or extra or duplicated:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"unexpected column(s) {', '.join(extra)}")
+        if duplicated:
+            parts.append(f"duplicated column(s) {', '.join(duplicated)}")
+        raise DatasetError(f"{name}: {'; '.join(parts)} (expected exactly: {', '.join(expected)})")
+
+
+def _typed(name: str, frame: Any, spec: TechniqueSpec) -> Any:
+    import pandas as pd
+
+    out = pd.DataFrame(index=range(len(frame)))
+    for column, kind in spec.dataset.columns.items():
+        values = [str(v) for v in frame[column]]
+        if column in spec.dataset.optional and kind == "string":
+            out[column] = values
+            continue
+        out[column] = [_convert(name, row, column, kind, value) for row, value in enumerate(values, start=1)]
+    return out
+
+
+def _convert(name: str, row: int, column: str, kind: str, value: str) -> Any:
+    from datetime import date
+
+    where = f"{name}: row {row} (line {row + 1}), column {column!r}"
+    text = value.strip()
+    if not text:
+        raise DatasetError(f"{where}: is empty; every {kind} value is required")
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            number = float(text)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(text)
+            return number
+        if kind == "date":
+            return date.fromisoformat(text[:10]).isoformat()
+    except ValueError as exc:
+        example = {"integer": "42", "number": "12.5", "date": "2026-01-31"}[kind]
+        raise DatasetError(f"{where}: {value[:60]!r} is not a {kind} (such as {example})") from exc
+    return value
+
+
+def check_classes(name: str, labels: Iterable[Any], minimum: int) -> None:
+    """Every class must have at least ``minimum`` rows to be split into train and test and cross-validated.
+
+    Raises:
+        DatasetError: Naming each class that is too small.
+    """
+    counts: dict[Any, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    small = sorted((str(label), n) for label, n in counts.items() if n < minimum)
+    if small:
+        listed = ", ".join(f"{label!r} ({n} row{'s' if n != 1 else ''})" for label, n in small[:10])
+        raise DatasetError(
+            f"{name}: class(es) with fewer than {minimum} rows, too few to split: {listed}; "
+            "add rows for them or remove them"
+        )
+
+
+def check_labels_seen(test_name: str, test_labels: Iterable[Any], train_labels: Iterable[Any]) -> None:
+    """Every label of the frozen test split must occur in the training data.
+
+    Raises:
+        DatasetError: Naming the unseen labels.
+    """
+    unseen = sorted({str(x) for x in test_labels} - {str(x) for x in train_labels})
+    if unseen:
+        raise DatasetError(
+            f"{test_name}: label(s) {', '.join(map(repr, unseen[:10]))} never occur in the training data; "
+            "add training rows for them"
+        )
