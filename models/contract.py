@@ -149,10 +149,15 @@ def load_spec(path: Path) -> TechniqueSpec:
     Raises:
         ValueError: The file is not valid; the message names the file.
     """
+    from pydantic import ValidationError
+
     try:
         return TechniqueSpec.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: {problems}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
 
 
 @lru_cache(maxsize=1)

@@ -52,10 +52,27 @@ def _read_csv(name: str, raw: bytes) -> Any:
             f"{name}: line {line} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "re-save the file as UTF-8"
         ) from exc
+    _check_field_counts(name, text)
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DatasetError(f"{name}: not a readable CSV ({str(exc).strip()})") from exc
+
+
+def _check_field_counts(name: str, text: str) -> None:
+    import csv
+
+    try:
+        rows = csv.reader(io.StringIO(text))
+        header = next(rows, [])
+        for row, fields in enumerate(rows, start=1):
+            if fields and len(fields) != len(header):
+                raise DatasetError(
+                    f"{name}: row {row} (line {row + 1}) has {len(fields)} fields but the header has {len(header)}; "
+                    "quote values that contain commas"
+                )
+    except csv.Error as exc:
+        raise DatasetError(f"{name}: not a readable CSV ({exc})") from exc
 
 
 def _read_parquet(name: str, raw: bytes) -> Any:

@@ -22,8 +22,9 @@ def _fold(text: Any) -> str:
 
 
 def normalize_many(texts: Any) -> list[str]:
-    """Normalized utterances: spaCy token norms (``can't`` -> ``can not``), lower case, accents folded,
-    punctuation and spaces dropped, joined back with single spaces.
+    """Normalized utterances, joined back with single spaces.
+
+    spaCy token norms (``can't`` -> ``can not``), lower case, accents folded, punctuation and spaces dropped.
     """
     docs = _nlp().tokenizer.pipe(_fold(t) for t in texts)
     return [" ".join(t.norm_ for t in doc if not (t.is_punct or t.is_space)) for doc in docs]

@@ -437,7 +437,7 @@ class Run:
             self.finish(node, "Succeeded")
 
     def _pod_env(self, body: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, str]:
-        env = {**os.environ, **self.engine.base_env, "ARGO_WORKFLOW_NAME": self.name}
+        env = {**os.environ, **self.engine.base_env, "ARGO_WORKFLOW_NAME": self.name, **self.engine.thread_env()}
         for source in body.get("envFrom", []):
             env.update(self.engine.objects.all_of(source))
         for item in body.get("env", []):
@@ -824,6 +824,15 @@ class Engine:
         self.objects = objects or LocalObjects()
         self.base_env = dict(base_env or {})
         self.parallelism = parallelism
+
+    def thread_env(self) -> dict[str, str]:
+        """Thread limits for one step: its share of the cores, as a CPU limit gives a pod on a cluster.
+
+        Without them, parallel steps that each start one thread per core (OpenMP, BLAS) oversubscribe the
+        machine and slow each other down many times over. A template's own ``env`` still overrides them.
+        """
+        share = str(max(1, (os.cpu_count() or 1) // self.parallelism))
+        return {name: share for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
     def s3(self) -> Any:
         """The S3 client, created on first use."""

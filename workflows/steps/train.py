@@ -11,12 +11,15 @@ import sys
 from typing import Annotated, Any
 
 from hera.workflows import Input, Output, Parameter, RetryStrategy, script
+from hera.workflows.models import Backoff, IntOrString
 
 from workflows.templates.common import step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
-RETRY = RetryStrategy(limit=2, retry_policy="Always", backoff={"duration": "2s", "factor": "2", "max_duration": "1m"})
+RETRY = RetryStrategy(
+    limit=2, retry_policy="Always", backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m")
+)
 
 
 class DataInput(Input):

@@ -1,0 +1,167 @@
+"""The training pipeline end to end through the engine, against the real embedded S3 and MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from models.contract import get
+from tests.conftest import settings_env
+from workflows.platform import datasets
+from workflows.platform.s3 import s3_client
+from workflows.settings import Settings
+
+CTCD = [sys.executable, "-m", "workflows.cli"]
+SMALL = {"intent-classifier": 2000, "invoice-matcher": 900}
+
+
+def ctcd(settings: Settings, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CTCD, *args], env=settings_env(settings), capture_output=True, text=True, timeout=timeout)
+
+
+def train_all(settings: Settings) -> dict[str, Any]:
+    result = ctcd(settings, "submit", "--from", "workflowtemplate/train-all", "--wait", "-o", "name")
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = result.stdout.strip().splitlines()[-1]
+    return dict(json.loads(ctcd(settings, "runs", "get", name, "-o", "json").stdout))
+
+
+@pytest.fixture(scope="module")
+def runs(platform: Settings) -> dict[str, Any]:
+    for technique, rows in SMALL.items():
+        seeded = ctcd(platform, "data", "seed", technique, "--rows", str(rows))
+        assert seeded.returncode == 0, seeded.stderr
+    first = train_all(platform)
+    second = train_all(platform)
+    return {"first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def registry(platform: Settings) -> MlflowClient:
+    return MlflowClient(tracking_uri=platform.mlflow_tracking_uri)
+
+
+def _version(registry: MlflowClient, name: str, number: int) -> Any:
+    return registry.get_model_version(name, str(number))
+
+
+@pytest.mark.parametrize("technique", sorted(SMALL))
+def test_first_training_registers_an_eligible_champion(
+    runs: dict[str, Any], registry: MlflowClient, technique: str
+) -> None:
+    assert runs["first"]["status"]["phase"] == "Succeeded"
+    v1 = _version(registry, technique, 1)
+    assert v1.tags["ctcd.gate.decision"] == "better"
+    assert v1.tags["ctcd.gate.champion"] == ""  # there was none
+    assert registry.get_model_version_by_alias(technique, "champion").version == "1"
+    lineage = {k: v1.tags[f"ctcd.{k}"] for k in ("technique", "dataset_version", "workflow_run", "git_commit")}
+    assert lineage["technique"] == technique
+    assert lineage["workflow_run"] == runs["first"]["metadata"]["name"]
+    assert len(lineage["dataset_version"]) == 16 and len(lineage["git_commit"]) == 40
+
+
+@pytest.mark.parametrize("technique", sorted(SMALL))
+def test_run_logs_metrics_plot_report_model_and_pins(
+    runs: dict[str, Any], registry: MlflowClient, technique: str
+) -> None:
+    v1 = _version(registry, technique, 1)
+    run = registry.get_run(v1.run_id)
+    metric = get(technique).spec.metric.name
+    assert run.data.metrics[f"test_{metric}"] == pytest.approx(float(v1.tags["ctcd.gate.challenger"]))
+    assert any(k.startswith("test_f1_") for k in run.data.metrics)  # per-class metrics
+    assert any(k.startswith("cv_") for k in run.data.metrics)
+    paths = {a.path for a in registry.list_artifacts(run.info.run_id, "evaluation")}
+    assert paths == {"evaluation/plot.png", "evaluation/report.json"}
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = Path(registry.download_artifacts(run.info.run_id, "evaluation/plot.png", tmp))
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        report = json.loads(
+            Path(registry.download_artifacts(run.info.run_id, "evaluation/report.json", tmp)).read_text()
+        )
+        assert report["metric"] == run.data.metrics[f"test_{metric}"] and report["per_class"]
+        import mlflow
+
+        mlflow.set_tracking_uri(registry.tracking_uri)
+        model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{technique}/1", dst_path=tmp + "/m"))
+        assert hashlib.sha256((model_dir / "model.pkl").read_bytes()).hexdigest() == v1.tags["ctcd.model_sha256"]
+        mlmodel = (model_dir / "MLmodel").read_text()
+        assert "serialization_format: cloudpickle" in mlmodel and "signature:" in mlmodel
+        pins = (model_dir / "requirements.txt").read_text()
+        assert "scikit-learn==" in pins and "mlflow==" in pins
+        assert (model_dir / "input_example.json").exists()
+
+
+@pytest.mark.parametrize("technique", sorted(SMALL))
+def test_training_again_on_unchanged_data_does_not_promote(
+    runs: dict[str, Any], registry: MlflowClient, technique: str
+) -> None:
+    assert runs["second"]["status"]["phase"] == "Succeeded"
+    v1, v2 = _version(registry, technique, 1), _version(registry, technique, 2)
+    assert v2.tags["ctcd.gate.decision"] == "not-better"
+    assert v2.tags["ctcd.dataset_version"] == v1.tags["ctcd.dataset_version"]
+    assert float(v2.tags["ctcd.gate.delta"]) == pytest.approx(0.0, abs=1e-9)
+    assert v2.tags["ctcd.previous_champion"] == "1"
+    assert registry.get_model_version_by_alias(technique, "champion").version == "1"
+
+
+def test_models_table_reports_the_decisions(runs: dict[str, Any], platform: Settings) -> None:
+    rows = {r["technique"]: r for r in json.loads(ctcd(platform, "models", "-o", "json").stdout)}
+    assert {r["decision"] for r in rows.values()} == {"not-better"}
+    assert {r["champion"] for r in rows.values()} == {"1"}
+
+
+def test_test_split_stays_frozen_while_train_grows(runs: dict[str, Any], platform: Settings, tmp_path: Path) -> None:
+    technique = get("invoice-matcher")
+    client = s3_client(platform)
+    before = datasets.snapshot(client, platform, technique)
+    batch = tmp_path / "march.csv"
+    batch.write_bytes(datasets.frame_to_csv(technique.generate(300, seed=5, batch=2)))
+    added = ctcd(platform, "data", "add", technique.name, str(batch))
+    assert added.returncode == 0, added.stderr
+    after = datasets.snapshot(client, platform, technique)
+    assert after.test == before.test  # same key, same sha256, same rows
+    assert len(after.batches) == len(before.batches) + 1 and after.version != before.version
+    assert datasets.snapshot(client, platform, technique).version == after.version  # content-addressed
+
+
+def test_a_bad_file_fails_the_run_and_registers_nothing(
+    runs: dict[str, Any], platform: Settings, registry: MlflowClient
+) -> None:
+    client = s3_client(platform)
+    key = "intent-classifier/train/batch-9999.csv"
+    client.put_object(Bucket=platform.datasets_bucket, Key=key, Body=b"text,label\nhello,greet\n")
+    versions_before = len(registry.search_model_versions("name = 'intent-classifier'"))
+    try:
+        result = ctcd(
+            platform,
+            "submit",
+            "--from",
+            "workflowtemplate/train",
+            "-p",
+            "technique=intent-classifier",
+            "--wait",
+            "-o",
+            "name",
+        )
+        assert result.returncode == 1
+        name = result.stdout.strip().splitlines()[-1]
+        logs = ctcd(platform, "runs", "logs", name, "--node", "load-data(0)").stdout
+        assert f"s3://{platform.datasets_bucket}/{key}: missing column(s) intent; unexpected column(s) label" in logs
+        assert "Traceback" not in logs
+    finally:
+        client.delete_object(Bucket=platform.datasets_bucket, Key=key)
+    assert len(registry.search_model_versions("name = 'intent-classifier'")) == versions_before
+
+
+def test_unknown_technique_is_refused_at_submit(platform: Settings) -> None:
+    result = ctcd(platform, "submit", "--from", "workflowtemplate/train", "-p", "technique=fraud-detector")
+    assert result.returncode == 1
+    assert "technique='fraud-detector' is not one of ['intent-classifier', 'invoice-matcher']" in result.stderr

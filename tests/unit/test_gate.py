@@ -1,0 +1,47 @@
+"""The champion gate's decision table."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflows.gate import decide, from_tags
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "direction", "threshold", "expected"),
+    [
+        (0.90, None, "maximize", 0.01, "better"),  # no champion: eligible
+        (0.95, 0.90, "maximize", 0.01, "better"),  # beats by more than the threshold
+        (0.91, 0.90, "maximize", 0.01, "better"),  # beats by exactly the threshold
+        (0.905, 0.90, "maximize", 0.01, "not-better"),  # better, but not by enough
+        (0.90, 0.90, "maximize", 0.0, "not-better"),  # equal is never better, even with no threshold
+        (0.85, 0.90, "maximize", 0.01, "not-better"),  # worse
+        (0.20, 0.30, "minimize", 0.05, "better"),  # lower loss by 0.10
+        (0.28, 0.30, "minimize", 0.05, "not-better"),
+        (0.35, 0.30, "minimize", 0.0, "not-better"),
+    ],
+)
+def test_decision_table(
+    challenger: float, champion: float | None, direction: str, threshold: float, expected: str
+) -> None:
+    assert decide(challenger, champion, direction, threshold).decision == expected
+
+
+def test_evidence_is_recorded_as_tags() -> None:
+    verdict = decide(0.95, 0.90, "maximize", 0.01)
+    tags = verdict.tags()
+    assert tags["ctcd.gate.decision"] == "better"
+    assert float(tags["ctcd.gate.delta"]) == pytest.approx(0.05)
+    assert tags["ctcd.gate.champion"] == "0.9" and tags["ctcd.gate.threshold"] == "0.01"
+    assert from_tags({**tags, "other": "x"})["challenger"] == "0.95"
+
+
+@pytest.mark.parametrize(("challenger", "champion"), [(float("nan"), 0.9), (0.9, float("inf"))])
+def test_non_finite_metrics_are_refused(challenger: float, champion: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        decide(challenger, champion, "maximize", 0.01)
+
+
+def test_unknown_direction_is_refused() -> None:
+    with pytest.raises(ValueError, match="maximize or minimize"):
+        decide(0.9, 0.8, "up", 0.0)

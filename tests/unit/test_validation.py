@@ -1,0 +1,92 @@
+"""Dataset validation: every failure names the file, row and column, and nothing else escapes."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from models.contract import get
+from workflows.validation import DatasetError, check_classes, check_labels_seen, parse
+
+INTENT = get("intent-classifier").spec
+MATCHER = get("invoice-matcher").spec
+GOOD_MATCH_ROW = "10.5,10.5,2026-01-02,2026-01-01,NF 123,123,ACME,Acme Ltda,1\n"
+MATCH_HEADER = (
+    "transfer_amount,invoice_amount,transfer_date,invoice_due_date,transfer_reference,invoice_number,"
+    "payer_name,customer_name,is_match\n"
+)
+
+
+def test_a_good_file_parses_typed() -> None:
+    frame = parse("m.csv", (MATCH_HEADER + GOOD_MATCH_ROW).encode(), MATCHER)
+    assert frame.loc[0, "transfer_amount"] == 10.5 and frame.loc[0, "is_match"] == 1
+    assert frame.loc[0, "transfer_date"] == "2026-01-02"
+
+
+def test_empty_file() -> None:
+    with pytest.raises(DatasetError, match=r"^e\.csv: the file is empty"):
+        parse("e.csv", b"  \n", INTENT)
+
+
+def test_header_only() -> None:
+    with pytest.raises(DatasetError, match=r"h\.csv: has a header but no data rows"):
+        parse("h.csv", b"text,intent\n", INTENT)
+
+
+def test_missing_and_extra_columns() -> None:
+    with pytest.raises(DatasetError, match=r"c\.csv: missing column\(s\) intent; unexpected column\(s\) label"):
+        parse("c.csv", b"text,label\nhi,greet\n", INTENT)
+
+
+def test_wrong_type_names_row_and_column() -> None:
+    bad = MATCH_HEADER + GOOD_MATCH_ROW + GOOD_MATCH_ROW.replace("10.5,10.5", "ten,10.5")
+    with pytest.raises(
+        DatasetError, match=r"t\.csv: row 2 \(line 3\), column 'transfer_amount': 'ten' is not a number"
+    ):
+        parse("t.csv", bad.encode(), MATCHER)
+
+
+def test_bad_date_and_integer() -> None:
+    with pytest.raises(DatasetError, match=r"column 'transfer_date': '2026-13-45' is not a date"):
+        parse("d.csv", (MATCH_HEADER + GOOD_MATCH_ROW.replace("2026-01-02", "2026-13-45")).encode(), MATCHER)
+    with pytest.raises(DatasetError, match=r"column 'is_match': 'yes' is not a integer"):
+        parse("i.csv", (MATCH_HEADER + GOOD_MATCH_ROW.replace(",1\n", ",yes\n")).encode(), MATCHER)
+
+
+def test_empty_required_value_but_optional_column_may_be_empty() -> None:
+    with pytest.raises(DatasetError, match=r"row 1 \(line 2\), column 'text': is empty"):
+        parse("x.csv", b"text,intent\n ,greet\n", INTENT)
+    frame = parse("o.csv", (MATCH_HEADER + GOOD_MATCH_ROW.replace("NF 123", "")).encode(), MATCHER)
+    assert frame.loc[0, "transfer_reference"] == ""
+
+
+def test_non_utf8_names_the_line() -> None:
+    raw = "text,intent\nhello,greet\n".encode() + "olá,greet\n".encode("latin-1")
+    with pytest.raises(DatasetError, match=r"u\.csv: line 3 is not valid UTF-8 \(byte 0xe1"):
+        parse("u.csv", raw, INTENT)
+
+
+def test_parquet_is_read_and_checked() -> None:
+    buffer = io.BytesIO()
+    pd.DataFrame({"text": ["block my card"], "intent": ["block_credit_card"]}).to_parquet(buffer)
+    assert parse("p.parquet", buffer.getvalue(), INTENT).loc[0, "intent"] == "block_credit_card"
+    with pytest.raises(DatasetError, match=r"b\.parquet: not a readable Parquet file"):
+        parse("b.parquet", b"not parquet at all", INTENT)
+
+
+def test_too_small_class() -> None:
+    with pytest.raises(DatasetError, match=r"fewer than 3 rows, too few to split: 'rare' \(1 row\)"):
+        check_classes("train", ["a", "a", "a", "rare"], 3)
+
+
+def test_labels_unseen_in_train() -> None:
+    with pytest.raises(DatasetError, match=r"test\.csv: label\(s\) 'new_intent' never occur in the training data"):
+        check_labels_seen("test.csv", ["a", "new_intent"], ["a", "b"])
+
+
+def test_garbage_bytes_never_raise_anything_but_dataset_error() -> None:
+    for raw in (b"\x00\x01\x02", b'"unterminated,quote\n', b"text,intent\n" + b"a,b,c,d\n" * 3, b"\xff\xfe\x00"):
+        with pytest.raises(DatasetError):
+            parse("g.csv", raw, INTENT)
