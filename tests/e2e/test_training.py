@@ -165,3 +165,23 @@ def test_unknown_technique_is_refused_at_submit(platform: Settings) -> None:
     result = ctcd(platform, "submit", "--from", "workflowtemplate/train", "-p", "technique=fraud-detector")
     assert result.returncode == 1
     assert "technique='fraud-detector' is not one of ['intent-classifier', 'invoice-matcher']" in result.stderr
+
+
+def test_users_can_add_their_own_parquet_from_s3(runs: dict[str, Any], platform: Settings) -> None:
+    import io
+
+    technique = get("intent-classifier")
+    client = s3_client(platform)
+    buffer = io.BytesIO()
+    technique.generate(200, seed=7, batch=1).to_parquet(buffer)
+    client.put_object(Bucket=platform.artifacts_bucket, Key="uploads/april.parquet", Body=buffer.getvalue())
+    before = datasets.snapshot(client, platform, technique)
+    added = ctcd(platform, "data", "add", technique.name, f"s3://{platform.artifacts_bucket}/uploads/april.parquet")
+    assert added.returncode == 0, added.stderr
+    after = datasets.snapshot(client, platform, technique)
+    assert after.batches[-1]["rows"] == 200 and after.test == before.test
+
+    client.put_object(Bucket=platform.artifacts_bucket, Key="uploads/broken.csv", Body=b"text\nonly one column\n")
+    refused = ctcd(platform, "data", "add", technique.name, f"s3://{platform.artifacts_bucket}/uploads/broken.csv")
+    assert refused.returncode == 1 and "missing column(s) intent" in refused.stderr
+    assert datasets.snapshot(client, platform, technique).version == after.version  # nothing was written
