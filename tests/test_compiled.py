@@ -23,8 +23,8 @@ def test_compiled_yaml_matches_golden_files() -> None:
 
 
 def test_every_template_module_compiles_to_one_runnable_object() -> None:
-    rendered = compiler.render()
-    assert "smoke.yaml" in rendered
+    rendered = {k.rsplit("/", 1)[1]: v for k, v in compiler.render().items() if k.startswith(compiler.TEMPLATES_REL)}
+    assert {"smoke.yaml", "train.yaml", "train-all.yaml"} <= set(rendered)
     for name, text in rendered.items():
         doc = yaml.safe_load(text)
         assert doc["metadata"]["name"] + ".yaml" == name
@@ -42,8 +42,11 @@ def test_compiled_templates_pin_images_and_never_use_latest() -> None:
 
 def test_diff_reports_a_stale_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     compiler.write(tmp_path)
-    (tmp_path / "smoke.yaml").write_text("tampered")
-    (tmp_path / "orphan.yaml").write_text("x")
+    templates = tmp_path / compiler.TEMPLATES_REL
+    (templates / "smoke.yaml").write_text("tampered")
+    (templates / "orphan.yaml").write_text("x")
+    (tmp_path / "gitops/models/intent-classifier/base/inferenceservice.yaml").unlink()
     problems = compiler.diff(tmp_path)
-    assert "smoke.yaml: differs from a fresh compile" in problems
-    assert "orphan.yaml: no module compiles to it any more" in problems
+    assert f"{compiler.TEMPLATES_REL}/smoke.yaml: differs from a fresh compile" in problems
+    assert f"{compiler.TEMPLATES_REL}/orphan.yaml: nothing compiles to it any more" in problems
+    assert "gitops/models/intent-classifier/base/inferenceservice.yaml: missing; run `make compile`" in problems

@@ -220,7 +220,7 @@ def runs_logs(
 
 @app.command("compile")
 def compile_(check: Annotated[bool, typer.Option("--check", help="Fail if committed YAML differs.")] = False) -> None:
-    """Compile the Hera templates into gitops/platform/workflow-templates/."""
+    """Compile the Hera templates and each technique's KServe base into gitops/."""
     from workflows import compile as compiler
 
     if check:

@@ -1,0 +1,269 @@
+"""The desired state under ``gitops/``: KServe manifests per technique, one version file per environment.
+
+Layout::
+
+    gitops/models/<technique>/base/              kustomization.yaml, inferenceservice.yaml (no model pinned)
+    gitops/models/<technique>/ab/                the B variant and the InferenceGraph splitter (A/B only)
+    gitops/models/<technique>/overlays/<env>/    kustomization.yaml, version.yaml
+
+``version.yaml`` is the one file a promotion edits: a strategic-merge patch that pins an immutable
+``storageUri`` (the registered version's artifacts in S3, never an alias), the canary percent or the A/B
+weights, and annotations naming the registry version, its sha256 and lineage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+ENVIRONMENTS = ("staging", "production")
+NAMESPACE = {"staging": "ctcd-staging", "production": "ctcd-production"}
+RUNTIME = "ctcd-predictor"
+SERVING_ACCOUNT = "ctcd-serving"
+ANNOTATION = "ctcd.io/"
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+Strategy = Literal["full", "canary", "ab"]
+
+
+class GitopsError(ValueError):
+    """A promotion's inputs or a version file are invalid; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One registered model version, as the manifests pin it.
+
+    Attributes:
+        version: Registry version number.
+        storage_uri: Immutable ``s3://`` URI of the version's model folder.
+        sha256: sha256 of the serialized model file (the predictor verifies it).
+        run_id: MLflow run that produced it.
+        dataset_version: Dataset version it was trained on.
+    """
+
+    version: str
+    storage_uri: str
+    sha256: str
+    run_id: str = ""
+    dataset_version: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse anything but a version number, an s3:// URI and a hex sha256 (no alias, no injection)."""
+        if not re.fullmatch(r"[0-9]+", self.version):
+            raise GitopsError(f"model version {self.version!r} must be a registry version number such as 3")
+        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/=-]+)?", self.storage_uri):
+            raise GitopsError(f"storageUri {self.storage_uri!r} must be an s3://bucket/path URI")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise GitopsError(f"sha256 {self.sha256!r} must be 64 hex characters")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What one environment of one technique should serve."""
+
+    technique: str
+    environment: str
+    strategy: Strategy
+    pin: Pin
+    canary_percent: int | None = None
+    b_pin: Pin | None = None
+    weights: tuple[int, int] = (50, 50)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a bad name, environment, canary percent or A/B split."""
+        check_name(self.technique, "technique")
+        if self.environment not in ENVIRONMENTS:
+            raise GitopsError(f"environment {self.environment!r} must be one of {', '.join(ENVIRONMENTS)}")
+        if self.strategy == "canary" and not (self.canary_percent is not None and 0 <= self.canary_percent <= 100):
+            raise GitopsError("a canary needs a percent from 0 to 100")
+        if self.strategy == "ab" and (self.b_pin is None or sum(self.weights) != 100 or min(self.weights) < 0):
+            raise GitopsError("A/B needs a second version and two weights that sum to 100")
+
+
+def check_name(value: str, what: str) -> str:
+    """Refuse anything but a DNS-1123 label (so no name can inject YAML, paths or git arguments)."""
+    if not DNS1123.fullmatch(value or ""):
+        raise GitopsError(f"{what} {value!r} must be a DNS-1123 label (lowercase letters, digits and '-')")
+    return value
+
+
+def _dump(docs: list[dict[str, Any]], header: str) -> str:
+    return header + "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs).removeprefix("---\n")
+
+
+def inference_service(technique: str, name: str | None = None) -> dict[str, Any]:
+    """The base InferenceService of a technique: the generic predictor runtime, no model pinned yet."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name or technique,
+            "labels": {"app.kubernetes.io/part-of": "ctcd", "ctcd.io/technique": technique},
+            "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+        },
+        "spec": {
+            "predictor": {
+                "serviceAccountName": SERVING_ACCOUNT,
+                "minReplicas": 1,
+                "model": {
+                    "modelFormat": {"name": "ctcd-sklearn"},
+                    "runtime": RUNTIME,
+                    "storageUri": "s3://unpinned/promote-a-version",
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "512Mi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
+                },
+            }
+        },
+    }
+
+
+def base_files(technique: str) -> dict[str, str]:
+    """``base/`` and ``ab/`` of a technique (generated by ``ctcd compile``, the same for every environment)."""
+    header = (
+        f"# Generated by `ctcd compile` for {technique}. "
+        "The model is pinned per environment in overlays/*/version.yaml.\n"
+    )
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": f"{technique}-ab", "labels": {"ctcd.io/technique": technique}},
+        "spec": {
+            "nodes": {
+                "root": {
+                    "routerType": "Splitter",
+                    "steps": [
+                        {"serviceName": technique, "name": "a", "weight": 50},
+                        {"serviceName": f"{technique}-b", "name": "b", "weight": 50},
+                    ],
+                }
+            }
+        },
+    }
+    return {
+        "base/kustomization.yaml": _dump(
+            [
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": ["inferenceservice.yaml"],
+                }
+            ],
+            header,
+        ),
+        "base/inferenceservice.yaml": _dump([inference_service(technique)], header),
+        "ab/kustomization.yaml": _dump(
+            [
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+                    "kind": "Component",
+                    "resources": ["inferenceservice-b.yaml", "inferencegraph.yaml"],
+                }
+            ],
+            header,
+        ),
+        "ab/inferenceservice-b.yaml": _dump([inference_service(technique, f"{technique}-b")], header),
+        "ab/inferencegraph.yaml": _dump([graph], header),
+    }
+
+
+def _pin_patch(name: str, pin: Pin, annotations: dict[str, str], canary: int | None) -> dict[str, Any]:
+    predictor: dict[str, Any] = {"model": {"storageUri": pin.storage_uri}}
+    if canary is not None:
+        predictor["canaryTrafficPercent"] = canary
+    notes = {
+        f"{ANNOTATION}model-version": pin.version,
+        f"{ANNOTATION}model-sha256": pin.sha256,
+        f"{ANNOTATION}run-id": pin.run_id,
+        f"{ANNOTATION}dataset-version": pin.dataset_version,
+        **annotations,
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": notes},
+        "spec": {"predictor": predictor},
+    }
+
+
+def overlay_files(desired: Desired) -> dict[str, str]:
+    """``overlays/<env>/kustomization.yaml`` and ``version.yaml`` for a desired state."""
+    t, env = desired.technique, desired.environment
+    notes = {f"{ANNOTATION}strategy": desired.strategy, **{f"{ANNOTATION}{k}": v for k, v in desired.extra.items()}}
+    patches = [_pin_patch(t, desired.pin, notes, desired.canary_percent if desired.strategy == "canary" else None)]
+    if desired.strategy == "ab" and desired.b_pin is not None:
+        patches.append(_pin_patch(f"{t}-b", desired.b_pin, notes, None))
+        patches.append(
+            {
+                "apiVersion": "serving.kserve.io/v1alpha1",
+                "kind": "InferenceGraph",
+                "metadata": {"name": f"{t}-ab"},
+                "spec": {
+                    "nodes": {
+                        "root": {
+                            "routerType": "Splitter",
+                            "steps": [
+                                {"serviceName": t, "name": "a", "weight": desired.weights[0]},
+                                {"serviceName": f"{t}-b", "name": "b", "weight": desired.weights[1]},
+                            ],
+                        }
+                    }
+                },
+            }
+        )
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": NAMESPACE[env],
+        "resources": ["../../base"],
+        "patches": [{"path": "version.yaml"}],
+    }
+    if desired.strategy == "ab":
+        kustomization["components"] = ["../../ab"]
+    header = f"# {t} in {env}: the one file a promotion edits (`ctcd promote`). Pins an immutable storageUri.\n"
+    return {
+        f"overlays/{env}/kustomization.yaml": _dump([kustomization], f"# {t} in {env}.\n"),
+        f"overlays/{env}/version.yaml": _dump(patches, header),
+    }
+
+
+def read_version(text: str) -> dict[str, Any]:
+    """The pins and traffic of a version file: ``{"a": {...}, "b": {...}|None, "canary": int|None, "weights": ...}``.
+
+    Raises:
+        GitopsError: The file is not a version file ctcd wrote.
+    """
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except yaml.YAMLError as exc:
+        raise GitopsError(f"version file is not YAML: {exc}") from exc
+    services = [d for d in docs if d.get("kind") == "InferenceService"]
+    if not services:
+        raise GitopsError("version file has no InferenceService patch")
+    graph = next((d for d in docs if d.get("kind") == "InferenceGraph"), None)
+
+    def pin(doc: dict[str, Any]) -> dict[str, Any]:
+        notes = doc["metadata"].get("annotations", {})
+        return {
+            "name": doc["metadata"]["name"],
+            "storage_uri": doc["spec"]["predictor"]["model"]["storageUri"],
+            "version": notes.get(f"{ANNOTATION}model-version", ""),
+            "sha256": notes.get(f"{ANNOTATION}model-sha256", ""),
+            "strategy": notes.get(f"{ANNOTATION}strategy", "full"),
+        }
+
+    weights = None
+    if graph:
+        steps = graph["spec"]["nodes"]["root"]["steps"]
+        weights = {s["serviceName"]: int(s["weight"]) for s in steps}
+    return {
+        "a": pin(services[0]),
+        "b": pin(services[1]) if len(services) > 1 else None,
+        "canary": services[0]["spec"]["predictor"].get("canaryTrafficPercent"),
+        "weights": weights,
+    }
