@@ -1,0 +1,64 @@
+"""Argo CD objects and the platform manifests: fixed project, automated sync, no secrets, least privilege."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workflows.manifests import kustomize
+from workflows.settings import REPO_ROOT
+
+ARGOCD = REPO_ROOT / "argocd"
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def argocd_objects() -> list[dict[str, Any]]:
+    return [d for path in sorted(ARGOCD.rglob("*.yaml")) for d in load(path)]
+
+
+def test_every_app_uses_the_fixed_project_and_automated_prune_self_heal() -> None:
+    apps = [d for d in argocd_objects() if d["kind"] in ("Application", "ApplicationSet")]
+    assert {d["metadata"]["name"] for d in apps} == {"ctcd-root", "ctcd-platform", "ctcd-models"}
+    for app in apps:
+        spec = app["spec"]["template"]["spec"] if app["kind"] == "ApplicationSet" else app["spec"]
+        assert spec["project"] == "ctcd", app["metadata"]["name"]  # fixed, never templated
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+def test_application_set_generates_one_app_per_overlay() -> None:
+    appset = next(d for d in argocd_objects() if d["kind"] == "ApplicationSet")
+    assert appset["spec"]["goTemplate"] is True
+    assert appset["spec"]["generators"][0]["git"]["directories"] == [{"path": "gitops/models/*/overlays/*"}]
+    template = appset["spec"]["template"]
+    assert template["spec"]["source"]["path"] == "{{.path.path}}"
+    assert template["spec"]["destination"]["namespace"] == "ctcd-{{.path.basename}}"
+    assert template["spec"]["ignoreDifferences"][0]["kind"] == "InferenceService"
+
+
+def test_project_restricts_sources_and_destinations() -> None:
+    project = next(d for d in argocd_objects() if d["kind"] == "AppProject")
+    assert project["spec"]["sourceRepos"] == ["https://github.com/ctcd/ctcd.git"]
+    assert "*" not in str(project["spec"]["destinations"])
+    apps = [d for d in argocd_objects() if d["kind"] == "Application"]
+    assert {a["spec"]["source"]["repoURL"] for a in apps} <= set(project["spec"]["sourceRepos"])
+
+
+def test_platform_renders_without_secrets_and_with_least_privilege() -> None:
+    docs = kustomize(REPO_ROOT / "gitops" / "platform")
+    kinds = {d["kind"] for d in docs}
+    assert "Secret" not in kinds and {"WorkflowTemplate", "ClusterServingRuntime", "Role"} <= kinds
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
+    runtime = next(d for d in docs if d["kind"] == "ClusterServingRuntime")
+    security = runtime["spec"]["containers"][0]["securityContext"]
+    assert security["runAsNonRoot"] is True and security["capabilities"]["drop"] == ["ALL"]
+    templates = [d for d in docs if d["kind"] == "WorkflowTemplate"]
+    assert {t["metadata"]["namespace"] for t in templates} == {"ctcd"}
+    assert all(t["spec"]["serviceAccountName"] == "ctcd-workflow" for t in templates)
