@@ -1,0 +1,155 @@
+"""Promotions against real git repositories: commits with trailers, merges, reverts, races and crashes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from workflows import gitops, promotion
+from workflows.platform import gitrepo
+from workflows.settings import REPO_ROOT
+
+SHA = "b" * 64
+
+
+def pin(version: str) -> gitops.Pin:
+    return gitops.Pin(
+        version, f"s3://ctcd-artifacts/mlflow/1/models/m-{version}/artifacts", SHA, f"run-{version}", "ds1"
+    )
+
+
+def desired(version: str, env: str = "staging", technique: str = "intent-classifier", **kw: object) -> gitops.Desired:
+    return gitops.Desired(technique, env, kw.pop("strategy", "full"), pin(version), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def remote(tmp_path: Path) -> str:
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO_ROOT / "gitops" / "models", source / "gitops" / "models", ignore=shutil.ignore_patterns("overlays")
+    )
+    gitrepo.git(tmp_path, "init", "--quiet", "--initial-branch", "main", str(source))
+    gitrepo.git(source, "add", ".")
+    gitrepo.git(source, "commit", "--quiet", "-m", "initial")
+    bare = tmp_path / "gitops.git"
+    assert gitrepo.ensure_remote(bare, source, "main") is True
+    assert gitrepo.ensure_remote(bare, source, "main") is False  # idempotent
+    return str(bare)
+
+
+def log(remote: str, *args: str) -> list[str]:
+    out = subprocess.run(["git", "--git-dir", remote, "log", "--format=%s", *args], capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def show(remote: str, rev: str, path: str) -> str:
+    return subprocess.run(["git", "--git-dir", remote, "show", f"{rev}:{path}"], capture_output=True, text=True).stdout
+
+
+VERSION_FILE = "gitops/models/intent-classifier/overlays/staging/version.yaml"
+
+
+def test_promote_to_main_commits_one_file_change_with_trailers(remote: str) -> None:
+    result = promotion.promote(
+        remote,
+        "main",
+        desired("3", strategy="canary", canary_percent=20),
+        {"Metric": "accuracy=0.97", "Champion-Metric": "accuracy=0.95"},
+        to_main=True,
+    )
+    assert result.changed and result.merged and result.branch == "main"
+    assert log(remote, "-1") == ["Promote intent-classifier v3 to staging (canary 20%)"]
+    with gitrepo.scratch_clone(remote, "main") as repo:
+        trailers = gitrepo.trailers(repo, "HEAD")
+    assert trailers["MLflow-Version"] == "3" and trailers["MLflow-Run-Id"] == "run-3"
+    assert trailers["Dataset-Version"] == "ds1" and trailers["Metric"] == "accuracy=0.97"
+    assert trailers["Champion-Metric"] == "accuracy=0.95"
+    parsed = gitops.read_version(show(remote, "main", VERSION_FILE))
+    assert parsed["a"]["version"] == "3" and parsed["canary"] == 20
+
+
+def test_rerun_converges_without_a_duplicate_commit(remote: str) -> None:
+    first = promotion.promote(remote, "main", desired("3"), {}, to_main=True)
+    again = promotion.promote(remote, "main", desired("3"), {}, to_main=True)
+    assert first.changed and not again.changed and again.commit == first.commit
+    assert len(log(remote, "--", VERSION_FILE)) == 1
+
+
+def test_merging_the_branch_is_the_promotion(remote: str) -> None:
+    result = promotion.promote(remote, "main", desired("4", env="production"), {}, to_main=False)
+    assert result.branch == "promote/intent-classifier/v4" and not result.merged
+    assert show(remote, "main", "gitops/models/intent-classifier/overlays/production/version.yaml") == ""
+    again = promotion.promote(remote, "main", desired("4", env="production"), {}, to_main=False)
+    assert not again.changed and again.commit == result.commit  # no duplicate on the branch either
+    promotion.merge(remote, "main", result.branch)
+    assert log(remote, "-1") == ["Merge promote/intent-classifier/v4"]
+    assert (
+        gitops.read_version(show(remote, "main", "gitops/models/intent-classifier/overlays/production/version.yaml"))[
+            "a"
+        ]["version"]
+        == "4"
+    )
+    with pytest.raises(gitrepo.GitError, match="does not exist on the remote"):
+        promotion.merge(remote, "main", result.branch)  # the branch was deleted after merging
+
+
+def test_revert_is_the_rollback(remote: str) -> None:
+    promotion.promote(remote, "main", desired("3"), {}, to_main=True)
+    promotion.promote(remote, "main", desired("5"), {}, to_main=True)
+    promotion.rollback(remote, "main", "intent-classifier", "staging")
+    assert log(remote, "-1")[0].startswith('Revert "Promote intent-classifier v5')
+    assert promotion.current(remote, "main", "intent-classifier", "staging")["a"]["version"] == "3"  # type: ignore[index]
+    with pytest.raises(gitrepo.GitError, match="nothing to roll back"):
+        promotion.rollback(remote, "main", "invoice-matcher", "production")
+
+
+def test_concurrent_promotions_both_land(remote: str) -> None:
+    jobs = [
+        desired("6", technique="intent-classifier"),
+        desired("7", technique="invoice-matcher"),
+        desired("8", env="production", technique="intent-classifier"),
+    ]
+    errors: list[BaseException] = []
+
+    def run(d: gitops.Desired) -> None:
+        try:
+            promotion.promote(remote, "main", d, {}, to_main=True)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for d in jobs:
+        assert promotion.current(remote, "main", d.technique, d.environment)["a"]["version"] == d.pin.version  # type: ignore[index]
+    assert len(log(remote)) == 1 + len(jobs)  # the initial commit and exactly one per promotion
+
+
+def test_a_crash_between_commit_and_push_leaves_nothing_and_a_rerun_pushes_once(
+    remote: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = gitrepo.push_with_retry
+
+    def crash(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt("killed between commit and push")
+
+    monkeypatch.setattr(gitrepo, "push_with_retry", crash)
+    with pytest.raises(KeyboardInterrupt):
+        promotion.promote(remote, "main", desired("9"), {}, to_main=True)
+    assert log(remote, "--", VERSION_FILE) == []  # no orphan commit on the remote
+    monkeypatch.setattr(gitrepo, "push_with_retry", real)
+    promotion.promote(remote, "main", desired("9"), {}, to_main=True)
+    promotion.promote(remote, "main", desired("9"), {}, to_main=True)
+    assert len(log(remote, "--", VERSION_FILE)) == 1
+
+
+def test_bad_names_never_reach_git() -> None:
+    with pytest.raises(gitops.GitopsError, match="DNS-1123"):
+        promotion.branch_name("--upload-pack=evil", "1")

@@ -1,0 +1,164 @@
+"""Promotions are commits: pin a registered version in an environment's version file and push it.
+
+- ``promote`` commits on ``promote/<technique>/v<N>`` (merging that branch is the promotion) or, where the
+  environment merges by itself (staging by default), straight onto the main branch.
+- ``merge`` merges a promotion branch on the remote, like a pull request's merge button.
+- ``rollback`` reverts the environment's last promotion commit; ``rollout`` ends a canary (100% to the new one).
+
+Every step is idempotent: a re-run after a crash finds the change already there and makes no second commit,
+and a push rejected by a concurrent promotion is rebased (or re-applied) and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workflows import gitops
+from workflows.platform import gitrepo
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a promotion did.
+
+    Attributes:
+        branch: The branch the change is on (the main branch when it merged by itself).
+        commit: The commit on the remote that carries the change.
+        changed: False when the remote already had it (a converged re-run).
+        merged: Whether the change is on the main branch.
+    """
+
+    branch: str
+    commit: str
+    changed: bool
+    merged: bool
+
+
+def branch_name(technique: str, version: str) -> str:
+    """``promote/<technique>/v<N>``, from validated parts only."""
+    return f"promote/{gitops.check_name(technique, 'technique')}/v{int(version)}"
+
+
+def _files(desired: gitops.Desired) -> dict[str, str]:
+    return {f"gitops/models/{desired.technique}/{rel}": text for rel, text in gitops.overlay_files(desired).items()}
+
+
+def _message(desired: gitops.Desired) -> str:
+    how = {
+        "full": "100%",
+        "canary": f"canary {desired.canary_percent}%",
+        "ab": f"A/B {desired.weights[0]}/{desired.weights[1]} with v{desired.b_pin.version if desired.b_pin else '?'}",
+    }
+    return f"Promote {desired.technique} v{desired.pin.version} to {desired.environment} ({how[desired.strategy]})"
+
+
+def _trailers(desired: gitops.Desired, evidence: dict[str, str]) -> dict[str, str]:
+    base = {
+        "Technique": desired.technique,
+        "Environment": desired.environment,
+        "Strategy": desired.strategy,
+        "MLflow-Version": desired.pin.version,
+        "MLflow-Run-Id": desired.pin.run_id,
+        "Dataset-Version": desired.pin.dataset_version,
+        "Model-Sha256": desired.pin.sha256,
+    }
+    return {**base, **{k: v.replace("\n", " ") for k, v in evidence.items()}}
+
+
+def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str, str], to_main: bool) -> Result:
+    """Commit the desired state and push it (to ``main`` or to a promotion branch).
+
+    Args:
+        remote: The GitOps remote (a path or URL).
+        main: The branch Argo CD syncs.
+        desired: What the environment should serve.
+        evidence: Extra trailers (``Metric``, ``Champion-Metric``…).
+        to_main: Push straight to ``main`` instead of a promotion branch.
+    """
+    files, message, trailers = _files(desired), _message(desired), _trailers(desired, evidence)
+    branch = main if to_main else branch_name(desired.technique, desired.pin.version)
+    with gitrepo.scratch_clone(remote, main) as repo:
+        if not to_main and gitrepo.remote_branch_exists(repo, branch):
+            gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
+            gitrepo.git(repo, "checkout", "--quiet", "-B", branch, f"origin/{branch}")
+        elif not to_main:
+            gitrepo.git(repo, "checkout", "--quiet", "-b", branch)
+
+        def apply() -> str | None:
+            return gitrepo.commit(repo, message, trailers) if gitrepo.write_files(repo, files) else None
+
+        if apply() is None:
+            head = gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
+            _logger.info("%s: already on %s, nothing to commit", message, branch)
+            return Result(branch, head, changed=False, merged=to_main)
+        pushed = gitrepo.push_with_retry(repo, branch, reapply=apply)
+    _logger.info("%s: %s on %s", message, pushed[:12], branch)
+    return Result(branch, pushed, changed=True, merged=to_main)
+
+
+def merge(remote: str, main: str, branch: str) -> str:
+    """Merge a promotion branch into ``main`` on the remote (no fast-forward), then delete the branch.
+
+    Raises:
+        GitError: The branch does not exist, or the merge conflicts.
+    """
+    if not branch.startswith("promote/"):
+        raise gitrepo.GitError(f"{branch!r} is not a promotion branch (promote/<technique>/v<N>)")
+    with gitrepo.scratch_clone(remote, main) as repo:
+        if not gitrepo.remote_branch_exists(repo, branch):
+            raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")
+        gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
+
+        def apply() -> str | None:
+            if (
+                gitrepo.git(repo, "merge-base", "--is-ancestor", f"origin/{branch}", "HEAD", check=False).returncode
+                == 0
+            ):
+                return None  # already merged
+            gitrepo.git(repo, "merge", "--quiet", "--no-ff", "--no-edit", "-m", f"Merge {branch}", f"origin/{branch}")
+            return gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
+
+        merged = apply()
+        head = (
+            gitrepo.push_with_retry(repo, main, reapply=apply)
+            if merged
+            else gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
+        )
+        gitrepo.git(repo, "push", "--quiet", "origin", "--delete", branch, check=False)
+    return head
+
+
+def _version_path(technique: str, environment: str) -> str:
+    return f"gitops/models/{gitops.check_name(technique, 'technique')}/overlays/{environment}/version.yaml"
+
+
+def rollback(remote: str, main: str, technique: str, environment: str) -> str:
+    """Revert the last commit on ``main`` that changed this environment's version file; return the revert.
+
+    Raises:
+        GitError: Nothing has been promoted there yet.
+    """
+    path = _version_path(technique, environment)
+    with gitrepo.scratch_clone(remote, main) as repo:
+
+        def apply() -> str | None:
+            last = gitrepo.git(repo, "log", "-1", "--no-merges", "--format=%H", "--", path).stdout.strip()
+            if not last:
+                raise gitrepo.GitError(f"nothing to roll back: {path} has never been promoted")
+            gitrepo.git(repo, "revert", "--no-edit", last)
+            return gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
+
+        apply()
+        return gitrepo.push_with_retry(repo, main, reapply=apply)
+
+
+def current(remote: str, main: str, technique: str, environment: str) -> dict[str, Any] | None:
+    """The parsed version file of an environment on ``main`` (None before the first promotion)."""
+    with gitrepo.scratch_clone(remote, main) as repo:
+        path = Path(repo) / _version_path(technique, environment)
+        return gitops.read_version(path.read_text()) if path.exists() else None
