@@ -1,0 +1,53 @@
+"""``python -m serving``: the predictor container's entrypoint (and one local revision's process).
+
+Flags: ``--model_name``, ``--model_dir``, ``--sha256`` (else ``CTCD_MODEL_SHA256``), ``--http_port``,
+``--bind`` (127.0.0.1 by default; a container passes 0.0.0.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--sha256", default=os.environ.get("CTCD_MODEL_SHA256", ""))
+    parser.add_argument("--http_port", type=int, default=8080)
+    parser.add_argument("--bind", default=os.environ.get("CTCD_BIND_HOST", "127.0.0.1"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model (refusing a bad artifact) and serve it until stopped."""
+    args = _args(sys.argv[1:] if argv is None else argv)
+    sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported; give it nothing of ours
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from kserve import ModelServer
+    from kserve.protocol.rest import server as rest
+
+    from serving.predictor import ArtifactError, Predictor
+
+    original = rest.RESTServer.__init__
+
+    def bind_to(self: rest.RESTServer, *a: object, **kw: object) -> None:  # KServe hard-codes 0.0.0.0
+        original(self, *a, **kw)
+        self.config.host = args.bind
+
+    rest.RESTServer.__init__ = bind_to  # type: ignore[method-assign]
+    model = Predictor(args.model_name, args.model_dir, args.sha256)
+    try:
+        model.load()
+    except (ArtifactError, OSError) as exc:
+        logging.error("refusing to serve %s: %s", args.model_name, exc)
+        return 3
+    ModelServer(http_port=args.http_port, enable_grpc=False, workers=1).start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The generic ctcd predictor: one ``kserve.Model`` that serves any technique's registered model.
+
+``load()`` accepts exactly one model folder (an MLflow model with ``MLmodel`` and ``model.pkl``), verifies
+the file's sha256 against the registry's tag before unpickling anything, and reads the input columns from the
+model's signature.  ``predict()`` speaks v1 (``{"instances": [...]}``) and v2 (Open Inference Protocol) and
+turns every bad payload into ``InvalidInput`` (HTTP 400) with a message; outputs are ``label`` and
+``confidence`` (the probability of the predicted class).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kserve
+import yaml
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+_logger = logging.getLogger(__name__)
+MODEL_FILE = "model.pkl"
+MAX_ROWS = 10_000
+
+
+class ArtifactError(RuntimeError):
+    """The model folder is missing, ambiguous or fails its sha256 check."""
+
+
+def _columns(model_dir: Path) -> list[tuple[str, str]]:
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+    signature = (mlmodel.get("signature") or {}).get("inputs")
+    if not signature:
+        raise ArtifactError(f"{model_dir}/MLmodel has no input signature; register models through ctcd")
+    return [(c["name"], c["type"]) for c in yaml.safe_load(signature)]
+
+
+def find_artifact(model_dir: Path) -> Path:
+    """The single model file of a folder.
+
+    Raises:
+        ArtifactError: No folder, no ``MLmodel``, or not exactly one ``model.pkl``.
+    """
+    if not model_dir.is_dir() or not (model_dir / "MLmodel").exists():
+        raise ArtifactError(f"{model_dir} is not an MLflow model folder (no MLmodel file)")
+    found = sorted(model_dir.rglob(MODEL_FILE))
+    if len(found) != 1:
+        raise ArtifactError(f"{model_dir} must hold exactly one {MODEL_FILE}, found {len(found)}")
+    return found[0]
+
+
+def verify(path: Path, expected_sha256: str) -> None:
+    """Refuse a file whose sha256 differs from the registry's tag."""
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != expected_sha256:
+        raise ArtifactError(
+            f"{path} has sha256 {actual}, but the registry recorded {expected_sha256}; refusing to load"
+        )
+
+
+class Predictor(kserve.Model):  # type: ignore[misc]
+    """Serves one registered model version.
+
+    Args:
+        name: Model name in URLs (the InferenceService name).
+        model_dir: Folder of the MLflow model.
+        sha256: The registry's ``ctcd.model_sha256`` tag; the file must match before it is loaded.
+    """
+
+    def __init__(self, name: str, model_dir: str, sha256: str) -> None:
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+        self.sha256 = sha256
+        self.model: Any = None
+        self.columns: list[tuple[str, str]] = []
+        self.classes: list[Any] = []
+
+    def load(self) -> bool:
+        """Verify and load the model; mark the predictor ready."""
+        import cloudpickle
+
+        artifact = find_artifact(self.model_dir)
+        verify(artifact, self.sha256)
+        with artifact.open("rb") as handle:
+            self.model = cloudpickle.load(handle)
+        self.columns = _columns(self.model_dir)
+        self.classes = [c.item() if hasattr(c, "item") else c for c in self.model.classes_]
+        self.ready = True
+        return self.ready
+
+    async def predict(
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Any:
+        """Predict labels and confidences for v1 or v2 requests."""
+        if isinstance(payload, InferRequest):
+            frame = self._frame_from_v2(payload)
+            labels, confidence = self._run(frame)
+            return InferResponse(
+                model_name=self.name,
+                infer_outputs=[
+                    InferOutput("label", [len(labels)], "BYTES", data=[str(x) for x in labels]),
+                    InferOutput("confidence", [len(labels)], "FP64", data=confidence),
+                ],
+                response_id=payload.id or str(uuid.uuid4()),
+            )
+        frame = self._frame_from_v1(payload)
+        labels, confidence = self._run(frame)
+        return {
+            "predictions": [
+                {"label": label, "confidence": conf} for label, conf in zip(labels, confidence, strict=True)
+            ]
+        }
+
+    def _run(self, frame: Any) -> tuple[list[Any], list[float]]:
+        proba = self.model.predict_proba(frame)
+        best = proba.argmax(axis=1)
+        labels = [self.classes[i] for i in best]
+        return labels, [round(float(proba[row, i]), 6) for row, i in enumerate(best)]
+
+    def _frame_from_v1(self, payload: Any) -> Any:
+        if isinstance(payload, (bytes, str)):
+            try:
+                payload = json.loads(payload)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"the body is not JSON ({exc}); send Content-Type: application/json") from exc
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InvalidInput('expected a JSON object {"instances": [...]}')
+        rows = payload["instances"]
+        if not isinstance(rows, list) or not rows:
+            raise InvalidInput('"instances" must be a non-empty list')
+        if len(rows) > MAX_ROWS:
+            raise InvalidInput(f"at most {MAX_ROWS} instances per request, got {len(rows)}")
+        names = [name for name, _ in self.columns]
+        records = []
+        for i, row in enumerate(rows):
+            if isinstance(row, dict):
+                missing = [n for n in names if n not in row]
+                if missing:
+                    raise InvalidInput(f"instance {i}: missing field(s) {', '.join(missing)} (expected {names})")
+                records.append([row[n] for n in names])
+            elif isinstance(row, list) and len(row) == len(names):
+                records.append(row)
+            elif len(names) == 1 and not isinstance(row, (dict, list)):
+                records.append([row])
+            else:
+                raise InvalidInput(f"instance {i}: expected an object with fields {names} or a list of {len(names)}")
+        return self._typed(records)
+
+    def _frame_from_v2(self, request: InferRequest) -> Any:
+        names = [name for name, _ in self.columns]
+        given = {i.name: i for i in request.inputs}
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise InvalidInput(f"missing input(s) {', '.join(missing)} (expected {names})")
+        columns = {}
+        for name in names:
+            data = given[name].data
+            if not isinstance(data, list) or not data:
+                raise InvalidInput(f"input {name!r} has no data")
+            flat = data
+            if any(isinstance(x, list) for x in flat):
+                raise InvalidInput(f"input {name!r} must be one-dimensional")
+            shape = list(given[name].shape or [])
+            if shape and math.prod(int(s) for s in shape) != len(flat):
+                raise InvalidInput(f"input {name!r}: shape {shape} does not match {len(flat)} values")
+            columns[name] = [x.decode() if isinstance(x, bytes) else x for x in flat]
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) != 1:
+            raise InvalidInput(f"inputs have different lengths {sorted(lengths)}")
+        if lengths.pop() > MAX_ROWS:
+            raise InvalidInput(f"at most {MAX_ROWS} rows per request")
+        return self._typed([list(r) for r in zip(*columns.values(), strict=True)])
+
+    def _typed(self, records: list[list[Any]]) -> Any:
+        import pandas as pd
+
+        out: dict[str, list[Any]] = {}
+        for j, (name, kind) in enumerate(self.columns):
+            values = []
+            for i, record in enumerate(records):
+                values.append(_check_value(record[j], kind, i, name))
+            out[name] = values
+        return pd.DataFrame(out)
+
+
+def _check_value(value: Any, kind: str, row: int, name: str) -> Any:
+    if kind in ("double", "float", "long", "integer"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidInput(f"row {row}, field {name!r}: expected a number, got {value!r}"[:300])
+        return value
+    if not isinstance(value, str):
+        raise InvalidInput(f"row {row}, field {name!r}: expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInput(f"row {row}, field {name!r}: is empty")
+    if len(value) > 10_000:
+        raise InvalidInput(f"row {row}, field {name!r}: longer than 10000 characters")
+    return value
