@@ -361,6 +361,131 @@ def _fmt(value: str) -> str:
         return value
 
 
+get_app = typer.Typer(help="Show serving objects, like `kubectl get`.", no_args_is_help=True)
+app.add_typer(get_app, name="get")
+
+
+def _pin(settings: Settings, technique: str, version: str):  # type: ignore[no-untyped-def]
+    from mlflow.exceptions import MlflowException
+
+    from workflows import gitops
+    from workflows.platform import registry
+
+    try:
+        settings.require_reachable("mlflow")
+        fields = registry.pin_fields(
+            registry.client(settings.mlflow_tracking_uri), technique, version, settings.artifacts_bucket
+        )
+        return gitops.Pin(**fields)
+    except (MlflowException, ValueError, SettingError) as exc:
+        raise _fail(f"cannot pin {technique} v{version}: {exc}") from exc
+
+
+@app.command()
+def promote(
+    technique: str,
+    version: str,
+    env: Annotated[str, typer.Option(help="staging or production.")] = "staging",
+    strategy: Annotated[str, typer.Option(help="canary, full or ab.")] = "canary",
+    percent: Annotated[int, typer.Option(help="Canary traffic percent.")] = 20,
+    b_version: Annotated[str | None, typer.Option(help="The B version for --strategy ab.")] = None,
+    weights: Annotated[str, typer.Option(help="A/B weights, e.g. 50,50.")] = "50,50",
+    to_main: Annotated[bool | None, typer.Option("--to-main/--branch", help="Default: per CTCD_AUTO_MERGE.")] = None,
+) -> None:
+    """Pin a registered version in an environment through a git commit (canary by default)."""
+    from workflows import gitops, promotion
+    from workflows.platform.gitrepo import GitError
+
+    settings = _settings()
+    _technique(technique)
+    try:
+        split = tuple(int(w) for w in weights.split(","))
+        desired = gitops.Desired(
+            technique,
+            env,
+            strategy,  # type: ignore[arg-type]
+            _pin(settings, technique, version),
+            canary_percent=percent if strategy == "canary" else None,
+            b_pin=_pin(settings, technique, b_version) if strategy == "ab" and b_version else None,
+            weights=split if len(split) == 2 else (0, 0),  # type: ignore[arg-type]
+        )
+        direct = settings.merges_by_itself(env) if to_main is None else to_main
+        result = promotion.promote(settings.git_remote, settings.git_branch, desired, {}, to_main=direct)
+    except (gitops.GitopsError, GitError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    state = "merged into " + settings.git_branch if result.merged else f"waiting on branch {result.branch}"
+    note = "" if result.changed else " (already there: nothing new committed)"
+    console.print(f"[green]✓[/] {technique} v{version} → {env}: commit {result.commit[:12]}, {state}{note}")
+
+
+@app.command()
+def merge(branch: str) -> None:
+    """Merge a promotion branch on the GitOps remote, like a pull request's merge button."""
+    from workflows import promotion
+    from workflows.platform.gitrepo import GitError
+
+    settings = _settings()
+    try:
+        commit = promotion.merge(settings.git_remote, settings.git_branch, branch)
+    except GitError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"[green]✓[/] merged {branch} into {settings.git_branch}: {commit[:12]}")
+
+
+@app.command()
+def rollback(technique: str, env: Annotated[str, typer.Option(help="staging or production.")] = "staging") -> None:
+    """Revert the environment's last promotion commit (git revert)."""
+    from workflows import promotion
+    from workflows.gitops import GitopsError
+    from workflows.platform.gitrepo import GitError
+
+    settings = _settings()
+    try:
+        commit = promotion.rollback(settings.git_remote, settings.git_branch, technique, env)
+    except (GitError, GitopsError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"[green]✓[/] rolled back {technique} in {env}: revert {commit[:12]}")
+
+
+@app.command()
+def rollout(technique: str, env: Annotated[str, typer.Option(help="staging or production.")] = "staging") -> None:
+    """End a canary: send 100% to the new version (removes canaryTrafficPercent)."""
+    from workflows import gitops, promotion
+    from workflows.platform.gitrepo import GitError
+
+    settings = _settings()
+    try:
+        now = promotion.current(settings.git_remote, settings.git_branch, technique, env)
+        if now is None:
+            raise gitops.GitopsError(f"{technique} has never been promoted to {env}")
+        a = now["a"]
+        pin = gitops.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
+        desired = gitops.Desired(technique, env, "full", pin)
+        result = promotion.promote(settings.git_remote, settings.git_branch, desired, {}, to_main=True)
+    except (gitops.GitopsError, GitError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"[green]✓[/] {technique} v{pin.version} rolled out to 100% in {env}: {result.commit[:12]}")
+
+
+@get_app.command("isvc")
+def get_isvc(name: Annotated[str | None, typer.Argument()] = None, output: OutputOpt = "table") -> None:
+    """InferenceServices served locally, with the columns of `kubectl get isvc`."""
+    from workflows import render
+
+    path = _settings().state_dir / "serving" / "status.json"
+    items = json.loads(path.read_text())["items"] if path.exists() else []
+    items = [i for i in items if name in (None, i["metadata"]["name"])]
+    if name and not items:
+        raise _fail(f'inferenceservices "{name}" not found')
+    if output in ("yaml", "json"):
+        import yaml
+
+        body = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
+        print(json.dumps(body, indent=2) if output == "json" else yaml.safe_dump(body, sort_keys=False))
+        return
+    console.print(render.isvc_table(items))
+
+
 def _settings() -> Settings:
     try:
         return get_settings()

@@ -121,3 +121,28 @@ def summary(workflow: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     rows += [(f"  {p['name']}", str(p.get("value", ""))) for p in params]
     return [(k, v) for k, v in rows if v]
+
+
+def isvc_table(items: list[dict[str, Any]]) -> Table:
+    """The ``kubectl get isvc`` view: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE."""
+    table = Table(
+        "NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE", box=None
+    )
+    for item in items:
+        status = item.get("status", {})
+        predictor = status.get("components", {}).get("predictor", {})
+        split = predictor.get("traffic", [])
+        ready = next((c["status"] for c in status.get("conditions", []) if c["type"] == "Ready"), "Unknown")
+        prev: dict[str, Any] = next((t for t in split if t.get("tag") == "prev"), {})
+        latest: dict[str, Any] = next((t for t in split if t.get("latestRevision")), {})
+        table.add_row(
+            item["metadata"]["name"],
+            status.get("url", ""),
+            ready,
+            str(prev.get("percent", "")),
+            str(latest.get("percent", "")),
+            prev.get("revisionName", ""),
+            predictor.get("latestReadyRevision", ""),
+            age(item["metadata"].get("creationTimestamp")),
+        )
+    return table

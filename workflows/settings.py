@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         mlflow_tracking_uri: MLflow tracking and registry URI; derived from ``mlflow_port`` when unset.
         git_remote: Git remote that Argo CD watches; locally a bare repository in the state folder.
         git_branch: Branch that Argo CD syncs.
+        gateway_port: Port of the local serving gateway (the stand-in for the cluster's ingress).
+        serving_environment: Which environment's overlays local serving runs.
+        auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
+            wait on a ``promote/<technique>/v<N>`` branch for a human merge.
         engine_parallelism: How many steps the local engine runs at once.
         startup_timeout: Seconds ``ctcd up`` waits for each service to become healthy.
         template_path: Folders (separated by ``os.pathsep``) holding compiled WorkflowTemplates.
@@ -61,6 +65,9 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field(default="", validation_alias="MLFLOW_TRACKING_URI")
     git_remote: str = ""
     git_branch: str = "main"
+    gateway_port: int = Field(default=8090, ge=1, le=65535)
+    serving_environment: str = "staging"
+    auto_merge: str = "staging"
     engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     startup_timeout: float = Field(default=60.0, gt=0)
     template_path: str = str(REPO_ROOT / "gitops" / "platform" / "workflow-templates")
@@ -86,6 +93,15 @@ class Settings(BaseSettings):
     def credentials_file(self) -> Path:
         """Where ``ctcd up`` keeps the generated S3 credentials (mode 0600)."""
         return self.state_dir / "credentials.json"
+
+    @property
+    def gateway_url(self) -> str:
+        """The local serving gateway."""
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def merges_by_itself(self, environment: str) -> bool:
+        """Whether promotions to ``environment`` commit straight to the main branch."""
+        return environment in {e.strip() for e in self.auto_merge.split(",") if e.strip()}
 
     def endpoint(self, setting: str) -> str:
         """Return the URL of an endpoint setting (``s3`` or ``mlflow``)."""

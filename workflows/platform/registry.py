@@ -75,3 +75,36 @@ def latest(mlflow_client: Any, name: str) -> Any | None:
     except MlflowException:
         return None
     return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def storage_uri(mlflow_client: Any, name: str, version: str, artifacts_bucket: str) -> str:
+    """The immutable ``s3://`` folder of a version's model (the server proxies ``mlflow-artifacts:/``).
+
+    Raises:
+        ValueError: The version's artifacts are not in the ctcd artifact store.
+    """
+    uri = str(mlflow_client.get_model_version_download_uri(name, version))
+    if uri.startswith("mlflow-artifacts:/"):
+        return f"s3://{artifacts_bucket}/mlflow/{uri.removeprefix('mlflow-artifacts:/').lstrip('/')}"
+    if uri.startswith("s3://"):
+        return uri
+    raise ValueError(f"{name} v{version} is stored at {uri}, outside the S3 artifact store; register it through ctcd")
+
+
+def pin_fields(mlflow_client: Any, name: str, version: str, artifacts_bucket: str) -> dict[str, str]:
+    """What a promotion pins for a registered version: storage URI, sha256 and lineage.
+
+    Raises:
+        MlflowException: No such version.
+        ValueError: The version has no ``ctcd.model_sha256`` tag.
+    """
+    found = mlflow_client.get_model_version(name, version)
+    if "ctcd.model_sha256" not in found.tags:
+        raise ValueError(f"{name} v{version} has no ctcd.model_sha256 tag; only ctcd-registered versions can be served")
+    return {
+        "version": str(found.version),
+        "storage_uri": storage_uri(mlflow_client, name, version, artifacts_bucket),
+        "sha256": found.tags["ctcd.model_sha256"],
+        "run_id": found.run_id or "",
+        "dataset_version": found.tags.get("ctcd.dataset_version", ""),
+    }

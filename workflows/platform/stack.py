@@ -171,7 +171,24 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
         },
         health=lambda: _http_ok(settings.mlflow_tracking_uri + "/health", (200,)),
     )
-    return [s3, mlflow]
+    serving = Service(
+        name="serving",
+        url=settings.gateway_url,
+        ports={settings.gateway_port: "CTCD_GATEWAY_PORT"},
+        command=[sys.executable, "-m", "serving.local"],
+        env={
+            **creds,
+            "CTCD_STATE_DIR": str(settings.state_dir),
+            "CTCD_GIT_REMOTE": settings.git_remote,
+            "CTCD_GIT_BRANCH": settings.git_branch,
+            "CTCD_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+            "CTCD_S3_REGION": settings.s3_region,
+            "CTCD_SERVING_ENVIRONMENT": settings.serving_environment,
+            "CTCD_GATEWAY_PORT": str(settings.gateway_port),
+        },
+        health=lambda: _http_ok(settings.gateway_url + "/healthz", (200,)),
+    )
+    return [s3, mlflow, serving]
 
 
 def _record_path(settings: Settings, name: str) -> Path:
@@ -273,6 +290,7 @@ def up(settings: Settings) -> dict[str, float | None]:
         PlatformError: A port is taken, a service exited, or it did not become healthy in time.
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_git_remote(settings)
     described = services(settings, generate_credentials=True)
     running = {s.name: _live_process(settings, s.name) for s in described}
     already = {name for name, proc in running.items() if proc is not None}
@@ -295,6 +313,20 @@ def up(settings: Settings) -> dict[str, float | None]:
     }
 
 
+def _ensure_git_remote(settings: Settings) -> None:
+    """Create the local GitOps remote (a bare repository) from the project's own history, once."""
+    from workflows.platform.gitrepo import GitError, ensure_remote
+    from workflows.settings import REPO_ROOT
+
+    if "://" in settings.git_remote or settings.git_remote.startswith("git@"):
+        return  # a hosted remote: nothing to create
+    try:
+        if ensure_remote(Path(settings.git_remote), REPO_ROOT, settings.git_branch):
+            _logger.info("created the GitOps remote %s from %s", settings.git_remote, REPO_ROOT)
+    except GitError as exc:
+        raise PlatformError(f"cannot create the GitOps remote {settings.git_remote} (CTCD_GIT_REMOTE): {exc}") from exc
+
+
 def _ensure_buckets(settings: Settings) -> None:
     from workflows.platform.s3 import s3_client
 
@@ -311,6 +343,11 @@ def _stop_process(proc: psutil.Process, timeout: float = 15.0) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    for member in family[1:]:  # children in sessions of their own (model servers) too
+        try:
+            member.terminate()
+        except psutil.Error:
+            continue
     _, alive = psutil.wait_procs(family, timeout=timeout)
     for leftover in alive:
         leftover.kill()

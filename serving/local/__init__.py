@@ -1,0 +1,1 @@
+"""Local serving: the embedded stand-in for Argo CD + KServe (reconciler, traffic-splitting gateway, status)."""

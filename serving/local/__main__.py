@@ -1,0 +1,80 @@
+"""``python -m serving.local``: reconcile gitops@main into model servers and serve the gateway on 127.0.0.1.
+
+Environment: ``CTCD_STATE_DIR``, ``CTCD_GIT_REMOTE``, ``CTCD_GIT_BRANCH``, ``CTCD_SERVING_ENVIRONMENT``
+(staging), ``CTCD_GATEWAY_PORT``, ``CTCD_S3_ENDPOINT_URL`` and the S3 keys (or the state folder's).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from serving.local import gateway, source
+from serving.local.reconcile import Reconciler
+
+_logger = logging.getLogger("serving.local")
+
+
+class Loop:
+    """Polls the remote and drives the reconciler; the gateway reads ``routes``/``graphs``/``commit``."""
+
+    def __init__(self, reconciler: Reconciler, remote: str, branch: str, environment: str) -> None:
+        self.reconciler, self.remote, self.branch, self.environment = reconciler, remote, branch, environment
+        self.routes = reconciler.routes()
+        self.graphs = reconciler.graphs
+        self.commit = reconciler.commit
+        self.stopping = threading.Event()
+
+    def once(self) -> None:
+        """One pass: take a new commit if main moved, then advance revisions and publish routes."""
+        commit = source.head(self.remote, self.branch)
+        if commit and commit != self.reconciler.commit:
+            try:
+                self.reconciler.apply(commit, source.render(self.remote, commit, self.environment))
+                _logger.info("applied %s", commit[:12])
+            except Exception as exc:  # a broken commit must not stop serving what runs
+                _logger.error("cannot apply %s: %s", commit[:12], exc)
+                self.reconciler.commit = commit
+        self.reconciler.step()
+        self.routes, self.graphs, self.commit = self.reconciler.routes(), dict(self.reconciler.graphs), commit
+
+    def run(self) -> None:
+        """Reconcile every half second until stopped."""
+        while not self.stopping.is_set():
+            try:
+                self.once()
+            except Exception:  # keep the loop alive; the error is logged
+                _logger.exception("reconcile pass failed")
+            self.stopping.wait(0.5)
+
+
+def main() -> None:
+    """Start the reconcile loop and the gateway; stop every model server on exit."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    state_dir = Path(os.environ["CTCD_STATE_DIR"])
+    port = int(os.environ.get("CTCD_GATEWAY_PORT", "8090"))
+    reconciler = Reconciler(state_dir, source.s3_fetcher(state_dir), f"http://127.0.0.1:{port}")
+    loop = Loop(
+        reconciler,
+        os.environ["CTCD_GIT_REMOTE"],
+        os.environ.get("CTCD_GIT_BRANCH", "main"),
+        os.environ.get("CTCD_SERVING_ENVIRONMENT", "staging"),
+    )
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    try:
+        uvicorn.run(gateway.app(loop), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        loop.stopping.set()
+        worker.join(timeout=5)
+        time.sleep(0.1)
+        reconciler.stop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The local ingress: routes v1/v2 requests to a revision by the InferenceService's traffic split.
+
+A request for an InferenceGraph name (``<technique>-ab``) first picks a service by the Splitter weights.
+Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+PATH = re.compile(r"^/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
+
+
+def pick(choices: list[tuple[int, Any]], rng: random.Random) -> Any:
+    """A weighted random choice among ``(weight, value)`` pairs with positive weight."""
+    live = [(w, v) for w, v in choices if w > 0]
+    if not live:
+        return None
+    return rng.choices([v for _, v in live], weights=[w for w, _ in live], k=1)[0]
+
+
+def app(state: Any, seed: int | None = None) -> Starlette:
+    """The gateway; ``state`` exposes ``routes`` and ``graphs`` (updated by the reconciler)."""
+    rng = random.Random(seed)
+    client = httpx.AsyncClient(timeout=30)
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "commit": state.commit})
+
+    async def forward(request: Request) -> Response:
+        match = PATH.match(request.url.path)
+        if not match:
+            return JSONResponse({"error": "use /v1/models/NAME:predict or /v2/models/NAME/infer"}, status_code=404)
+        version, name, rest = match.groups()
+        service = name
+        if name in state.graphs:
+            steps = state.graphs[name]["spec"]["nodes"]["root"]["steps"]
+            service = pick([(int(s["weight"]), s["serviceName"]) for s in steps], rng)
+        routes = state.routes.get(service)
+        if routes is None:
+            known = ", ".join(sorted([*state.routes, *state.graphs])) or "none"
+            return JSONResponse({"error": f"no InferenceService {name!r} (known: {known})"}, status_code=404)
+        target = pick([(pct, (port, rev)) for pct, port, rev in routes], rng)
+        if target is None:
+            return JSONResponse({"error": f"{service} has no ready revision"}, status_code=503)
+        port, revision = target
+        url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"
+        try:
+            reply = await client.request(
+                request.method,
+                url,
+                content=await request.body(),
+                headers={"content-type": request.headers.get("content-type", "application/json")},
+            )
+        except httpx.HTTPError as exc:
+            return JSONResponse({"error": f"revision {revision} is unreachable: {exc}"}, status_code=503)
+        headers = {
+            "x-ctcd-revision": revision,
+            "x-ctcd-service": service,
+            "content-type": reply.headers.get("content-type", "application/json"),
+        }
+        return Response(reply.content, status_code=reply.status_code, headers=headers)
+
+    routes = [Route("/healthz", health), Route("/{path:path}", forward, methods=["GET", "POST"])]
+    return Starlette(routes=routes)
