@@ -24,6 +24,10 @@ run: $(STAMP) ## Bring up the embedded platform and run the main job on it
 	$(BIN)/ctcd data seed
 	$(BIN)/ctcd submit --from workflowtemplate/train-all --wait
 	$(BIN)/ctcd models
+	$(BIN)/ctcd serving wait
+	$(BIN)/ctcd get isvc
+	$(BIN)/ctcd predict intent-classifier
+	$(BIN)/ctcd predict invoice-matcher
 	$(BIN)/ctcd status
 
 test: $(STAMP) ## Run the whole test suite (starts its own throwaway platform)
@@ -46,7 +50,7 @@ check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh
 bench: $(STAMP) ## Print benchmark figures (and write bench-results/*.json)
 	$(BIN)/python -m tests.bench.engine_overhead
 
-up: $(STAMP) ## Start the embedded platform (SeaweedFS S3 + MLflow)
+up: $(STAMP) ## Start the embedded platform (SeaweedFS S3, MLflow, local serving)
 	$(BIN)/ctcd up
 
 down: $(STAMP) ## Stop the embedded platform

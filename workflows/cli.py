@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -403,7 +403,7 @@ def promote(
         desired = gitops.Desired(
             technique,
             env,
-            strategy,  # type: ignore[arg-type]
+            cast(gitops.Strategy, strategy),
             _pin(settings, technique, version),
             canary_percent=percent if strategy == "canary" else None,
             b_pin=_pin(settings, technique, b_version) if strategy == "ab" and b_version else None,
@@ -484,6 +484,69 @@ def get_isvc(name: Annotated[str | None, typer.Argument()] = None, output: Outpu
         print(json.dumps(body, indent=2) if output == "json" else yaml.safe_dump(body, sort_keys=False))
         return
     console.print(render.isvc_table(items))
+
+
+serving_app = typer.Typer(help="Local serving (the stand-in for Argo CD + KServe).", no_args_is_help=True)
+app.add_typer(serving_app, name="serving")
+
+
+@serving_app.command("wait")
+def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 180.0) -> None:
+    """Wait until local serving runs the main branch's commit and every InferenceService is Ready."""
+    from workflows.platform.gitrepo import git
+
+    settings = _settings()
+    path = settings.state_dir / "serving" / "status.json"
+    head = git(settings.state_dir, "ls-remote", "--", settings.git_remote, f"refs/heads/{settings.git_branch}")
+    commit = head.stdout.split()[0] if head.stdout.strip() else ""
+    start = time.monotonic()
+    with console.status("waiting for local serving to converge…"):
+        while time.monotonic() - start < timeout:
+            status = json.loads(path.read_text()) if path.exists() else {}
+            items = status.get("items", [])
+            ready = [i for i in items if i["status"]["conditions"][0]["status"] == "True"]
+            if status.get("commit") == commit and len(ready) == len(items):
+                console.print(
+                    f"[green]✓[/] serving {commit[:12]}: {len(items)} InferenceService(s) ready "
+                    f"after {time.monotonic() - start:.1f}s"
+                )
+                return
+            time.sleep(0.5)
+    raise _fail(f"local serving did not converge on {commit[:12]} within {timeout:.0f}s; see `ctcd get isvc`")
+
+
+@app.command()
+def predict(
+    name: str,
+    instances: Annotated[str | None, typer.Option(help="JSON list of instances (default: generated examples).")] = None,
+    count: Annotated[int, typer.Option(help="How many generated examples.")] = 3,
+) -> None:
+    """Send a v1 prediction through the local gateway and print what came back (and from which revision)."""
+    import httpx
+
+    settings = _settings()
+    if instances is None:
+        technique = _technique(name.removesuffix("-ab").removesuffix("-b"))
+        frame = technique.generate(count, seed=99, batch=0)[technique.spec.feature_columns()]
+        rows = json.loads(frame.to_json(orient="records"))
+    else:
+        rows = json.loads(instances)
+    try:
+        reply = httpx.post(f"{settings.gateway_url}/v1/models/{name}:predict", json={"instances": rows}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _fail(f"the gateway at {settings.gateway_url} is not reachable ({exc}); run `ctcd up`") from exc
+    if reply.status_code != 200:
+        raise _fail(f"{reply.status_code}: {reply.text}")
+    table = Table("INPUT", "LABEL", "CONFIDENCE", "REVISION", title=f"{name} via {settings.gateway_url}")
+    for row, prediction in zip(rows, reply.json()["predictions"], strict=True):
+        shown = row.get("text") if isinstance(row, dict) and "text" in row else json.dumps(row)[:70]
+        table.add_row(
+            str(shown)[:70],
+            str(prediction["label"]),
+            f"{prediction['confidence']:.3f}",
+            reply.headers.get("x-ctcd-revision", "-"),
+        )
+    console.print(table)
 
 
 def _settings() -> Settings:

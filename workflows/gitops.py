@@ -76,6 +76,8 @@ class Desired:
     def __post_init__(self) -> None:
         """Refuse a bad name, environment, canary percent or A/B split."""
         check_name(self.technique, "technique")
+        if self.strategy not in ("full", "canary", "ab"):
+            raise GitopsError(f"strategy {self.strategy!r} must be canary, full or ab")
         if self.environment not in ENVIRONMENTS:
             raise GitopsError(f"environment {self.environment!r} must be one of {', '.join(ENVIRONMENTS)}")
         if self.strategy == "canary" and not (self.canary_percent is not None and 0 <= self.canary_percent <= 100):

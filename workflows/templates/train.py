@@ -1,4 +1,6 @@
-"""The ``train`` WorkflowTemplate: data → train → evaluate, champion re-score, gate, register.
+"""The ``train`` WorkflowTemplate: data → train → evaluate, champion re-score, gate, register, canary.
+
+A "better" decision promotes the new version to staging as a 20% canary (a commit on the GitOps remote).
 
 ``argo submit --from workflowtemplate/train -p technique=intent-classifier`` (or ``ctcd submit``).  The
 ``train-technique`` DAG takes its inputs as parameters, so ``train-all`` can call it per technique.
@@ -7,6 +9,7 @@
 from hera.workflows import DAG, Parameter, WorkflowTemplate
 
 from models.contract import discover
+from workflows.steps.promote import promote
 from workflows.steps.train import decide, evaluate, load_data, register, score_champion, train
 
 TECHNIQUES = sorted(discover())
@@ -66,7 +69,21 @@ with WorkflowTemplate(
                 "champion_version": champion.get_parameter("version"),
             }
         )
+        canary = promote(
+            name="promote-canary",
+            when=f"{registered.get_parameter('decision')} == better",
+            arguments={
+                "technique": technique,
+                "version": registered.get_parameter("version"),
+                "environment": "staging",
+                "strategy": "canary",
+                "canary_percent": "20",
+                "metric": scored.get_parameter("metric"),
+                "champion_metric": champion.get_parameter("metric"),
+            },
+        )
         data >> [fitted, champion]
         fitted >> scored
         [scored, champion] >> verdict
         verdict >> registered
+        registered >> canary

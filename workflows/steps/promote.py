@@ -1,0 +1,71 @@
+"""The promotion step: pin a registered version in an environment through a git commit.
+
+No `from __future__ import annotations` here: hera reads the real annotations of step functions.
+"""
+
+import logging
+from typing import Annotated, cast
+
+from hera.workflows import Input, Output, Parameter, script
+
+from workflows.templates.common import step_env, trainer_image
+
+_logger = logging.getLogger(__name__)
+
+
+class PromoteInput(Input):
+    """Which version goes where, and how traffic moves to it."""
+
+    technique: str
+    version: str
+    environment: str = "staging"
+    strategy: str = "canary"
+    canary_percent: int = 20
+    b_version: str = ""
+    weights: str = "50,50"
+    metric: str = ""
+    champion_metric: str = ""
+
+
+class PromoteOutput(Output):
+    """The commit that carries the promotion and where it is."""
+
+    commit: Annotated[str, Parameter(name="commit")]
+    branch: Annotated[str, Parameter(name="branch")]
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env())
+def promote(inputs: PromoteInput) -> PromoteOutput:
+    """Commit the environment's version file (to main where it merges by itself, else to a promotion branch)."""
+    from workflows import gitops, promotion
+    from workflows.platform import registry
+    from workflows.settings import get_settings
+
+    settings = get_settings()
+    client = registry.client(settings.mlflow_tracking_uri)
+
+    def pin(version: str) -> gitops.Pin:
+        return gitops.Pin(**registry.pin_fields(client, inputs.technique, version, settings.artifacts_bucket))
+
+    weights = tuple(int(w) for w in inputs.weights.split(","))
+    desired = gitops.Desired(
+        inputs.technique,
+        inputs.environment,
+        cast(gitops.Strategy, inputs.strategy),
+        pin(inputs.version),  # type: ignore[arg-type]
+        canary_percent=inputs.canary_percent if inputs.strategy == "canary" else None,
+        b_pin=pin(inputs.b_version) if inputs.strategy == "ab" and inputs.b_version else None,
+        weights=weights if len(weights) == 2 else (0, 0),  # type: ignore[arg-type]
+    )
+    evidence = {k: v for k, v in (("Metric", inputs.metric), ("Champion-Metric", inputs.champion_metric)) if v}
+    result = promotion.promote(
+        settings.git_remote,
+        settings.git_branch,
+        desired,
+        evidence,
+        to_main=settings.merges_by_itself(inputs.environment),
+    )
+    _logger.info(
+        "%s v%s -> %s: %s on %s", inputs.technique, inputs.version, inputs.environment, result.commit, result.branch
+    )
+    return PromoteOutput(commit=result.commit, branch=result.branch)
