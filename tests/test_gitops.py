@@ -96,6 +96,8 @@ def test_version_file_round_trips() -> None:
     desired = gitops.Desired("intent-classifier", "production", "ab", pin("3"), b_pin=pin("5"), weights=(80, 20))
     parsed = gitops.read_version(gitops.overlay_files(desired)["overlays/production/version.yaml"])
     assert parsed["a"]["version"] == "3" and parsed["b"]["version"] == "5"  # type: ignore[index]
+    assert parsed["a"]["run_id"] == "run3" and parsed["a"]["dataset_version"] == "d1"
+    assert parsed["a"]["sha256"] == SHA and parsed["a"]["storage_uri"] == pin("3").storage_uri
     assert parsed["weights"] == {"intent-classifier": 80, "intent-classifier-b": 20}
 
 

@@ -256,6 +256,8 @@ def read_version(text: str) -> dict[str, Any]:
             "storage_uri": doc["spec"]["predictor"]["model"]["storageUri"],
             "version": notes.get(f"{ANNOTATION}model-version", ""),
             "sha256": notes.get(f"{ANNOTATION}model-sha256", ""),
+            "run_id": notes.get(f"{ANNOTATION}run-id", ""),
+            "dataset_version": notes.get(f"{ANNOTATION}dataset-version", ""),
             "strategy": notes.get(f"{ANNOTATION}strategy", "full"),
         }
 

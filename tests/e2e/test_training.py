@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,39 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.contract import get
-from tests.conftest import settings_env
+from tests.e2e.conftest import SMALL, ctcd
 from workflows.platform import datasets
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
-
-CTCD = [sys.executable, "-m", "workflows.cli"]
-SMALL = {"intent-classifier": 2000, "invoice-matcher": 900}
-
-
-def ctcd(settings: Settings, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CTCD, *args], env=settings_env(settings), capture_output=True, text=True, timeout=timeout)
-
-
-def train_all(settings: Settings) -> dict[str, Any]:
-    result = ctcd(settings, "submit", "--from", "workflowtemplate/train-all", "--wait", "-o", "name")
-    assert result.returncode == 0, result.stdout + result.stderr
-    name = result.stdout.strip().splitlines()[-1]
-    return dict(json.loads(ctcd(settings, "runs", "get", name, "-o", "json").stdout))
-
-
-@pytest.fixture(scope="module")
-def runs(platform: Settings) -> dict[str, Any]:
-    for technique, rows in SMALL.items():
-        seeded = ctcd(platform, "data", "seed", technique, "--rows", str(rows))
-        assert seeded.returncode == 0, seeded.stderr
-    first = train_all(platform)
-    second = train_all(platform)
-    return {"first": first, "second": second}
-
-
-@pytest.fixture(scope="module")
-def registry(platform: Settings) -> MlflowClient:
-    return MlflowClient(tracking_uri=platform.mlflow_tracking_uri)
 
 
 def _version(registry: MlflowClient, name: str, number: int) -> Any:

@@ -277,7 +277,8 @@ class TemplateLibrary:
         for folder in folders:
             for path in sorted(Path(folder).glob("*.y*ml")):
                 for doc in load_documents(path):
-                    self.add(doc)
+                    if str(doc.get("apiVersion", "")).startswith("argoproj.io/"):  # e.g. skip kustomization.yaml
+                        self.add(doc)
 
     def add(self, doc: Mapping[str, Any]) -> None:
         """Register one object under its kind and name."""

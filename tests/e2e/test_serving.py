@@ -1,0 +1,192 @@
+"""GitOps to traffic on the real embedded platform: promotion commits, canary and A/B splits, rollout,
+rollback by revert, and a corrupted artifact refused, all through real git, S3 and KServe servers."""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.e2e.conftest import ctcd
+from workflows import gitops, promotion
+from workflows.platform import registry as reg
+from workflows.settings import Settings
+
+
+def status(platform: Settings) -> dict[str, Any]:
+    path = platform.state_dir / "serving" / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {"items": []}
+
+
+def isvc(platform: Settings, name: str) -> dict[str, Any]:
+    return next((i for i in status(platform)["items"] if i["metadata"]["name"] == name), {})
+
+
+def traffic(platform: Settings, name: str) -> list[dict[str, Any]]:
+    return isvc(platform, name).get("status", {}).get("components", {}).get("predictor", {}).get("traffic", [])
+
+
+def wait_for(predicate: Any, timeout: float = 120) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.25)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def shares(platform: Settings, model: str, header: str, n: int = 1000) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    body = {"instances": ["block my credit card"]} if model.startswith("intent") else None
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            reply = client.post(f"{platform.gateway_url}/v1/models/{model}:predict", json=body or _pair())
+            assert reply.status_code == 200, reply.text
+            counts[reply.headers[header]] += 1
+    return counts
+
+
+def _pair() -> dict[str, Any]:
+    return {
+        "instances": [
+            {
+                "transfer_amount": 100.0,
+                "invoice_amount": 100.0,
+                "transfer_date": "2026-01-02",
+                "invoice_due_date": "2026-01-01",
+                "transfer_reference": "NF 1",
+                "invoice_number": "1",
+                "payer_name": "A",
+                "customer_name": "A",
+            }
+        ]
+    }
+
+
+def pin(registry: MlflowClient, platform: Settings, name: str, version: str) -> gitops.Pin:
+    return gitops.Pin(**reg.pin_fields(registry, name, version, platform.artifacts_bucket))
+
+
+def test_better_training_committed_a_canary_and_serving_converged(runs: dict[str, Any], platform: Settings) -> None:
+    remote = platform.git_remote
+    log = ctcd(platform, "get", "isvc").stdout
+    subjects = (
+        __import__("subprocess")
+        .run(["git", "--git-dir", remote, "log", "--format=%s"], capture_output=True, text=True)
+        .stdout.splitlines()
+    )
+    promotions = [s for s in subjects if s.startswith("Promote ")]
+    assert sorted(promotions) == [
+        "Promote intent-classifier v1 to staging (canary 20%)",
+        "Promote invoice-matcher v1 to staging (canary 20%)",
+    ]  # none from the second run
+    wait_for(
+        lambda: all(
+            isvc(platform, n).get("status", {}).get("conditions", [{}])[0].get("status") == "True"
+            for n in ("intent-classifier", "invoice-matcher")
+        )
+    )
+    assert traffic(platform, "intent-classifier")[0]["percent"] == 100  # the first rollout takes all traffic
+    reply = httpx.post(
+        f"{platform.gateway_url}/v1/models/intent-classifier:predict",
+        json={"instances": ["please block my credit card"]},
+        timeout=30,
+    )
+    assert reply.status_code == 200 and reply.json()["predictions"][0]["label"] == "block_credit_card"
+    assert "intent-classifier" in log and "True" in log
+
+
+def test_canary_20_percent_then_rollout(runs: dict[str, Any], platform: Settings, registry: MlflowClient) -> None:
+    desired = gitops.Desired(
+        "invoice-matcher", "staging", "canary", pin(registry, platform, "invoice-matcher", "2"), canary_percent=20
+    )
+    merged_at = time.monotonic()
+    promotion.promote(platform.git_remote, "main", desired, {}, to_main=True)
+    wait_for(lambda: len(traffic(platform, "invoice-matcher")) == 2)
+    print(f"merge to canary traffic: {time.monotonic() - merged_at:.1f}s")
+    split = {t["tag"]: t for t in traffic(platform, "invoice-matcher")}
+    assert split["latest"]["percent"] == 20 and split["prev"]["percent"] == 80
+    counts = shares(platform, "invoice-matcher", "x-ctcd-revision")
+    latest = counts[split["latest"]["revisionName"]]
+    assert 140 <= latest <= 260, counts  # 20% of 1,000 (binomial sd ~13)
+    assert latest + counts[split["prev"]["revisionName"]] == 1000
+    table = ctcd(platform, "get", "isvc", "invoice-matcher").stdout
+    assert "80" in table and "20" in table and split["prev"]["revisionName"] in table
+
+    assert ctcd(platform, "rollout", "invoice-matcher").returncode == 0
+    wait_for(lambda: [t["percent"] for t in traffic(platform, "invoice-matcher")] == [100])
+    assert traffic(platform, "invoice-matcher")[0]["revisionName"] == split["latest"]["revisionName"]
+
+
+def test_rollback_is_a_revert(runs: dict[str, Any], platform: Settings) -> None:
+    before = traffic(platform, "invoice-matcher")[0]["revisionName"]
+    result = ctcd(platform, "rollback", "invoice-matcher")
+    assert result.returncode == 0, result.stderr
+    current = promotion.current(platform.git_remote, "main", "invoice-matcher", "staging")
+    assert current is not None and current["canary"] == 20  # the rollout commit was reverted
+    subject = (
+        __import__("subprocess")
+        .run(["git", "--git-dir", platform.git_remote, "log", "-1", "--format=%s"], capture_output=True, text=True)
+        .stdout
+    )
+    assert subject.startswith('Revert "Promote invoice-matcher v2 to staging (100%)"')
+    assert before
+
+
+def test_ab_split_through_an_inference_graph(runs: dict[str, Any], platform: Settings, registry: MlflowClient) -> None:
+    desired = gitops.Desired(
+        "intent-classifier",
+        "staging",
+        "ab",
+        pin(registry, platform, "intent-classifier", "1"),
+        b_pin=pin(registry, platform, "intent-classifier", "2"),
+        weights=(70, 30),
+    )
+    promotion.promote(platform.git_remote, "main", desired, {}, to_main=True)
+    wait_for(
+        lambda: (
+            isvc(platform, "intent-classifier-b").get("status", {}).get("conditions", [{}])[0].get("status") == "True"
+            and "intent-classifier-ab" in [g["metadata"]["name"] for g in status(platform)["graphs"]]
+        )
+    )
+    counts = shares(platform, "intent-classifier-ab", "x-ctcd-service")
+    assert 630 <= counts["intent-classifier"] <= 770, counts  # 70% of 1,000 (sd ~14.5)
+    assert counts["intent-classifier"] + counts["intent-classifier-b"] == 1000
+
+
+def test_a_corrupted_artifact_is_refused_and_gets_no_traffic(
+    runs: dict[str, Any], platform: Settings, registry: MlflowClient
+) -> None:
+    good = traffic(platform, "invoice-matcher")
+    real = pin(registry, platform, "invoice-matcher", "1")
+    tampered = gitops.Pin(real.version, real.storage_uri, "f" * 64, real.run_id, real.dataset_version)
+    promotion.promote(
+        platform.git_remote, "main", gitops.Desired("invoice-matcher", "staging", "full", tampered), {}, to_main=True
+    )
+    wait_for(lambda: isvc(platform, "invoice-matcher")["status"]["conditions"][0].get("reason") == "RevisionFailed")
+    condition = isvc(platform, "invoice-matcher")["status"]["conditions"][0]
+    assert condition["status"] == "False" and "refusing" in condition["message"]
+    assert {t["revisionName"] for t in traffic(platform, "invoice-matcher")} <= {t["revisionName"] for t in good}
+    reply = httpx.post(f"{platform.gateway_url}/v1/models/invoice-matcher:predict", json=_pair(), timeout=30)
+    assert reply.status_code == 200  # still served by the good revision
+
+
+def test_unknown_model_and_bad_payload_through_the_gateway(runs: dict[str, Any], platform: Settings) -> None:
+    missing = httpx.post(f"{platform.gateway_url}/v1/models/nope:predict", json={"instances": ["x"]}, timeout=10)
+    assert missing.status_code == 404 and "no InferenceService 'nope'" in missing.text
+    bad = httpx.post(f"{platform.gateway_url}/v1/models/intent-classifier:predict", json={"instances": [1]}, timeout=10)
+    assert bad.status_code == 400 and "expected a string" in bad.text
+
+
+@pytest.mark.parametrize(
+    "args", [["promote", "intent-classifier", "99"], ["merge", "main"], ["rollback", "fraud-detector"]]
+)
+def test_cli_refuses_bad_promotions_clearly(runs: dict[str, Any], platform: Settings, args: list[str]) -> None:
+    result = ctcd(platform, *args)
+    assert result.returncode == 1 and result.stderr.startswith("error:")
+    assert "Traceback" not in result.stderr
