@@ -29,7 +29,7 @@ def free_port_block() -> int:
     """A base port whose S3 block (base..base+4, base+10000..base+10004) and base+5 (MLflow) are free."""
     for _ in range(200):
         base = random.randrange(20000, 30000, 10)
-        ports = [base + i for i in range(7)] + [base + 10000 + i for i in range(5)]
+        ports = [base + i for i in range(8)] + [base + 10000 + i for i in range(5)]
         if all(_free(p) for p in ports):
             return base
     raise RuntimeError("no free port block found on 127.0.0.1")
@@ -42,6 +42,7 @@ def make_settings(state_dir: Path, base: int, **extra: object) -> Settings:
         s3_port=base,
         mlflow_port=base + 5,
         gateway_port=base + 6,
+        bridge_port=base + 7,
         s3_endpoint_url="",
         mlflow_tracking_uri="",
         git_remote="",
@@ -57,6 +58,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CTCD_S3_PORT": str(settings.s3_port),
         "CTCD_MLFLOW_PORT": str(settings.mlflow_port),
         "CTCD_GATEWAY_PORT": str(settings.gateway_port),
+        "CTCD_BRIDGE_PORT": str(settings.bridge_port),
         "CTCD_TEMPLATE_PATH": settings.template_path,
     }
 

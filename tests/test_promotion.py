@@ -153,3 +153,27 @@ def test_a_crash_between_commit_and_push_leaves_nothing_and_a_rerun_pushes_once(
 def test_bad_names_never_reach_git() -> None:
     with pytest.raises(gitops.GitopsError, match="DNS-1123"):
         promotion.branch_name("--upload-pack=evil", "1")
+
+
+def test_a_user_clone_and_plain_git_merge_is_the_promotion(remote: str, tmp_path: Path) -> None:
+    result = promotion.promote(remote, "main", desired("11", env="production"), {}, to_main=False)
+    user = tmp_path / "user"
+    gitrepo.git(tmp_path, "clone", "--quiet", remote, str(user))
+    gitrepo.git(user, "merge", "--quiet", "--no-ff", "--no-edit", f"origin/{result.branch}")
+    gitrepo.git(user, "push", "--quiet", "origin", "main")
+    assert promotion.current(remote, "main", "intent-classifier", "production")["a"]["version"] == "11"  # type: ignore[index]
+
+
+def test_an_invalid_overlay_is_never_committed(remote: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflows.manifests import ManifestError
+
+    def broken(desired: gitops.Desired) -> dict[str, str]:
+        return {
+            "overlays/staging/kustomization.yaml": "resources: [does-not-exist.yaml]\n",
+            "overlays/staging/version.yaml": "{}\n",
+        }
+
+    monkeypatch.setattr(gitops, "overlay_files", broken)
+    with pytest.raises(ManifestError, match="kubectl kustomize"):
+        promotion.promote(remote, "main", desired("12"), {}, to_main=True)
+    assert log(remote, "--", VERSION_FILE) == []

@@ -90,7 +90,10 @@ def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str,
             gitrepo.git(repo, "checkout", "--quiet", "-b", branch)
 
         def apply() -> str | None:
-            return gitrepo.commit(repo, message, trailers) if gitrepo.write_files(repo, files) else None
+            if not gitrepo.write_files(repo, files):
+                return None
+            _validate(repo, desired)
+            return gitrepo.commit(repo, message, trailers)
 
         if apply() is None:
             head = gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
@@ -99,6 +102,18 @@ def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str,
         pushed = gitrepo.push_with_retry(repo, branch, reapply=apply)
     _logger.info("%s: %s on %s", message, pushed[:12], branch)
     return Result(branch, pushed, changed=True, merged=to_main)
+
+
+def _validate(repo: Path, desired: gitops.Desired) -> None:
+    """Render the overlay with ``kubectl kustomize`` and check it before anything is committed.
+
+    Raises:
+        ManifestError: The rendered manifests are invalid (nothing is committed).
+    """
+    from workflows.manifests import kustomize, validate
+
+    overlay = repo / "gitops" / "models" / desired.technique / "overlays" / desired.environment
+    validate(kustomize(overlay), f"{desired.technique}/{desired.environment}")
 
 
 def merge(remote: str, main: str, branch: str) -> str:

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         git_remote: Git remote that Argo CD watches; locally a bare repository in the state folder.
         git_branch: Branch that Argo CD syncs.
         gateway_port: Port of the local serving gateway (the stand-in for the cluster's ingress).
+        bridge_port: Port of the registry bridge's webhook receiver.
         serving_environment: Which environment's overlays local serving runs.
         auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
             wait on a ``promote/<technique>/v<N>`` branch for a human merge.
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     git_remote: str = ""
     git_branch: str = "main"
     gateway_port: int = Field(default=8090, ge=1, le=65535)
+    bridge_port: int = Field(default=8091, ge=1, le=65535)
     serving_environment: str = "staging"
     auto_merge: str = "staging"
     engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)

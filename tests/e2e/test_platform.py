@@ -33,12 +33,13 @@ def test_lifecycle_up_status_down(tmp_path: Path) -> None:
             ("s3", "running", True),
             ("mlflow", "running", True),
             ("serving", "running", True),
+            ("bridge", "running", True),
         ]
         assert status[1]["url"] == f"http://127.0.0.1:{settings.mlflow_port}"
         pids = [s["pid"] for s in status]
 
         again = ctcd(env, "up")  # idempotent: nothing restarted
-        assert again.returncode == 0 and again.stdout.count("already running") == 3
+        assert again.returncode == 0 and again.stdout.count("already running") == 4
         assert [s["pid"] for s in json.loads(ctcd(env, "status", "-o", "json").stdout)] == pids
 
         # the MLflow UI opens at the URL status prints
@@ -59,7 +60,7 @@ def test_lifecycle_up_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0 and "mlflow" in down.stdout and "s3" in down.stdout
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     after = json.loads(ctcd(env, "status", "-o", "json").stdout)
-    assert [s["state"] for s in after] == ["stopped", "stopped", "stopped"]
+    assert [s["state"] for s in after] == ["stopped", "stopped", "stopped", "stopped"]
 
 
 def test_port_taken_is_a_clear_error_and_starts_nothing(tmp_path: Path) -> None:
@@ -72,7 +73,7 @@ def test_port_taken_is_a_clear_error_and_starts_nothing(tmp_path: Path) -> None:
             stack.PlatformError, match=rf"port {settings.mlflow_port} for mlflow is already in use.*CTCD_MLFLOW_PORT"
         ):
             stack.up(settings)
-    assert [s["state"] for s in stack.status(settings)] == ["stopped", "stopped", "stopped"]
+    assert [s["state"] for s in stack.status(settings)] == ["stopped", "stopped", "stopped", "stopped"]
 
 
 def test_down_never_kills_a_process_it_did_not_start(tmp_path: Path) -> None:

@@ -45,3 +45,21 @@ def test_non_finite_metrics_are_refused(challenger: float, champion: float) -> N
 def test_unknown_direction_is_refused() -> None:
     with pytest.raises(ValueError, match="maximize or minimize"):
         decide(0.9, 0.8, "up", 0.0)
+
+
+def test_webhook_signature_matches_mlflow_and_is_checked() -> None:
+    from mlflow.webhooks.delivery import _generate_hmac_signature
+
+    from workflows.bridge import sign, verify
+
+    assert sign("s3cret", "d1", "1700000000", '{"a":1}') == _generate_hmac_signature(
+        "s3cret", "d1", "1700000000", '{"a":1}'
+    )
+    headers = {
+        "X-MLflow-Signature": sign("s3cret", "d1", "1700000000", "{}"),
+        "X-MLflow-Delivery-Id": "d1",
+        "X-MLflow-Timestamp": "1700000000",
+    }
+    assert verify("s3cret", headers, "{}", now=1700000010) == ""
+    assert verify("other", headers, "{}", now=1700000010) == "signature does not match"
+    assert "replay" in verify("s3cret", headers, "{}", now=1700009999)

@@ -188,7 +188,20 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
         },
         health=lambda: _http_ok(settings.gateway_url + "/healthz", (200,)),
     )
-    return [s3, mlflow, serving]
+    bridge = Service(
+        name="bridge",
+        url=f"http://127.0.0.1:{settings.bridge_port}",
+        ports={settings.bridge_port: "CTCD_BRIDGE_PORT"},
+        command=[sys.executable, "-m", "workflows.bridge_server"],
+        env={
+            **creds,
+            **settings.as_env(),
+            "CTCD_BRIDGE_PORT": str(settings.bridge_port),
+            "CTCD_AUTO_MERGE": settings.auto_merge,
+        },
+        health=lambda: _http_ok(f"http://127.0.0.1:{settings.bridge_port}/healthz", (200,)),
+    )
+    return [s3, mlflow, serving, bridge]
 
 
 def _record_path(settings: Settings, name: str) -> Path:

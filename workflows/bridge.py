@@ -1,0 +1,152 @@
+"""The registry bridge: keeps the MLflow registry and ``gitops/`` in agreement, whichever side moved first.
+
+Per technique and environment, the registry's choice is: production — the version with alias ``champion``,
+else the newest in stage ``Production``; staging — the newest in stage ``Staging``.  The git side is the
+version pinned in that environment's version file on the main branch.  The last state both sides agreed on
+is kept as a tag on the registered model (``ctcd.bridge.<env>``), so the bridge holds no state of its own:
+
+- the registry moved (an alias or stage change in the UI) → a promotion commit (to main where the
+  environment merges by itself, else a ``promote/<technique>/v<N>`` branch for a human to merge);
+- git moved (a merged branch, a revert, a training canary) → the registry follows (alias or stage set).
+
+MLflow has webhooks for alias changes but none for stage changes, so the bridge reconciles on a timer (a
+CronWorkflow on a cluster, a loop next to the platform locally) and also on verified alias webhooks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from workflows import gitops, promotion
+from workflows.platform import registry
+from workflows.settings import Settings
+
+_logger = logging.getLogger(__name__)
+STAGE = {"staging": "Staging", "production": "Production"}
+MAX_SKEW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Action:
+    """What one reconcile did for one technique and environment."""
+
+    technique: str
+    environment: str
+    kind: str  # "in-sync", "promoted", "proposed", "registry-updated", "waiting"
+    detail: str
+
+
+def registry_choice(client: Any, name: str, environment: str) -> str:
+    """The version the registry wants in an environment ('' when it wants none)."""
+    from mlflow.exceptions import MlflowException
+
+    if environment == "production":
+        current = registry.champion(client, name)
+        return str(current.version) if current else ""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return ""
+    staged = [v for v in versions if v.current_stage == STAGE[environment]]
+    return str(max(int(v.version) for v in staged)) if staged else ""
+
+
+def _agreed(client: Any, name: str, environment: str) -> dict[str, str]:
+    tags = client.get_registered_model(name).tags
+    raw = tags.get(f"ctcd.bridge.{environment}")
+    return dict(json.loads(raw)) if raw else {"registry": "", "git": ""}
+
+
+def _record(client: Any, name: str, environment: str, registry_version: str, git_version: str) -> None:
+    value = json.dumps({"registry": registry_version, "git": git_version})
+    client.set_registered_model_tag(name, f"ctcd.bridge.{environment}", value)
+
+
+def _follow_git(client: Any, name: str, environment: str, version: str) -> None:
+    if environment == "production":
+        client.set_registered_model_alias(name, registry.CHAMPION, version)
+    else:
+        client.transition_model_version_stage(name, version, STAGE[environment], archive_existing_versions=True)
+
+
+def sync(settings: Settings, client: Any, name: str, environment: str) -> Action:
+    """Bring one technique's environment into agreement (at most one promotion or one registry change)."""
+    wanted = registry_choice(client, name, environment)
+    pinned_doc = promotion.current(settings.git_remote, settings.git_branch, name, environment)
+    pinned = pinned_doc["a"]["version"] if pinned_doc else ""
+    last = _agreed(client, name, environment)
+    if wanted == pinned:
+        if last != {"registry": wanted, "git": pinned}:
+            _record(client, name, environment, wanted, pinned)
+        return Action(name, environment, "in-sync", f"v{wanted or '-'}")
+    if wanted and wanted != last["registry"]:
+        return _promote(settings, client, name, environment, wanted, pinned)
+    if pinned and pinned != last["git"]:
+        _follow_git(client, name, environment, pinned)
+        _record(client, name, environment, registry_choice(client, name, environment), pinned)
+        return Action(name, environment, "registry-updated", f"registry follows git: v{pinned}")
+    return Action(name, environment, "waiting", f"v{wanted} waits on promote/{name}/v{wanted} for a merge")
+
+
+def _promote(settings: Settings, client: Any, name: str, environment: str, wanted: str, pinned: str) -> Action:
+    pin = gitops.Pin(**registry.pin_fields(client, name, wanted, settings.artifacts_bucket))
+    desired = (
+        gitops.Desired(name, environment, "canary", pin, canary_percent=20)
+        if pinned
+        else gitops.Desired(name, environment, "full", pin)
+    )
+    direct = settings.merges_by_itself(environment)
+    evidence = {"Promoted-By": "registry-bridge", "Registry-Change": f"{environment}=v{wanted}"}
+    result = promotion.promote(settings.git_remote, settings.git_branch, desired, evidence, to_main=direct)
+    _record(client, name, environment, wanted, wanted if direct else pinned)
+    kind = "promoted" if direct else "proposed"
+    return Action(name, environment, kind, f"v{wanted} on {result.branch} ({result.commit[:12]})")
+
+
+def reconcile_once(settings: Settings) -> list[Action]:
+    """One pass over every registered technique and both environments."""
+    from models.contract import discover
+
+    client = registry.client(settings.mlflow_tracking_uri)
+    actions = []
+    for name in sorted(discover()):
+        if registry.latest(client, name) is None:
+            continue
+        for environment in gitops.ENVIRONMENTS:
+            try:
+                actions.append(sync(settings, client, name, environment))
+            except Exception as exc:  # one technique's trouble must not stop the others
+                _logger.error("bridge: %s/%s: %s", name, environment, exc)
+                actions.append(Action(name, environment, "error", str(exc)))
+    return actions
+
+
+def sign(secret: str, delivery_id: str, timestamp: str, payload: str) -> str:
+    """MLflow's webhook signature: ``v1,`` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{payload}"))."""
+    digest = hmac.new(secret.encode(), f"{delivery_id}.{timestamp}.{payload}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers: dict[str, str], payload: str, now: float | None = None) -> str:
+    """Check an MLflow webhook delivery; return '' when valid, else why not (compared in constant time)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signature = lowered.get("x-mlflow-signature", "")
+    delivery, stamp = lowered.get("x-mlflow-delivery-id", ""), lowered.get("x-mlflow-timestamp", "")
+    if not (signature and delivery and stamp):
+        return "missing X-MLflow-Signature, X-MLflow-Delivery-Id or X-MLflow-Timestamp"
+    try:
+        skew = abs((now or time.time()) - int(stamp))
+    except ValueError:
+        return "X-MLflow-Timestamp is not a Unix time"
+    if skew > MAX_SKEW_SECONDS:
+        return f"timestamp is {skew:.0f}s away from now (replay?)"
+    if not hmac.compare_digest(sign(secret, delivery, stamp, payload).encode(), signature.encode()):
+        return "signature does not match"
+    return ""

@@ -1,0 +1,27 @@
+"""The registry-sync step: one pass of the registry bridge (the cluster's form of the local bridge loop).
+
+No `from __future__ import annotations` here: hera reads the real annotations of step functions.
+"""
+
+import json
+import logging
+
+from hera.workflows import script
+
+from workflows.templates.common import step_env, trainer_image
+
+_logger = logging.getLogger(__name__)
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env())
+def registry_sync() -> str:
+    """Reconcile the registry with gitops/ once; return what was done, as JSON."""
+    from dataclasses import asdict
+
+    from workflows import bridge
+    from workflows.settings import get_settings
+
+    actions = bridge.reconcile_once(get_settings())
+    for action in actions:
+        _logger.info("%s/%s: %s %s", action.technique, action.environment, action.kind, action.detail)
+    return json.dumps([asdict(a) for a in actions])
