@@ -42,3 +42,8 @@ def runs(platform: Settings) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def registry(platform: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=platform.mlflow_tracking_uri)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the registry-bridge tests last: they move aliases and stages on purpose."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/e2e/test_bridge.py"))
