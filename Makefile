@@ -49,6 +49,7 @@ check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh
 
 bench: $(STAMP) ## Print benchmark figures (and write bench-results/*.json)
 	$(BIN)/python -m tests.bench.engine_overhead
+	$(BIN)/python -m tests.bench.serving_latency
 
 up: $(STAMP) ## Start the embedded platform (SeaweedFS S3, MLflow, local serving)
 	$(BIN)/ctcd up
