@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -365,22 +365,6 @@ get_app = typer.Typer(help="Show serving objects, like `kubectl get`.", no_args_
 app.add_typer(get_app, name="get")
 
 
-def _pin(settings: Settings, technique: str, version: str):  # type: ignore[no-untyped-def]
-    from mlflow.exceptions import MlflowException
-
-    from workflows import gitops
-    from workflows.platform import registry
-
-    try:
-        settings.require_reachable("mlflow")
-        fields = registry.pin_fields(
-            registry.client(settings.mlflow_tracking_uri), technique, version, settings.artifacts_bucket
-        )
-        return gitops.Pin(**fields)
-    except (MlflowException, ValueError, SettingError) as exc:
-        raise _fail(f"cannot pin {technique} v{version}: {exc}") from exc
-
-
 @app.command()
 def promote(
     technique: str,
@@ -393,26 +377,24 @@ def promote(
     to_main: Annotated[bool | None, typer.Option("--to-main/--branch", help="Default: per CTCD_AUTO_MERGE.")] = None,
 ) -> None:
     """Pin a registered version in an environment through a git commit (canary by default)."""
+    from mlflow.exceptions import MlflowException
+
     from workflows import gitops, promotion
+    from workflows.platform import registry
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
     _technique(technique)
     try:
-        split = tuple(int(w) for w in weights.split(","))
-        desired = gitops.Desired(
-            technique,
-            env,
-            cast(gitops.Strategy, strategy),
-            _pin(settings, technique, version),
-            canary_percent=percent if strategy == "canary" else None,
-            b_pin=_pin(settings, technique, b_version) if strategy == "ab" and b_version else None,
-            weights=split if len(split) == 2 else (0, 0),  # type: ignore[arg-type]
+        settings.require_reachable("mlflow")
+        client = registry.client(settings.mlflow_tracking_uri)
+        desired = promotion.from_registry(
+            client, settings.artifacts_bucket, technique, version, env, strategy, percent, b_version or "", weights
         )
         direct = settings.merges_by_itself(env) if to_main is None else to_main
         result = promotion.promote(settings.git_remote, settings.git_branch, desired, {}, to_main=direct)
-    except (gitops.GitopsError, GitError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    except (gitops.GitopsError, GitError, ValueError, MlflowException, SettingError) as exc:
+        raise _fail(f"cannot promote {technique} v{version}: {exc}") from exc
     state = "merged into " + settings.git_branch if result.merged else f"waiting on branch {result.branch}"
     note = "" if result.changed else " (already there: nothing new committed)"
     console.print(f"[green]✓[/] {technique} v{version} → {env}: commit {result.commit[:12]}, {state}{note}")

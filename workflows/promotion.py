@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workflows import gitops
 from workflows.platform import gitrepo
@@ -37,6 +37,46 @@ class Result:
     commit: str
     changed: bool
     merged: bool
+
+
+def from_registry(
+    client: Any,
+    artifacts_bucket: str,
+    technique: str,
+    version: str,
+    environment: str,
+    strategy: str = "canary",
+    canary_percent: int = 20,
+    b_version: str = "",
+    weights: str = "50,50",
+) -> gitops.Desired:
+    """The desired state that pins registered version(s) of a technique in an environment.
+
+    Raises:
+        GitopsError: A bad strategy, percent, split or name.
+        ValueError: A version without a ctcd sha256 tag, or outside the S3 artifact store.
+        MlflowException: No such version.
+    """
+    from workflows.platform import registry
+
+    def pin(number: str) -> gitops.Pin:
+        return gitops.Pin(**registry.pin_fields(client, technique, number, artifacts_bucket))
+
+    try:
+        split = tuple(int(w) for w in weights.split(","))
+    except ValueError as exc:
+        raise gitops.GitopsError(f"weights {weights!r} must be two integers such as 70,30") from exc
+    if strategy not in ("full", "canary", "ab"):
+        raise gitops.GitopsError(f"strategy {strategy!r} must be canary, full or ab")
+    return gitops.Desired(
+        technique,
+        environment,
+        cast(gitops.Strategy, strategy),
+        pin(version),
+        canary_percent=canary_percent if strategy == "canary" else None,
+        b_pin=pin(b_version) if strategy == "ab" and b_version else None,
+        weights=(split[0], split[1]) if len(split) == 2 else (0, 0),
+    )
 
 
 def branch_name(technique: str, version: str) -> str:

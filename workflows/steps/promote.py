@@ -4,7 +4,7 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 """
 
 import logging
-from typing import Annotated, cast
+from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter, script
 
@@ -37,25 +37,22 @@ class PromoteOutput(Output):
 @script(constructor="runner", image=trainer_image(), env_from=step_env())
 def promote(inputs: PromoteInput) -> PromoteOutput:
     """Commit the environment's version file (to main where it merges by itself, else to a promotion branch)."""
-    from workflows import gitops, promotion
+    from workflows import promotion
     from workflows.platform import registry
     from workflows.settings import get_settings
 
     settings = get_settings()
     client = registry.client(settings.mlflow_tracking_uri)
-
-    def pin(version: str) -> gitops.Pin:
-        return gitops.Pin(**registry.pin_fields(client, inputs.technique, version, settings.artifacts_bucket))
-
-    weights = tuple(int(w) for w in inputs.weights.split(","))
-    desired = gitops.Desired(
+    desired = promotion.from_registry(
+        client,
+        settings.artifacts_bucket,
         inputs.technique,
+        inputs.version,
         inputs.environment,
-        cast(gitops.Strategy, inputs.strategy),
-        pin(inputs.version),  # type: ignore[arg-type]
-        canary_percent=inputs.canary_percent if inputs.strategy == "canary" else None,
-        b_pin=pin(inputs.b_version) if inputs.strategy == "ab" and inputs.b_version else None,
-        weights=weights if len(weights) == 2 else (0, 0),  # type: ignore[arg-type]
+        inputs.strategy,
+        inputs.canary_percent,
+        inputs.b_version,
+        inputs.weights,
     )
     evidence = {k: v for k, v in (("Metric", inputs.metric), ("Champion-Metric", inputs.champion_metric)) if v}
     result = promotion.promote(
