@@ -41,7 +41,7 @@ lint: $(STAMP) ## ruff (E, F, I, D, B) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-compile: $(STAMP) ## Compile the Hera templates into gitops/platform/workflow-templates/
+compile: $(STAMP) ## Compile the Hera templates and each technique's KServe base into gitops/
 	$(BIN)/ctcd compile
 
 check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh compile
@@ -51,7 +51,7 @@ bench: $(STAMP) ## Print benchmark figures (and write bench-results/*.json)
 	$(BIN)/python -m tests.bench.engine_overhead
 	$(BIN)/python -m tests.bench.serving_latency
 
-up: $(STAMP) ## Start the embedded platform (SeaweedFS S3, MLflow, local serving)
+up: $(STAMP) ## Start the embedded platform (SeaweedFS S3, MLflow, local serving, registry bridge)
 	$(BIN)/ctcd up
 
 down: $(STAMP) ## Stop the embedded platform
