@@ -37,11 +37,71 @@ def test_every_template_module_compiles_to_one_runnable_object() -> None:
             validate(doc)  # the local engine can run every compiled template
 
 
-def test_compiled_templates_pin_images_and_never_use_latest() -> None:
-    for text in compiler.render().values():
-        for line in text.splitlines():
-            if line.strip().startswith("image:"):
-                assert ":latest" not in line and line.strip().count(":") >= 2, line
+def _argo_docs() -> list[dict]:  # type: ignore[type-arg]
+    return [
+        yaml.safe_load(text)
+        for rel, text in compiler.render().items()
+        if rel.startswith(compiler.TEMPLATES_REL) and not rel.endswith("kustomization.yaml")
+    ]
+
+
+def test_images_are_a_parameter_with_a_pinned_default() -> None:
+    from workflows.templates.common import check_image
+
+    for doc in _argo_docs():
+        spec = doc["spec"].get("workflowSpec", doc["spec"])
+        params = {p["name"]: p.get("value") for p in spec["arguments"]["parameters"]}
+        assert check_image(params["trainer-image"]) and ":latest" not in params["trainer-image"]
+        for template in spec["templates"]:
+            body = template.get("script") or template.get("container")
+            if body:
+                assert body["image"] == "{{workflow.parameters.trainer-image}}", template["name"]
+                assert body["resources"]["requests"] and body["resources"]["limits"], template["name"]
+
+
+def test_every_template_uses_the_artifact_repository_and_least_privilege_account() -> None:
+    for doc in _argo_docs():
+        spec = doc["spec"].get("workflowSpec", doc["spec"])
+        assert spec["artifactRepositoryRef"] == {"configMap": "artifact-repositories", "key": "ctcd-s3"}
+        assert spec["serviceAccountName"] == "ctcd-workflow"
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("ghcr.io/ctcd/trainer", "not a pinned reference"),
+        ("ghcr.io/ctcd/trainer:latest", "floats on latest"),
+        ("GHCR.io/Bad Name:1", "not a pinned reference"),
+        ("trainer:1.0", "not a pinned reference"),
+    ],
+)
+def test_bad_image_references_are_refused_at_compile_time(image: str, message: str) -> None:
+    from workflows.templates.common import TemplateConfigError, check_image
+
+    with pytest.raises(TemplateConfigError, match=message):
+        check_image(image)
+
+
+def test_an_undocumented_secret_is_refused_at_compile_time() -> None:
+    from workflows.templates.common import TemplateConfigError, secret
+
+    with pytest.raises(TemplateConfigError, match="Secret 'aws-creds' is not one the platform documents"):
+        secret("aws-creds")
+
+
+def test_a_broken_template_module_is_a_compile_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTCD_IMAGE_TAG", "latest")
+    import importlib
+
+    import workflows.templates.common as common
+
+    importlib.reload(common)
+    try:
+        with pytest.raises(common.TemplateConfigError, match="floats on latest"):
+            common.default_image()
+    finally:
+        monkeypatch.delenv("CTCD_IMAGE_TAG")
+        importlib.reload(common)
 
 
 def test_diff_reports_a_stale_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -54,3 +114,31 @@ def test_diff_reports_a_stale_file(tmp_path) -> None:  # type: ignore[no-untyped
     assert f"{compiler.TEMPLATES_REL}/smoke.yaml: differs from a fresh compile" in problems
     assert f"{compiler.TEMPLATES_REL}/orphan.yaml: nothing compiles to it any more" in problems
     assert "gitops/models/intent-classifier/base/inferenceservice.yaml: missing; run `make compile`" in problems
+
+
+@pytest.mark.parametrize(
+    "rel",
+    sorted(
+        r for r in compiler.render() if r.startswith(compiler.TEMPLATES_REL) and not r.endswith("kustomization.yaml")
+    ),
+)
+def test_every_compiled_argo_object_passes_schema_model_client_and_key_checks(rel: str) -> None:
+    from workflows.manifests import validate_argo
+
+    validate_argo(yaml.safe_load(compiler.render()[rel]), rel)
+
+
+def test_typos_and_wrong_types_are_refused() -> None:
+    import copy
+
+    from workflows.manifests import ManifestError, validate_argo
+
+    doc = yaml.safe_load(compiler.render()[f"{compiler.TEMPLATES_REL}/train.yaml"])
+    typo = copy.deepcopy(doc)
+    typo["spec"]["entrypiont"] = "train-technique"
+    with pytest.raises(ManifestError, match=r"\$\.spec\.entrypiont: unknown field"):
+        validate_argo(typo, "typo")
+    wrong = copy.deepcopy(doc)
+    wrong["spec"]["templates"][0]["dag"] = "not a dag"
+    with pytest.raises(ManifestError, match="argo-workflows client|schema"):
+        validate_argo(wrong, "wrong")

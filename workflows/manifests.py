@@ -108,3 +108,97 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
     if result.returncode != 0:
         raise ManifestError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
     return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+# --- Argo objects ----------------------------------------------------------------------------------------
+
+ARGO_MODELS = {"WorkflowTemplate": "WorkflowTemplate", "CronWorkflow": "CronWorkflow", "Workflow": "Workflow"}
+
+
+def _hera_schema(kind: str) -> dict[str, Any]:
+    from hera.workflows import models
+
+    return dict(getattr(models, ARGO_MODELS[kind]).model_json_schema())
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].split("/")[-1]]
+    for combo in ("allOf", "anyOf", "oneOf"):
+        options = [_resolve(schema, o) for o in node.get(combo, []) if o.get("type") != "null"]
+        if len(options) == 1:
+            return options[0]
+    return node
+
+
+def unknown_keys(schema: dict[str, Any], node: dict[str, Any], value: Any, path: str) -> list[str]:
+    """Keys of ``value`` that the JSON schema does not declare (typos such as ``entrypiont``)."""
+    node = _resolve(schema, node)
+    problems: list[str] = []
+    if isinstance(value, dict) and "properties" in node:
+        props = node["properties"]
+        aliases = {p.get("alias", k): p for k, p in props.items()}
+        for key, item in value.items():
+            if key not in props and key not in aliases:
+                problems.append(f"{path}.{key}: unknown field")
+            else:
+                problems += unknown_keys(schema, aliases.get(key, props.get(key, {})), item, f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for i, item in enumerate(value):
+            problems += unknown_keys(schema, node["items"], item, f"{path}[{i}]")
+    return problems
+
+
+def _client_form(doc: Any) -> Any:
+    """The document as the generated argo-workflows client accepts it.
+
+    The client types ``withItems`` entries as objects, although Argo accepts scalars; scalar items are wrapped for
+    this one check (the hera model and the JSON schema check the real document).
+    """
+    if isinstance(doc, dict):
+        return {
+            k: ([i if isinstance(i, dict) else {"value": i} for i in v] if k == "withItems" else _client_form(v))
+            for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return [_client_form(v) for v in doc]
+    return doc
+
+
+def validate_argo(doc: dict[str, Any], source: str) -> None:
+    """Validate an Argo object with hera's JSON schema, hera's model, the argo-workflows client and a key check.
+
+    Raises:
+        ManifestError: Listing what each validator refused.
+    """
+    import json
+
+    import jsonschema
+    from argo_workflows.api_client import ApiClient
+    from argo_workflows.model import io_argoproj_workflow_v1alpha1_cron_workflow as cron
+    from argo_workflows.model import io_argoproj_workflow_v1alpha1_workflow_template as template
+    from hera.workflows import models
+
+    kind = doc.get("kind", "")
+    if kind not in ARGO_MODELS:
+        raise ManifestError(f"{source}: kind {kind!r} is not an Argo Workflows object")
+    schema = _hera_schema(kind)
+    problems = [f"schema: {e.json_path}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+    problems += unknown_keys(schema, schema, doc, "$")
+    try:
+        getattr(models, ARGO_MODELS[kind]).model_validate(doc)
+    except ValueError as exc:
+        problems.append(f"hera model: {exc}")
+    klass = {"CronWorkflow": cron.IoArgoprojWorkflowV1alpha1CronWorkflow}.get(
+        kind, template.IoArgoprojWorkflowV1alpha1WorkflowTemplate
+    )
+
+    class _Response:
+        data = json.dumps(_client_form(doc))
+
+    try:
+        ApiClient().deserialize(_Response(), (klass,), True)
+    except Exception as exc:  # the generated client raises several exception types
+        problems.append(f"argo-workflows client: {exc}")
+    if problems:
+        raise ManifestError(f"{source}:\n  - " + "\n  - ".join(problems))

@@ -7,6 +7,7 @@ history; on a cluster it is the hosted repository Argo CD watches.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -31,9 +32,22 @@ class GitError(RuntimeError):
     """A git command failed; the message has the command and git's own words."""
 
 
+def _token_config() -> dict[str, str]:
+    """HTTP auth for a hosted remote from ``CTCD_GIT_TOKEN`` (the ``ctcd-git-credentials`` Secret), never on argv."""
+    token = os.environ.get("CTCD_GIT_TOKEN", "")
+    if not token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run git in ``cwd`` with ctcd as author and no prompts."""
-    env = {**os.environ, **AUTHOR, "GIT_TERMINAL_PROMPT": "0"}
+    env = {**os.environ, **AUTHOR, "GIT_TERMINAL_PROMPT": "0", **_token_config()}
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 from hera.workflows import Input, Output, Parameter, RetryStrategy, script
 from hera.workflows.models import Backoff, IntOrString
 
-from workflows.templates.common import step_env, trainer_image
+from workflows.templates.common import resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
 RETRY = RetryStrategy(
-    limit=2, retry_policy="Always", backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m")
+    limit="2", retry_policy="Always", backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m")
 )
 
 
@@ -125,7 +125,9 @@ def _context(technique_name: str) -> tuple[Any, Any, Any]:
     return settings, technique, s3_client(settings)
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY)
+@script(
+    constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY, resources=resources("small")
+)
 def load_data(inputs: DataInput) -> DataOutput:
     """Validate the technique's dataset and record (or reuse) a dataset version."""
     from workflows.platform import datasets
@@ -144,7 +146,7 @@ def load_data(inputs: DataInput) -> DataOutput:
     return DataOutput(dataset_version=version.version, train_rows=train_rows, test_rows=int(version.test["rows"]))
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env())
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("train"))
 def train(inputs: TrainInput) -> TrainOutput:
     """Fit the technique, log parameters, CV scores, the model (signature, example, pinned requirements) to MLflow."""
     import mlflow
@@ -169,7 +171,7 @@ def train(inputs: TrainInput) -> TrainOutput:
     return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env())
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("train"))
 def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")]:
     """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
     import mlflow
@@ -193,7 +195,9 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
     return float(scores["metric"])
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY)
+@script(
+    constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY, resources=resources("train")
+)
 def score_champion(inputs: ChampionInput) -> ChampionOutput:
     """Re-score the registry's champion (alias ``champion``, else stage ``Production``) on the same test split."""
     import mlflow
@@ -216,7 +220,7 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     return ChampionOutput(version=str(current.version), metric=str(metric))
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env())
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
 def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     """Apply the gate: better only when the metric beats the champion by the technique's minimum improvement."""
     from models.contract import get
@@ -229,7 +233,7 @@ def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     return json.dumps(verdict.tags())
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env())
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
 def register(inputs: RegisterInput) -> RegisterOutput:
     """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion."""
     from workflows.platform import registry

@@ -4,12 +4,15 @@ from hera.workflows import DAG, Parameter, WorkflowTemplate
 
 from models.contract import discover
 from workflows.steps.promote import promote
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
 with WorkflowTemplate(
     name="promote",
     entrypoint="promote-version",
-    service_account_name="ctcd-workflow",
+    service_account_name=SERVICE_ACCOUNT,
+    artifact_repository_ref=artifact_repository(),
     arguments=[
+        image_parameter(),
         Parameter(name="technique", enum=sorted(discover())),
         Parameter(name="version"),
         Parameter(name="environment", value="staging", enum=["staging", "production"]),

@@ -3,6 +3,7 @@
 from hera.workflows import CronWorkflow, Steps
 
 from workflows.steps.sync import registry_sync
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
 with CronWorkflow(
     name="registry-sync",
@@ -11,7 +12,9 @@ with CronWorkflow(
     timezone="UTC",
     concurrency_policy="Forbid",
     starting_deadline_seconds=120,
-    service_account_name="ctcd-workflow",
+    service_account_name=SERVICE_ACCOUNT,
+    artifact_repository_ref=artifact_repository(),
+    arguments=[image_parameter()],
 ) as template:
     with Steps(name="sync"):
         registry_sync()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from hera.workflows import DAG, Parameter, WorkflowTemplate
 
 from workflows.steps.smoke import probe_mlflow, probe_s3, summarize
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
 with WorkflowTemplate(
     name="smoke",
     entrypoint="main",
-    service_account_name="ctcd-workflow",
-    arguments=[Parameter(name="rows", value="100")],
+    service_account_name=SERVICE_ACCOUNT,
+    artifact_repository_ref=artifact_repository(),
+    arguments=[Parameter(name="rows", value="100"), image_parameter()],
 ) as template:
     with DAG(name="main"):
         probe = {"run_name": "{{workflow.name}}", "rows": "{{workflow.parameters.rows}}"}

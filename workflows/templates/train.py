@@ -11,6 +11,7 @@ from hera.workflows import DAG, Parameter, WorkflowTemplate
 from models.contract import discover
 from workflows.steps.promote import promote
 from workflows.steps.train import decide, evaluate, load_data, register, score_champion, train
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
 TECHNIQUES = sorted(discover())
 INPUTS = [
@@ -22,8 +23,10 @@ INPUTS = [
 with WorkflowTemplate(
     name="train",
     entrypoint="train-technique",
-    service_account_name="ctcd-workflow",
+    service_account_name=SERVICE_ACCOUNT,
+    artifact_repository_ref=artifact_repository(),
     arguments=[
+        image_parameter(),
         Parameter(name="technique", enum=TECHNIQUES),
         Parameter(name="data-version", value=""),
         Parameter(name="hyperparameters", value="{}"),

@@ -4,8 +4,15 @@ from hera.workflows import DAG, Task, WorkflowTemplate
 from hera.workflows.models import TemplateRef
 
 from models.contract import discover
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
-with WorkflowTemplate(name="train-all", entrypoint="main", service_account_name="ctcd-workflow") as template:
+with WorkflowTemplate(
+    name="train-all",
+    entrypoint="main",
+    service_account_name=SERVICE_ACCOUNT,
+    artifact_repository_ref=artifact_repository(),
+    arguments=[image_parameter()],
+) as template:
     with DAG(name="main"):
         Task(
             name="train",
