@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint compile check-compiled bench up down status clean
+.PHONY: help setup run test test-fast lint compile check-compiled bench images up down status clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,16 @@ check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh
 bench: $(STAMP) ## Print benchmark figures (and write bench-results/*.json)
 	$(BIN)/python -m tests.bench.engine_overhead
 	$(BIN)/python -m tests.bench.serving_latency
+
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+images: ## Build the trainer and predictor images (needs a Docker engine)
+	@if ! docker info >/dev/null 2>&1; then \
+	  echo "make images: no Docker engine answers on this machine (docker info failed)."; \
+	  echo "Build on a machine with Docker, or in CI (.github/workflows/main.yaml builds and pushes them)."; \
+	  exit 1; fi
+	docker build -f workflows/Dockerfile --build-arg GIT_COMMIT=$$(git rev-parse HEAD) -t ghcr.io/ctcd/trainer:$(IMAGE_TAG) .
+	docker build -f serving/Dockerfile -t ghcr.io/ctcd/predictor:$(IMAGE_TAG) .
+	@echo "compile the templates against these tags with: CTCD_IMAGE_TAG=$(IMAGE_TAG) make compile"
 
 up: $(STAMP) ## Start the embedded platform (SeaweedFS S3, MLflow, local serving, registry bridge)
 	$(BIN)/ctcd up
