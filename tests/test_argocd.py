@@ -62,3 +62,32 @@ def test_platform_renders_without_secrets_and_with_least_privilege() -> None:
     templates = [d for d in docs if d["kind"] == "WorkflowTemplate"]
     assert {t["metadata"]["namespace"] for t in templates} == {"ctcd"}
     assert all(t["spec"]["serviceAccountName"] == "ctcd-workflow" for t in templates)
+
+
+def test_the_project_whitelists_every_kind_the_platform_renders() -> None:
+    project = next(d for d in argocd_objects() if d["kind"] == "AppProject")
+    allowed = {
+        (r["group"], r["kind"])
+        for r in project["spec"]["clusterResourceWhitelist"] + project["spec"]["namespaceResourceWhitelist"]
+    }
+    for doc in kustomize(REPO_ROOT / "gitops" / "platform"):
+        group = doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else ""
+        assert (group, doc["kind"]) in allowed, f"{doc['kind']}/{doc['metadata']['name']} is not whitelisted"
+
+
+def test_sensors_submit_templates_that_exist_and_validate_their_input() -> None:
+    docs = kustomize(REPO_ROOT / "gitops" / "platform")
+    templates = {d["metadata"]["name"] for d in docs if d["kind"] == "WorkflowTemplate"}
+    sensors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Sensor"}
+    assert set(sensors) == {"registry-sync-on-mlflow", "admin-retrain"}
+    for sensor in sensors.values():
+        for trigger in sensor["spec"]["triggers"]:
+            workflow = trigger["template"]["argoWorkflow"]["source"]["resource"]
+            assert workflow["spec"]["workflowTemplateRef"]["name"] in templates
+    retrain = sensors["admin-retrain"]
+    filters = {f["path"] for f in retrain["spec"]["dependencies"][0]["filters"]["data"]}
+    assert filters == {"body.technique", "body.requestId"}  # names are checked before they reach a Workflow
+    dests = {p["dest"] for p in retrain["spec"]["triggers"][0]["template"]["argoWorkflow"]["parameters"]}
+    assert dests == {"spec.arguments.parameters.0.value", "metadata.name"}
+    source = next(d for d in docs if d["kind"] == "EventSource")
+    assert source["spec"]["webhook"]["retrain"]["authSecret"]["name"] == "ctcd-events-token"

@@ -43,7 +43,8 @@ def template_objects() -> dict[str, tuple[str, WorkflowTemplate | CronWorkflow]]
                 f"workflows/templates/{info.name}.py must expose exactly one Hera object, found {len(objects)}"
             )
         obj = objects[0]
-        found[f"{obj.name}.yaml"] = (f"workflows/templates/{info.name}.py", obj)
+        suffix = "-cron" if isinstance(obj, CronWorkflow) else ""
+        found[f"{obj.name}{suffix}.yaml"] = (f"workflows/templates/{info.name}.py", obj)
     return found
 
 

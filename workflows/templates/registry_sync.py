@@ -1,17 +1,17 @@
-"""The ``registry-sync`` CronWorkflow: the registry bridge on a cluster (MLflow has no webhook for stage changes)."""
+"""The ``registry-sync`` WorkflowTemplate: one pass of the registry bridge on a cluster.
 
-from hera.workflows import CronWorkflow, Steps
+MLflow has no webhook for stage changes, so the ``registry-sync`` CronWorkflow runs it on a schedule, and the
+Argo Events Sensor runs it at once on MLflow's alias webhooks.
+"""
+
+from hera.workflows import Steps, WorkflowTemplate
 
 from workflows.steps.sync import registry_sync
 from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
-with CronWorkflow(
+with WorkflowTemplate(
     name="registry-sync",
     entrypoint="sync",
-    schedules=["*/5 * * * *"],
-    timezone="UTC",
-    concurrency_policy="Forbid",
-    starting_deadline_seconds=120,
     service_account_name=SERVICE_ACCOUNT,
     artifact_repository_ref=artifact_repository(),
     arguments=[image_parameter()],
