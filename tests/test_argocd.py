@@ -52,7 +52,7 @@ def test_platform_renders_without_secrets_and_with_least_privilege() -> None:
     docs = kustomize(REPO_ROOT / "gitops" / "platform")
     kinds = {d["kind"] for d in docs}
     assert "Secret" not in kinds and {"WorkflowTemplate", "ClusterServingRuntime", "Role"} <= kinds
-    role = next(d for d in docs if d["kind"] == "Role")
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "ctcd-workflow")
     assert role["rules"] == [
         {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     ]
