@@ -111,13 +111,17 @@ def submit(
         bool, typer.Option("--wait", "-w", help="Block until the run ends; fail unless it Succeeded.")
     ] = False,
     output: OutputOpt = "table",
+    cluster: Annotated[bool, typer.Option("--cluster", help="Submit to the Argo Server (ARGO_SERVER).")] = False,
 ) -> None:
-    """Submit a workflow to the local engine, like `argo submit`; prints the run id."""
+    """Submit a workflow to the local engine (or, with --cluster, to Argo), like `argo submit`; prints the run id."""
     from workflows import runs
     from workflows.engine.submit import SubmitError
 
     if (file is None) == (from_ is None):
         raise _fail("give either a FILE or --from workflowtemplate/NAME")
+    if cluster:
+        _submit_to_cluster(from_ or str(file), _parse_params(parameter or []), from_ is not None, output)
+        return
     settings = _settings()
     try:
         workflow = runs.submit(settings, from_ or str(file), _parse_params(parameter or []), from_ref=from_ is not None)
@@ -130,6 +134,23 @@ def submit(
         console.print(f"submitted [bold]{name}[/] — follow it with `ctcd runs get {name}`")
     if wait_:
         _wait_and_report(settings, name, quiet=output == "name")
+
+
+def _submit_to_cluster(source: str, params: dict[str, str], from_ref: bool, output: str) -> None:
+    import requests
+
+    from workflows.platform import argo
+
+    try:
+        name = argo.submit(source, params, from_ref)
+    except (argo.ArgoConfigError, requests.RequestException, OSError, ValueError) as exc:
+        raise _fail(f"cannot submit to the Argo Server: {exc}") from exc
+    if output == "name":
+        print(name)
+    else:
+        console.print(
+            f"submitted [bold]{name}[/] to {argo.namespace()}: follow it with `ctcd runs get {name} --cluster`"
+        )
 
 
 def _wait_and_report(settings: Settings, name: str, quiet: bool) -> None:
@@ -175,14 +196,23 @@ def runs_list(output: OutputOpt = "table") -> None:
 
 
 @runs_app.command("get")
-def runs_get(name: str, output: OutputOpt = "table") -> None:
+def runs_get(
+    name: str,
+    output: OutputOpt = "table",
+    cluster: Annotated[bool, typer.Option("--cluster", help="Read the run from the Argo Server.")] = False,
+) -> None:
     """Show one run as a node tree (like `argo get`); -o json prints the Argo Workflow object."""
+    import requests
+
     from workflows.engine.store import RunStore
+    from workflows.platform import argo
 
     try:
-        workflow = RunStore(_settings().state_dir).load(name)
+        workflow = argo.get(name) if cluster else RunStore(_settings().state_dir).load(name)
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from exc
+    except (argo.ArgoConfigError, requests.RequestException) as exc:
+        raise _fail(f"cannot read {name} from the Argo Server: {exc}") from exc
     if output == "json":
         print(json.dumps(workflow, indent=2))
     elif output == "yaml":
