@@ -30,7 +30,8 @@ run: $(STAMP) ## Bring up the embedded platform and run the main job on it
 	$(BIN)/ctcd predict invoice-matcher
 	$(BIN)/ctcd status
 
-test: $(STAMP) ## Run the whole test suite (starts its own throwaway platform)
+test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its own throwaway platform)
+	$(BIN)/ctcd compile --check
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## Unit tests only (no services)

@@ -91,3 +91,46 @@ def test_sensors_submit_templates_that_exist_and_validate_their_input() -> None:
     assert dests == {"spec.arguments.parameters.0.value", "metadata.name"}
     source = next(d for d in docs if d["kind"] == "EventSource")
     assert source["spec"]["webhook"]["retrain"]["authSecret"]["name"] == "ctcd-events-token"
+
+
+def test_every_argocd_object_has_only_documented_fields() -> None:
+    from workflows.manifests import validate_argocd
+
+    for path in sorted(ARGOCD.rglob("*.yaml")):
+        for doc in load(path):
+            validate_argocd(doc, str(path))
+
+
+def test_a_templated_project_is_refused() -> None:
+    import copy
+
+    import pytest
+
+    from workflows.manifests import ManifestError, validate_argocd
+
+    appset = copy.deepcopy(next(d for d in argocd_objects() if d["kind"] == "ApplicationSet"))
+    appset["spec"]["template"]["spec"]["project"] = "{{.path.basename}}"
+    appset["spec"]["generator"] = []
+    with pytest.raises(ManifestError) as info:
+        validate_argocd(appset, "appset")
+    assert "the project must be fixed" in str(info.value) and "ApplicationSet.spec.generator: unknown" in str(
+        info.value
+    )
+
+
+def test_the_cluster_guide_documents_every_secret_and_every_repo_url() -> None:
+    import subprocess
+
+    from workflows.templates.common import SECRETS
+
+    guide = (REPO_ROOT / "docs" / "cluster.md").read_text()
+    for name, keys in SECRETS.items():
+        assert f"`{name}`" in guide and all(f"`{k}`" in guide or k in guide for k in keys)
+    files = subprocess.run(
+        ["git", "grep", "-l", "https://github.com/ctcd/ctcd.git", "--", "argocd", "gitops/platform"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    ).stdout.split()
+    assert files and all(f.startswith(("argocd/", "gitops/platform/")) for f in files)
+    assert "git grep -l 'https://github.com/ctcd/ctcd.git' -- argocd gitops/platform" in guide

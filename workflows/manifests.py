@@ -202,3 +202,62 @@ def validate_argo(doc: dict[str, Any], source: str) -> None:
         problems.append(f"argo-workflows client: {exc}")
     if problems:
         raise ManifestError(f"{source}:\n  - " + "\n  - ".join(problems))
+
+
+# --- Argo CD objects --------------------------------------------------------------------------------------
+
+ARGOCD_SPEC = {
+    "AppProject": {
+        "description",
+        "sourceRepos",
+        "destinations",
+        "clusterResourceWhitelist",
+        "namespaceResourceWhitelist",
+        "roles",
+        "syncWindows",
+        "orphanedResources",
+        "signatureKeys",
+    },
+    "Application": {
+        "project",
+        "source",
+        "sources",
+        "destination",
+        "syncPolicy",
+        "ignoreDifferences",
+        "info",
+        "revisionHistoryLimit",
+    },
+    "ApplicationSet": {
+        "goTemplate",
+        "goTemplateOptions",
+        "generators",
+        "template",
+        "syncPolicy",
+        "strategy",
+        "preservedFields",
+        "ignoreApplicationDifferences",
+        "templatePatch",
+    },
+}
+SYNC_POLICY = {"automated", "syncOptions", "retry", "managedNamespaceMetadata"}
+
+
+def validate_argocd(doc: dict[str, Any], source: str) -> None:
+    """Check an Argo CD object's documented fields, and ctcd's rules: a fixed project, automated prune + selfHeal.
+
+    Raises:
+        ManifestError: Listing every problem.
+    """
+    kind = doc.get("kind", "")
+    problems = [f"{kind}.spec.{k}: unknown field" for k in doc.get("spec", {}) if k not in ARGOCD_SPEC.get(kind, set())]
+    spec = doc.get("spec", {})
+    app = spec.get("template", {}).get("spec", {}) if kind == "ApplicationSet" else spec
+    if kind in ("Application", "ApplicationSet"):
+        problems += [f"{kind}.syncPolicy.{k}: unknown field" for k in app.get("syncPolicy", {}) if k not in SYNC_POLICY]
+        if "{{" in str(app.get("project", "")):
+            problems.append(f"{kind}: the project must be fixed, never templated")
+        if app.get("syncPolicy", {}).get("automated") != {"prune": True, "selfHeal": True}:
+            problems.append(f"{kind}: syncPolicy.automated must be {{prune: true, selfHeal: true}}")
+    if problems:
+        raise ManifestError(f"{source}:\n  - " + "\n  - ".join(problems))
