@@ -233,3 +233,38 @@ def test_status_reads_as_an_argo_workflow(engine: Engine) -> None:
     root = model.status.nodes[wf["metadata"]["name"]]
     assert root.type == "DAG" and root.template_name == "diamond"
     assert json.loads(json.dumps(saved))["status"]["nodes"][root.children[0]]["displayName"] == "A"  # type: ignore[index]
+
+
+def test_a_mutex_serializes_concurrent_runs(engine: Engine) -> None:
+    import threading
+
+    results: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda: results.append(run(engine, "synchronization-mutex"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r["status"]["phase"] for r in results] == ["Succeeded", "Succeeded"]
+    pods = [n for r in results for n in r["status"]["nodes"].values() if n["type"] == "Pod"]
+    assert _max_overlap(pods) == 1  # never both inside the mutex
+
+
+def test_a_semaphore_limits_a_template(engine: Engine) -> None:
+    from workflows.engine.executor import LocalObjects
+
+    engine.objects = LocalObjects(configmaps={"my-config": {"template": "2"}})
+    wf = run(engine, "synchronization-semaphore")
+    assert wf["status"]["phase"] == "Succeeded"
+    pods = [n for n in wf["status"]["nodes"].values() if n["type"] == "Pod"]
+    assert len(pods) == 4 and _max_overlap(pods) == 2
+
+
+def test_memoize_reuses_outputs_for_the_same_key(engine: Engine) -> None:
+    first = run(engine, "memoize")
+    second = run(engine, "memoize")
+    third = run(engine, "memoize", message="another-message")
+    a, b, c = (node(w, w["metadata"]["name"]) for w in (first, second, third))
+    assert a["memoizationStatus"]["hit"] is False and b["memoizationStatus"]["hit"] is True
+    assert b["outputs"] == a["outputs"] and b["message"].startswith("cached")
+    assert c["memoizationStatus"]["hit"] is False  # keyed by content: a new input is a new key
+    assert c["outputs"]["parameters"] == [{"name": "hello", "value": "another-message"}]

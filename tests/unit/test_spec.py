@@ -35,13 +35,13 @@ def test_typo_in_spec_is_refused_with_its_path() -> None:
 def test_unsupported_template_features_are_each_named() -> None:
     wf = workflow(
         templates=[
-            {"name": "main", "memoize": {"key": "k"}, "container": {"image": "x", "command": ["a"]}},
+            {"name": "main", "sidecars": [{"name": "s"}], "container": {"image": "x", "command": ["a"]}},
             {"name": "r", "resource": {"action": "create"}},
         ]
     )
     with pytest.raises(UnsupportedSpec) as info:
         validate(wf)
-    assert "spec.templates[0].memoize: not supported by the local engine" in info.value.problems
+    assert "spec.templates[0].sidecars: not supported by the local engine" in info.value.problems
     assert "spec.templates[1].resource: not supported by the local engine" in info.value.problems
 
 
@@ -104,3 +104,12 @@ def test_submit_errors_name_the_problem(tmp_path: Path) -> None:
         from_reference(lib, "workflowtemplate/nope")
     with pytest.raises(SubmitError, match="use workflowtemplate/NAME"):
         from_reference(lib, "train")
+
+
+def test_memoize_and_synchronization_are_checked() -> None:
+    wf = workflow(synchronization={"semaphore": {"configMapKeyRef": {"name": "x"}}})
+    wf["spec"]["templates"][0]["memoize"] = {"key": "k"}
+    with pytest.raises(UnsupportedSpec) as info:
+        validate(wf)
+    assert "spec.templates[0].memoize: needs key and cache.configMap.name" in info.value.problems
+    assert "spec.synchronization.semaphores[0].configMapKeyRef: needs name and key" in info.value.problems

@@ -36,6 +36,7 @@ from workflows.engine.expr import (
     substitute_all,
 )
 from workflows.engine.store import RunStore
+from workflows.engine.sync import Cache, Locks, requirements
 
 _logger = logging.getLogger(__name__)
 
@@ -196,19 +197,41 @@ class Run:
         scope = Scope(self.name, {t["name"]: t for t in self.spec.get("templates", [])})
         self._init_globals()
         saver = asyncio.create_task(self.saver())
+        held: list[int] = []
         try:
+            held = await self._lock(self.spec.get("synchronization"), None)
+            self.status.pop("message", None)
+            self.status["phase"] = "Running"
             root = await self._entry(scope)
             self.status["phase"] = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
             if root.get("message"):
                 self.status["message"] = root["message"]
             await self._exit_handler(scope)
         finally:
+            self.engine.locks.release(held)
             saver.cancel()
             self.status["finishedAt"] = now()
             pods = [n for n in self.nodes.values() if n["type"] == "Pod"]
             self.status["progress"] = f"{sum(n['phase'] == 'Succeeded' for n in pods)}/{len(pods)}"
             self.touch()
             self.save()
+
+    async def _lock(self, sync: dict[str, Any] | None, node: dict[str, Any] | None) -> list[int]:
+        """Hold the locks of a synchronization block; the run (or node) is Pending while it waits."""
+        if not sync:
+            return []
+        needs = requirements(sync, self.engine.objects.lookup)
+
+        def waiting(message: str) -> None:
+            target = node if node is not None else self.status
+            target.update(phase="Pending", message=message)
+            self.touch()
+
+        held = await self.engine.locks.acquire(needs, waiting)
+        if node is not None and node.get("phase") == "Pending":
+            node["phase"] = "Running"
+            node.pop("message", None)
+        return held
 
     def _init_globals(self) -> None:
         meta = self.wf["metadata"]
@@ -313,9 +336,33 @@ class Run:
             tmpl = self._bind_inputs(tmpl, args, node)
         except (NodeError, ExpressionError) as exc:
             return self.finish(node, "Error", str(exc))
-        if tmpl.get("retryStrategy"):
-            return await self._retry(node, tmpl, tmpl_scope, boundary)
-        return await self._run_body(node, tmpl, tmpl_scope, attempt=0)
+        memo = tmpl.get("memoize")
+        if memo:
+            cached = self.engine.cache.get(memo["cache"]["configMap"]["name"], memo["key"], memo.get("maxAge"))
+            node["memoizationStatus"] = {
+                "hit": cached is not None,
+                "key": memo["key"],
+                "cacheName": memo["cache"]["configMap"]["name"],
+            }
+            if cached is not None:
+                node["outputs"] = cached
+                return self.finish(node, "Succeeded", "cached: outputs reused (memoized)")
+        try:
+            held = await self._lock(tmpl.get("synchronization"), node)
+        except NodeError as exc:
+            return self.finish(node, "Error", str(exc))
+        try:
+            if tmpl.get("retryStrategy"):
+                done = await self._retry(node, tmpl, tmpl_scope, boundary)
+            else:
+                done = await self._run_body(node, tmpl, tmpl_scope, attempt=0)
+        finally:
+            self.engine.locks.release(held)
+        if memo and done["phase"] == "Succeeded":
+            self.engine.cache.put(
+                memo["cache"]["configMap"]["name"], memo["key"], done.get("outputs") or {}, done["id"]
+            )
+        return done
 
     def _bind_inputs(self, tmpl: dict[str, Any], args: Mapping[str, Any], node: dict[str, Any]) -> dict[str, Any]:
         given = {p["name"]: p for p in args.get("parameters", [])}
@@ -824,6 +871,8 @@ class Engine:
         self.objects = objects or LocalObjects()
         self.base_env = dict(base_env or {})
         self.parallelism = parallelism
+        self.locks = Locks(store.root.parent / "locks")
+        self.cache = Cache(store.root.parent / "cache")
 
     def thread_env(self) -> dict[str, str]:
         """Thread limits for one step: its share of the cores, as a CPU limit gives a pod on a cluster.

@@ -107,6 +107,10 @@ BACKOFF = {"duration", "factor", "maxDuration", "cap"}
 ENV = {"name", "value", "valueFrom"}
 SEQUENCE = {"count", "start", "end", "format"}
 RETRY_POLICIES = {"Always", "OnFailure", "OnError", "OnTransientError"}
+WORKFLOW_SPEC |= {"synchronization"}
+TEMPLATE |= {"synchronization", "memoize"}
+SYNCHRONIZATION = {"mutex", "mutexes", "semaphore", "semaphores"}
+MEMOIZE = {"key", "maxAge", "cache"}
 
 
 class UnsupportedSpec(ValueError):
@@ -154,6 +158,8 @@ def validate(workflow: Mapping[str, Any]) -> None:
             check.problems.append("spec.entrypoint: required")
         if spec.get("entrypoint") and spec["entrypoint"] not in names:
             check.problems.append(f"spec.entrypoint: no template named {spec['entrypoint']!r}")
+    if "synchronization" in spec:
+        _check_sync(check, spec["synchronization"], "spec.synchronization")
     _check_no_expression_tags(check, workflow, "")
     if check.problems:
         raise UnsupportedSpec(check.problems)
@@ -177,11 +183,30 @@ def _check_template(check: _Checker, tmpl: Any, path: str) -> None:
         for gpath, group in check.each(tmpl["steps"], f"{path}.steps"):
             for spath, step in check.each(group, gpath):
                 _check_invocation(check, step, spath, STEP)
+    if "synchronization" in tmpl:
+        _check_sync(check, tmpl["synchronization"], f"{path}.synchronization")
+    if "memoize" in tmpl:
+        memo = check.keys(tmpl["memoize"], f"{path}.memoize", MEMOIZE)
+        if not memo.get("key") or not (memo.get("cache") or {}).get("configMap", {}).get("name"):
+            check.problems.append(f"{path}.memoize: needs key and cache.configMap.name")
     if "retryStrategy" in tmpl:
         retry = check.keys(tmpl["retryStrategy"], f"{path}.retryStrategy", RETRY)
         check.keys(retry.get("backoff", {}), f"{path}.retryStrategy.backoff", BACKOFF)
         if retry.get("retryPolicy", "OnFailure") not in RETRY_POLICIES:
             check.problems.append(f"{path}.retryStrategy.retryPolicy: must be one of {sorted(RETRY_POLICIES)}")
+
+
+def _check_sync(check: _Checker, sync: Any, path: str) -> None:
+    sync = check.keys(sync, path, SYNCHRONIZATION)
+    mutexes = ([sync["mutex"]] if "mutex" in sync else []) + list(sync.get("mutexes") or [])
+    semaphores = ([sync["semaphore"]] if "semaphore" in sync else []) + list(sync.get("semaphores") or [])
+    for mpath, mutex in check.each(mutexes, f"{path}.mutexes"):
+        if not check.keys(mutex, mpath, {"name", "namespace", "database"}).get("name"):
+            check.problems.append(f"{mpath}.name: required")
+    for spath, semaphore in check.each(semaphores, f"{path}.semaphores"):
+        ref = check.keys(semaphore, spath, {"configMapKeyRef", "namespace", "database"}).get("configMapKeyRef")
+        if not isinstance(ref, dict) or not ref.get("name") or not ref.get("key"):
+            check.problems.append(f"{spath}.configMapKeyRef: needs name and key")
 
 
 def _check_io(check: _Checker, tmpl: dict[str, Any], path: str) -> None:
