@@ -51,6 +51,16 @@ class DatasetSpec(_Strict):
     min_rows_per_class: int = Field(default=2, ge=1)
 
 
+class DriftSpec(_Strict):
+    """Thresholds beyond which a new batch counts as drifted (and retraining starts)."""
+
+    psi: float = Field(default=0.2, gt=0)
+    ks: float = Field(default=0.2, gt=0, le=1)
+    text_length_ks: float = Field(default=0.2, gt=0, le=1)
+    text_oov: float = Field(default=0.15, gt=0, le=1)
+    label_psi: float = Field(default=0.2, gt=0)
+
+
 class MetricSpec(_Strict):
     """The primary metric and whether higher or lower is better."""
 
@@ -92,6 +102,7 @@ class TechniqueSpec(_Strict):
     serving: ServingSpec
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     sample_rows: int = Field(default=1000, ge=10)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
 
     @field_validator("name")
     @classmethod
