@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint compile check-compiled bench images up down status clean
+.PHONY: help setup run demo-ct test test-fast lint compile check-compiled bench images up down status clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,16 @@ run: $(STAMP) ## Bring up the embedded platform and run the main job on it
 	$(BIN)/ctcd predict intent-classifier
 	$(BIN)/ctcd predict invoice-matcher
 	$(BIN)/ctcd status
+
+demo-ct: $(STAMP) ## Three simulated months of continuous training for the intent classifier
+	$(BIN)/ctcd up
+	@for rows in 1000 1000 1200; do \
+	  $(BIN)/ctcd submit --from workflowtemplate/continuous-training -p technique=intent-classifier \
+	    -p rows=$$rows --wait -o name || exit 1; \
+	  $(BIN)/ctcd models; \
+	done
+	$(BIN)/ctcd serving wait
+	$(BIN)/ctcd get isvc
 
 test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its own throwaway platform)
 	$(BIN)/ctcd compile --check

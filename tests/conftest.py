@@ -59,6 +59,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CTCD_MLFLOW_PORT": str(settings.mlflow_port),
         "CTCD_GATEWAY_PORT": str(settings.gateway_port),
         "CTCD_BRIDGE_PORT": str(settings.bridge_port),
+        "CTCD_NOTIFY_URL": settings.notify_url,
         "CTCD_TEMPLATE_PATH": settings.template_path,
     }
 

@@ -156,3 +156,11 @@ def test_typos_and_wrong_types_are_refused() -> None:
     wrong["spec"]["templates"][0]["dag"] = "not a dag"
     with pytest.raises(ManifestError, match="argo-workflows client|schema"):
         validate_argo(wrong, "wrong")
+
+
+def test_training_holds_a_mutex_per_technique_and_notifies_on_exit() -> None:
+    docs = {d["metadata"]["name"]: d for d in _argo_docs() if d["kind"] == "WorkflowTemplate"}
+    train = docs["train"]["spec"]
+    dag = next(t for t in train["templates"] if t["name"] == "train-technique")
+    assert dag["synchronization"] == {"mutexes": [{"name": "train-{{inputs.parameters.technique}}"}]}
+    assert train["onExit"] == "notify-run" and docs["continuous-training"]["spec"]["onExit"] == "notify-run"

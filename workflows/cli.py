@@ -336,6 +336,30 @@ def data_add(
 
 
 @app.command()
+def retrain(
+    technique: str,
+    wait_: Annotated[bool, typer.Option("--wait", "-w", help="Block until the run ends.")] = False,
+    cluster: Annotated[bool, typer.Option("--cluster", help="On the Argo Server (ARGO_SERVER).")] = False,
+) -> None:
+    """Retrain a technique now (the admin's button): prints the run id to poll with `ctcd runs get`."""
+    from workflows import runs
+    from workflows.engine.submit import SubmitError
+
+    _technique(technique)
+    if cluster:
+        _submit_to_cluster("workflowtemplate/train", {"technique": technique}, True, "name")
+        return
+    settings = _settings()
+    try:
+        workflow = runs.submit(settings, "workflowtemplate/train", {"technique": technique}, from_ref=True)
+    except (SubmitError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    print(workflow["metadata"]["name"])
+    if wait_:
+        _wait_and_report(settings, workflow["metadata"]["name"], quiet=True)
+
+
+@app.command()
 def models(output: OutputOpt = "table") -> None:
     """Each technique's newest registered version: metric, champion metric and the gate's decision."""
     from models.contract import discover

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
         serving_environment: Which environment's overlays local serving runs.
         auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
             wait on a ``promote/<technique>/v<N>`` branch for a human merge.
+        notify_url: Slack-compatible incoming webhook for run summaries (empty: log lines only).
         engine_parallelism: How many steps the local engine runs at once.
         startup_timeout: Seconds ``ctcd up`` waits for each service to become healthy.
         template_path: Folders (separated by ``os.pathsep``) holding compiled WorkflowTemplates.
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     bridge_port: int = Field(default=8091, ge=1, le=65535)
     serving_environment: str = "staging"
     auto_merge: str = "staging"
+    notify_url: str = ""
     engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     startup_timeout: float = Field(default=60.0, gt=0)
     template_path: str = str(REPO_ROOT / "gitops" / "platform" / "workflow-templates")
@@ -141,6 +143,8 @@ class Settings(BaseSettings):
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "CTCD_GIT_REMOTE": self.git_remote,
             "CTCD_GIT_BRANCH": self.git_branch,
+            "CTCD_AUTO_MERGE": self.auto_merge,
+            "CTCD_NOTIFY_URL": self.notify_url,
         }
 
 

@@ -3,7 +3,8 @@
 Intents are (action, product) pairs such as ``block_credit_card`` or ``dispute_pix``.  Utterances are composed
 from several phrasings per action, several names per product, greetings, fillers, context sentences, typos,
 dropped words and a little label noise, so that the task has realistic overlap between intents.  ``batch``
-selects a later month: batches after the first shift the mix of intents and add newer slang.
+selects a month: months 0 and 1 are alike; from month 2 on the traffic drifts (a different mix of intents,
+newer slang), more each month.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ def utterance(action: str, product: str, rng: random.Random, batch: int = 0) -> 
     words = [_typo(w, rng) if rng.random() < 0.06 else w for w in words]
     if len(words) > 5 and rng.random() < 0.15:
         del words[rng.randrange(len(words))]
-    if batch > 0 and rng.random() < 0.1 * min(batch, 3):
+    if batch >= 2 and rng.random() < 0.25 * min(batch - 1, 3):
         words.insert(rng.randrange(len(words) + 1), rng.choice(SLANG))
     text = " ".join(words)
     if rng.random() < 0.2:
@@ -267,13 +268,14 @@ def generate(rows: int, seed: int = 0, batch: int = 0) -> Any:
     Args:
         rows: How many utterances.
         seed: Random seed (same seed and batch give the same rows).
-        batch: Month index; later batches favour different intents and add slang.
+        batch: Month index; from month 2 on, batches favour different intents and add slang.
     """
     import pandas as pd
 
     rng = random.Random(seed * 1000 + batch)
     labels = intents()
-    weights = [1.0 + (0.8 * batch if i % 7 == batch % 7 else 0.0) for i in range(len(labels))]
+    drift = max(0, batch - 1)
+    weights = [1.0 + (3.0 * drift if i % 5 == 0 else 0.0) for i in range(len(labels))]
     chosen = rng.choices(labels, weights=weights, k=rows)
     records = []
     for label in chosen:

@@ -203,11 +203,17 @@ class Run:
             self.status.pop("message", None)
             self.status["phase"] = "Running"
             root = await self._entry(scope)
-            self.status["phase"] = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
-            if root.get("message"):
-                self.status["message"] = root["message"]
-            await self._exit_handler(scope)
+            phase = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
+            message = root.get("message")
+            phase, message = await self._exit_handler(scope, phase, message)  # the run stays Running meanwhile
+            self.status["phase"] = phase
+            if message:
+                self.status["message"] = message
         finally:
+            if self.status.get("phase") not in ("Succeeded", "Failed", "Error"):
+                self.status.update(
+                    phase="Error", message=self.status.get("message") or "the engine stopped unexpectedly"
+                )
             self.engine.locks.release(held)
             saver.cancel()
             self.status["finishedAt"] = now()
@@ -228,8 +234,8 @@ class Run:
             self.touch()
 
         held = await self.engine.locks.acquire(needs, waiting)
-        if node is not None and node.get("phase") == "Pending":
-            node["phase"] = "Running"
+        if node is not None and node.get("phase") == "Pending":  # it waited: it starts now
+            node.update(phase="Running", startedAt=now())
             node.pop("message", None)
         return held
 
@@ -262,19 +268,20 @@ class Run:
             root = self.nodes[self.name]
             return self.finish(root, "Failed", "Max duration limit exceeded")
 
-    async def _exit_handler(self, scope: Scope) -> None:
+    async def _exit_handler(self, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
+        """Run ``onExit`` (if any) with ``workflow.status``; return the run's final phase and message."""
         on_exit = self.spec.get("onExit")
         if not on_exit:
-            return
-        self.globals["workflow.status"] = self.status["phase"]
+            return phase, message
+        self.globals["workflow.status"] = phase
         self.globals["workflow.failures"] = json.dumps(self._failures())
         self.globals["workflow.duration"] = f"{time.time() - _epoch(self.status['startedAt']):.3f}"
         node = await self.execute_template(
             f"{self.name}.onExit", f"{self.name}.onExit", {"template": on_exit}, scope, {}, None
         )
-        if node["phase"] in FAILED and self.status["phase"] == "Succeeded":
-            self.status["phase"] = node["phase"]
-            self.status["message"] = f"exit handler {node['displayName']} {node['phase'].lower()}"
+        if node["phase"] in FAILED and phase == "Succeeded":
+            return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
+        return phase, message
 
     def _failures(self) -> list[dict[str, Any]]:
         return [

@@ -200,3 +200,11 @@ def frame_to_csv(frame: Any) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue().encode()
+
+
+def batch_frames(client: Any, settings: Settings, technique: Technique) -> list[Any]:
+    """Every training batch of a technique, in collection order, validated."""
+    bucket = settings.datasets_bucket
+    return [
+        parse(key, _read(client, bucket, key), technique.spec) for key in _batch_keys(client, bucket, technique.name)
+    ]

@@ -6,9 +6,11 @@ A "better" decision promotes the new version to staging as a 20% canary (a commi
 ``train-technique`` DAG takes its inputs as parameters, so ``train-all`` can call it per technique.
 """
 
-from hera.workflows import DAG, Parameter, WorkflowTemplate
+from hera.workflows import DAG, Parameter, Steps, WorkflowTemplate
+from hera.workflows.models import Mutex, Synchronization
 
 from models.contract import discover
+from workflows.steps.collect import notify
 from workflows.steps.promote import promote
 from workflows.steps.train import decide, evaluate, load_data, register, score_champion, train
 from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
@@ -23,6 +25,7 @@ INPUTS = [
 with WorkflowTemplate(
     name="train",
     entrypoint="train-technique",
+    on_exit="notify-run",
     service_account_name=SERVICE_ACCOUNT,
     artifact_repository_ref=artifact_repository(),
     arguments=[
@@ -32,7 +35,11 @@ with WorkflowTemplate(
         Parameter(name="hyperparameters", value="{}"),
     ],
 ) as template:
-    with DAG(name="train-technique", inputs=INPUTS):
+    with DAG(
+        name="train-technique",
+        inputs=INPUTS,
+        synchronization=Synchronization(mutexes=[Mutex(name="train-{{inputs.parameters.technique}}")]),
+    ):
         technique = "{{inputs.parameters.technique}}"
         data = load_data(arguments={"technique": technique, "data_version": "{{inputs.parameters.data-version}}"})
         version = data.get_parameter("dataset-version")
@@ -90,3 +97,12 @@ with WorkflowTemplate(
         [scored, champion] >> verdict
         verdict >> registered
         registered >> canary
+    with Steps(name="notify-run"):
+        notify(
+            arguments={
+                "workflow_name": "{{workflow.name}}",
+                "status": "{{workflow.status}}",
+                "failures": "{{workflow.failures}}",
+                "technique": "{{workflow.parameters.technique}}",
+            }
+        )

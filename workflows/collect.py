@@ -1,0 +1,157 @@
+"""Collecting new rows for a technique: from a sample generator, a CSV/Parquet prefix in S3, or a SQL database.
+
+New rows are validated against the technique's contract, de-duplicated against every row already collected
+(train and frozen test) and within the batch, then appended as a new training batch.  The first collection
+freezes the test split; later ones never touch it.  A source that yields nothing new writes nothing.  What has
+been read from S3 (keys) and SQL (the last value of the watermark column) is remembered in
+``<technique>/collections.json`` so a source is never read twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from models.contract import Technique
+from workflows.platform import datasets
+from workflows.settings import Settings
+from workflows.validation import DatasetError, parse
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one collection found and wrote."""
+
+    new_rows: int
+    duplicates: int
+    keys: list[str]
+    month: int
+
+
+def _row_hashes(frame: Any, columns: list[str]) -> list[str]:
+    return [
+        hashlib.sha256("\x1f".join(map(str, row)).encode()).hexdigest()
+        for row in frame[columns].itertuples(index=False)
+    ]
+
+
+def _state(client: Any, settings: Settings, technique: str) -> dict[str, Any]:
+    try:
+        raw = client.get_object(Bucket=settings.datasets_bucket, Key=f"{technique}/collections.json")["Body"].read()
+        return dict(json.loads(raw))
+    except client.exceptions.NoSuchKey:
+        return {"s3_keys": [], "sql_watermark": None, "months": 0}
+
+
+def _existing(client: Any, settings: Settings, technique: Technique) -> set[str]:
+    bucket, seen = settings.datasets_bucket, set()
+    keys = datasets._batch_keys(client, bucket, technique.name)
+    test = f"{technique.name}/{datasets.TEST_KEY}"
+    for key in keys + ([test] if datasets._exists(client, bucket, test) else []):
+        frame = parse(key, datasets._read(client, bucket, key), technique.spec)
+        seen.update(_row_hashes(frame, list(technique.spec.dataset.columns)))
+    return seen
+
+
+def from_generator(technique: Technique, month: int, rows: int, seed: int = 0) -> Any:
+    """Next month's sample batch (the generator drifts in later months, as real traffic does)."""
+    return technique.generate(rows, seed=seed + month, batch=month)
+
+
+def from_s3(client: Any, prefix: str, seen: list[str], technique: Technique) -> tuple[Any, list[str]]:
+    """Every CSV/Parquet under ``s3://bucket/prefix`` not read before, validated, concatenated."""
+    import pandas as pd
+
+    bucket, _, key_prefix = prefix.removeprefix("s3://").partition("/")
+    listing = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
+    keys = sorted(
+        o["Key"]
+        for page in listing
+        for o in page.get("Contents", [])
+        if o["Key"].endswith((".csv", ".parquet")) and f"s3://{bucket}/{o['Key']}" not in seen
+    )
+    frames = [
+        parse(f"s3://{bucket}/{k}", client.get_object(Bucket=bucket, Key=k)["Body"].read(), technique.spec)
+        for k in keys
+    ]
+    frame = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(technique.spec.dataset.columns))
+    )
+    return frame, [f"s3://{bucket}/{k}" for k in keys]
+
+
+def from_sql(url: str, table: str, watermark: str, after: Any, technique: Technique) -> tuple[Any, Any]:
+    """Rows of ``table`` whose ``watermark`` column is beyond the last one read (SQLAlchemy: sqlite, PostgreSQL…)."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    source = sa.Table(table, meta, autoload_with=engine)
+    columns = [source.c[c] for c in technique.spec.dataset.columns] + [source.c[watermark]]
+    query = sa.select(*columns)
+    if after is not None:
+        query = query.where(source.c[watermark] > after)
+    with engine.connect() as connection:
+        frame = pd.read_sql(query.order_by(source.c[watermark]), connection)
+    engine.dispose()
+    last = frame[watermark].max() if len(frame) else after
+    return frame.drop(columns=[watermark]), (last.item() if hasattr(last, "item") else last)
+
+
+def collect(
+    client: Any,
+    settings: Settings,
+    technique: Technique,
+    source: str,
+    rows: int = 500,
+    location: str = "",
+    watermark: str = "id",
+) -> Collected:
+    """Collect new rows from ``source`` (``generator``, ``s3`` or ``sql``) into the technique's dataset.
+
+    Raises:
+        DatasetError: The new rows break the contract (nothing is written).
+    """
+    state = _state(client, settings, technique.name)
+    month = int(state.get("months", 0))
+    if source == "generator":
+        frame = from_generator(technique, month, rows)
+    elif source == "s3":
+        frame, read = from_s3(client, location, state["s3_keys"], technique)
+        state["s3_keys"] = state["s3_keys"] + read
+    elif source == "sql":
+        frame, state["sql_watermark"] = from_sql(location, "rows", watermark, state.get("sql_watermark"), technique)
+    else:
+        raise DatasetError(f"unknown source {source!r}: use generator, s3 or sql")
+    raw = datasets.frame_to_csv(frame[list(technique.spec.dataset.columns)]) if len(frame) else b""
+    frame = parse(f"{source} batch", raw, technique.spec) if raw else frame
+    fresh, duplicates = _dedupe(client, settings, technique, frame)
+    keys: list[str] = []
+    if len(fresh):
+        keys = datasets.collect(
+            client, settings, technique, f"{technique.name}-month-{month}.csv", datasets.frame_to_csv(fresh)
+        )
+    state["months"] = month + 1
+    client.put_object(
+        Bucket=settings.datasets_bucket,
+        Key=f"{technique.name}/collections.json",
+        Body=json.dumps(state, default=str).encode(),
+    )
+    return Collected(new_rows=len(fresh), duplicates=duplicates, keys=keys, month=month)
+
+
+def _dedupe(client: Any, settings: Settings, technique: Technique, frame: Any) -> tuple[Any, int]:
+    if not len(frame):
+        return frame, 0
+    columns = list(technique.spec.dataset.columns)
+    seen = _existing(client, settings, technique)
+    hashes = _row_hashes(frame, columns)
+    keep, kept = [], set()
+    for h in hashes:
+        keep.append(h not in seen and h not in kept)
+        kept.add(h)
+    fresh = frame[keep].reset_index(drop=True)
+    return fresh, len(frame) - len(fresh)

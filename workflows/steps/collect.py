@@ -1,0 +1,116 @@
+"""Steps of the continuous-training workflow: collect a batch, check it for drift, and notify.
+
+No `from __future__ import annotations` here: hera reads the real annotations of step functions.
+"""
+
+import json
+import logging
+from typing import Annotated
+
+from hera.workflows import Input, Output, Parameter, script
+
+from workflows.templates.common import resources, step_env, trainer_image
+
+_logger = logging.getLogger(__name__)
+
+
+class CollectInput(Input):
+    """Where new rows come from."""
+
+    technique: str
+    source: str = "generator"
+    rows: int = 500
+    location: str = ""
+
+
+class CollectOutput(Output):
+    """How many new rows were added, and which month this was."""
+
+    new_rows: Annotated[int, Parameter(name="new-rows")]
+    month: Annotated[int, Parameter(name="month")]
+
+
+class DriftInput(Input):
+    """The technique whose newest batch is compared with the rest of its training data."""
+
+    technique: str
+    month: int
+
+
+class NotifyInput(Input):
+    """What the exit handler knows: the run, its status and failures."""
+
+    workflow_name: str
+    status: str
+    failures: str = "[]"
+    technique: str = ""
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+def collect(inputs: CollectInput) -> CollectOutput:
+    """Collect, validate and de-duplicate new rows; append them as a batch (nothing new: nothing written)."""
+    from models.contract import get
+    from workflows.collect import collect as run_collection
+    from workflows.platform.s3 import s3_client
+    from workflows.settings import get_settings
+
+    settings = get_settings()
+    found = run_collection(
+        s3_client(settings), settings, get(inputs.technique), inputs.source, inputs.rows, inputs.location
+    )
+    _logger.info(
+        "%s month %d: %d new rows, %d duplicates dropped",
+        inputs.technique,
+        found.month,
+        found.new_rows,
+        found.duplicates,
+    )
+    return CollectOutput(new_rows=found.new_rows, month=found.month)
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]:
+    """Compare the newest batch with the earlier training data; log the report and plot to MLflow."""
+    import mlflow
+    import pandas as pd
+
+    from models.contract import get
+    from workflows import drift
+    from workflows.platform import datasets
+    from workflows.platform.s3 import s3_client
+    from workflows.settings import get_settings
+
+    settings, technique = get_settings(), get(inputs.technique)
+    client = s3_client(settings)
+    frames = datasets.batch_frames(client, settings, technique)
+    if len(frames) < 2:
+        return "false"
+    result = drift.report(technique.spec, pd.concat(frames[:-1], ignore_index=True), frames[-1])
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(f"{technique.name}-drift")
+    with mlflow.start_run(run_name=f"month-{inputs.month}"):
+        mlflow.set_tags({"ctcd.technique": technique.name, "ctcd.drifted": str(result["drifted"]).lower()})
+        mlflow.log_dict(result, "drift/report.json")
+        mlflow.log_figure(drift.plot(result), "drift/plot.png")
+    _logger.info(
+        "%s month %d drift: %s %s", technique.name, inputs.month, result["drifted"], result["drifted_features"]
+    )
+    return "true" if result["drifted"] else "false"
+
+
+@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+def notify(inputs: NotifyInput) -> None:
+    """Send a summary of the run (status, technique, metrics, decision, commit, run id); never fails the run."""
+    from workflows import notify as notifier
+    from workflows.settings import get_settings
+
+    settings = get_settings()
+    try:
+        facts = notifier.facts(
+            settings, inputs.workflow_name, inputs.status, inputs.technique, json.loads(inputs.failures or "[]")
+        )
+    except Exception as exc:  # a summary that cannot be gathered is still sent, with what is known
+        _logger.warning("could not gather every fact: %s", exc)
+        facts = [{"workflow": inputs.workflow_name, "status": inputs.status, "technique": inputs.technique}]
+    for fact in facts:
+        notifier.send(settings.notify_url, notifier.summary(fact))
