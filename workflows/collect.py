@@ -2,9 +2,9 @@
 
 New rows are validated against the technique's contract, de-duplicated against every row already collected
 (train and frozen test) and within the batch, then appended as a new training batch.  The first collection
-freezes the test split; later ones never touch it.  A source that yields nothing new writes nothing.  What has
-been read from S3 (keys) and SQL (the last value of the watermark column) is remembered in
-``<technique>/collections.json`` so a source is never read twice.
+freezes the test split; later ones never touch it.  A source that yields nothing new adds no batch and changes
+no dataset version.  What has been read from S3 (keys) and SQL (the last value of the watermark column) is
+remembered in ``<technique>/collections.json`` so a source is never read twice.
 """
 
 from __future__ import annotations
@@ -64,14 +64,21 @@ def from_s3(client: Any, prefix: str, seen: list[str], technique: Technique) -> 
     """Every CSV/Parquet under ``s3://bucket/prefix`` not read before, validated, concatenated."""
     import pandas as pd
 
+    if not prefix.startswith("s3://") or len(prefix) <= len("s3://"):
+        raise DatasetError(f"S3 source location {prefix!r} must look like s3://bucket/prefix/")
     bucket, _, key_prefix = prefix.removeprefix("s3://").partition("/")
-    listing = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
-    keys = sorted(
-        o["Key"]
-        for page in listing
-        for o in page.get("Contents", [])
-        if o["Key"].endswith((".csv", ".parquet")) and f"s3://{bucket}/{o['Key']}" not in seen
-    )
+    try:
+        listing = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
+        keys = sorted(
+            o["Key"]
+            for page in listing
+            for o in page.get("Contents", [])
+            if o["Key"].endswith((".csv", ".parquet")) and f"s3://{bucket}/{o['Key']}" not in seen
+        )
+    except client.exceptions.NoSuchBucket as exc:
+        raise DatasetError(
+            f"S3 source {prefix}: bucket {bucket!r} does not exist; create it or fix the location"
+        ) from exc
     frames = [
         parse(f"s3://{bucket}/{k}", client.get_object(Bucket=bucket, Key=k)["Body"].read(), technique.spec)
         for k in keys
@@ -87,16 +94,28 @@ def from_sql(url: str, table: str, watermark: str, after: Any, technique: Techni
     import pandas as pd
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
-    meta = sa.MetaData()
-    source = sa.Table(table, meta, autoload_with=engine)
-    columns = [source.c[c] for c in technique.spec.dataset.columns] + [source.c[watermark]]
-    query = sa.select(*columns)
-    if after is not None:
-        query = query.where(source.c[watermark] > after)
-    with engine.connect() as connection:
-        frame = pd.read_sql(query.order_by(source.c[watermark]), connection)
-    engine.dispose()
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise DatasetError(
+            f"SQL source {url!r} is not a usable SQLAlchemy URL ({exc}); use e.g. sqlite:///path.db"
+        ) from exc
+    try:
+        source = sa.Table(table, sa.MetaData(), autoload_with=engine)
+        missing = [c for c in [*technique.spec.dataset.columns, watermark] if c not in source.c]
+        if missing:
+            raise DatasetError(f"SQL table {table!r} at {url} lacks column(s) {', '.join(missing)}")
+        query = sa.select(*[source.c[c] for c in technique.spec.dataset.columns], source.c[watermark])
+        if after is not None:
+            query = query.where(source.c[watermark] > after)
+        with engine.connect() as connection:
+            frame = pd.read_sql(query.order_by(source.c[watermark]), connection)
+    except sa.exc.NoSuchTableError as exc:
+        raise DatasetError(f"SQL source {url} has no table {table!r}; create it with the technique's columns") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatasetError(f"SQL source {url} could not be read: {exc}") from exc
+    finally:
+        engine.dispose()
     last = frame[watermark].max() if len(frame) else after
     return frame.drop(columns=[watermark]), (last.item() if hasattr(last, "item") else last)
 
@@ -116,6 +135,7 @@ def collect(
         DatasetError: The new rows break the contract (nothing is written).
     """
     state = _state(client, settings, technique.name)
+    before = json.loads(json.dumps(state, default=str))
     month = int(state.get("months", 0))
     if source == "generator":
         frame = from_generator(technique, month, rows)
@@ -123,6 +143,8 @@ def collect(
         frame, read = from_s3(client, location, state["s3_keys"], technique)
         state["s3_keys"] = state["s3_keys"] + read
     elif source == "sql":
+        if not location:
+            raise DatasetError("the sql source needs a location: a SQLAlchemy URL such as sqlite:///rows.db")
         frame, state["sql_watermark"] = from_sql(location, "rows", watermark, state.get("sql_watermark"), technique)
     else:
         raise DatasetError(f"unknown source {source!r}: use generator, s3 or sql")
@@ -134,12 +156,13 @@ def collect(
         keys = datasets.collect(
             client, settings, technique, f"{technique.name}-month-{month}.csv", datasets.frame_to_csv(fresh)
         )
-    state["months"] = month + 1
-    client.put_object(
-        Bucket=settings.datasets_bucket,
-        Key=f"{technique.name}/collections.json",
-        Body=json.dumps(state, default=str).encode(),
-    )
+        state["months"] = month + 1
+    if state != before:  # rows added, or a source read to its end (all duplicates): remember where it stopped
+        client.put_object(
+            Bucket=settings.datasets_bucket,
+            Key=f"{technique.name}/collections.json",
+            Body=json.dumps(state, default=str).encode(),
+        )
     return Collected(new_rows=len(fresh), duplicates=duplicates, keys=keys, month=month)
 
 

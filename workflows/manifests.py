@@ -152,14 +152,20 @@ def unknown_keys(schema: dict[str, Any], node: dict[str, Any], value: Any, path:
 def _client_form(doc: Any) -> Any:
     """The document as the generated argo-workflows client accepts it.
 
-    The client types ``withItems`` entries as objects, although Argo accepts scalars; scalar items are wrapped for
-    this one check (the hera model and the JSON schema check the real document).
+    The client types ``withItems`` entries as objects, although Argo accepts scalars, and a memoize cache's
+    ``configMap`` as a key selector, although Argo v3.7 takes a plain reference by name; for this one check scalar
+    items are wrapped and the cache gets a placeholder key (the hera model and the JSON schema check the real
+    document).
     """
     if isinstance(doc, dict):
-        return {
+        form: dict[str, Any] = {
             k: ([i if isinstance(i, dict) else {"value": i} for i in v] if k == "withItems" else _client_form(v))
             for k, v in doc.items()
         }
+        cache = form["memoize"].get("cache", {}) if isinstance(form.get("memoize"), dict) else {}
+        if "configMap" in cache:
+            cache["configMap"] = {"key": "entries", **cache["configMap"]}
+        return form
     if isinstance(doc, list):
         return [_client_form(v) for v in doc]
     return doc

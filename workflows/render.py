@@ -107,6 +107,13 @@ def node_tree(workflow: dict[str, Any]) -> Table:
     return table
 
 
+def _cached(status: dict[str, Any]) -> str:
+    hits = sorted(
+        n["displayName"] for n in status.get("nodes", {}).values() if n.get("memoizationStatus", {}).get("hit")
+    )
+    return f"{len(hits)} step(s) reused from the memoization cache: {', '.join(hits)}" if hits else ""
+
+
 def summary(workflow: dict[str, Any]) -> list[tuple[str, str]]:
     """The header lines of ``argo get``."""
     status = workflow.get("status", {})
@@ -118,6 +125,7 @@ def summary(workflow: dict[str, Any]) -> list[tuple[str, str]]:
         ("Created", workflow["metadata"].get("creationTimestamp", "")),
         ("Duration", duration(status)),
         ("Progress", status.get("progress", "-")),
+        ("Cached", _cached(status)),
     ]
     rows += [(f"  {p['name']}", str(p.get("value", ""))) for p in params]
     return [(k, v) for k, v in rows if v]

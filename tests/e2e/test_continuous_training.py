@@ -2,7 +2,8 @@
 
 Month 1 trains the first champion; month 2 brings similar data (no drift; a canary only if genuinely better);
 month 3 brings drifted data: drift is detected, retraining runs, a promotion commit is made and a notification is
-delivered.  The frozen test split never changes.
+delivered.  The frozen test split never changes.  A fourth collection, from an S3 prefix holding only rows
+already collected, finds nothing new: it trains nothing and sends nothing.
 """
 
 from __future__ import annotations
@@ -53,34 +54,29 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server.shutdown()
 
 
+def _month(settings: Settings, *parameters: str) -> dict[str, Any]:
+    arguments = [a for p in ("technique=intent-classifier", *parameters) for a in ("-p", p)]
+    submitted = "submit", "--from", "workflowtemplate/continuous-training", *arguments, "--wait", "-o", "name"
+    result = ctcd(settings, *submitted, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = result.stdout.strip().splitlines()[-1]
+    return dict(json.loads(ctcd(settings, "runs", "get", name, "-o", "json").stdout))
+
+
 @pytest.fixture(scope="module")
 def months(tmp_path_factory: pytest.TempPathFactory, receiver: tuple[str, list[Any]]) -> Iterator[dict[str, Any]]:
     settings = make_settings(tmp_path_factory.mktemp("ct"), free_port_block(), notify_url=receiver[0])
     stack.up(settings)
     started = time.monotonic()
     try:
-        runs = []
-        for rows in MONTH_ROWS:
-            result = ctcd(
-                settings,
-                "submit",
-                "--from",
-                "workflowtemplate/continuous-training",
-                "-p",
-                "technique=intent-classifier",
-                "-p",
-                f"rows={rows}",
-                "--wait",
-                "-o",
-                "name",
-                timeout=900,
-            )
-            assert result.returncode == 0, result.stdout + result.stderr
-            runs.append(
-                json.loads(ctcd(settings, "runs", "get", result.stdout.strip().splitlines()[-1], "-o", "json").stdout)
-            )
+        runs = [_month(settings, f"rows={rows}") for rows in MONTH_ROWS]
         print(f"three simulated months: {time.monotonic() - started:.0f}s")
-        yield {"settings": settings, "runs": runs}
+        client = s3_client(settings)
+        known = datasets.batch_frames(client, settings, get("intent-classifier"))[1].head(200)
+        client.put_object(Bucket=settings.datasets_bucket, Key="incoming/replay.csv", Body=datasets.frame_to_csv(known))
+        location = f"location=s3://{settings.datasets_bucket}/incoming/"
+        idle = _month(settings, "source=s3", location)
+        yield {"settings": settings, "runs": runs, "idle": idle}
     finally:
         stack.down(settings)
 
@@ -143,6 +139,17 @@ def test_the_frozen_test_split_never_changed(months: dict[str, Any]) -> None:
     }
     assert len(tests) == 1
     assert len(datasets.batch_frames(client, settings, technique)) == 3
+
+
+def test_a_month_with_nothing_new_ends_cleanly_and_triggers_nothing(months: dict[str, Any]) -> None:
+    idle = months["idle"]
+    nodes = {n["displayName"]: n for n in idle["status"]["nodes"].values()}
+    assert idle["status"]["phase"] == "Succeeded"
+    outputs = {p["name"]: p["value"] for p in nodes["collect"]["outputs"]["parameters"]}
+    assert outputs["new-rows"] == "0"
+    assert nodes["check-drift"]["phase"] == "Skipped"
+    assert "train" not in nodes or nodes["train"]["phase"] in ("Omitted", "Skipped")
+    assert not any(n["templateName"] in ("load-data", "register") for n in nodes.values())
 
 
 def test_retrain_returns_a_run_id_to_poll(months: dict[str, Any]) -> None:

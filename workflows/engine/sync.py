@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -87,7 +88,10 @@ class Cache:
         self.folder = folder
 
     def _path(self, cache: str, key: str) -> Path:
-        return self.folder / _safe(cache) / f"{_safe(key)[:200]}.json"
+        name = _safe(key)
+        if len(name) > 200 or name != key:  # keep distinct keys distinct after shortening or escaping
+            name = f"{name[:180]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        return self.folder / _safe(cache) / f"{name}.json"
 
     def get(self, cache: str, key: str, max_age: str | None) -> dict[str, Any] | None:
         """Cached outputs, or None when missing or older than ``max_age``."""

@@ -38,12 +38,17 @@ class DriftInput(Input):
 
 
 class NotifyInput(Input):
-    """What the exit handler knows: the run, its status and failures."""
+    """What the exit handler knows: the run, its status and failures.
+
+    ``when_idle`` is ``log`` for runs that may end with nothing to report (a collection that found nothing new):
+    a successful run that registered no model then writes a log line instead of a message.
+    """
 
     workflow_name: str
     status: str
     failures: str = "[]"
     technique: str = ""
+    when_idle: str = "notify"
 
 
 @script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
@@ -53,11 +58,16 @@ def collect(inputs: CollectInput) -> CollectOutput:
     from workflows.collect import collect as run_collection
     from workflows.platform.s3 import s3_client
     from workflows.settings import get_settings
+    from workflows.validation import DatasetError
 
     settings = get_settings()
-    found = run_collection(
-        s3_client(settings), settings, get(inputs.technique), inputs.source, inputs.rows, inputs.location
-    )
+    try:
+        found = run_collection(
+            s3_client(settings), settings, get(inputs.technique), inputs.source, inputs.rows, inputs.location
+        )
+    except DatasetError as exc:
+        _logger.error("collection refused, nothing written: %s", exc)
+        raise SystemExit(f"error: {exc}") from None
     _logger.info(
         "%s month %d: %d new rows, %d duplicates dropped",
         inputs.technique,
@@ -112,5 +122,8 @@ def notify(inputs: NotifyInput) -> None:
     except Exception as exc:  # a summary that cannot be gathered is still sent, with what is known
         _logger.warning("could not gather every fact: %s", exc)
         facts = [{"workflow": inputs.workflow_name, "status": inputs.status, "technique": inputs.technique}]
+    if inputs.when_idle == "log" and inputs.status == "Succeeded" and not any(f.get("version") for f in facts):
+        _logger.info("%s: nothing new, nothing trained; no notification", inputs.workflow_name)
+        return
     for fact in facts:
         notifier.send(settings.notify_url, notifier.summary(fact))

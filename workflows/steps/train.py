@@ -11,22 +11,41 @@ import sys
 from typing import Annotated, Any
 
 from hera.workflows import Input, Output, Parameter, RetryStrategy, script
-from hera.workflows.models import Backoff, IntOrString
+from hera.workflows.models import Backoff, Cache, IntOrString, LocalObjectReference, Memoize
 
 from workflows.templates.common import resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
+CACHE = "ctcd-cache"
+CACHE_MAX_AGE = "1440h"
 RETRY = RetryStrategy(
     limit="2", retry_policy="Always", backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m")
 )
 
 
-class DataInput(Input):
+class FingerprintInput(Input):
     """Which technique, and optionally which recorded dataset version."""
 
     technique: str
     data_version: str = ""
+
+
+class FingerprintOutput(Output):
+    """Content keys of this run's inputs, for the memoized steps."""
+
+    data_key: Annotated[str, Parameter(name="data-key")]
+    code_version: Annotated[str, Parameter(name="code-version")]
+    champion_version: Annotated[str, Parameter(name="champion-version")]
+
+
+class DataInput(Input):
+    """Which technique, and optionally which recorded dataset version; the keys only name the cache entry."""
+
+    technique: str
+    data_version: str = ""
+    data_key: str = ""
+    code_version: str = ""
 
 
 class DataOutput(Output):
@@ -64,10 +83,12 @@ class EvaluateInput(Input):
 
 
 class ChampionInput(Input):
-    """The technique whose champion is re-scored on the same split."""
+    """The champion version to re-score on the run's test split ('' when there is none)."""
 
     technique: str
     dataset_version: str
+    champion_version: str = ""
+    code_version: str = ""
 
 
 class ChampionOutput(Output):
@@ -125,8 +146,38 @@ def _context(technique_name: str) -> tuple[Any, Any, Any]:
     return settings, technique, s3_client(settings)
 
 
+def _memoize(key: str) -> Memoize:
+    """Argo memoization in the ``ctcd-cache`` ConfigMap; entries older than two months are ignored."""
+    return Memoize(key=key, max_age=CACHE_MAX_AGE, cache=Cache(config_map=LocalObjectReference(name=CACHE)))
+
+
 @script(
     constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY, resources=resources("small")
+)
+def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
+    """Key the run's inputs by content: the data files' ETags, the code's hash, the champion's version."""
+    from workflows import fingerprint as keys
+    from workflows.platform import registry
+
+    settings, technique, s3 = _context(inputs.technique)
+    settings.require_reachable("mlflow")
+    data_key = keys.data_key(s3, settings.datasets_bucket, technique.name, inputs.data_version)
+    current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
+    champion = str(current.version) if current is not None else ""
+    code = keys.code_version(technique.package)
+    _logger.info("%s: data %s, code %s, champion %s", technique.name, data_key, code, champion or "none")
+    return FingerprintOutput(data_key=data_key, code_version=code, champion_version=champion)
+
+
+@script(
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    retry_strategy=RETRY,
+    resources=resources("small"),
+    memoize=_memoize(
+        "load-data-{{inputs.parameters.technique}}-{{inputs.parameters.data_key}}-{{inputs.parameters.code_version}}"
+    ),
 )
 def load_data(inputs: DataInput) -> DataOutput:
     """Validate the technique's dataset and record (or reuse) a dataset version."""
@@ -196,28 +247,35 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
 
 
 @script(
-    constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY, resources=resources("train")
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    retry_strategy=RETRY,
+    resources=resources("train"),
+    memoize=_memoize(
+        "score-champion-{{inputs.parameters.technique}}-v{{inputs.parameters.champion_version}}-"
+        "{{inputs.parameters.dataset_version}}-{{inputs.parameters.code_version}}"
+    ),
 )
 def score_champion(inputs: ChampionInput) -> ChampionOutput:
-    """Re-score the registry's champion (alias ``champion``, else stage ``Production``) on the same test split."""
+    """Re-score the champion version the run started with on the same test split."""
     import mlflow
 
     from workflows import evaluation
-    from workflows.platform import datasets, registry
+    from workflows.platform import datasets
 
     settings, technique, s3 = _context(inputs.technique)
-    settings.require_reachable("mlflow")
-    current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
-    if current is None:
+    if not inputs.champion_version:
         _logger.info("%s has no champion yet", technique.name)
         return ChampionOutput(version="", metric="")
+    settings.require_reachable("mlflow")
     version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
     _, test_frame = datasets.frames(s3, settings, technique, version)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{technique.name}/{current.version}")
+    model = mlflow.sklearn.load_model(f"models:/{technique.name}/{inputs.champion_version}")
     metric = evaluation.score(technique.spec, model, test_frame)["metric"]
-    _logger.info("champion %s v%s scores %.4f", technique.name, current.version, metric)
-    return ChampionOutput(version=str(current.version), metric=str(metric))
+    _logger.info("champion %s v%s scores %.4f", technique.name, inputs.champion_version, metric)
+    return ChampionOutput(version=inputs.champion_version, metric=str(metric))
 
 
 @script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))

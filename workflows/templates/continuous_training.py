@@ -53,5 +53,6 @@ with WorkflowTemplate(
                 "status": "{{workflow.status}}",
                 "failures": "{{workflow.failures}}",
                 "technique": "{{workflow.parameters.technique}}",
+                "when_idle": "log",
             }
         )

@@ -1,5 +1,8 @@
 """The ``train`` WorkflowTemplate: data → train → evaluate, champion re-score, gate, register, canary.
 
+``fingerprint`` keys the run's inputs by content (data ETags, code hash, champion version); ``load-data`` and
+``score-champion`` are memoized on those keys, so a re-run on unchanged data and code reuses them.
+
 A "better" decision promotes the new version to staging as a 20% canary (a commit on the GitOps remote).
 
 ``argo submit --from workflowtemplate/train -p technique=intent-classifier`` (or ``ctcd submit``).  The
@@ -12,7 +15,7 @@ from hera.workflows.models import Mutex, Synchronization
 from models.contract import discover
 from workflows.steps.collect import notify
 from workflows.steps.promote import promote
-from workflows.steps.train import decide, evaluate, load_data, register, score_champion, train
+from workflows.steps.train import decide, evaluate, fingerprint, load_data, register, score_champion, train
 from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
 
 TECHNIQUES = sorted(discover())
@@ -41,7 +44,15 @@ with WorkflowTemplate(
         synchronization=Synchronization(mutexes=[Mutex(name="train-{{inputs.parameters.technique}}")]),
     ):
         technique = "{{inputs.parameters.technique}}"
-        data = load_data(arguments={"technique": technique, "data_version": "{{inputs.parameters.data-version}}"})
+        keys = fingerprint(arguments={"technique": technique, "data_version": "{{inputs.parameters.data-version}}"})
+        data = load_data(
+            arguments={
+                "technique": technique,
+                "data_version": "{{inputs.parameters.data-version}}",
+                "data_key": keys.get_parameter("data-key"),
+                "code_version": keys.get_parameter("code-version"),
+            }
+        )
         version = data.get_parameter("dataset-version")
         fitted = train(
             arguments={
@@ -59,7 +70,15 @@ with WorkflowTemplate(
                 "model_uri": fitted.get_parameter("model-uri"),
             }
         )
-        champion = score_champion(name="score-champion", arguments={"technique": technique, "dataset_version": version})
+        champion = score_champion(
+            name="score-champion",
+            arguments={
+                "technique": technique,
+                "dataset_version": version,
+                "champion_version": keys.get_parameter("champion-version"),
+                "code_version": keys.get_parameter("code-version"),
+            },
+        )
         verdict = decide(
             arguments={
                 "technique": technique,
@@ -92,7 +111,7 @@ with WorkflowTemplate(
                 "champion_metric": champion.get_parameter("metric"),
             },
         )
-        data >> [fitted, champion]
+        keys >> data >> [fitted, champion]
         fitted >> scored
         [scored, champion] >> verdict
         verdict >> registered
