@@ -47,10 +47,11 @@ test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its
 test-fast: $(STAMP) ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit
 
-lint: $(STAMP) ## ruff (E, F, I, D, B) and mypy
+lint: $(STAMP) ## ruff (E, F, I, D, B), mypy and the secret scan
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m tests.secret_scan
 
 compile: $(STAMP) ## Compile the Hera templates and each technique's KServe base into gitops/
 	$(BIN)/ctcd compile
@@ -58,9 +59,9 @@ compile: $(STAMP) ## Compile the Hera templates and each technique's KServe base
 check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh compile
 	$(BIN)/ctcd compile --check
 
-bench: $(STAMP) ## Print benchmark figures (and write bench-results/*.json)
+bench: $(STAMP) ## Print benchmark figures against peers (and write bench-results/*.json)
+	$(BIN)/python -m tests.bench.serving_peers
 	$(BIN)/python -m tests.bench.engine_overhead
-	$(BIN)/python -m tests.bench.serving_latency
 
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 images: ## Build the trainer and predictor images (needs a Docker engine)

@@ -4,7 +4,8 @@
 the file's sha256 against the registry's tag before unpickling anything, and reads the input columns from the
 model's signature.  ``predict()`` speaks v1 (``{"instances": [...]}``) and v2 (Open Inference Protocol) and
 turns every bad payload into ``InvalidInput`` (HTTP 400) with a message; outputs are ``label`` and
-``confidence`` (the probability of the predicted class).
+``confidence`` (the probability of the predicted class).  Requests that wait while the model is busy are
+scored together in one vectorized call (``serving.batcher``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import kserve
 import yaml
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from serving.batcher import Batcher
 
 _logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"
@@ -78,6 +81,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         self.model: Any = None
         self.columns: list[tuple[str, str]] = []
         self.classes: list[Any] = []
+        self.batcher = Batcher(self._run, MAX_ROWS)
 
     def load(self) -> bool:
         """Verify and load the model; mark the predictor ready."""
@@ -97,8 +101,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
     ) -> Any:
         """Predict labels and confidences for v1 or v2 requests."""
         if isinstance(payload, InferRequest):
-            frame = self._frame_from_v2(payload)
-            labels, confidence = self._run(frame)
+            labels, confidence = await self.batcher.submit(self._frame_from_v2(payload))
             return InferResponse(
                 model_name=self.name,
                 infer_outputs=[
@@ -107,8 +110,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
                 ],
                 response_id=payload.id or str(uuid.uuid4()),
             )
-        frame = self._frame_from_v1(payload)
-        labels, confidence = self._run(frame)
+        labels, confidence = await self.batcher.submit(self._frame_from_v1(payload))
         return {
             "predictions": [
                 {"label": label, "confidence": conf} for label, conf in zip(labels, confidence, strict=True)
@@ -116,7 +118,11 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         }
 
     def _run(self, frame: Any) -> tuple[list[Any], list[float]]:
-        proba = self.model.predict_proba(frame)
+        import sklearn
+
+        # Inputs were checked field by field already (types, finite numbers, lengths): skip sklearn's re-checks.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            proba = self.model.predict_proba(frame)
         best = proba.argmax(axis=1)
         labels = [self.classes[i] for i in best]
         return labels, [round(float(proba[row, i]), 6) for row, i in enumerate(best)]

@@ -93,6 +93,33 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
+
+
+def check_ref(value: str, what: str = "branch") -> str:
+    """Refuse a name git would not accept as a branch (``git check-ref-format``), or one read as an option."""
+    parts = (value or "").split("/")
+    bad = (
+        not value
+        or value.startswith("-")
+        or value == "@"
+        or value.endswith((".", "/"))
+        or _REF_FORBIDDEN.search(value) is not None
+        or any(not p or p.startswith(".") or p.endswith(".lock") for p in parts)
+    )
+    if bad:
+        raise GitopsError(f"{what} {value!r} is not a valid git branch name (see `git check-ref-format`)")
+    return value
+
+
+def check_version(value: str) -> str:
+    """Refuse anything but a registry version number (1, 2, …)."""
+    if not VERSION.fullmatch(str(value or "")):
+        raise GitopsError(f"version {value!r} must be a registry version number such as 3")
+    return str(value)
+
+
 def _dump(docs: list[dict[str, Any]], header: str) -> str:
     return header + "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs).removeprefix("---\n")
 

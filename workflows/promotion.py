@@ -60,6 +60,7 @@ def from_registry(
     from workflows.platform import registry
 
     def pin(number: str) -> gitops.Pin:
+        gitops.check_version(number)
         return gitops.Pin(**registry.pin_fields(client, technique, number, artifacts_bucket))
 
     try:
@@ -81,7 +82,7 @@ def from_registry(
 
 def branch_name(technique: str, version: str) -> str:
     """``promote/<technique>/v<N>``, from validated parts only."""
-    return f"promote/{gitops.check_name(technique, 'technique')}/v{int(version)}"
+    return f"promote/{gitops.check_name(technique, 'technique')}/v{gitops.check_version(version)}"
 
 
 def _files(desired: gitops.Desired) -> dict[str, str]:
@@ -120,6 +121,7 @@ def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str,
         evidence: Extra trailers (``Metric``, ``Champion-Metric``…).
         to_main: Push straight to ``main`` instead of a promotion branch.
     """
+    gitops.check_ref(main, "main branch")
     files, message, trailers = _files(desired), _message(desired), _trailers(desired, evidence)
     branch = main if to_main else branch_name(desired.technique, desired.pin.version)
     with gitrepo.scratch_clone(remote, main) as repo:
@@ -156,14 +158,24 @@ def _validate(repo: Path, desired: gitops.Desired) -> None:
     validate(kustomize(overlay), f"{desired.technique}/{desired.environment}")
 
 
+def _check_promotion_branch(branch: str) -> None:
+    parts = branch.split("/")
+    try:
+        valid = len(parts) == 3 and parts[0] == "promote" and branch_name(parts[1], parts[2][1:]) == branch
+    except gitops.GitopsError:
+        valid = False
+    if not valid:
+        raise gitrepo.GitError(f"{branch!r} is not a promotion branch (promote/<technique>/v<N>)")
+
+
 def merge(remote: str, main: str, branch: str) -> str:
     """Merge a promotion branch into ``main`` on the remote (no fast-forward), then delete the branch.
 
     Raises:
         GitError: The branch does not exist, or the merge conflicts.
     """
-    if not branch.startswith("promote/"):
-        raise gitrepo.GitError(f"{branch!r} is not a promotion branch (promote/<technique>/v<N>)")
+    _check_promotion_branch(branch)
+    gitops.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:
         if not gitrepo.remote_branch_exists(repo, branch):
             raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter, script
 
-from workflows.templates.common import resources, step_env, trainer_image
+from workflows.templates.common import container_security, resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 
@@ -51,7 +51,13 @@ class NotifyInput(Input):
     when_idle: str = "notify"
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def collect(inputs: CollectInput) -> CollectOutput:
     """Collect, validate and de-duplicate new rows; append them as a batch (nothing new: nothing written)."""
     from models.contract import get
@@ -78,7 +84,13 @@ def collect(inputs: CollectInput) -> CollectOutput:
     return CollectOutput(new_rows=found.new_rows, month=found.month)
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]:
     """Compare the newest batch with the earlier training data; log the report and plot to MLflow."""
     import mlflow
@@ -108,7 +120,13 @@ def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]
     return "true" if result["drifted"] else "false"
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def notify(inputs: NotifyInput) -> None:
     """Send a summary of the run (status, technique, metrics, decision, commit, run id); never fails the run."""
     from workflows import notify as notifier

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter, script
 
-from workflows.templates.common import git_env, resources, trainer_image
+from workflows.templates.common import container_security, git_env, resources, trainer_image
 
 _logger = logging.getLogger(__name__)
 
@@ -34,7 +34,13 @@ class PromoteOutput(Output):
     branch: Annotated[str, Parameter(name="branch")]
 
 
-@script(constructor="runner", image=trainer_image(), env_from=git_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=git_env(),
+    resources=resources("small"),
+)
 def promote(inputs: PromoteInput) -> PromoteOutput:
     """Commit the environment's version file (to main where it merges by itself, else to a promotion branch)."""
     from workflows import promotion

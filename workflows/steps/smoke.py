@@ -10,7 +10,7 @@ from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter, script
 
-from workflows.templates.common import resources, step_env, trainer_image
+from workflows.templates.common import container_security, resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 
@@ -43,7 +43,13 @@ class SummaryInput(Input):
     run_id: str
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def probe_s3(inputs: ProbeInput) -> S3Probe:
     """Write a small CSV to the datasets bucket and return its key and sha256."""
     from workflows.platform.s3 import s3_client
@@ -57,7 +63,13 @@ def probe_s3(inputs: ProbeInput) -> S3Probe:
     return S3Probe(key=key, sha256=hashlib.sha256(body.encode()).hexdigest())
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def probe_mlflow(inputs: ProbeInput) -> MlflowProbe:
     """Log a run with a parameter and a metric to the MLflow tracking server."""
     import mlflow
@@ -73,7 +85,13 @@ def probe_mlflow(inputs: ProbeInput) -> MlflowProbe:
     return MlflowProbe(run_id=run.info.run_id)
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def summarize(inputs: SummaryInput) -> str:
     """Read the object back, check its hash and the MLflow run, and return a one-line summary.
 

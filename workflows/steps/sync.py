@@ -8,12 +8,18 @@ import logging
 
 from hera.workflows import script
 
-from workflows.templates.common import resources, step_env, trainer_image
+from workflows.templates.common import container_security, resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def registry_sync() -> str:
     """Reconcile the registry with gitops/ once; return what was done, as JSON."""
     from dataclasses import asdict

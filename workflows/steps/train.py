@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from hera.workflows import Input, Output, Parameter, RetryStrategy, script
 from hera.workflows.models import Backoff, Cache, IntOrString, LocalObjectReference, Memoize
 
-from workflows.templates.common import resources, step_env, trainer_image
+from workflows.templates.common import container_security, resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
@@ -152,7 +152,12 @@ def _memoize(key: str) -> Memoize:
 
 
 @script(
-    constructor="runner", image=trainer_image(), env_from=step_env(), retry_strategy=RETRY, resources=resources("small")
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    retry_strategy=RETRY,
+    resources=resources("small"),
 )
 def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     """Key the run's inputs by content: the data files' ETags, the code's hash, the champion's version."""
@@ -170,6 +175,7 @@ def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
 
 
 @script(
+    security_context=container_security(),
     constructor="runner",
     image=trainer_image(),
     env_from=step_env(),
@@ -197,7 +203,13 @@ def load_data(inputs: DataInput) -> DataOutput:
     return DataOutput(dataset_version=version.version, train_rows=train_rows, test_rows=int(version.test["rows"]))
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("train"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("train"),
+)
 def train(inputs: TrainInput) -> TrainOutput:
     """Fit the technique, log parameters, CV scores, the model (signature, example, pinned requirements) to MLflow."""
     import mlflow
@@ -222,7 +234,13 @@ def train(inputs: TrainInput) -> TrainOutput:
     return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("train"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("train"),
+)
 def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")]:
     """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
     import mlflow
@@ -247,6 +265,7 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
 
 
 @script(
+    security_context=container_security(),
     constructor="runner",
     image=trainer_image(),
     env_from=step_env(),
@@ -278,7 +297,13 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     return ChampionOutput(version=inputs.champion_version, metric=str(metric))
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     """Apply the gate: better only when the metric beats the champion by the technique's minimum improvement."""
     from models.contract import get
@@ -291,7 +316,13 @@ def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     return json.dumps(verdict.tags())
 
 
-@script(constructor="runner", image=trainer_image(), env_from=step_env(), resources=resources("small"))
+@script(
+    security_context=container_security(),
+    constructor="runner",
+    image=trainer_image(),
+    env_from=step_env(),
+    resources=resources("small"),
+)
 def register(inputs: RegisterInput) -> RegisterOutput:
     """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion."""
     from workflows.platform import registry

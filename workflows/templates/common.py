@@ -14,7 +14,13 @@ import os
 import re
 
 from hera.workflows import ConfigMapEnvFrom, Parameter, Resources, SecretEnvFrom
-from hera.workflows.models import ArtifactRepositoryRef
+from hera.workflows.models import (
+    ArtifactRepositoryRef,
+    Capabilities,
+    PodSecurityContext,
+    SeccompProfile,
+    SecurityContext,
+)
 
 CONFIGMAP = "ctcd-config"
 S3_SECRET = "ctcd-s3-credentials"
@@ -24,6 +30,7 @@ IMAGE_PARAMETER = "trainer-image"
 IMAGE_REPOSITORY = os.environ.get("CTCD_IMAGE_REPOSITORY", "ghcr.io/ctcd/trainer")
 IMAGE_TAG = os.environ.get("CTCD_IMAGE_TAG", "0.1.0")
 SERVICE_ACCOUNT = "ctcd-workflow"
+IMAGE_USER = 10001  # the USER of the trainer and predictor images
 _IMAGE = re.compile(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
 )
@@ -87,3 +94,17 @@ def resources(size: str = "small") -> Resources:
 def artifact_repository() -> ArtifactRepositoryRef:
     """The S3 artifact repository (ConfigMap ``artifact-repositories``, key ``ctcd-s3``)."""
     return ArtifactRepositoryRef(config_map="artifact-repositories", key="ctcd-s3")
+
+
+def pod_security() -> PodSecurityContext:
+    """Every workflow pod runs as the images' non-root user with the runtime's default seccomp profile."""
+    return PodSecurityContext(
+        run_as_non_root=True, run_as_user=IMAGE_USER, seccomp_profile=SeccompProfile(type="RuntimeDefault")
+    )
+
+
+def container_security() -> SecurityContext:
+    """Every step container: non-root, no privilege escalation, every Linux capability dropped."""
+    return SecurityContext(
+        run_as_non_root=True, allow_privilege_escalation=False, capabilities=Capabilities(drop=["ALL"])
+    )

@@ -10,7 +10,7 @@ from hera.workflows.models import TemplateRef
 
 from models.contract import discover
 from workflows.steps.collect import check_drift, collect, notify
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 TECHNIQUES = sorted(discover())
 INPUTS = ["technique", "source", "rows", "location", "retrain-on"]
@@ -20,6 +20,7 @@ with WorkflowTemplate(
     entrypoint="ct-technique",
     on_exit="notify-run",
     service_account_name=SERVICE_ACCOUNT,
+    security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
     arguments=[
         image_parameter(),

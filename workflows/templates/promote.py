@@ -4,12 +4,13 @@ from hera.workflows import DAG, Parameter, WorkflowTemplate
 
 from models.contract import discover
 from workflows.steps.promote import promote
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="promote",
     entrypoint="promote-version",
     service_account_name=SERVICE_ACCOUNT,
+    security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
     arguments=[
         image_parameter(),

@@ -7,12 +7,13 @@ Argo Events Sensor runs it at once on MLflow's alias webhooks.
 from hera.workflows import Steps, WorkflowTemplate
 
 from workflows.steps.sync import registry_sync
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="registry-sync",
     entrypoint="sync",
     service_account_name=SERVICE_ACCOUNT,
+    security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
     arguments=[image_parameter()],
 ) as template:

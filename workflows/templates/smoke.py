@@ -5,12 +5,13 @@ from __future__ import annotations
 from hera.workflows import DAG, Parameter, WorkflowTemplate
 
 from workflows.steps.smoke import probe_mlflow, probe_s3, summarize
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="smoke",
     entrypoint="main",
     service_account_name=SERVICE_ACCOUNT,
+    security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
     arguments=[Parameter(name="rows", value="100"), image_parameter()],
 ) as template:

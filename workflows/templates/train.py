@@ -16,7 +16,7 @@ from models.contract import discover
 from workflows.steps.collect import notify
 from workflows.steps.promote import promote
 from workflows.steps.train import decide, evaluate, fingerprint, load_data, register, score_champion, train
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 TECHNIQUES = sorted(discover())
 INPUTS = [
@@ -30,6 +30,7 @@ with WorkflowTemplate(
     entrypoint="train-technique",
     on_exit="notify-run",
     service_account_name=SERVICE_ACCOUNT,
+    security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
     arguments=[
         image_parameter(),

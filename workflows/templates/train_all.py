@@ -4,12 +4,13 @@ from hera.workflows import DAG, Task, WorkflowTemplate
 from hera.workflows.models import TemplateRef
 
 from models.contract import discover
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter
+from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="train-all",
     entrypoint="main",
     service_account_name=SERVICE_ACCOUNT,
+    security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
     arguments=[image_parameter()],
 ) as template:

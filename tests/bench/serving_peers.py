@@ -1,0 +1,273 @@
+"""Benchmark: the ctcd predictor (and the local gateway in front of it) against ``mlflow models serve`` and MLServer.
+
+Every peer serves the very same model file (an intent classifier trained here on generated data), one worker
+each, on 127.0.0.1, one peer at a time, measured by the same load generator (``tests/bench/loadgen.py``):
+
+- throughput at a fixed concurrency (closed loop, bounded time and request count; median of three rounds);
+- p50/p99 latency at a fixed request rate (open loop, timed from each request's scheduled start; the three
+  rounds' latencies pooled);
+
+for single-row and 32-row requests.  Servers run on one core and the generator on the other when the machine
+has two or more.  MLServer cannot share a venv with KServe, so it runs from ``.venv-mlserver`` (built from
+``tests/bench/peers/mlserver.lock``).  Prints a table with ratios against the better peer, writes
+``bench-results/serving.json`` and compares with the previous file when there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.bench import loadgen
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench-results" / "serving.json"
+MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
+NAME = "intent-classifier"
+TRAIN_ROWS = 3000
+CONCURRENCY = 8
+SECONDS = 3.0
+LATENCY_SECONDS = 6.0
+ROUNDS = 3
+MAX_REQUESTS = 20_000
+RATES = {1: 100.0, 32: 20.0}  # requests per second for the latency runs
+CORES = sorted(os.sched_getaffinity(0))
+SERVER_CORES = {CORES[0]}
+CLIENT_CORES = set(CORES[1:]) or SERVER_CORES
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def train_model(folder: Path) -> tuple[Path, str, list[str]]:
+    """Fit the intent classifier and save it as an MLflow model; return its folder, sha256 and sample texts."""
+    import mlflow
+
+    from models.contract import get
+    from workflows.steps.mlflow_logging import signature
+
+    technique = get(NAME)
+    frame = technique.generate(TRAIN_ROWS, seed=0)
+    model = technique.fit(frame, {}, seed=0).model
+    model_dir = folder / "model"
+    mlflow.sklearn.save_model(model, model_dir, serialization_format="cloudpickle", signature=signature(technique))
+    sha = hashlib.sha256((model_dir / "model.pkl").read_bytes()).hexdigest()
+    return model_dir, sha, [str(t) for t in frame["text"].head(64)]
+
+
+def _pin(cores: set[int]) -> Callable[[], None]:
+    return lambda: os.sched_setaffinity(0, cores)
+
+
+@contextmanager
+def server(command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Start a server pinned to the server core; wait until ``ready_url`` answers 200; stop it afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_pin(SERVER_CORES), cwd=ROOT
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{ready_url} not ready in 120 s: {log.read_text()[-2000:]}")
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def payloads(texts: list[str], rows: int) -> dict[str, Any]:
+    """The same rows in each peer's request format."""
+    batch = texts[:rows]
+    return {
+        "v1": {"instances": batch},
+        "mlflow": {"dataframe_split": {"columns": ["text"], "data": [[t] for t in batch]}},
+        "v2": {
+            "parameters": {"content_type": "pd"},
+            "inputs": [
+                {
+                    "name": "text",
+                    "shape": [len(batch)],
+                    "datatype": "BYTES",
+                    "data": batch,
+                    "parameters": {"content_type": "str"},
+                }
+            ],
+        },
+    }
+
+
+def measure(spec: loadgen.Target, rows: int) -> dict[str, Any]:
+    """Warm up, then ROUNDS of throughput at CONCURRENCY (median) and latency at RATES[rows] (pooled)."""
+
+    async def run() -> dict[str, Any]:
+        await loadgen.check(spec)
+        await loadgen.closed_loop(spec, CONCURRENCY, 1.0, 2000)  # warm-up
+        rates, latencies, errors = [], [], 0
+        for _ in range(ROUNDS):
+            tput = await loadgen.closed_loop(spec, CONCURRENCY, SECONDS, MAX_REQUESTS)
+            lat = await loadgen.open_loop(spec, RATES[rows], LATENCY_SECONDS)
+            rates.append(tput.done / tput.seconds)
+            latencies += lat.latencies
+            errors += tput.errors + lat.errors
+        pooled = loadgen.Result(len(latencies), errors, 0.0, latencies)
+        return {
+            "throughput_rps": round(statistics.median(rates), 1),
+            "rows_per_s": round(statistics.median(rates) * rows, 1),
+            "throughput_spread": round((max(rates) - min(rates)) / statistics.median(rates), 3),
+            "p50_ms": pooled.percentile(0.50),
+            "p99_ms": pooled.percentile(0.99),
+            "rate_rps": RATES[rows],
+            "errors": errors,
+        }
+
+    return asyncio.run(run())
+
+
+def _gateway_command(port: int, target_port: int) -> list[str]:
+    code = (
+        "import sys, types, uvicorn; from serving.local.gateway import app; "
+        f"s = types.SimpleNamespace(routes={{'{NAME}': [(100, {target_port}, 'bench')]}}, graphs={{}}, commit=''); "
+        f"uvicorn.run(app(s, seed=0), host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    return [sys.executable, "-c", code]
+
+
+def _mlserver_folder(folder: Path, model_dir: Path, port: int, batching: bool) -> Path:
+    root = folder / ("mlserver-batching" if batching else "mlserver")
+    (root / NAME).mkdir(parents=True)
+    settings = {"http_port": port, "grpc_port": _free_port(), "host": "127.0.0.1", "parallel_workers": 0}
+    settings |= {"metrics_port": _free_port(), "metrics_endpoint": None, "debug": False}
+    (root / "settings.json").write_text(json.dumps(settings))
+    model: dict[str, Any] = {"name": NAME, "implementation": "mlserver_sklearn.SKLearnModel"}
+    model["parameters"] = {"uri": str(model_dir / "model.pkl")}
+    if batching:  # MLServer's adaptive batching: up to 32 requests, waiting at most 2 ms for more
+        model |= {"max_batch_size": 32, "max_batch_time": 0.002}
+    (root / NAME / "model-settings.json").write_text(json.dumps(model))
+    return root
+
+
+def ensure_mlserver() -> bool:
+    """Build or update ``.venv-mlserver`` from its lock (quick when up to date); False when it cannot be built."""
+    uv = shutil.which("uv") or str(ROOT / ".venv" / "bin" / "uv")
+    venv = MLSERVER.parent.parent
+    try:
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([uv, "venv", "-q", "--python", "3.11", str(venv)], check=True, cwd=ROOT)
+        lock = ROOT / "tests" / "bench" / "peers" / "mlserver.lock"
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "-r", str(lock)], check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"MLServer peer skipped: could not build {venv} ({exc})")
+        return False
+    return True
+
+
+def peers(folder: Path, model_dir: Path, sha: str) -> Iterator[tuple[str, Any, str, Callable[[int], str]]]:
+    """(name, server context, payload format, path) for each peer, started one after the other."""
+    port = _free_port()
+    ctcd = [sys.executable, "-m", "serving", "--model_name", NAME, "--model_dir", str(model_dir), "--sha256", sha]
+    ctcd += ["--http_port", str(port)]
+    ready = f"http://127.0.0.1:{port}/v1/models/{NAME}"
+    with server(ctcd, ready, folder / "ctcd.log"):
+        yield "ctcd predictor", port, "v1", lambda _: f"/v1/models/{NAME}:predict"
+        gateway = _free_port()
+        with server(_gateway_command(gateway, port), f"http://127.0.0.1:{gateway}/healthz", folder / "gateway.log"):
+            yield "ctcd via gateway", gateway, "v1", lambda _: f"/v1/models/{NAME}:predict"
+    port = _free_port()
+    mlflow_cmd = [str(ROOT / ".venv" / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager"]
+    mlflow_cmd += ["local", "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}  # it execs uvicorn
+    with server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", folder / "mlflow.log", env):
+        yield "mlflow models serve", port, "mlflow", lambda _: "/invocations"
+    if not ensure_mlserver():
+        return
+    for batching in (False, True):
+        port = _free_port()
+        root = _mlserver_folder(folder, model_dir, port, batching)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        ready = f"http://127.0.0.1:{port}/v2/health/ready"
+        with server([str(MLSERVER), "start", str(root)], ready, folder / f"{root.name}.log", env):
+            yield f"mlserver{' +batching' if batching else ''}", port, "v2", lambda _: f"/v2/models/{NAME}/infer"
+
+
+def table(figures: dict[str, dict[str, dict[str, Any]]], previous: dict[str, Any]) -> list[str]:
+    """Rows of the printed table, with ratios against the better external peer and the previous run."""
+    lines = [
+        f"{'peer':<22}{'rows':>5}{'req/s':>9}{'rows/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x best peer':>13}{'vs last':>9}"
+    ]
+    for rows in ("1", "32"):
+        external = [f[rows] for n, f in figures.items() if not n.startswith("ctcd") and rows in f]
+        best = max((f["throughput_rps"] for f in external), default=float("nan"))
+        for name, by_rows in figures.items():
+            row = by_rows.get(rows)
+            if row is None:
+                continue
+            last = previous.get("figures", {}).get(name, {}).get(rows, {}).get("throughput_rps")
+            change = f"{row['throughput_rps'] / last:.2f}x" if last else "-"
+            lines.append(
+                f"{name:<22}{rows:>5}{row['throughput_rps']:>9}{row['rows_per_s']:>10}{row['p50_ms']:>9}"
+                f"{row['p99_ms']:>9}{row['throughput_rps'] / best:>12.2f}x{change:>9}"
+            )
+    return lines
+
+
+def main() -> None:
+    """Run every peer, print the table and write bench-results/serving.json."""
+    os.sched_setaffinity(0, CLIENT_CORES)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    figures: dict[str, dict[str, dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(os.environ.get("CTCD_BENCH_DIR") or tmp)
+        started = time.monotonic()
+        model_dir, sha, texts = train_model(folder)
+        print(f"model trained on {TRAIN_ROWS} rows in {time.monotonic() - started:.1f}s; serving {model_dir.name}")
+        for name, port, kind, path in peers(folder, model_dir, sha):
+            figures[name] = {}
+            for rows in RATES:
+                spec = loadgen.target(port, path(rows), payloads(texts, rows)[kind])
+                figures[name][str(rows)] = measure(spec, rows)
+                print(f"  {name} {rows}-row: {figures[name][str(rows)]}")
+    print(
+        f"\nserving {NAME}: throughput at concurrency {CONCURRENCY} ({ROUNDS}x{SECONDS:.0f}s, median); latency at "
+        f"{RATES[1]:.0f} req/s (1 row) and {RATES[32]:.0f} req/s (32 rows); one worker each"
+    )
+    print("\n".join(table(figures, previous)))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": figures}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
