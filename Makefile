@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo-ct test test-fast lint compile check-compiled bench images up down status clean
+.PHONY: help setup run demo-ct test fuzz test-fast lint compile check-compiled bench images up down status clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ demo-ct: $(STAMP) ## Three simulated months of continuous training for the inten
 test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its own throwaway platform)
 	$(BIN)/ctcd compile --check
 	$(BIN)/pytest
+
+fuzz: $(STAMP) ## The fuzz tests with 10,000 generated inputs each (make test runs 200)
+	CTCD_FUZZ_EXAMPLES=$${CTCD_FUZZ_EXAMPLES:-10000} $(BIN)/pytest -m fuzz -p no:randomly -q
 
 test-fast: $(STAMP) ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit

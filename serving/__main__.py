@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from kserve import ModelServer
     from kserve.protocol.rest import server as rest
 
+    from serving import errors
     from serving.predictor import ArtifactError, Predictor
 
     original = rest.RESTServer.__init__
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         self.config.host = args.bind
 
     rest.RESTServer.__init__ = bind_to  # type: ignore[method-assign]
+    handlers = rest.RESTServer._add_exception_handlers
+
+    def add_handlers(self: rest.RESTServer, app: object) -> None:  # answers KServe's 422s without a 500
+        handlers(self, app)
+        errors.install(app)
+
+    rest.RESTServer._add_exception_handlers = add_handlers  # type: ignore[method-assign]
     model = Predictor(args.model_name, args.model_dir, args.sha256)
     try:
         model.load()

@@ -1,7 +1,8 @@
 """The local ingress: routes v1/v2 requests to a revision by the InferenceService's traffic split.
 
 A request for an InferenceGraph name (``<technique>-ab``) first picks a service by the Splitter weights.
-Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.
+Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.  A revision
+whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.
 """
 
 from __future__ import annotations
@@ -48,20 +49,21 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         if routes is None:
             known = ", ".join(sorted([*state.routes, *state.graphs])) or "none"
             return JSONResponse({"error": f"no InferenceService {name!r} (known: {known})"}, status_code=404)
-        target = pick([(pct, (port, rev)) for pct, port, rev in routes], rng)
-        if target is None:
-            return JSONResponse({"error": f"{service} has no ready revision"}, status_code=503)
-        port, revision = target
-        url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"
-        try:
-            reply = await client.request(
-                request.method,
-                url,
-                content=await request.body(),
-                headers={"content-type": request.headers.get("content-type", "application/json")},
-            )
-        except httpx.HTTPError as exc:
-            return JSONResponse({"error": f"revision {revision} is unreachable: {exc}"}, status_code=503)
+        candidates = [(pct, (port, rev)) for pct, port, rev in routes]
+        body, kind = await request.body(), request.headers.get("content-type", "application/json")
+        while True:
+            target = pick(candidates, rng)
+            if target is None:
+                return JSONResponse({"error": f"{service} has no ready revision"}, status_code=503)
+            port, revision = target
+            url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"
+            try:
+                reply = await client.request(request.method, url, content=body, headers={"content-type": kind})
+                break
+            except httpx.ConnectError:  # the revision's server is gone: the others take its share
+                candidates = [c for c in candidates if c[1] != target]
+            except httpx.HTTPError as exc:
+                return JSONResponse({"error": f"revision {revision} is unreachable: {exc}"}, status_code=503)
         headers = {
             "x-ctcd-revision": revision,
             "x-ctcd-service": service,

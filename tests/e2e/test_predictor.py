@@ -1,17 +1,27 @@
-"""The generic predictor as a real KServe ModelServer process: v1, v2, 400s for bad input, sha256 refusal."""
+"""The generic predictor as a real KServe ModelServer process: v1, v2, 400s for bad input, sha256 refusal.
+
+The fuzz test sends generated requests — arbitrary JSON, near-valid instances with hostile values, malformed v2
+tensors, non-JSON bodies — and requires an answer below 500 to each and a healthy, correct server afterwards.
+The default count keeps ``make test`` quick; ``make fuzz`` sends 10,000.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models.contract import get
 from workflows.steps.mlflow_logging import signature
@@ -39,7 +49,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start(model_dir: Path, sha: str, port: int) -> subprocess.Popen[str]:
+def start(model_dir: Path, sha: str, port: int, log: Path | None = None) -> subprocess.Popen[str]:
+    """The predictor process; a long-lived one logs to ``log`` (an undrained pipe would fill and stall it)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -54,7 +65,7 @@ def start(model_dir: Path, sha: str, port: int) -> subprocess.Popen[str]:
             "--http_port",
             str(port),
         ],
-        stdout=subprocess.PIPE,
+        stdout=log.open("w") if log else subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -64,7 +75,8 @@ def start(model_dir: Path, sha: str, port: int) -> subprocess.Popen[str]:
 def server(model_dir: Path) -> Iterator[str]:
     port = free_port()
     sha = hashlib.sha256((model_dir / "model.pkl").read_bytes()).hexdigest()
-    proc = start(model_dir, sha, port)
+    log = model_dir.parent / "predictor.log"
+    proc = start(model_dir, sha, port, log)
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -74,7 +86,7 @@ def server(model_dir: Path) -> Iterator[str]:
             time.sleep(0.25)
     else:
         proc.kill()
-        pytest.fail(f"predictor did not become ready: {proc.stdout.read() if proc.stdout else ''}")
+        pytest.fail(f"predictor did not become ready: {log.read_text()[-3000:]}")
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -171,3 +183,83 @@ def test_an_ambiguous_folder_is_refused(tmp_path: Path, model_dir: Path) -> None
     (tmp_path / "model.pkl").write_bytes(b"2")
     with pytest.raises(ArtifactError, match="exactly one model.pkl, found 2"):
         find_artifact(tmp_path)
+
+
+EXAMPLES = int(os.environ.get("CTCD_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FIELDS = list(PAIR)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(["", " ", "\x00", "2026-02-30", "9" * 400, "NaN", "Infinity"]),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+instances = st.fixed_dictionaries({}, optional={f: st.one_of(st.just(PAIR[f]), json_values) for f in FIELDS})
+v1_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"instances": st.one_of(json_values, st.lists(st.one_of(instances, json_values), max_size=5))}
+    ),
+)
+tensor = st.fixed_dictionaries(
+    {
+        "name": st.one_of(st.sampled_from(FIELDS), st.text(max_size=10)),
+        "shape": st.lists(st.integers(min_value=-3, max_value=2**33), max_size=3),
+        "datatype": st.one_of(
+            st.sampled_from(["BYTES", "FP64", "FP32", "INT64", "BOOL", "UINT8"]), st.text(max_size=6)
+        ),
+        "data": st.one_of(json_values, st.lists(scalars, max_size=4)),
+    }
+)
+v2_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"inputs": st.one_of(json_values, st.lists(tensor, max_size=9))}, optional={"id": json_values}
+    ),
+)
+
+
+def _post(url: str, body: Any) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(url, content=content, headers={"content-type": "application/json"}, timeout=30)
+
+
+@pytest.mark.fuzz
+def test_fuzzed_requests_never_get_a_5xx_and_the_server_stays_well(server: str) -> None:
+    v1, v2 = f"{server}/v1/models/{TECHNIQUE}:predict", f"{server}/v2/models/{TECHNIQUE}/infer"
+    seen: dict[int, int] = {}
+
+    @FUZZ
+    @given(
+        st.one_of(
+            v1_bodies.map(lambda b: (v1, b)),
+            v2_bodies.map(lambda b: (v2, b)),
+            st.binary(max_size=64).map(lambda b: (v1, b)),
+        )
+    )
+    def one(case: tuple[str, Any]) -> None:
+        reply = _post(*case)
+        seen[reply.status_code] = seen.get(reply.status_code, 0) + 1
+        assert reply.status_code < 500, f"{case!r} -> {reply.status_code} {reply.text[:300]}"
+
+    one()
+    assert sum(seen.values()) >= EXAMPLES // 2 and any(400 <= s < 500 for s in seen)
+    assert httpx.get(f"{server}/v2/models/{TECHNIQUE}/ready", timeout=5).status_code == 200
+    reply = _post(v1, {"instances": [PAIR]})
+    assert reply.status_code == 200 and reply.json()["predictions"][0]["label"] in (0, 1)
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"inputs": [{"a": -Infinity}, 1]}', b"NaN", b'{"inputs": [{"name": "x", "data": [NaN]}]}']
+)
+def test_a_v2_body_with_nan_or_infinity_gets_a_422_not_a_500(server: str, raw: bytes) -> None:
+    reply = _post(f"{server}/v2/models/{TECHNIQUE}/infer", raw)
+    assert reply.status_code == 422 and reply.json()["error"].startswith("the body is not a valid inference request")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import subprocess
 import time
 from typing import Any
@@ -189,3 +191,24 @@ def test_cli_refuses_bad_promotions_clearly(runs: dict[str, Any], platform: Sett
     result = ctcd(platform, *args)
     assert result.returncode == 1 and result.stderr.startswith("error:")
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_canary_server_loses_its_traffic_within_seconds(
+    runs: dict[str, Any], platform: Settings, registry: MlflowClient
+) -> None:
+    desired = gitops.Desired(
+        "invoice-matcher", "staging", "canary", pin(registry, platform, "invoice-matcher", "2"), canary_percent=20
+    )
+    promotion.promote(platform.git_remote, "main", desired, {}, to_main=True)
+    wait_for(lambda: len(traffic(platform, "invoice-matcher")) == 2)
+    split = {t["tag"]: t["revisionName"] for t in traffic(platform, "invoice-matcher")}
+    state = json.loads((platform.state_dir / "serving" / "state.json").read_text())
+    revisions = {r["name"]: r for s in state["services"] for r in s["revisions"]}
+    os.killpg(revisions[split["latest"]]["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: [t["revisionName"] for t in traffic(platform, "invoice-matcher")] == [split["prev"]], 30)
+    print(f"killed canary server to no traffic: {time.monotonic() - killed_at:.1f}s")
+    condition = isvc(platform, "invoice-matcher")["status"]["conditions"][0]
+    assert condition["status"] == "False" and "exited" in condition["message"], condition
+    counts = shares(platform, "invoice-matcher", "x-ctcd-revision", n=200)  # every request answered 200
+    assert set(counts) == {split["prev"]}
