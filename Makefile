@@ -45,7 +45,7 @@ test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its
 	$(BIN)/pytest
 
 fuzz: $(STAMP) ## The fuzz tests with 10,000 generated inputs each (make test runs 200)
-	CTCD_FUZZ_EXAMPLES=$${CTCD_FUZZ_EXAMPLES:-10000} $(BIN)/pytest -m fuzz -p no:randomly -q
+	CTCD_FUZZ_EXAMPLES=$${CTCD_FUZZ_EXAMPLES:-10000} $(BIN)/pytest -m fuzz -q
 
 test-fast: $(STAMP) ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit
@@ -65,6 +65,9 @@ check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh
 bench: $(STAMP) ## Print benchmark figures against peers (and write bench-results/*.json)
 	$(BIN)/python -m tests.bench.serving_peers
 	$(BIN)/python -m tests.bench.engine_overhead
+	$(BIN)/python -m tests.bench.scale
+	$(BIN)/python -m tests.bench.pipeline
+	$(BIN)/python -m tests.bench.cold_start
 
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 images: ## Build the trainer and predictor images (needs a Docker engine)

@@ -3,8 +3,8 @@
 Every peer serves the very same model file (an intent classifier trained here on generated data), one worker
 each, on 127.0.0.1, one peer at a time, measured by the same load generator (``tests/bench/loadgen.py``):
 
-- throughput at a fixed concurrency (closed loop, bounded time and request count; median of three rounds);
-- p50/p99 latency at a fixed request rate (open loop, timed from each request's scheduled start; the three
+- throughput at a fixed concurrency (closed loop, bounded time and request count; median of the rounds);
+- p50/p99 latency at a fixed request rate (open loop, timed from each request's scheduled start; the
   rounds' latencies pooled);
 
 for single-row and 32-row requests.  Servers run on one core and the generator on the other when the machine
@@ -41,8 +41,8 @@ NAME = "intent-classifier"
 TRAIN_ROWS = 3000
 CONCURRENCY = 8
 SECONDS = 3.0
-LATENCY_SECONDS = 6.0
-ROUNDS = 3
+LATENCY_SECONDS = 5.0
+ROUNDS = 2
 MAX_REQUESTS = 20_000
 RATES = {1: 100.0, 32: 20.0}  # requests per second for the latency runs
 CORES = sorted(os.sched_getaffinity(0))

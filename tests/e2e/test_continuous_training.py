@@ -152,12 +152,29 @@ def test_a_month_with_nothing_new_ends_cleanly_and_triggers_nothing(months: dict
     assert not any(n["templateName"] in ("load-data", "register") for n in nodes.values())
 
 
-def test_retrain_returns_a_run_id_to_poll(months: dict[str, Any]) -> None:
+def test_s3_down_fails_a_retrain_cleanly_and_the_rerun_after_it_returns_succeeds(months: dict[str, Any]) -> None:
     settings = months["settings"]
-    result = ctcd(settings, "retrain", "intent-classifier")
-    assert result.returncode == 0, result.stderr
-    name = result.stdout.strip()
+    client = _registry(settings)
+    before = len(client.search_model_versions("name = 'intent-classifier'"))
+    assert stack.down(settings, only=("s3",)) == ["s3"]
+    try:
+        failed = ctcd(settings, "retrain", "intent-classifier", "--wait")
+    finally:
+        stack.up(settings)
+    assert failed.returncode != 0
+    name = failed.stdout.strip().splitlines()[0]
+    run = json.loads(ctcd(settings, "runs", "get", name, "-o", "json").stdout)
+    assert run["status"]["phase"] == "Failed"
+    attempts = [n for n in run["status"]["nodes"].values() if n["templateName"] == "fingerprint" and n["type"] == "Pod"]
+    assert len(attempts) == 3  # the first attempt and the retryStrategy's two retries
+    logs = ctcd(settings, "runs", "logs", name).stdout
+    assert "CTCD_S3_ENDPOINT_URL" in logs and "not reachable" in logs and "Traceback" not in logs
+    assert len(client.search_model_versions("name = 'intent-classifier'")) == before  # nothing registered
+    rerun = ctcd(settings, "retrain", "intent-classifier")
+    assert rerun.returncode == 0, rerun.stderr
+    name = rerun.stdout.strip()
     assert name.startswith("train-")
     from workflows import runs
 
     assert runs.wait(settings, name, timeout=600)["status"]["phase"] == "Succeeded"
+    assert len(client.search_model_versions("name = 'intent-classifier'")) == before + 1

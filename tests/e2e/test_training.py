@@ -149,6 +149,9 @@ def test_a_bad_file_fails_the_run_and_registers_nothing(
         logs = ctcd(platform, "runs", "logs", name, "--node", "load-data(0)").stdout
         assert f"s3://{platform.datasets_bucket}/{key}: missing column(s) intent; unexpected column(s) label" in logs
         assert "Traceback" not in logs
+        run = json.loads(ctcd(platform, "runs", "get", name, "-o", "json").stdout)
+        attempts = [n for n in run["status"]["nodes"].values() if n["displayName"].startswith("load-data(")]
+        assert len(attempts) == 1  # bad input (exit code 2) is final: retryStrategy.expression skips the retries
     finally:
         client.delete_object(Bucket=platform.datasets_bucket, Key=key)
     assert len(registry.search_model_versions("name = 'intent-classifier'")) == versions_before

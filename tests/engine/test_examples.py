@@ -103,6 +103,15 @@ def test_retry_limit_and_policy(engine: Engine) -> None:
     assert len(retries["not-retried-on-failure"]["children"]) == 1  # OnError does not retry a Failed step
 
 
+def test_retry_expression_stops_on_bad_input_and_retries_the_rest(engine: Engine, tmp_path: Path) -> None:
+    wf = run(engine, "retry-conditional", counter=str(tmp_path / "counter"))
+    retries = {n["displayName"]: n for n in wf["status"]["nodes"].values() if n["type"] == "Retry"}
+    assert len(retries["bad-input"]["children"]) == 1 and retries["bad-input"]["phase"] == "Failed"
+    attempts = [wf["status"]["nodes"][c] for c in retries["transient"]["children"]]
+    assert [a["phase"] for a in attempts] == ["Failed", "Failed", "Succeeded"]
+    assert attempts[-1]["outputs"]["result"] == "attempt 2"
+
+
 def test_loops_items_param_sequence_and_fan_in(engine: Engine) -> None:
     wf = run(engine, "loops")
     assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")

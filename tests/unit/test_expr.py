@@ -7,6 +7,7 @@ import pytest
 from workflows.engine.expr import (
     ExpressionError,
     evaluate_depends,
+    evaluate_retry,
     evaluate_when,
     expand_depends,
     parse_duration,
@@ -103,3 +104,22 @@ def test_parse_duration(text: str | int | None, seconds: float) -> None:
 def test_parse_duration_rejects_garbage() -> None:
     with pytest.raises(ExpressionError, match="is not a duration"):
         parse_duration("ten seconds")
+
+
+@pytest.mark.parametrize(
+    ("expression", "last", "expected"),
+    [
+        ("asInt(lastRetry.exitCode) != 2", {"exitCode": "2"}, False),
+        ("asInt(lastRetry.exitCode) != 2", {"exitCode": "75"}, True),
+        ("lastRetry.status == Error || asInt(lastRetry.exitCode) > 1", {"status": "Failed", "exitCode": "1"}, False),
+        ("lastRetry.message =~ 'timed out'", {"message": "it timed out"}, True),
+        ("asInt(lastRetry.duration) < 60", {"duration": "12"}, True),
+    ],
+)
+def test_retry_expressions_read_the_last_attempt(expression: str, last: dict[str, str], expected: bool) -> None:
+    assert evaluate_retry(expression, last) is expected
+
+
+def test_an_unknown_last_retry_field_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="lastRetry.podName is not one of"):
+        evaluate_retry("lastRetry.podName == x", {})

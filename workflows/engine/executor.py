@@ -29,6 +29,7 @@ from workflows.engine import artifacts
 from workflows.engine.expr import (
     ExpressionError,
     evaluate_depends,
+    evaluate_retry,
     evaluate_when,
     expand_depends,
     parse_duration,
@@ -418,6 +419,8 @@ class Run:
             await self._run_body(child, tmpl, scope, attempt)
             if child["phase"] == "Succeeded" or attempt == limit or not _should_retry(policy, child["phase"]):
                 break
+            if strategy.get("expression") and not self._expression_allows(strategy["expression"], child, started):
+                break
             delay = parse_duration(backoff.get("duration")) * float(backoff.get("factor", 1)) ** attempt
             if backoff.get("cap"):
                 delay = min(delay, parse_duration(backoff["cap"]))
@@ -431,6 +434,23 @@ class Run:
         if child.get("outputs"):
             node["outputs"] = child["outputs"]
         return self.finish(node, child["phase"], child.get("message"))
+
+    def _expression_allows(self, expression: str, child: dict[str, Any], started: float) -> bool:
+        """Argo's conditional retry: retry only while the expression over ``lastRetry`` holds."""
+        last = {
+            "exitCode": (child.get("outputs") or {}).get("exitCode", "-1"),
+            "status": child["phase"],
+            "duration": str(round(time.monotonic() - started)),
+            "message": child.get("message", ""),
+        }
+        try:
+            allowed = evaluate_retry(expression, last)
+        except ExpressionError as exc:
+            self.log(child, f"retryStrategy.expression {expression!r}: {exc}; not retrying")
+            return False
+        if not allowed:
+            self.log(child, f"retryStrategy.expression {expression!r} is false for exit code {last['exitCode']}")
+        return allowed
 
     async def _run_body(self, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, attempt: int) -> dict[str, Any]:
         deadline = tmpl.get("activeDeadlineSeconds") or tmpl.get("timeout")

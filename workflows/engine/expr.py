@@ -206,6 +206,27 @@ def evaluate_when(expression: str) -> bool:
     return _truthy(_Parser(expression, lambda word: word).parse())
 
 
+_LAST_RETRY = re.compile(r"asInt\(\s*lastRetry\.(\w+)\s*\)|lastRetry\.(\w+)")
+LAST_RETRY_FIELDS = ("exitCode", "status", "duration", "message")
+
+
+def evaluate_retry(expression: str, last: Mapping[str, str]) -> bool:
+    """Evaluate a ``retryStrategy.expression`` over the last attempt (``lastRetry.exitCode/status/duration/message``).
+
+    Raises:
+        ExpressionError: An unknown ``lastRetry`` field, or an expression that cannot be parsed or is not boolean.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        field = match.group(1) or match.group(2)
+        if field not in LAST_RETRY_FIELDS:
+            raise ExpressionError(f"lastRetry.{field} is not one of {', '.join(LAST_RETRY_FIELDS)}")
+        text = str(last.get(field, ""))
+        return text if _number(text) is not None else "'" + text.replace("'", "") + "'"
+
+    return evaluate_when(_LAST_RETRY.sub(value, expression))
+
+
 # --- depends -----------------------------------------------------------------------------------------
 
 RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Daemoned", "Completed", "AnySucceeded", "AllFailed")

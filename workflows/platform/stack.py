@@ -367,10 +367,12 @@ def _stop_process(proc: psutil.Process, timeout: float = 15.0) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-def down(settings: Settings) -> list[str]:
-    """Stop the services this state folder started; return the names of those stopped."""
+def down(settings: Settings, only: tuple[str, ...] = ()) -> list[str]:
+    """Stop the services this state folder started (or just those named); return the names of those stopped."""
     stopped = []
     for service in reversed(services(settings)):
+        if only and service.name not in only:
+            continue
         proc = _live_process(settings, service.name)
         if proc is not None:
             _stop_process(proc)

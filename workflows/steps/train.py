@@ -19,8 +19,12 @@ _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
 CACHE = "ctcd-cache"
 CACHE_MAX_AGE = "1440h"
+BAD_INPUT, UNAVAILABLE = 2, 75  # exit codes: refused input is final; an unreachable service is retried
 RETRY = RetryStrategy(
-    limit="2", retry_policy="Always", backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m")
+    limit="2",
+    retry_policy="Always",
+    expression=f"asInt(lastRetry.exitCode) != {BAD_INPUT}",
+    backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m"),
 )
 
 
@@ -126,23 +130,33 @@ class RegisterOutput(Output):
     decision: Annotated[str, Parameter(name="decision")]
 
 
-def _fail(message: str) -> None:
-    """End the step with a clear message instead of a traceback."""
+def _fail(message: str, code: int = BAD_INPUT) -> None:
+    """End the step with a clear message instead of a traceback (exit code 2: not worth retrying)."""
     _logger.error(message)
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
 
 
-def _context(technique_name: str) -> tuple[Any, Any, Any]:
+def _context(technique_name: str, *services: str) -> tuple[Any, Any, Any]:
+    """Settings, technique and S3 client; ends the step clearly if the technique or a service is missing.
+
+    S3 is always checked; ``services`` adds others (``mlflow``).  An unreachable service fails the attempt
+    with the variable to fix, so the step's retryStrategy retries it.
+    """
     from models.contract import UnknownTechnique, get
     from workflows.platform.s3 import s3_client
-    from workflows.settings import get_settings
+    from workflows.settings import SettingError, get_settings
 
     settings = get_settings()
     try:
         technique = get(technique_name)
     except UnknownTechnique as exc:
         _fail(str(exc))
+    try:
+        for service in ("s3", *services):
+            settings.require_reachable(service)
+    except SettingError as exc:
+        _fail(str(exc), UNAVAILABLE)
     return settings, technique, s3_client(settings)
 
 
@@ -164,8 +178,7 @@ def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     from workflows import fingerprint as keys
     from workflows.platform import registry
 
-    settings, technique, s3 = _context(inputs.technique)
-    settings.require_reachable("mlflow")
+    settings, technique, s3 = _context(inputs.technique, "mlflow")
     data_key = keys.data_key(s3, settings.datasets_bucket, technique.name, inputs.data_version)
     current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
     champion = str(current.version) if current is not None else ""
@@ -217,8 +230,7 @@ def train(inputs: TrainInput) -> TrainOutput:
     from workflows.platform import datasets
     from workflows.steps import mlflow_logging
 
-    settings, technique, s3 = _context(inputs.technique)
-    settings.require_reachable("mlflow")
+    settings, technique, s3 = _context(inputs.technique, "mlflow")
     version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
     train_frame, test_frame = datasets.frames(s3, settings, technique, version)
     hyperparameters = json.loads(inputs.hyperparameters or "{}")
@@ -283,11 +295,10 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     from workflows import evaluation
     from workflows.platform import datasets
 
-    settings, technique, s3 = _context(inputs.technique)
     if not inputs.champion_version:
-        _logger.info("%s has no champion yet", technique.name)
+        _logger.info("%s has no champion yet", inputs.technique)
         return ChampionOutput(version="", metric="")
-    settings.require_reachable("mlflow")
+    settings, technique, s3 = _context(inputs.technique, "mlflow")
     version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
     _, test_frame = datasets.frames(s3, settings, technique, version)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
@@ -328,8 +339,7 @@ def register(inputs: RegisterInput) -> RegisterOutput:
     from workflows.platform import registry
     from workflows.steps import mlflow_logging
 
-    settings, technique, _ = _context(inputs.technique)
-    settings.require_reachable("mlflow")
+    settings, technique, _ = _context(inputs.technique, "mlflow")
     gate_tags = json.loads(inputs.decision)
     tags = {
         **mlflow_logging.lineage(technique.name, inputs.dataset_version, inputs.workflow_name),
