@@ -339,6 +339,9 @@ def data_add(
 def retrain(
     technique: str,
     wait_: Annotated[bool, typer.Option("--wait", "-w", help="Block until the run ends.")] = False,
+    hyperparameters: Annotated[
+        str, typer.Option("--hyperparameters", help="JSON over the technique's defaults, e.g. '{\"cv_folds\": 2}'.")
+    ] = "{}",
     cluster: Annotated[bool, typer.Option("--cluster", help="On the Argo Server (ARGO_SERVER).")] = False,
 ) -> None:
     """Retrain a technique now (the admin's button): prints the run id to poll with `ctcd runs get`."""
@@ -346,12 +349,18 @@ def retrain(
     from workflows.engine.submit import SubmitError
 
     _technique(technique)
+    try:
+        if not isinstance(json.loads(hyperparameters), dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise _fail(f"--hyperparameters {hyperparameters!r} must be a JSON object ({exc})") from exc
+    parameters = {"technique": technique, "hyperparameters": hyperparameters}
     if cluster:
-        _submit_to_cluster("workflowtemplate/train", {"technique": technique}, True, "name")
+        _submit_to_cluster("workflowtemplate/train", parameters, True, "name")
         return
     settings = _settings()
     try:
-        workflow = runs.submit(settings, "workflowtemplate/train", {"technique": technique}, from_ref=True)
+        workflow = runs.submit(settings, "workflowtemplate/train", parameters, from_ref=True)
     except (SubmitError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from exc
     print(workflow["metadata"]["name"])

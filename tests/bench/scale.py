@@ -33,7 +33,7 @@ def _measure(work: Callable[[], object]) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"seconds": round(elapsed, 2), "peak_mib": round(peak / 2**20, 1)}
+    return {"seconds": round(elapsed, 2), "peak_kib": round(peak / 1024)}
 
 
 def _layered_dag(nodes: int, width: int = 10) -> dict[str, Any]:
@@ -91,15 +91,15 @@ def main() -> None:
         "engine DAG nodes": {str(n): engine(n) for n in (50, 500)},
         "techniques compiled": {str(n): compile_techniques(n) for n in (10, 100)},
     }
-    print(f"{'what':<22}{'size':>6}{'seconds':>9}{'peak MiB':>10}{'time growth':>13}{'memory growth':>15}")
+    print(f"{'what':<22}{'size':>6}{'seconds':>9}{'peak KiB':>10}{'time growth':>13}{'memory growth':>15}")
     for what, sizes in rows.items():
         small, large = sizes.values()
         for size, figures in sizes.items():
             grow = figures is large
             time_growth = f"{large['seconds'] / small['seconds']:.1f}x" if grow else ""
-            memory_growth = f"{large['peak_mib'] / max(small['peak_mib'], 0.1):.1f}x" if grow else ""
+            memory_growth = f"{large['peak_kib'] / max(small['peak_kib'], 1):.1f}x" if grow else ""
             print(
-                f"{what:<22}{size:>6}{figures['seconds']:>9}{figures['peak_mib']:>10}{time_growth:>13}{memory_growth:>15}"
+                f"{what:<22}{size:>6}{figures['seconds']:>9}{figures['peak_kib']:>10}{time_growth:>13}{memory_growth:>15}"
             )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=2))

@@ -3,7 +3,8 @@
 Month 1 trains the first champion; month 2 brings similar data (no drift; a canary only if genuinely better);
 month 3 brings drifted data: drift is detected, retraining runs, a promotion commit is made and a notification is
 delivered.  The frozen test split never changes.  A fourth collection, from an S3 prefix holding only rows
-already collected, finds nothing new: it trains nothing and sends nothing.
+already collected, finds nothing new: it trains nothing and sends nothing.  Before it, the same collection runs
+while S3 is down: the step retries, the run fails cleanly (its failure is notified), and the re-run succeeds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from workflows.platform import datasets, stack
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 
+pytestmark = pytest.mark.timeout(900)  # the module fixture runs five continuous-training runs
 MONTH_ROWS = (1000, 1000, 1200)
+FAST = '{"C": 3.0, "cv_folds": 2}'  # one C, two folds: the loop is under test here, not the model search
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +57,12 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server.shutdown()
 
 
-def _month(settings: Settings, *parameters: str) -> dict[str, Any]:
-    arguments = [a for p in ("technique=intent-classifier", *parameters) for a in ("-p", p)]
+def _month(settings: Settings, *parameters: str, succeed: bool = True) -> dict[str, Any]:
+    given = ("technique=intent-classifier", f"hyperparameters={FAST}", *parameters)
+    arguments = [a for p in given for a in ("-p", p)]
     submitted = "submit", "--from", "workflowtemplate/continuous-training", *arguments, "--wait", "-o", "name"
     result = ctcd(settings, *submitted, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.returncode == 0) is succeed, result.stdout + result.stderr
     name = result.stdout.strip().splitlines()[-1]
     return dict(json.loads(ctcd(settings, "runs", "get", name, "-o", "json").stdout))
 
@@ -75,8 +79,13 @@ def months(tmp_path_factory: pytest.TempPathFactory, receiver: tuple[str, list[A
         known = datasets.batch_frames(client, settings, get("intent-classifier"))[1].head(200)
         client.put_object(Bucket=settings.datasets_bucket, Key="incoming/replay.csv", Body=datasets.frame_to_csv(known))
         location = f"location=s3://{settings.datasets_bucket}/incoming/"
-        idle = _month(settings, "source=s3", location)
-        yield {"settings": settings, "runs": runs, "idle": idle}
+        assert stack.down(settings, only=("s3",)) == ["s3"]
+        try:
+            outage = _month(settings, "source=s3", location, succeed=False)
+        finally:
+            stack.up(settings)
+        idle = _month(settings, "source=s3", location)  # the re-run once S3 is back
+        yield {"settings": settings, "runs": runs, "outage": outage, "idle": idle}
     finally:
         stack.down(settings)
 
@@ -123,8 +132,9 @@ def test_notifications_were_delivered_despite_a_failed_first_attempt(
 ) -> None:
     messages = receiver[1]
     texts = [m["text"] for m in messages]
-    assert len(messages) == 3 and all("Succeeded" in t for t in texts)
-    last = {f["title"]: f["value"] for f in messages[-1]["attachments"][0]["fields"]}
+    assert len(messages) == 4 and all("Succeeded" in t for t in texts[:3])  # the idle month sends nothing
+    assert months["outage"]["metadata"]["name"] in texts[3] and "Failed" in texts[3]  # the S3 outage is reported
+    last = {f["title"]: f["value"] for f in messages[2]["attachments"][0]["fields"]}
     assert last["technique"] == "intent-classifier" and last["decision"] == "better"
     assert last["workflow"] == months["runs"][2]["metadata"]["name"] and last["commit"]
 
@@ -152,29 +162,32 @@ def test_a_month_with_nothing_new_ends_cleanly_and_triggers_nothing(months: dict
     assert not any(n["templateName"] in ("load-data", "register") for n in nodes.values())
 
 
-def test_s3_down_fails_a_retrain_cleanly_and_the_rerun_after_it_returns_succeeds(months: dict[str, Any]) -> None:
-    settings = months["settings"]
-    client = _registry(settings)
-    before = len(client.search_model_versions("name = 'intent-classifier'"))
-    assert stack.down(settings, only=("s3",)) == ["s3"]
-    try:
-        failed = ctcd(settings, "retrain", "intent-classifier", "--wait")
-    finally:
-        stack.up(settings)
-    assert failed.returncode != 0
-    name = failed.stdout.strip().splitlines()[0]
-    run = json.loads(ctcd(settings, "runs", "get", name, "-o", "json").stdout)
-    assert run["status"]["phase"] == "Failed"
-    attempts = [n for n in run["status"]["nodes"].values() if n["templateName"] == "fingerprint" and n["type"] == "Pod"]
+def test_s3_down_fails_a_collection_cleanly_after_retries(months: dict[str, Any]) -> None:
+    settings, outage = months["settings"], months["outage"]
+    assert outage["status"]["phase"] == "Failed"
+    attempts = [n for n in outage["status"]["nodes"].values() if n["templateName"] == "collect" and n["type"] == "Pod"]
     assert len(attempts) == 3  # the first attempt and the retryStrategy's two retries
-    logs = ctcd(settings, "runs", "logs", name).stdout
+    logs = ctcd(settings, "runs", "logs", outage["metadata"]["name"]).stdout
     assert "CTCD_S3_ENDPOINT_URL" in logs and "not reachable" in logs and "Traceback" not in logs
-    assert len(client.search_model_versions("name = 'intent-classifier'")) == before  # nothing registered
-    rerun = ctcd(settings, "retrain", "intent-classifier")
-    assert rerun.returncode == 0, rerun.stderr
-    name = rerun.stdout.strip()
+    assert not any(n["templateName"] in ("load-data", "register") for n in outage["status"]["nodes"].values())
+    versions = _registry(settings).search_model_versions("name = 'intent-classifier'")
+    assert months["runs"][2]["metadata"]["name"] in {v.tags["ctcd.workflow_run"] for v in versions}
+    assert len(datasets.batch_frames(s3_client(settings), settings, get("intent-classifier"))) == 3  # nothing added
+
+
+def test_retrain_returns_a_run_id_to_poll(months: dict[str, Any]) -> None:
+    settings = months["settings"]
+    result = ctcd(settings, "retrain", "intent-classifier", "--hyperparameters", FAST)
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.strip()
     assert name.startswith("train-")
     from workflows import runs
 
-    assert runs.wait(settings, name, timeout=600)["status"]["phase"] == "Succeeded"
-    assert len(client.search_model_versions("name = 'intent-classifier'")) == before + 1
+    run = runs.wait(settings, name, timeout=600)
+    assert run["status"]["phase"] == "Succeeded"
+    memo = [
+        n["memoizationStatus"]["hit"]
+        for n in run["status"]["nodes"].values()
+        if n["templateName"] == "load-data" and "memoizationStatus" in n
+    ]
+    assert memo == [True]  # no new data since month 3, same code: the data step is reused

@@ -90,19 +90,17 @@ def test_unchanged_data_and_code_reuse_the_cached_steps(runs: dict[str, Any], pl
     assert _memoized(runs["first"], "load-data") == [False, False]
     assert _memoized(runs["second"], "load-data") == [True, True]
     assert _memoized(runs["second"], "score-champion") == [False, False]  # v1 became champion in between
-    assert _memoized(runs["third"], "load-data") == [True]
-    assert _memoized(runs["third"], "score-champion") == [True]
-    assert _memoized(runs["third"], "train") == []  # a challenger is always trained afresh
-    shown = ctcd(platform, "runs", "get", runs["third"]["metadata"]["name"]).stdout
+    nodes = runs["second"]["status"]["nodes"].values()
+    champion_keys = sorted(
+        n["memoizationStatus"]["key"]
+        for n in nodes
+        if n["templateName"] == "score-champion" and "memoizationStatus" in n
+    )
+    assert [k.split("-v1-")[0] for k in champion_keys] == [f"score-champion-{t}" for t in sorted(SMALL)]
+    assert _memoized(runs["second"], "train") == []  # a challenger is always trained afresh
+    shown = ctcd(platform, "runs", "get", runs["second"]["metadata"]["name"]).stdout
     assert "2 step(s) reused from the memoization cache" in shown
     assert shown.count("cached: outputs reused") == 2
-
-
-def test_a_cached_champion_score_is_the_score_it_stands_for(runs: dict[str, Any], registry: MlflowClient) -> None:
-    v2, v3 = _version(registry, "invoice-matcher", 2), _version(registry, "invoice-matcher", 3)
-    assert v3.tags["ctcd.previous_champion"] == "1"
-    assert v3.tags["ctcd.gate.champion"] == v2.tags["ctcd.gate.champion"] != ""
-    assert v3.tags["ctcd.gate.decision"] == "not-better"
 
 
 def test_models_table_reports_the_decisions(runs: dict[str, Any], platform: Settings) -> None:

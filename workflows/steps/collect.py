@@ -5,10 +5,12 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 
 import json
 import logging
+import sys
 from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter, script
 
+from workflows.steps.train import BAD_INPUT, RETRY, UNAVAILABLE
 from workflows.templates.common import container_security, resources, step_env, trainer_image
 
 _logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class NotifyInput(Input):
     constructor="runner",
     image=trainer_image(),
     env_from=step_env(),
+    retry_strategy=RETRY,
     resources=resources("small"),
 )
 def collect(inputs: CollectInput) -> CollectOutput:
@@ -63,17 +66,24 @@ def collect(inputs: CollectInput) -> CollectOutput:
     from models.contract import get
     from workflows.collect import collect as run_collection
     from workflows.platform.s3 import s3_client
-    from workflows.settings import get_settings
+    from workflows.settings import SettingError, get_settings
     from workflows.validation import DatasetError
 
     settings = get_settings()
+    try:
+        settings.require_reachable("s3")
+    except SettingError as exc:
+        _logger.error("collection not started: %s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(UNAVAILABLE)
     try:
         found = run_collection(
             s3_client(settings), settings, get(inputs.technique), inputs.source, inputs.rows, inputs.location
         )
     except DatasetError as exc:
         _logger.error("collection refused, nothing written: %s", exc)
-        raise SystemExit(f"error: {exc}") from None
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(BAD_INPUT)
     _logger.info(
         "%s month %d: %d new rows, %d duplicates dropped",
         inputs.technique,

@@ -13,7 +13,7 @@ from workflows.steps.collect import check_drift, collect, notify
 from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 TECHNIQUES = sorted(discover())
-INPUTS = ["technique", "source", "rows", "location", "retrain-on"]
+INPUTS = ["technique", "source", "rows", "location", "retrain-on", "hyperparameters"]
 
 with WorkflowTemplate(
     name="continuous-training",
@@ -29,6 +29,7 @@ with WorkflowTemplate(
         Parameter(name="rows", value="500"),
         Parameter(name="location", value=""),
         Parameter(name="retrain-on", value="new-data", enum=["new-data", "drift"]),
+        Parameter(name="hyperparameters", value="{}"),
     ],
 ) as template:
     with DAG(name="ct-technique", inputs=[Parameter(name=n) for n in INPUTS]):
@@ -44,7 +45,11 @@ with WorkflowTemplate(
             template_ref=TemplateRef(name="train", template="train-technique"),
             depends="check-drift.Succeeded",  # nothing new: check-drift is skipped and training is omitted
             when=f"{{{{inputs.parameters.retrain-on}}}} == new-data || {drifted.get_parameter('drifted')} == true",
-            arguments={"technique": "{{inputs.parameters.technique}}", "data-version": "", "hyperparameters": "{}"},
+            arguments={
+                "technique": "{{inputs.parameters.technique}}",
+                "data-version": "",
+                "hyperparameters": "{{inputs.parameters.hyperparameters}}",
+            },
         )
         batch >> drifted
     with Steps(name="notify-run"):

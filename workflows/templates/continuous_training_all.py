@@ -24,6 +24,7 @@ with WorkflowTemplate(
                 "rows": "500",
                 "location": "",
                 "retrain-on": "new-data",
+                "hyperparameters": "{}",
             },
             with_items=sorted(discover()),
         )
