@@ -31,7 +31,8 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def _seconds(node: dict[str, Any]) -> float:
+def node_seconds(node: dict[str, Any]) -> float:
+    """Wall seconds of a finished node, from its Argo timestamps."""
     parse = datetime.fromisoformat
     return (
         parse(node["finishedAt"].replace("Z", "+00:00")) - parse(node["startedAt"].replace("Z", "+00:00"))
@@ -56,7 +57,7 @@ def main() -> None:
             )
             _, raw = _run([*ctcd, "runs", "get", out.strip().splitlines()[-1], "-o", "json"], clone, env)
             nodes = json.loads(raw)["status"]["nodes"].values()
-            promotion = max((_seconds(n) for n in nodes if n.get("templateName") == "promote"), default=0.0)
+            promotion = max((node_seconds(n) for n in nodes if n.get("templateName") == "promote"), default=0.0)
             phases["training"], phases["promotion"] = train - promotion, promotion
             phases["serving ready"], _ = _run([*ctcd, "serving", "wait"], clone, env)
             phases["first prediction"], _ = _run([*ctcd, "predict", "intent-classifier"], clone, env)

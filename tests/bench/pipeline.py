@@ -15,10 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.bench.cold_start import node_seconds
 from tests.conftest import free_port_block, make_settings, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,10 +123,7 @@ def engine(env: dict[str, str], state: Path) -> tuple[float, dict[str, float]]:
     steps: dict[str, float] = {}
     for node in run["status"]["nodes"].values():
         if node["type"] == "Pod" and node.get("finishedAt"):
-            seconds = (
-                datetime.fromisoformat(node["finishedAt"].replace("Z", "+00:00"))
-                - datetime.fromisoformat(node["startedAt"].replace("Z", "+00:00"))
-            ).total_seconds()
+            seconds = node_seconds(node)
             steps[node["templateName"]] = max(steps.get(node["templateName"], 0.0), seconds)
     return wall, steps
 

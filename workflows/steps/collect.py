@@ -5,13 +5,11 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 
 import json
 import logging
-import sys
 from typing import Annotated
 
-from hera.workflows import Input, Output, Parameter, script
+from hera.workflows import Input, Output, Parameter
 
-from workflows.steps.train import BAD_INPUT, RETRY, UNAVAILABLE
-from workflows.templates.common import container_security, resources, step_env, trainer_image
+from workflows.steps.common import RETRY, UNAVAILABLE, fail, step
 
 _logger = logging.getLogger(__name__)
 
@@ -53,14 +51,7 @@ class NotifyInput(Input):
     when_idle: str = "notify"
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    retry_strategy=RETRY,
-    resources=resources("small"),
-)
+@step(retry_strategy=RETRY)
 def collect(inputs: CollectInput) -> CollectOutput:
     """Collect, validate and de-duplicate new rows; append them as a batch (nothing new: nothing written)."""
     from models.contract import get
@@ -73,17 +64,13 @@ def collect(inputs: CollectInput) -> CollectOutput:
     try:
         settings.require_reachable("s3")
     except SettingError as exc:
-        _logger.error("collection not started: %s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(UNAVAILABLE)
+        fail(f"collection not started: {exc}", UNAVAILABLE)
     try:
         found = run_collection(
             s3_client(settings), settings, get(inputs.technique), inputs.source, inputs.rows, inputs.location
         )
     except DatasetError as exc:
-        _logger.error("collection refused, nothing written: %s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(BAD_INPUT)
+        fail(f"collection refused, nothing written: {exc}")
     _logger.info(
         "%s month %d: %d new rows, %d duplicates dropped",
         inputs.technique,
@@ -94,13 +81,7 @@ def collect(inputs: CollectInput) -> CollectOutput:
     return CollectOutput(new_rows=found.new_rows, month=found.month)
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]:
     """Compare the newest batch with the earlier training data; log the report and plot to MLflow."""
     import mlflow
@@ -130,13 +111,7 @@ def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]
     return "true" if result["drifted"] else "false"
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def notify(inputs: NotifyInput) -> None:
     """Send a summary of the run (status, technique, metrics, decision, commit, run id); never fails the run."""
     from workflows import notify as notifier

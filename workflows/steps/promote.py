@@ -6,9 +6,10 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 import logging
 from typing import Annotated
 
-from hera.workflows import Input, Output, Parameter, script
+from hera.workflows import Input, Output, Parameter
 
-from workflows.templates.common import container_security, git_env, resources, trainer_image
+from workflows.steps.common import step
+from workflows.templates.common import git_env
 
 _logger = logging.getLogger(__name__)
 
@@ -34,13 +35,7 @@ class PromoteOutput(Output):
     branch: Annotated[str, Parameter(name="branch")]
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=git_env(),
-    resources=resources("small"),
-)
+@step(env=git_env())
 def promote(inputs: PromoteInput) -> PromoteOutput:
     """Commit the environment's version file (to main where it merges by itself, else to a promotion branch)."""
     from workflows import promotion

@@ -8,9 +8,9 @@ import hashlib
 import logging
 from typing import Annotated
 
-from hera.workflows import Input, Output, Parameter, script
+from hera.workflows import Input, Output, Parameter
 
-from workflows.templates.common import container_security, resources, step_env, trainer_image
+from workflows.steps.common import step
 
 _logger = logging.getLogger(__name__)
 
@@ -43,13 +43,7 @@ class SummaryInput(Input):
     run_id: str
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def probe_s3(inputs: ProbeInput) -> S3Probe:
     """Write a small CSV to the datasets bucket and return its key and sha256."""
     from workflows.platform.s3 import s3_client
@@ -63,13 +57,7 @@ def probe_s3(inputs: ProbeInput) -> S3Probe:
     return S3Probe(key=key, sha256=hashlib.sha256(body.encode()).hexdigest())
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def probe_mlflow(inputs: ProbeInput) -> MlflowProbe:
     """Log a run with a parameter and a metric to the MLflow tracking server."""
     import mlflow
@@ -85,13 +73,7 @@ def probe_mlflow(inputs: ProbeInput) -> MlflowProbe:
     return MlflowProbe(run_id=run.info.run_id)
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def summarize(inputs: SummaryInput) -> str:
     """Read the object back, check its hash and the MLflow run, and return a one-line summary.
 

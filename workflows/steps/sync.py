@@ -6,20 +6,12 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 import json
 import logging
 
-from hera.workflows import script
-
-from workflows.templates.common import container_security, resources, step_env, trainer_image
+from workflows.steps.common import step
 
 _logger = logging.getLogger(__name__)
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def registry_sync() -> str:
     """Reconcile the registry with gitops/ once; return what was done, as JSON."""
     from dataclasses import asdict

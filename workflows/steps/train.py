@@ -7,25 +7,17 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 
 import json
 import logging
-import sys
 from typing import Annotated, Any
 
-from hera.workflows import Input, Output, Parameter, RetryStrategy, script
-from hera.workflows.models import Backoff, Cache, IntOrString, LocalObjectReference, Memoize
+from hera.workflows import Input, Output, Parameter
+from hera.workflows.models import Cache, LocalObjectReference, Memoize
 
-from workflows.templates.common import container_security, resources, step_env, trainer_image
+from workflows.steps.common import RETRY, UNAVAILABLE, fail, step
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
 CACHE = "ctcd-cache"
 CACHE_MAX_AGE = "1440h"
-BAD_INPUT, UNAVAILABLE = 2, 75  # exit codes: refused input is final; an unreachable service is retried
-RETRY = RetryStrategy(
-    limit="2",
-    retry_policy="Always",
-    expression=f"asInt(lastRetry.exitCode) != {BAD_INPUT}",
-    backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m"),
-)
 
 
 class FingerprintInput(Input):
@@ -130,13 +122,6 @@ class RegisterOutput(Output):
     decision: Annotated[str, Parameter(name="decision")]
 
 
-def _fail(message: str, code: int = BAD_INPUT) -> None:
-    """End the step with a clear message instead of a traceback (exit code 2: not worth retrying)."""
-    _logger.error(message)
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
 def _context(technique_name: str, *services: str) -> tuple[Any, Any, Any]:
     """Settings, technique and S3 client; ends the step clearly if the technique or a service is missing.
 
@@ -151,12 +136,12 @@ def _context(technique_name: str, *services: str) -> tuple[Any, Any, Any]:
     try:
         technique = get(technique_name)
     except UnknownTechnique as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         for service in ("s3", *services):
             settings.require_reachable(service)
     except SettingError as exc:
-        _fail(str(exc), UNAVAILABLE)
+        fail(str(exc), UNAVAILABLE)
     return settings, technique, s3_client(settings)
 
 
@@ -165,14 +150,7 @@ def _memoize(key: str) -> Memoize:
     return Memoize(key=key, max_age=CACHE_MAX_AGE, cache=Cache(config_map=LocalObjectReference(name=CACHE)))
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    retry_strategy=RETRY,
-    resources=resources("small"),
-)
+@step(retry_strategy=RETRY)
 def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     """Key the run's inputs by content: the data files' ETags, the code's hash, the champion's version."""
     from workflows import fingerprint as keys
@@ -187,13 +165,8 @@ def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     return FingerprintOutput(data_key=data_key, code_version=code, champion_version=champion)
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
+@step(
     retry_strategy=RETRY,
-    resources=resources("small"),
     memoize=_memoize(
         "load-data-{{inputs.parameters.technique}}-{{inputs.parameters.data_key}}-{{inputs.parameters.code_version}}"
     ),
@@ -210,19 +183,13 @@ def load_data(inputs: DataInput) -> DataOutput:
         else:
             version = datasets.snapshot(s3, settings, technique)
     except DatasetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     train_rows = sum(int(b["rows"]) for b in version.batches)
     _logger.info("dataset %s: %d train rows, %d test rows", version.version, train_rows, version.test["rows"])
     return DataOutput(dataset_version=version.version, train_rows=train_rows, test_rows=int(version.test["rows"]))
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("train"),
-)
+@step("train")
 def train(inputs: TrainInput) -> TrainOutput:
     """Fit the technique, log parameters, CV scores, the model (signature, example, pinned requirements) to MLflow."""
     import mlflow
@@ -246,13 +213,7 @@ def train(inputs: TrainInput) -> TrainOutput:
     return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("train"),
-)
+@step("train")
 def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")]:
     """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
     import mlflow
@@ -276,13 +237,9 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
     return float(scores["metric"])
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
+@step(
+    "train",
     retry_strategy=RETRY,
-    resources=resources("train"),
     memoize=_memoize(
         "score-champion-{{inputs.parameters.technique}}-v{{inputs.parameters.champion_version}}-"
         "{{inputs.parameters.dataset_version}}-{{inputs.parameters.code_version}}"
@@ -308,13 +265,7 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     return ChampionOutput(version=inputs.champion_version, metric=str(metric))
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     """Apply the gate: better only when the metric beats the champion by the technique's minimum improvement."""
     from models.contract import get
@@ -327,13 +278,7 @@ def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     return json.dumps(verdict.tags())
 
 
-@script(
-    security_context=container_security(),
-    constructor="runner",
-    image=trainer_image(),
-    env_from=step_env(),
-    resources=resources("small"),
-)
+@step()
 def register(inputs: RegisterInput) -> RegisterOutput:
     """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion."""
     from workflows.platform import registry

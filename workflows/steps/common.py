@@ -1,0 +1,54 @@
+"""What every step shares: its decorator, its retry policy and its clean exit.
+
+``step`` puts every script on the trainer image with the settings environment, resources and the non-root
+security context; ``RETRY`` retries steps that reach S3 or MLflow unless the input was refused; ``fail`` ends a
+step with a message and an exit code that says whether a retry can help.
+
+No `from __future__ import annotations` in step modules: hera reads the real annotations of step functions.
+"""
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from hera.workflows import ConfigMapEnvFrom, RetryStrategy, SecretEnvFrom, script
+from hera.workflows.models import Backoff, IntOrString
+
+from workflows.templates.common import container_security, resources, step_env, trainer_image
+
+_logger = logging.getLogger(__name__)
+BAD_INPUT, UNAVAILABLE = 2, 75  # exit codes: refused input is final; an unreachable service is retried
+RETRY = RetryStrategy(
+    limit="2",
+    retry_policy="Always",
+    expression=f"asInt(lastRetry.exitCode) != {BAD_INPUT}",
+    backoff=Backoff(duration="2s", factor=IntOrString("2"), max_duration="1m"),
+)
+
+
+def step(
+    size: str = "small", env: list[ConfigMapEnvFrom | SecretEnvFrom] | None = None, **options: Any
+) -> Callable[..., Any]:
+    """A hera runner ``@script`` on the trainer image, non-root, with ``size`` resources and the settings env.
+
+    Args:
+        size: ``small`` for glue, ``train`` for fitting and scoring.
+        env: The ``envFrom`` list (default: settings and S3 credentials).
+        **options: Further ``script`` fields (``retry_strategy``, ``memoize``…).
+    """
+    return script(  # type: ignore[no-any-return]
+        security_context=container_security(),
+        constructor="runner",
+        image=trainer_image(),
+        env_from=env if env is not None else step_env(),
+        resources=resources(size),
+        **options,
+    )
+
+
+def fail(message: str, code: int = BAD_INPUT) -> NoReturn:
+    """End the step with ``error: message`` on stderr instead of a traceback (exit code 2: not worth retrying)."""
+    _logger.error(message)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
