@@ -19,6 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# MLflow's client retries a dead server for minutes by default; steps give up after seconds and leave the
+# retrying to their retryStrategy, which logs each attempt.
+CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 class SettingError(RuntimeError):
     """A setting has a wrong or unreachable value; the message names the variable and the value."""
 
@@ -145,6 +150,7 @@ class Settings(BaseSettings):
             "CTCD_GIT_BRANCH": self.git_branch,
             "CTCD_AUTO_MERGE": self.auto_merge,
             "CTCD_NOTIFY_URL": self.notify_url,
+            **CLIENT_RETRIES,
         }
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from workflows.settings import SettingError, Settings
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_defaults_point_at_loopback(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path, s3_port=9000, mlflow_port=9001)
@@ -35,3 +37,13 @@ def test_unreachable_endpoint_names_the_variable_and_value(tmp_path: Path) -> No
     settings = Settings(state_dir=tmp_path, mlflow_tracking_uri="http://127.0.0.1:9")
     with pytest.raises(SettingError, match=r"MLFLOW_TRACKING_URI=http://127.0.0.1:9 is not reachable.*ctcd up"):
         settings.require_reachable("mlflow", timeout=0.5)
+
+
+def test_the_cluster_configmap_sets_what_local_steps_get(tmp_path: Path) -> None:
+    import yaml
+
+    documents = yaml.safe_load_all((REPO / "gitops" / "platform" / "config.yaml").read_text())
+    configmap = next(d for d in documents if d["metadata"]["name"] == "ctcd-config")
+    local = Settings(state_dir=tmp_path).as_env()
+    assert set(configmap["data"]) == set(local) - {"CTCD_STATE_DIR"}  # the state folder exists only locally
+    assert configmap["data"]["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == local["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]

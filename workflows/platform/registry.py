@@ -1,7 +1,8 @@
 """The MLflow model registry as ctcd uses it: champions by alias or stage, registration with lineage tags.
 
 Registered model names are the technique names.  A version is registered only after evaluation and the gate,
-with every tag in one go; if tagging fails the version is deleted again, so nothing is half-registered.
+with every tag in one go; if making it champion fails the version is deleted again, so nothing is
+half-registered, and registering the same training run again completes its one version.
 """
 
 from __future__ import annotations
@@ -40,14 +41,47 @@ def champion(mlflow_client: Any, name: str) -> Any | None:
 def register(
     mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str], make_champion: bool
 ) -> str:
-    """Register a model version with all its tags (and the ``champion`` alias when asked).
+    """Register a training run's model version with all its tags (and the ``champion`` alias when asked).
+
+    Idempotent per run: if a version of ``name`` already holds ``run_id`` (an earlier attempt lost its connection
+    after creating it), that version is completed and returned instead of registering the run twice.
 
     Returns:
-        The new version number.
+        The version number.
 
     Raises:
-        MlflowException: Registration failed; any version created on the way has been deleted.
+        MlflowException: Registration failed; a version created by this call has been deleted again.
     """
+    from mlflow.exceptions import MlflowException
+
+    version = _version_of_run(mlflow_client, name, run_id)
+    created = version is None
+    if version is None:
+        version = _create_version(mlflow_client, name, model_uri, run_id, tags)
+    else:
+        _logger.warning("%s v%s already holds run %s: completing it", name, version.version, run_id)
+        for key, value in tags.items():
+            if version.tags.get(key) != value:
+                mlflow_client.set_model_version_tag(name, version.version, key, value)
+    try:
+        if make_champion:
+            mlflow_client.set_registered_model_alias(name, CHAMPION, version.version)
+    except MlflowException:
+        if created:
+            _logger.error("setting the champion alias failed: deleting version %s of %s", version.version, name)
+            mlflow_client.delete_model_version(name, version.version)
+        raise
+    return str(version.version)
+
+
+def _version_of_run(mlflow_client: Any, name: str, run_id: str) -> Any | None:
+    """The version of ``name`` registered from ``run_id``, if any."""
+    found = mlflow_client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _create_version(mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> Any:
+    """Create the registered model if needed, then the version with every tag in one call."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -55,15 +89,7 @@ def register(
     except MlflowException:
         mlflow_client.create_registered_model(name, tags={"ctcd.technique": name})
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    version = mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
-    try:
-        if make_champion:
-            mlflow_client.set_registered_model_alias(name, CHAMPION, version.version)
-    except MlflowException:
-        _logger.error("setting the champion alias failed: deleting version %s of %s", version.version, name)
-        mlflow_client.delete_model_version(name, version.version)
-        raise
-    return str(version.version)
+    return mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
 
 
 def latest(mlflow_client: Any, name: str) -> Any | None:

@@ -2,14 +2,15 @@
 
 ``step`` puts every script on the trainer image with the settings environment, resources and the non-root
 security context; ``RETRY`` retries steps that reach S3 or MLflow unless the input was refused; ``fail`` ends a
-step with a message and an exit code that says whether a retry can help.
+step with a message and an exit code that says whether a retry can help; ``outage_guard`` turns a service that
+stops answering in the middle of a step into that retryable exit instead of a traceback.
 
 No `from __future__ import annotations` in step modules: hera reads the real annotations of step functions.
 """
 
-import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from hera.workflows import ConfigMapEnvFrom, RetryStrategy, SecretEnvFrom, script
@@ -17,7 +18,6 @@ from hera.workflows.models import Backoff, IntOrString
 
 from workflows.templates.common import container_security, resources, step_env, trainer_image
 
-_logger = logging.getLogger(__name__)
 BAD_INPUT, UNAVAILABLE = 2, 75  # exit codes: refused input is final; an unreachable service is retried
 RETRY = RetryStrategy(
     limit="2",
@@ -49,6 +49,29 @@ def step(
 
 def fail(message: str, code: int = BAD_INPUT) -> NoReturn:
     """End the step with ``error: message`` on stderr instead of a traceback (exit code 2: not worth retrying)."""
-    _logger.error(message)
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+@contextmanager
+def outage_guard(settings: Any, services: tuple[str, ...]) -> Iterator[None]:
+    """End the step with exit 75 and the variable to fix when a service stops answering mid-step.
+
+    Any exception raised inside the block makes each of ``services`` (``s3``, ``mlflow``) be probed again; if one
+    no longer answers, the step fails as unavailable (retried by ``RETRY``), otherwise the exception propagates.
+
+    Args:
+        settings: The step's :class:`~workflows.settings.Settings`.
+        services: The services the block talks to.
+    """
+    from workflows.settings import SettingError
+
+    try:
+        yield
+    except Exception as exc:
+        for service in services:
+            try:
+                settings.require_reachable(service, timeout=1.0)
+            except SettingError as lost:
+                fail(f"lost a service mid-step ({type(exc).__name__}): {lost}", UNAVAILABLE)
+        raise

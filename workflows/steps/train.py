@@ -7,12 +7,14 @@ No `from __future__ import annotations` here: hera reads the real annotations of
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from hera.workflows import Input, Output, Parameter
 from hera.workflows.models import Cache, LocalObjectReference, Memoize
 
-from workflows.steps.common import RETRY, UNAVAILABLE, fail, step
+from workflows.steps.common import RETRY, UNAVAILABLE, fail, outage_guard, step
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
@@ -122,11 +124,12 @@ class RegisterOutput(Output):
     decision: Annotated[str, Parameter(name="decision")]
 
 
-def _context(technique_name: str, *services: str) -> tuple[Any, Any, Any]:
-    """Settings, technique and S3 client; ends the step clearly if the technique or a service is missing.
+@contextmanager
+def _services(technique_name: str, *services: str) -> Iterator[tuple[Any, Any, Any]]:
+    """Settings, technique and S3 client for the block; ends the step clearly if a service is missing or lost.
 
-    S3 is always checked; ``services`` adds others (``mlflow``).  An unreachable service fails the attempt
-    with the variable to fix, so the step's retryStrategy retries it.
+    S3 is always checked; ``services`` adds others (``mlflow``).  An unreachable service, at the start or in the
+    middle of the block, fails the attempt with the variable to fix (exit 75), so the retryStrategy retries it.
     """
     from models.contract import UnknownTechnique, get
     from workflows.platform.s3 import s3_client
@@ -137,12 +140,14 @@ def _context(technique_name: str, *services: str) -> tuple[Any, Any, Any]:
         technique = get(technique_name)
     except UnknownTechnique as exc:
         fail(str(exc))
+    needed = ("s3", *services)
     try:
-        for service in ("s3", *services):
+        for service in needed:
             settings.require_reachable(service)
     except SettingError as exc:
         fail(str(exc), UNAVAILABLE)
-    return settings, technique, s3_client(settings)
+    with outage_guard(settings, needed):
+        yield settings, technique, s3_client(settings)
 
 
 def _memoize(key: str) -> Memoize:
@@ -156,9 +161,9 @@ def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     from workflows import fingerprint as keys
     from workflows.platform import registry
 
-    settings, technique, s3 = _context(inputs.technique, "mlflow")
-    data_key = keys.data_key(s3, settings.datasets_bucket, technique.name, inputs.data_version)
-    current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
+    with _services(inputs.technique, "mlflow") as (settings, technique, s3):
+        data_key = keys.data_key(s3, settings.datasets_bucket, technique.name, inputs.data_version)
+        current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
     champion = str(current.version) if current is not None else ""
     code = keys.code_version(technique.package)
     _logger.info("%s: data %s, code %s, champion %s", technique.name, data_key, code, champion or "none")
@@ -176,44 +181,49 @@ def load_data(inputs: DataInput) -> DataOutput:
     from workflows.platform import datasets
     from workflows.validation import DatasetError
 
-    settings, technique, s3 = _context(inputs.technique)
-    try:
-        if inputs.data_version:
-            version = datasets.load_version(s3, settings, technique, inputs.data_version)
-        else:
-            version = datasets.snapshot(s3, settings, technique)
-    except DatasetError as exc:
-        fail(str(exc))
+    with _services(inputs.technique) as (settings, technique, s3):
+        try:
+            if inputs.data_version:
+                version = datasets.load_version(s3, settings, technique, inputs.data_version)
+            else:
+                version = datasets.snapshot(s3, settings, technique)
+        except DatasetError as exc:
+            fail(str(exc))
     train_rows = sum(int(b["rows"]) for b in version.batches)
     _logger.info("dataset %s: %d train rows, %d test rows", version.version, train_rows, version.test["rows"])
     return DataOutput(dataset_version=version.version, train_rows=train_rows, test_rows=int(version.test["rows"]))
 
 
-@step("train")
+@step("train", retry_strategy=RETRY)
 def train(inputs: TrainInput) -> TrainOutput:
-    """Fit the technique, log parameters, CV scores, the model (signature, example, pinned requirements) to MLflow."""
+    """Fit the technique, log parameters, CV scores, the model (signature, example, pinned requirements) to MLflow.
+
+    A failed attempt leaves its MLflow run marked FAILED (or unfinished, if MLflow itself went away); nothing is
+    registered until the ``register`` step.
+    """
     import mlflow
 
     from workflows.platform import datasets
     from workflows.steps import mlflow_logging
 
-    settings, technique, s3 = _context(inputs.technique, "mlflow")
-    version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
-    train_frame, test_frame = datasets.frames(s3, settings, technique, version)
     hyperparameters = json.loads(inputs.hyperparameters or "{}")
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment(technique.name)
-    with mlflow.start_run(run_name=inputs.workflow_name) as run:
-        mlflow.set_tags(mlflow_logging.lineage(technique.name, version.version, inputs.workflow_name))
-        result = technique.fit(train_frame, hyperparameters, seed=0)
-        mlflow.log_params({**result.params, "train_rows": len(train_frame), "serialization": SERIALIZATION})
-        mlflow.log_metrics(result.cv_scores)
-        model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION)
-        mlflow.set_tag("ctcd.model_sha256", sha)
+    with _services(inputs.technique, "mlflow") as (settings, technique, s3):
+        version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
+        train_frame, test_frame = datasets.frames(s3, settings, technique, version)
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_experiment(technique.name)
+        with mlflow.start_run(run_name=inputs.workflow_name) as run:
+            mlflow.set_tags(mlflow_logging.lineage(technique.name, version.version, inputs.workflow_name))
+            _logger.info("fitting %s on %d rows (run %s)", technique.name, len(train_frame), run.info.run_id)
+            result = technique.fit(train_frame, hyperparameters, seed=0)
+            mlflow.log_params({**result.params, "train_rows": len(train_frame), "serialization": SERIALIZATION})
+            mlflow.log_metrics(result.cv_scores)
+            model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION)
+            mlflow.set_tag("ctcd.model_sha256", sha)
     return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
 
 
-@step("train")
+@step("train", retry_strategy=RETRY)
 def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")]:
     """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
     import mlflow
@@ -221,19 +231,19 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
     from workflows import evaluation
     from workflows.platform import datasets
 
-    settings, technique, s3 = _context(inputs.technique)
-    version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
-    _, test_frame = datasets.frames(s3, settings, technique, version)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    model = mlflow.sklearn.load_model(inputs.model_uri)
-    scores = evaluation.score(technique.spec, model, test_frame)
-    with mlflow.start_run(run_id=inputs.run_id):
-        mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
-        mlflow.log_metrics({f"test_f1_{k}"[:250]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
-        mlflow.log_figure(evaluation.plot(technique.spec, model, test_frame), "evaluation/plot.png")
-        mlflow.log_dict(
-            {"dataset_version": version.version, "test_rows": len(test_frame), **scores}, "evaluation/report.json"
-        )
+    with _services(inputs.technique, "mlflow") as (settings, technique, s3):
+        version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
+        _, test_frame = datasets.frames(s3, settings, technique, version)
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        model = mlflow.sklearn.load_model(inputs.model_uri)
+        scores = evaluation.score(technique.spec, model, test_frame)
+        with mlflow.start_run(run_id=inputs.run_id):
+            mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
+            mlflow.log_metrics({f"test_f1_{k}"[:250]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
+            mlflow.log_figure(evaluation.plot(technique.spec, model, test_frame), "evaluation/plot.png")
+            mlflow.log_dict(
+                {"dataset_version": version.version, "test_rows": len(test_frame), **scores}, "evaluation/report.json"
+            )
     return float(scores["metric"])
 
 
@@ -255,11 +265,11 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     if not inputs.champion_version:
         _logger.info("%s has no champion yet", inputs.technique)
         return ChampionOutput(version="", metric="")
-    settings, technique, s3 = _context(inputs.technique, "mlflow")
-    version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
-    _, test_frame = datasets.frames(s3, settings, technique, version)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{technique.name}/{inputs.champion_version}")
+    with _services(inputs.technique, "mlflow") as (settings, technique, s3):
+        version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
+        _, test_frame = datasets.frames(s3, settings, technique, version)
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        model = mlflow.sklearn.load_model(f"models:/{technique.name}/{inputs.champion_version}")
     metric = evaluation.score(technique.spec, model, test_frame)["metric"]
     _logger.info("champion %s v%s scores %.4f", technique.name, inputs.champion_version, metric)
     return ChampionOutput(version=inputs.champion_version, metric=str(metric))
@@ -278,25 +288,29 @@ def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     return json.dumps(verdict.tags())
 
 
-@step()
+@step(retry_strategy=RETRY)
 def register(inputs: RegisterInput) -> RegisterOutput:
-    """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion."""
+    """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion.
+
+    Idempotent per training run: a retry after a lost connection finishes the version the failed attempt may have
+    created instead of registering the run twice.
+    """
     from workflows.platform import registry
     from workflows.steps import mlflow_logging
 
-    settings, technique, _ = _context(inputs.technique, "mlflow")
-    gate_tags = json.loads(inputs.decision)
-    tags = {
-        **mlflow_logging.lineage(technique.name, inputs.dataset_version, inputs.workflow_name),
-        **gate_tags,
-        "ctcd.run_id": inputs.run_id,
-        "ctcd.model_sha256": inputs.model_sha256,
-        "ctcd.serialization": SERIALIZATION,
-        "ctcd.metric": technique.spec.metric.name,
-        "ctcd.previous_champion": inputs.champion_version,
-    }
-    better = gate_tags["ctcd.gate.decision"] == "better"
-    client = registry.client(settings.mlflow_tracking_uri)
-    version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags, make_champion=better)
+    with _services(inputs.technique, "mlflow") as (settings, technique, _):
+        gate_tags = json.loads(inputs.decision)
+        tags = {
+            **mlflow_logging.lineage(technique.name, inputs.dataset_version, inputs.workflow_name),
+            **gate_tags,
+            "ctcd.run_id": inputs.run_id,
+            "ctcd.model_sha256": inputs.model_sha256,
+            "ctcd.serialization": SERIALIZATION,
+            "ctcd.metric": technique.spec.metric.name,
+            "ctcd.previous_champion": inputs.champion_version,
+        }
+        better = gate_tags["ctcd.gate.decision"] == "better"
+        client = registry.client(settings.mlflow_tracking_uri)
+        version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags, make_champion=better)
     _logger.info("registered %s v%s (%s)", technique.name, version, gate_tags["ctcd.gate.decision"])
     return RegisterOutput(version=version, decision=gate_tags["ctcd.gate.decision"])
