@@ -177,3 +177,19 @@ def test_an_invalid_overlay_is_never_committed(remote: str, monkeypatch: pytest.
     with pytest.raises(ManifestError, match="kubectl kustomize"):
         promotion.promote(remote, "main", desired("12"), {}, to_main=True)
     assert log(remote, "--", VERSION_FILE) == []
+
+
+def test_one_read_gives_every_pin_and_isolates_a_broken_file(remote: str) -> None:
+    promotion.promote(remote, "main", desired("3"), {}, to_main=True)
+    promotion.promote(remote, "main", desired("7", "production", "invoice-matcher"), {}, to_main=True)
+    with gitrepo.scratch_clone(remote, "main") as repo:
+        broken = "gitops/models/invoice-matcher/overlays/staging/version.yaml"
+        gitrepo.write_files(repo, {broken: "kind: [not a version file\n"})
+        gitrepo.commit(repo, "break a file by hand", {})
+        gitrepo.git(repo, "push", "--quiet", "origin", "main")
+    pins = promotion.pinned(remote, "main")
+    assert pins[("intent-classifier", "staging")]["a"]["version"] == "3"  # type: ignore[index]
+    assert pins[("invoice-matcher", "production")]["a"]["version"] == "7"  # type: ignore[index]
+    assert isinstance(pins[("invoice-matcher", "staging")], gitops.GitopsError)
+    assert ("intent-classifier", "production") not in pins
+    assert pins[("intent-classifier", "staging")] == promotion.current(remote, "main", "intent-classifier", "staging")

@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,26 @@ def _follow_git(client: Any, name: str, environment: str, version: str) -> None:
         client.transition_model_version_stage(name, version, STAGE[environment], archive_existing_versions=True)
 
 
-def sync(settings: Settings, client: Any, name: str, environment: str) -> Action:
-    """Bring one technique's environment into agreement (at most one promotion or one registry change)."""
+def sync(
+    settings: Settings, client: Any, name: str, environment: str, pins: Mapping[tuple[str, str], Any] | None = None
+) -> Action:
+    """Bring one technique's environment into agreement (at most one promotion or one registry change).
+
+    Args:
+        settings: Where the registry and the GitOps remote are.
+        client: An MLflow client.
+        name: The technique (registered model).
+        environment: ``staging`` or ``production``.
+        pins: The version files on main, as :func:`promotion.pinned` reads them once per pass (default: read
+            this one file now).
+    """
     wanted = registry_choice(client, name, environment)
-    pinned_doc = promotion.current(settings.git_remote, settings.git_branch, name, environment)
+    if pins is None:
+        pinned_doc = promotion.current(settings.git_remote, settings.git_branch, name, environment)
+    else:
+        pinned_doc = pins.get((name, environment))
+        if isinstance(pinned_doc, Exception):
+            raise pinned_doc
     pinned = pinned_doc["a"]["version"] if pinned_doc else ""
     last = _agreed(client, name, environment)
     if wanted == pinned:
@@ -111,17 +128,23 @@ def _promote(settings: Settings, client: Any, name: str, environment: str, wante
 
 
 def reconcile_once(settings: Settings) -> list[Action]:
-    """One pass over every registered technique and both environments."""
+    """One pass over every technique of this repository that has a registered version, in both environments."""
     from models.contract import discover
 
+    return reconcile(settings, sorted(discover()))
+
+
+def reconcile(settings: Settings, techniques: Iterable[str]) -> list[Action]:
+    """One pass over ``techniques`` (those with a registered version) and both environments; git is read once."""
     client = registry.client(settings.mlflow_tracking_uri)
+    pins = promotion.pinned(settings.git_remote, settings.git_branch)
     actions = []
-    for name in sorted(discover()):
+    for name in techniques:
         if registry.latest(client, name) is None:
             continue
         for environment in gitops.ENVIRONMENTS:
             try:
-                actions.append(sync(settings, client, name, environment))
+                actions.append(sync(settings, client, name, environment, pins))
             except Exception as exc:  # one technique's trouble must not stop the others
                 _logger.error("bridge: %s/%s: %s", name, environment, exc)
                 actions.append(Action(name, environment, "error", str(exc)))

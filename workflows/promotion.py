@@ -224,6 +224,24 @@ def rollback(remote: str, main: str, technique: str, environment: str) -> str:
         return gitrepo.push_with_retry(repo, main, reapply=apply)
 
 
+def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | gitops.GitopsError]:
+    """Every environment's version file on ``main``, parsed, from one clone.
+
+    A file that cannot be read maps to its error, for the caller to report against that technique alone.
+
+    Returns:
+        ``{(technique, environment): version}`` for every version file found.
+    """
+    found: dict[tuple[str, str], dict[str, Any] | gitops.GitopsError] = {}
+    with gitrepo.scratch_clone(remote, main) as repo:
+        for path in sorted((Path(repo) / "gitops" / "models").glob("*/overlays/*/version.yaml")):
+            try:
+                found[(path.parts[-4], path.parts[-2])] = gitops.read_version(path.read_text())
+            except gitops.GitopsError as exc:
+                found[(path.parts[-4], path.parts[-2])] = exc
+    return found
+
+
 def current(remote: str, main: str, technique: str, environment: str) -> dict[str, Any] | None:
     """The parsed version file of an environment on ``main`` (None before the first promotion)."""
     with gitrepo.scratch_clone(remote, main) as repo:

@@ -58,6 +58,7 @@ def build_engine(settings: Settings) -> Engine:
         objects=objects,
         base_env={**settings.as_env(), **objects.secrets.get(S3_SECRET, {})},
         parallelism=settings.engine_parallelism,
+        warm=settings.engine_warm,
     )
 
 

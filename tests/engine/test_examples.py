@@ -23,14 +23,20 @@ HERE = Path(__file__).parent
 EXAMPLES = HERE / "workflows"
 
 
-@pytest.fixture(scope="module")
-def engine(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+@pytest.fixture(scope="module", params=["fresh", "warm"])
+def engine(request: pytest.FixtureRequest, platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The engine starting each step as a fresh process (as pods do), then forking them from its warm launcher.
+
+    The warm launcher preloads light modules here, so it is ready after the first step and forks the rest.
+    """
     return Engine(
         store=RunStore(tmp_path_factory.mktemp("runs")),
         library=TemplateLibrary([HERE / "library"]),
         s3=lambda: s3_client(platform),
         artifacts_bucket=platform.artifacts_bucket,
         parallelism=4,
+        warm=request.param == "warm",
+        preload=("json", "random"),
     )
 
 
@@ -92,6 +98,8 @@ def test_retry_backoff_succeeds_on_third_attempt(engine: Engine, tmp_path: Path)
 
     gaps = [_epoch(attempts[i + 1]["startedAt"]) - _epoch(attempts[i]["finishedAt"]) for i in range(2)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4
+    log = engine.store.log_path(wf["metadata"]["name"], attempts[2]["id"]).read_text()
+    assert ("forked from the warm launcher" in log) is engine.warm  # the first attempt started the launcher
 
 
 def test_retry_limit_and_policy(engine: Engine) -> None:

@@ -36,6 +36,7 @@ from workflows.engine.expr import (
     substitute,
     substitute_all,
 )
+from workflows.engine.launcher import PRELOAD, Launcher
 from workflows.engine.store import RunStore
 from workflows.engine.sync import Cache, Locks, requirements
 
@@ -527,8 +528,30 @@ class Run:
     async def _spawn(self, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
         cwd.mkdir(parents=True, exist_ok=True)
         log_path = self.engine.store.log_path(self.name, node["id"])
+        proc = await self._start(node, argv, env, cwd)
+        out: list[bytes] = []
+        with log_path.open("ab") as log:
+            try:
+                await asyncio.gather(_pump(proc.stdout, log, out), _pump(proc.stderr, log, None), proc.wait())
+            finally:
+                if proc.returncode is None:
+                    await _kill(proc)
+        return int(proc.returncode or 0), b"".join(out).decode(errors="replace")
+
+    async def _start(self, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Any:
+        """Start a step's process: forked from the warm launcher when it can be, else a fresh one."""
+        launcher = self.engine.launcher
+        if launcher is not None:
+            try:
+                child = await launcher.try_spawn(argv, env, str(cwd))
+            except OSError as exc:
+                self.log(node, f"warm start failed ({exc}); starting a fresh process")
+            else:
+                if child is not None:
+                    self.log(node, f"forked from the warm launcher as pid {child.pid}")
+                    return child
         try:
-            proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 *argv,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -539,14 +562,6 @@ class Run:
             )
         except OSError as exc:
             raise NodeError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-        out: list[bytes] = []
-        with log_path.open("ab") as log:
-            try:
-                await asyncio.gather(_pump(proc.stdout, log, out), _pump(proc.stderr, log, None), proc.wait())
-            finally:
-                if proc.returncode is None:
-                    await _kill(proc)
-        return int(proc.returncode or 0), b"".join(out).decode(errors="replace")
 
     def _fetch_input_artifact(self, art: dict[str, Any], mapping: Mapping[str, str]) -> None:
         dest = Path(mapping[art["path"]])
@@ -878,6 +893,8 @@ class Engine:
         objects: Local stand-ins for the cluster's ConfigMaps and Secrets.
         base_env: Environment every step gets (the platform's endpoints).
         parallelism: Most steps running at once.
+        warm: Fork Python steps from a launcher that has preloaded the heavy libraries (see ``launcher``).
+        preload: The modules that launcher imports.
     """
 
     def __init__(
@@ -889,6 +906,8 @@ class Engine:
         objects: LocalObjects | None = None,
         base_env: Mapping[str, str] | None = None,
         parallelism: int = 2,
+        warm: bool = False,
+        preload: tuple[str, ...] = PRELOAD,
     ) -> None:
         self.store = store
         self.library = library
@@ -900,6 +919,8 @@ class Engine:
         self.parallelism = parallelism
         self.locks = Locks(store.root.parent / "locks")
         self.cache = Cache(store.root.parent / "cache")
+        self.warm, self.preload = warm, preload
+        self.launcher: Launcher | None = None
 
     def thread_env(self) -> dict[str, str]:
         """Thread limits for one step: its share of the cores, as a CPU limit gives a pod on a cluster.
@@ -918,8 +939,18 @@ class Engine:
 
     def run(self, workflow: dict[str, Any]) -> dict[str, Any]:
         """Execute a prepared Workflow to the end and return it with its final status."""
-        asyncio.run(Run(workflow, self).execute())
+        asyncio.run(self._execute(workflow))
         return workflow
+
+    async def _execute(self, workflow: dict[str, Any]) -> None:
+        if self.warm:
+            self.launcher = Launcher({**os.environ, **self.base_env, **self.thread_env()}, self.preload)
+        try:
+            await Run(workflow, self).execute()
+        finally:
+            if self.launcher is not None:
+                await self.launcher.close()
+                self.launcher = None
 
 
 def _epoch(stamp: str) -> float:
