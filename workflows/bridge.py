@@ -44,24 +44,46 @@ class Action:
     detail: str
 
 
-def registry_choice(client: Any, name: str, environment: str) -> str:
-    """The version the registry wants in an environment ('' when it wants none)."""
+@dataclass(frozen=True)
+class View:
+    """One read of a registered model: its aliases and tags, and its versions with their stages."""
+
+    aliases: dict[str, str]
+    tags: dict[str, str]
+    versions: list[Any]
+
+
+def read(client: Any, name: str) -> View | None:
+    """Read a registered model in two calls (None when it is not registered or has no versions)."""
     from mlflow.exceptions import MlflowException
 
-    if environment == "production":
-        current = registry.champion(client, name)
-        return str(current.version) if current else ""
     try:
-        versions = client.search_model_versions(f"name = '{name}'")
+        model = client.get_registered_model(name)
     except MlflowException:
+        return None
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        return None
+    return View({k: str(v) for k, v in (model.aliases or {}).items()}, dict(model.tags or {}), list(versions))
+
+
+def registry_choice(client: Any, name: str, environment: str, view: View | None = None) -> str:
+    """The version the registry wants in an environment ('' when it wants none).
+
+    Production: the version with alias ``champion``, else the newest in stage ``Production``; staging: the newest
+    in stage ``Staging``.  ``view`` is used when given, else the registry is read now.
+    """
+    view = view or read(client, name)
+    if view is None:
         return ""
-    staged = [v for v in versions if v.current_stage == STAGE[environment]]
-    return str(max(int(v.version) for v in staged)) if staged else ""
+    if environment == "production" and registry.CHAMPION in view.aliases:
+        return view.aliases[registry.CHAMPION]
+    staged = [int(v.version) for v in view.versions if v.current_stage == STAGE[environment]]
+    return str(max(staged)) if staged else ""
 
 
-def _agreed(client: Any, name: str, environment: str) -> dict[str, str]:
-    tags = client.get_registered_model(name).tags
-    raw = tags.get(f"ctcd.bridge.{environment}")
+def _agreed(view: View | None, environment: str) -> dict[str, str]:
+    raw = view.tags.get(f"ctcd.bridge.{environment}") if view else None
     return dict(json.loads(raw)) if raw else {"registry": "", "git": ""}
 
 
@@ -78,7 +100,12 @@ def _follow_git(client: Any, name: str, environment: str, version: str) -> None:
 
 
 def sync(
-    settings: Settings, client: Any, name: str, environment: str, pins: Mapping[tuple[str, str], Any] | None = None
+    settings: Settings,
+    client: Any,
+    name: str,
+    environment: str,
+    pins: Mapping[tuple[str, str], Any] | None = None,
+    view: View | None = None,
 ) -> Action:
     """Bring one technique's environment into agreement (at most one promotion or one registry change).
 
@@ -89,8 +116,10 @@ def sync(
         environment: ``staging`` or ``production``.
         pins: The version files on main, as :func:`promotion.pinned` reads them once per pass (default: read
             this one file now).
+        view: The registered model as :func:`read` saw it this pass (default: read it now).
     """
-    wanted = registry_choice(client, name, environment)
+    view = view or read(client, name)
+    wanted = registry_choice(client, name, environment, view)
     if pins is None:
         pinned_doc = promotion.current(settings.git_remote, settings.git_branch, name, environment)
     else:
@@ -98,7 +127,7 @@ def sync(
         if isinstance(pinned_doc, Exception):
             raise pinned_doc
     pinned = pinned_doc["a"]["version"] if pinned_doc else ""
-    last = _agreed(client, name, environment)
+    last = _agreed(view, environment)
     if wanted == pinned:
         if last != {"registry": wanted, "git": pinned}:
             _record(client, name, environment, wanted, pinned)
@@ -140,11 +169,12 @@ def reconcile(settings: Settings, techniques: Iterable[str]) -> list[Action]:
     pins = promotion.pinned(settings.git_remote, settings.git_branch)
     actions = []
     for name in techniques:
-        if registry.latest(client, name) is None:
+        view = read(client, name)
+        if view is None:
             continue
         for environment in gitops.ENVIRONMENTS:
             try:
-                actions.append(sync(settings, client, name, environment, pins))
+                actions.append(sync(settings, client, name, environment, pins, view))
             except Exception as exc:  # one technique's trouble must not stop the others
                 _logger.error("bridge: %s/%s: %s", name, environment, exc)
                 actions.append(Action(name, environment, "error", str(exc)))

@@ -23,6 +23,7 @@ ENVIRONMENTS = ("staging", "production")
 NAMESPACE = {"staging": "ctcd-staging", "production": "ctcd-production"}
 RUNTIME = "ctcd-predictor"
 SERVING_ACCOUNT = "ctcd-serving"
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it: ~10x faster
 ANNOTATION = "ctcd.io/"
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Strategy = Literal["full", "canary", "ab"]
@@ -268,7 +269,7 @@ def read_version(text: str) -> dict[str, Any]:
         GitopsError: The file is not a version file ctcd wrote.
     """
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs = [d for d in yaml.load_all(text, Loader=SAFE_LOADER) if d]
     except yaml.YAMLError as exc:
         raise GitopsError(f"version file is not YAML: {exc}") from exc
     services = [d for d in docs if d.get("kind") == "InferenceService"]

@@ -233,7 +233,7 @@ def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | git
         ``{(technique, environment): version}`` for every version file found.
     """
     found: dict[tuple[str, str], dict[str, Any] | gitops.GitopsError] = {}
-    with gitrepo.scratch_clone(remote, main) as repo:
+    with gitrepo.scratch_clone(remote, main, only="gitops/models/*/overlays/*/version.yaml") as repo:
         for path in sorted((Path(repo) / "gitops" / "models").glob("*/overlays/*/version.yaml")):
             try:
                 found[(path.parts[-4], path.parts[-2])] = gitops.read_version(path.read_text())

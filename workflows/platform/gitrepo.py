@@ -69,11 +69,22 @@ def ensure_remote(remote: Path, source: Path, branch: str) -> bool:
 
 
 @contextlib.contextmanager
-def scratch_clone(remote: str, branch: str) -> Iterator[Path]:
-    """A temporary clone of ``branch``, removed afterwards."""
+def scratch_clone(remote: str, branch: str, only: str | None = None) -> Iterator[Path]:
+    """A temporary clone of ``branch``, removed afterwards.
+
+    Args:
+        remote: Path or URL of the remote.
+        branch: The branch to check out.
+        only: A glob pathspec (``gitops/models/*/overlays/*/version.yaml``): check out just the matching files,
+            for readers of a large repository.
+    """
     folder = Path(tempfile.mkdtemp(prefix="ctcd-git-"))
     try:
-        git(folder, "clone", "--quiet", "--branch", branch, "--", remote, "repo")
+        if only is None:
+            git(folder, "clone", "--quiet", "--branch", branch, "--", remote, "repo")
+        else:
+            git(folder, "clone", "--quiet", "--no-checkout", "--branch", branch, "--", remote, "repo")
+            git(folder / "repo", "checkout", "HEAD", "--", f":(glob){only}", check=False)  # no match: no files
         yield folder / "repo"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
