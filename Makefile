@@ -66,6 +66,7 @@ bench: $(STAMP) ## Print benchmark figures against peers (and write bench-result
 	$(BIN)/python -m tests.bench.serving_peers
 	$(BIN)/python -m tests.bench.engine_overhead
 	$(BIN)/python -m tests.bench.scale
+	$(BIN)/python -m tests.bench.registry_sync
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.cold_start
 
