@@ -270,3 +270,13 @@ def test_fuzzed_requests_never_get_a_5xx_and_the_server_stays_well(server: str) 
 def test_a_v2_body_with_nan_or_infinity_gets_a_422_not_a_500(server: str, raw: bytes) -> None:
     reply = _post(f"{server}/v2/models/{TECHNIQUE}/infer", raw)
     assert reply.status_code == 422 and reply.json()["error"].startswith("the body is not a valid inference request")
+
+
+def test_requests_are_counted_in_metrics_not_logged_line_by_line(server: str, model_dir: Path) -> None:
+    for _ in range(5):
+        assert _post(f"{server}/v1/models/{TECHNIQUE}:predict", {"instances": [PAIR]}).status_code == 200
+    log = (model_dir.parent / "predictor.log").read_text()
+    assert "POST /v1/models" not in log and "predict_ms" not in log  # per-request lines only with --request_log
+    assert "ORJSONResponse is deprecated" not in log
+    metrics = httpx.get(f"{server}/metrics", timeout=5).text
+    assert "request_predict_seconds_count" in metrics
