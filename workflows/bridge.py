@@ -78,8 +78,8 @@ def registry_choice(client: Any, name: str, environment: str, view: View | None 
         return ""
     if environment == "production" and registry.CHAMPION in view.aliases:
         return view.aliases[registry.CHAMPION]
-    staged = [int(v.version) for v in view.versions if v.current_stage == STAGE[environment]]
-    return str(max(staged)) if staged else ""
+    staged = registry.newest_in_stage(view.versions, STAGE[environment])
+    return str(staged.version) if staged is not None else ""
 
 
 def _agreed(view: View | None, environment: str) -> dict[str, str]:

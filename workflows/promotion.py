@@ -244,6 +244,7 @@ def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | git
 
 def current(remote: str, main: str, technique: str, environment: str) -> dict[str, Any] | None:
     """The parsed version file of an environment on ``main`` (None before the first promotion)."""
-    with gitrepo.scratch_clone(remote, main) as repo:
-        path = Path(repo) / _version_path(technique, environment)
+    rel = _version_path(technique, environment)
+    with gitrepo.scratch_clone(remote, main, only=rel) as repo:
+        path = Path(repo) / rel
         return gitops.read_version(path.read_text()) if path.exists() else None

@@ -25,6 +25,16 @@ STEPS = 20
 COMMAND = ["python", "-c", "pass"]
 
 
+def dag_workflow(tasks: list[dict[str, Any]], step: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """A Workflow whose entrypoint ``main`` is a DAG of ``tasks``, each running the template ``step``."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "bench-"},
+        "spec": {"entrypoint": "main", **spec, "templates": [{"name": "main", "dag": {"tasks": tasks}}, step]},
+    }
+
+
 def dag(chain: bool) -> dict[str, Any]:
     tasks = []
     for i in range(STEPS):
@@ -32,18 +42,7 @@ def dag(chain: bool) -> dict[str, Any]:
         if chain and i:
             task["dependencies"] = [f"s{i - 1}"]
         tasks.append(task)
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"generateName": "bench-"},
-        "spec": {
-            "entrypoint": "main",
-            "templates": [
-                {"name": "main", "dag": {"tasks": tasks}},
-                {"name": "step", "container": {"image": "python:3.11", "command": COMMAND}},
-            ],
-        },
-    }
+    return dag_workflow(tasks, {"name": "step", "container": {"image": "python:3.11", "command": COMMAND}})
 
 
 def direct(parallel: int) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tests.bench.engine_overhead import dag_workflow
 from workflows import gitops, manifests
 from workflows.engine.executor import Engine
 from workflows.engine.spec import TemplateLibrary
@@ -46,16 +47,7 @@ def _layered_dag(nodes: int, width: int = 10) -> dict[str, Any]:
             task["dependencies"] = sorted({f"t{layer * width + (i % width)}", f"t{layer * width + (i + 1) % width}"})
         tasks.append(task)
     step = {"name": "step", "script": {"image": "python:3.11", "command": ["sh"], "source": "true"}}
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"generateName": "scale-"},
-        "spec": {
-            "entrypoint": "main",
-            "parallelism": 2,
-            "templates": [{"name": "main", "dag": {"tasks": tasks}}, step],
-        },
-    }
+    return dag_workflow(tasks, step, parallelism=2)
 
 
 def engine(nodes: int) -> dict[str, float]:

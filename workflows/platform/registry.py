@@ -34,8 +34,13 @@ def champion(mlflow_client: Any, name: str) -> Any | None:
         versions = mlflow_client.search_model_versions(f"name = '{name}'")
     except MlflowException:
         return None
-    production = [v for v in versions if v.current_stage == PRODUCTION]
-    return max(production, key=lambda v: int(v.version)) if production else None
+    return newest_in_stage(versions, PRODUCTION)
+
+
+def newest_in_stage(versions: list[Any], stage: str) -> Any | None:
+    """The highest-numbered of ``versions`` in ``stage`` (``Staging``, ``Production``), if any."""
+    staged = [v for v in versions if v.current_stage == stage]
+    return max(staged, key=lambda v: int(v.version)) if staged else None
 
 
 def register(

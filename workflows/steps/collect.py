@@ -9,7 +9,7 @@ from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter
 
-from workflows.steps.common import RETRY, UNAVAILABLE, fail, step
+from workflows.steps.common import RETRY, fail, require, step
 
 _logger = logging.getLogger(__name__)
 
@@ -57,14 +57,11 @@ def collect(inputs: CollectInput) -> CollectOutput:
     from models.contract import get
     from workflows.collect import collect as run_collection
     from workflows.platform.s3 import s3_client
-    from workflows.settings import SettingError, get_settings
+    from workflows.settings import get_settings
     from workflows.validation import DatasetError
 
     settings = get_settings()
-    try:
-        settings.require_reachable("s3")
-    except SettingError as exc:
-        fail(f"collection not started: {exc}", UNAVAILABLE)
+    require(settings, ("s3",), "collection not started: ")
     try:
         found = run_collection(
             s3_client(settings), settings, get(inputs.technique), inputs.source, inputs.rows, inputs.location

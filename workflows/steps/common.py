@@ -53,6 +53,23 @@ def fail(message: str, code: int = BAD_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+def require(settings: Any, services: tuple[str, ...], doing: str = "") -> None:
+    """End the step with exit 75 and the variable to fix when one of ``services`` cannot be reached.
+
+    Args:
+        settings: The step's :class:`~workflows.settings.Settings`.
+        services: ``s3`` and/or ``mlflow``.
+        doing: A prefix for the message (``collection not started: ``).
+    """
+    from workflows.settings import SettingError
+
+    try:
+        for service in services:
+            settings.require_reachable(service)
+    except SettingError as exc:
+        fail(f"{doing}{exc}", UNAVAILABLE)
+
+
 @contextmanager
 def outage_guard(settings: Any, services: tuple[str, ...]) -> Iterator[None]:
     """End the step with exit 75 and the variable to fix when a service stops answering mid-step.

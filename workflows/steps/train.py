@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from hera.workflows import Input, Output, Parameter
 from hera.workflows.models import Cache, LocalObjectReference, Memoize
 
-from workflows.steps.common import RETRY, UNAVAILABLE, fail, outage_guard, step
+from workflows.steps.common import RETRY, fail, outage_guard, require, step
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
@@ -133,7 +133,7 @@ def _services(technique_name: str, *services: str) -> Iterator[tuple[Any, Any, A
     """
     from models.contract import UnknownTechnique, get
     from workflows.platform.s3 import s3_client
-    from workflows.settings import SettingError, get_settings
+    from workflows.settings import get_settings
 
     settings = get_settings()
     try:
@@ -141,11 +141,7 @@ def _services(technique_name: str, *services: str) -> Iterator[tuple[Any, Any, A
     except UnknownTechnique as exc:
         fail(str(exc))
     needed = ("s3", *services)
-    try:
-        for service in needed:
-            settings.require_reachable(service)
-    except SettingError as exc:
-        fail(str(exc), UNAVAILABLE)
+    require(settings, needed)
     with outage_guard(settings, needed):
         yield settings, technique, s3_client(settings)
 
