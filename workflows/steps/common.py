@@ -8,7 +8,10 @@ stops answering in the middle of a step into that retryable exit instead of a tr
 No `from __future__ import annotations` in step modules: hera reads the real annotations of step functions.
 """
 
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -19,6 +22,7 @@ from hera.workflows.models import Backoff, IntOrString
 from workflows.templates.common import container_security, resources, step_env, trainer_image
 
 BAD_INPUT, UNAVAILABLE = 2, 75  # exit codes: refused input is final; an unreachable service is retried
+OUTAGE_GRACE = 10.0  # seconds a service may be gone mid-step (a restart) before the step gives up
 RETRY = RetryStrategy(
     limit="2",
     retry_policy="Always",
@@ -70,25 +74,59 @@ def require(settings: Any, services: tuple[str, ...], doing: str = "") -> None:
         fail(f"{doing}{exc}", UNAVAILABLE)
 
 
+def _unreachable(settings: Any, services: tuple[str, ...]) -> str | None:
+    """The error of the first of ``services`` that does not answer now, if any."""
+    from workflows.settings import SettingError
+
+    for service in services:
+        try:
+            settings.require_reachable(service, timeout=1.0)
+        except SettingError as lost:
+            return str(lost)
+    return None
+
+
+def _watch(settings: Any, services: tuple[str, ...], grace: float, every: float, stop: threading.Event) -> None:
+    """End the process (exit 75) once a service has been unreachable for ``grace`` seconds."""
+    down_since: float | None = None
+    while not stop.wait(every):
+        lost = _unreachable(settings, services)
+        if lost is None:
+            down_since = None
+            continue
+        down_since = down_since or time.monotonic()
+        if time.monotonic() - down_since >= grace:
+            print(
+                f"error: lost a service mid-step (gone for {grace:.0f}s or more): {lost}", file=sys.stderr, flush=True
+            )
+            os._exit(UNAVAILABLE)  # library retries (presigned downloads: minutes) would otherwise hold the step
+
+
 @contextmanager
-def outage_guard(settings: Any, services: tuple[str, ...]) -> Iterator[None]:
+def outage_guard(
+    settings: Any, services: tuple[str, ...], grace: float = OUTAGE_GRACE, every: float = 2.0
+) -> Iterator[None]:
     """End the step with exit 75 and the variable to fix when a service stops answering mid-step.
 
-    Any exception raised inside the block makes each of ``services`` (``s3``, ``mlflow``) be probed again; if one
-    no longer answers, the step fails as unavailable (retried by ``RETRY``), otherwise the exception propagates.
+    Two ways: an exception raised inside the block makes each of ``services`` (``s3``, ``mlflow``) be probed
+    again, and a watcher probes them every ``every`` seconds meanwhile, so a step whose libraries keep retrying
+    a dead service ends after ``grace`` seconds instead of minutes.  Either way the step fails as unavailable
+    (retried by ``RETRY``); an exception with every service answering propagates.
 
     Args:
         settings: The step's :class:`~workflows.settings.Settings`.
         services: The services the block talks to.
+        grace: Seconds a service may stay unreachable before the step gives up.
+        every: Seconds between the watcher's probes.
     """
-    from workflows.settings import SettingError
-
+    stop = threading.Event()
+    threading.Thread(target=_watch, args=(settings, services, grace, every, stop), daemon=True).start()
     try:
         yield
     except Exception as exc:
-        for service in services:
-            try:
-                settings.require_reachable(service, timeout=1.0)
-            except SettingError as lost:
-                fail(f"lost a service mid-step ({type(exc).__name__}): {lost}", UNAVAILABLE)
+        lost = _unreachable(settings, services)
+        if lost is not None:
+            fail(f"lost a service mid-step ({type(exc).__name__}): {lost}", UNAVAILABLE)
         raise
+    finally:
+        stop.set()
