@@ -26,5 +26,8 @@ async def request_validation_error(_: Any, exc: Exception) -> JSONResponse:
 
 
 def install(app: Any) -> None:
-    """Register the handlers on a FastAPI app."""
+    """Register the handlers and the request-body limit on a FastAPI app."""
+    from serving.limits import BodyLimit
+
     app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_middleware(BodyLimit)

@@ -35,11 +35,13 @@ class ArtifactError(RuntimeError):
 
 
 def _columns(model_dir: Path) -> list[tuple[str, str]]:
+    """Input names and types: the signature's, refined by ``metadata.ctcd_input_types`` (which knows dates)."""
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
     signature = (mlmodel.get("signature") or {}).get("inputs")
     if not signature:
         raise ArtifactError(f"{model_dir}/MLmodel has no input signature; register models through ctcd")
-    return [(c["name"], c["type"]) for c in yaml.safe_load(signature)]
+    declared = (mlmodel.get("metadata") or {}).get("ctcd_input_types") or {}
+    return [(c["name"], str(declared.get(c["name"], c["type"]))) for c in yaml.safe_load(signature)]
 
 
 def find_artifact(model_dir: Path) -> Path:
@@ -194,7 +196,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
 
 
 def _check_value(value: Any, kind: str, row: int, name: str) -> Any:
-    if kind in ("double", "float", "long", "integer"):
+    if kind in ("double", "float", "long", "integer", "number"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidInput(f"row {row}, field {name!r}: expected a number, got {value!r}"[:300])
         return value
@@ -204,4 +206,18 @@ def _check_value(value: Any, kind: str, row: int, name: str) -> Any:
         raise InvalidInput(f"row {row}, field {name!r}: is empty")
     if len(value) > 10_000:
         raise InvalidInput(f"row {row}, field {name!r}: longer than 10000 characters")
+    if kind == "date":
+        return _date(value, row, name)
     return value
+
+
+def _date(value: str, row: int, name: str) -> str:
+    """An ISO 8601 date (or date-time), the whole value, normalized to ``YYYY-MM-DD``."""
+    from datetime import date, datetime
+
+    text = value.strip()
+    try:
+        parsed = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()
+    except ValueError:
+        raise InvalidInput(f"row {row}, field {name!r}: {text[:40]!r} is not an ISO date such as 2026-01-31") from None
+    return parsed.isoformat()

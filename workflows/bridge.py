@@ -181,25 +181,31 @@ def reconcile(settings: Settings, techniques: Iterable[str]) -> list[Action]:
     return actions
 
 
-def sign(secret: str, delivery_id: str, timestamp: str, payload: str) -> str:
+def sign(secret: str, delivery_id: str, timestamp: str, payload: str | bytes) -> str:
     """MLflow's webhook signature: ``v1,`` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{payload}"))."""
-    digest = hmac.new(secret.encode(), f"{delivery_id}.{timestamp}.{payload}".encode(), hashlib.sha256).digest()
+    body = payload if isinstance(payload, bytes) else payload.encode()
+    message = f"{delivery_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify(secret: str, headers: dict[str, str], payload: str, now: float | None = None) -> str:
-    """Check an MLflow webhook delivery; return '' when valid, else why not (compared in constant time)."""
+def verify(secret: str, headers: Mapping[str, str], payload: str | bytes, now: float | None = None) -> str:
+    """Check an MLflow webhook delivery; return '' when valid, else why not (compared in constant time).
+
+    Only the headers are read before the signature is checked; the body is hashed as raw bytes, never parsed.
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
     signature = lowered.get("x-mlflow-signature", "")
     delivery, stamp = lowered.get("x-mlflow-delivery-id", ""), lowered.get("x-mlflow-timestamp", "")
     if not (signature and delivery and stamp):
         return "missing X-MLflow-Signature, X-MLflow-Delivery-Id or X-MLflow-Timestamp"
-    try:
-        skew = abs((now or time.time()) - int(stamp))
-    except ValueError:
-        return "X-MLflow-Timestamp is not a Unix time"
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        return "X-MLflow-Timestamp is not a Unix time in seconds"
+    skew = abs((now or time.time()) - int(stamp))
     if skew > MAX_SKEW_SECONDS:
         return f"timestamp is {skew:.0f}s away from now (replay?)"
-    if not hmac.compare_digest(sign(secret, delivery, stamp, payload).encode(), signature.encode()):
+    if len(delivery) > 200:
+        return "X-MLflow-Delivery-Id is longer than 200 characters"
+    if not hmac.compare_digest(sign(secret, delivery, stamp, payload).encode(), signature.encode("utf-8", "replace")):
         return "signature does not match"
     return ""

@@ -1,7 +1,10 @@
 """``python -m workflows.bridge_server``: the registry bridge next to the local platform.
 
 It reconciles every few seconds (stage changes have no webhook), registers an MLflow webhook for alias
-changes pointing at itself, and reconciles at once on each delivery whose signature verifies.
+changes pointing at itself, and reconciles at once on each delivery whose signature verifies.  A delivery is
+authenticated from its headers and raw bytes before anything is parsed; a body over 64 KiB is refused with
+413, a replayed delivery id with 409, and a body that is not a JSON object with 400.  ``/healthz`` answers
+503 with the reason while reconcile passes fail.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 
 import uvicorn
 from starlette.applications import Starlette
@@ -23,6 +27,7 @@ from workflows.settings import Settings, get_settings
 
 _logger = logging.getLogger("workflows.bridge")
 EVENTS = ["model_version_alias.created", "model_version_alias.deleted"]
+MAX_BODY = 64 * 1024  # bytes: an MLflow event is well under 1 KiB
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -43,28 +48,95 @@ def ensure_webhook(settings: Settings, secret: str) -> None:
     client.create_webhook(name="ctcd-bridge", url=url, events=EVENTS, secret=secret)
 
 
-def app(settings: Settings, secret: str, wake: threading.Event) -> Starlette:
-    """The webhook receiver: 401 unless the signature verifies, then a reconcile is triggered."""
+class Health:
+    """What ``/healthz`` reports: the last reconcile pass, and when it ran."""
+
+    def __init__(self) -> None:
+        self.error = ""
+        self.last_ok = 0.0
+        self.passes = 0
+
+    def ok(self) -> None:
+        """Record a pass that went through."""
+        self.error, self.last_ok, self.passes = "", time.time(), self.passes + 1
+
+    def failed(self, error: str) -> None:
+        """Record a pass that failed, and why."""
+        self.error, self.passes = error, self.passes + 1
+
+    def body(self) -> tuple[dict[str, object], int]:
+        """The health document and its HTTP status (503 while passes fail)."""
+        if self.error:
+            return {"status": "failing", "reason": f"registry sync failing: {self.error}"[:500]}, 503
+        return {"status": "ok", "passes": self.passes, "last_ok": self.last_ok}, 200
+
+
+class Replays:
+    """Delivery ids seen within the signature's time window; a second delivery of one is refused."""
+
+    def __init__(self, window: float = bridge.MAX_SKEW_SECONDS * 2) -> None:
+        self.window = window
+        self.seen: dict[str, float] = {}
+
+    def first_time(self, delivery: str) -> bool:
+        """Record ``delivery``; False when it was seen already."""
+        now = time.monotonic()
+        self.seen = {d: t for d, t in self.seen.items() if now - t < self.window}
+        if delivery in self.seen:
+            return False
+        self.seen[delivery] = now
+        return True
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it grows past ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
+
+
+def app(settings: Settings, secret: str, wake: threading.Event, health: Health | None = None) -> Starlette:
+    """The webhook receiver: authenticated before anything is parsed, replays and oversized bodies refused."""
+    replays, status = Replays(), health or Health()
+
+    def refuse(code: int, problem: str) -> JSONResponse:
+        _logger.warning("refused webhook: %s", problem)
+        return JSONResponse({"error": f"refused: {problem}"}, status_code=code)
 
     async def receive(request: Request) -> JSONResponse:
-        payload = (await request.body()).decode(errors="replace")
-        problem = bridge.verify(secret, dict(request.headers), payload)
+        payload = await _read_capped(request, MAX_BODY)
+        if payload is None:
+            return refuse(413, f"the body is larger than {MAX_BODY} bytes")
+        problem = bridge.verify(secret, request.headers, payload)
         if problem:
-            _logger.warning("refused webhook: %s", problem)
-            return JSONResponse({"error": f"refused: {problem}"}, status_code=401)
-        event = json.loads(payload) if payload else {}
-        _logger.info("webhook %s.%s", event.get("entity"), event.get("action"))
+            return refuse(401, problem)
+        if not replays.first_time(request.headers["x-mlflow-delivery-id"]):
+            return refuse(409, "this X-MLflow-Delivery-Id was delivered already (replay)")
+        try:
+            event = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return refuse(400, "the body is not UTF-8 JSON")
+        if not isinstance(event, dict):
+            return refuse(400, "the body is not a JSON object {entity, action, timestamp, data}")
+        _logger.info("webhook %s.%s", str(event.get("entity"))[:60], str(event.get("action"))[:60])
         wake.set()
         return JSONResponse({"status": "accepted"})
 
-    async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    async def healthz(_: Request) -> JSONResponse:
+        body, code = status.body()
+        return JSONResponse(body, status_code=code)
 
-    return Starlette(routes=[Route("/webhooks/mlflow", receive, methods=["POST"]), Route("/healthz", health)])
+    return Starlette(routes=[Route("/webhooks/mlflow", receive, methods=["POST"]), Route("/healthz", healthz)])
 
 
-def loop(settings: Settings, secret: str, wake: threading.Event, interval: float = 3.0) -> None:
-    """Reconcile on every wake-up or every ``interval`` seconds."""
+def loop(settings: Settings, secret: str, wake: threading.Event, health: Health, interval: float = 3.0) -> None:
+    """Reconcile on every wake-up or every ``interval`` seconds; ``health`` records how each pass went."""
     registered = False
     while True:
         try:
@@ -74,8 +146,10 @@ def loop(settings: Settings, secret: str, wake: threading.Event, interval: float
             for action in bridge.reconcile_once(settings):
                 if action.kind not in ("in-sync", "waiting"):
                     _logger.info("%s/%s: %s %s", action.technique, action.environment, action.kind, action.detail)
+            health.ok()
         except Exception as exc:  # MLflow or git may be briefly away; try again next round
             _logger.warning("bridge pass failed: %s", exc)
+            health.failed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         wake.wait(interval)
         wake.clear()
 
@@ -85,9 +159,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     secret = webhook_secret(settings)
-    wake = threading.Event()
-    threading.Thread(target=loop, args=(settings, secret, wake), daemon=True).start()
-    uvicorn.run(app(settings, secret, wake), host="127.0.0.1", port=settings.bridge_port, log_level="warning")
+    wake, health = threading.Event(), Health()
+    threading.Thread(target=loop, args=(settings, secret, wake, health), daemon=True).start()
+    uvicorn.run(app(settings, secret, wake, health), host="127.0.0.1", port=settings.bridge_port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,14 @@ def up() -> None:
     for name, seconds in waits.items():
         note = "already running" if seconds is None else f"healthy after {seconds:.1f}s"
         console.print(f"[green]✓[/] {name}: {note}")
+    from workflows import runs
+
+    for name in runs.settle_all(settings):
+        console.print(f"[yellow]![/] run {name} had lost its engine worker: marked Error (see `ctcd runs get {name}`)")
+    with console.status("local serving: starting the pinned revisions…"):
+        problem = stack.wait_serving(settings, settings.startup_timeout)
+    if problem:
+        console.print(f"[yellow]![/] serving is up but not every InferenceService is ready yet: {escape(problem)}")
     console.print(f"platform up in {time.monotonic() - start:.1f}s — state in {settings.state_dir}")
 
 
@@ -76,7 +84,7 @@ def status(output: OutputOpt = "table") -> None:
     if output == "json":
         print(json.dumps(rows, indent=2))
         return
-    table = Table("SERVICE", "URL", "PID", "STATE", "HEALTHY", "RSS MiB")
+    table = Table("SERVICE", "URL", "PID", "STATE", "HEALTHY", "RSS MiB", "REASON")
     for row in rows:
         healthy = "[green]yes[/]" if row["healthy"] else "[red]no[/]"
         table.add_row(
@@ -86,6 +94,7 @@ def status(output: OutputOpt = "table") -> None:
             str(row["state"]),
             healthy,
             str(row["rss_mib"] or "-"),
+            escape(str(row["reason"])),
         )
     console.print(table)
     if not all(row["healthy"] for row in rows):
@@ -322,17 +331,81 @@ def data_add(
     spec = _technique(technique)
     client = s3_client(settings)
     try:
-        if source.startswith("s3://"):
-            bucket, _, key = source[5:].partition("/")
-            raw = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        else:
-            from pathlib import Path
-
-            raw = Path(source).read_bytes()
+        raw = datasets.read_location(client, source) if source.startswith("s3://") else _read_local(source)
         keys = datasets.collect(client, settings, spec, source, raw)
-    except (DatasetError, OSError) as exc:
+    except DatasetError as exc:
         raise _fail(str(exc)) from exc
     console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
+
+
+def _read_local(source: str) -> bytes:
+    from pathlib import Path
+
+    from workflows.validation import MAX_FILE_BYTES, DatasetError
+
+    path = Path(source)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise DatasetError(f"{source}: larger than the {MAX_FILE_BYTES >> 20} MiB limit; split it into batches")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{source}: no such file; give the path of a CSV or Parquet file") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{source}: is a folder; give one CSV or Parquet file") from None
+    except OSError as exc:
+        raise DatasetError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+
+
+@data_app.command("ls")
+def data_ls(technique: str, output: OutputOpt = "table") -> None:
+    """List a technique's files in S3: the test split, each batch (retired ones too), rows, classes, versions."""
+    from workflows.platform import datasets
+    from workflows.platform.s3 import s3_client
+    from workflows.validation import DatasetError
+
+    settings = _settings()
+    spec = _technique(technique)
+    try:
+        settings.require_reachable("s3")
+        listing = datasets.inventory(s3_client(settings), settings, spec)
+    except (DatasetError, SettingError) as exc:
+        raise _fail(str(exc)) from exc
+    if output == "json":
+        print(json.dumps(listing, indent=2))
+        return
+    table = Table("FILE", "ROLE", "ROWS", "CLASSES", "SMALLEST CLASS", title=f"s3://{listing['bucket']}/{technique}/")
+    for item in listing["files"]:
+        classes = item["classes"]
+        smallest = min(classes.items(), key=lambda kv: kv[1]) if classes else ("-", 0)
+        table.add_row(
+            item["key"].split("/", 1)[1],
+            item["role"],
+            str(item["rows"]),
+            str(len(classes)),
+            f"{smallest[0]} ({smallest[1]})",
+        )
+    console.print(table)
+    for version in listing["versions"]:
+        console.print(f"dataset version {version['version']}: {len(version['batches'])} batch(es)")
+
+
+@data_app.command("rm")
+def data_rm(technique: str, batch: Annotated[str, typer.Argument(help="batch-0001, batch-0001.csv or 1.")]) -> None:
+    """Retire a batch: it leaves the training set (a new dataset version) but stays in S3 as history."""
+    from workflows.platform import datasets
+    from workflows.platform.s3 import s3_client
+    from workflows.validation import DatasetError
+
+    settings = _settings()
+    spec = _technique(technique)
+    try:
+        settings.require_reachable("s3")
+        record = datasets.retire(s3_client(settings), settings, spec, batch)
+    except (DatasetError, SettingError) as exc:
+        raise _fail(f"cannot retire {batch} of {technique}: {exc}") from exc
+    console.print(
+        f"[green]✓[/] {technique}: retired {batch} (kept in S3; record {record}); the next run trains without it"
+    )
 
 
 @app.command()
@@ -516,9 +589,10 @@ def rollout(technique: str, env: Annotated[str, typer.Option(help="staging or pr
 def get_isvc(name: Annotated[str | None, typer.Argument()] = None, output: OutputOpt = "table") -> None:
     """InferenceServices served locally, with the columns of `kubectl get isvc`."""
     from workflows import render
+    from workflows.platform import stack
 
-    path = _settings().state_dir / "serving" / "status.json"
-    items = json.loads(path.read_text())["items"] if path.exists() else []
+    settings = _settings()
+    items = stack.served(settings)
     items = [i for i in items if name in (None, i["metadata"]["name"])]
     if name and not items:
         raise _fail(f'inferenceservices "{name}" not found')

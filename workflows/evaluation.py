@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from models.contract import TechniqueSpec
+
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_\-. :/]")
+MAX_METRIC_NAME = 250
+
+
+def metric_names(prefix: str, labels: Iterable[Any]) -> dict[str, str]:
+    """A valid, distinct MLflow metric name for each label: ``prefix`` + the label in MLflow's alphabet.
+
+    MLflow allows only ASCII letters, digits and ``_ - . : /`` and spaces.  Accents are dropped
+    (``é`` → ``e``), anything else becomes ``_``; a label that had to change, or that would collide with
+    another, gets a short hash of the original so that no two labels share a name.
+
+    Returns:
+        ``{label: metric name}``, in the order given (log it next to the metrics to read them back).
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for label in map(str, labels):
+        ascii_ = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+        clean = _NOT_ALLOWED.sub("_", ascii_).strip() or "_"
+        name = f"{prefix}{clean}"[:MAX_METRIC_NAME]
+        if clean != label or name in taken:
+            suffix = "_" + hashlib.sha256(label.encode()).hexdigest()[:8]
+            name = f"{prefix}{clean}"[: MAX_METRIC_NAME - len(suffix)] + suffix
+        taken.add(name)
+        names[label] = name
+    return names
 
 
 def predictions(spec: TechniqueSpec, model: Any, frame: Any) -> tuple[Any, Any]:
@@ -55,7 +86,8 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
         CalibrationDisplay.from_predictions(test[spec.target], proba[:, 1], n_bins=10, ax=ax, name=spec.name)
         ax.set_title(f"{spec.name}: calibration on the frozen test split")
         return fig
-    size = max(8, len(model.classes_) // 4)
+    classes = len(model.classes_)
+    size = min(24, max(8, classes // 4))
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
         test[spec.target],
@@ -67,5 +99,12 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
         colorbar=False,
     )
     ax.set_title(f"{spec.name}: confusion matrix (row-normalized) on the frozen test split")
+    font = max(4.0, min(10.0, 900 / max(classes, 1) / 3))  # 150 classes still fit, one label per row
+    ax.set_xticks(ax.get_xticks(), [_short(t.get_text()) for t in ax.get_xticklabels()], rotation=90, fontsize=font)
+    ax.set_yticks(ax.get_yticks(), [_short(t.get_text()) for t in ax.get_yticklabels()], fontsize=font)
     fig.tight_layout()
     return fig
+
+
+def _short(label: str, limit: int = 32) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"

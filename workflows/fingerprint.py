@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-PREFIXES = ("train/", "test/")
+PREFIXES = ("train/", "test/", "retired/")
 
 
 def _digest(parts: list[str]) -> str:

@@ -16,16 +16,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from workflows.engine.executor import Engine, LocalObjects
 from workflows.engine.spec import TemplateLibrary
-from workflows.engine.store import RunStore
+from workflows.engine.store import TERMINAL, RunStore
 from workflows.engine.submit import from_file, from_reference, prepare
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 
-TERMINAL = ("Succeeded", "Failed", "Error")
 CONFIGMAP = "ctcd-config"
 S3_SECRET = "ctcd-s3-credentials"
 
@@ -79,32 +76,7 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
             env={**os.environ, "CTCD_STATE_DIR": str(settings.state_dir)},
             start_new_session=True,
         )
-    record = {"pid": worker.pid, "create_time": psutil.Process(worker.pid).create_time()}
-    (folder / "worker.json").write_text(json.dumps(record))
-    return workflow
-
-
-def _worker_alive(folder: Path) -> bool:
-    """Whether the detached worker of a run is still running (True when there is no record to check)."""
-    record_path = folder / "worker.json"
-    if not record_path.exists():
-        return True
-    record = json.loads(record_path.read_text())
-    try:
-        proc = psutil.Process(record["pid"])
-        return bool(abs(proc.create_time() - record["create_time"]) < 0.5 and proc.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
-
-
-def _mark_lost(store: RunStore, name: str) -> dict[str, Any]:
-    """Record that a run's worker died before the run ended, so no run stays Running for ever."""
-    workflow = store.load(name)
-    if workflow["status"].get("phase") not in TERMINAL:
-        workflow["status"]["phase"] = "Error"
-        log = store.run_dir(name) / "engine.log"
-        workflow["status"]["message"] = f"the engine worker exited before the run ended; see {log}"
-        store.save(workflow)
+    store.record_worker(workflow["metadata"]["name"], worker.pid)
     return workflow
 
 
@@ -124,13 +96,29 @@ def wait(
     store = RunStore(settings.state_dir)
     start = time.monotonic()
     while True:
-        workflow = store.load(name)
+        workflow = store.load(name)  # settles a run whose worker died
         if on_update:
             on_update(workflow)
         if workflow["status"].get("phase") in TERMINAL:
             return workflow
-        if not _worker_alive(store.run_dir(name)):
-            return _mark_lost(store, name)
         if timeout is not None and time.monotonic() - start > timeout:
             return workflow
         time.sleep(0.25)
+
+
+def settle_all(settings: Settings) -> list[str]:
+    """Settle every run whose worker died (what ``ctcd up`` does); return the names of the runs it ended."""
+    store = RunStore(settings.state_dir)
+    before = {w["metadata"]["name"]: w["status"].get("phase") for w in _raw_runs(store)}
+    after = {w["metadata"]["name"]: w["status"].get("phase") for w in store.list()}
+    return sorted(name for name, phase in after.items() if phase != before.get(name))
+
+
+def _raw_runs(store: RunStore) -> list[dict[str, Any]]:
+    runs = []
+    for path in store.root.glob("*/workflow.json") if store.root.exists() else []:
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return runs

@@ -8,10 +8,16 @@ N is line N+1) and the column, plus what to do.  Validation never raises anythin
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from models.contract import TechniqueSpec
+
+MAX_FILE_BYTES = 256 * 2**20
+INTEGER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+BINARY_CLASSES = ("0", "1")
 
 
 class DatasetError(ValueError):
@@ -32,16 +38,23 @@ def parse(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
     Raises:
         DatasetError: The file is empty, not UTF-8, has missing or extra columns, or a value of the wrong type.
     """
+    if len(raw) > MAX_FILE_BYTES:
+        raise DatasetError(
+            f"{name}: {len(raw)} bytes is over the {MAX_FILE_BYTES >> 20} MiB limit; split it into batches"
+        )
     if not raw.strip():
         raise DatasetError(f"{name}: the file is empty (no header, no rows); write a header line and data rows")
-    frame = _read_parquet(name, raw) if name.endswith(".parquet") else _read_csv(name, raw)
+    if b"\x00" in raw and not name.endswith(".parquet"):
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise DatasetError(f"{name}: line {line} holds a NUL byte (0x00); remove it, it would cut the value short")
+    frame = _read_parquet(name, raw) if name.endswith(".parquet") else _read_csv(name, raw, spec)
     _check_columns(name, list(frame.columns), spec)
     if frame.empty:
         raise DatasetError(f"{name}: has a header but no data rows")
     return _typed(name, frame, spec)
 
 
-def _read_csv(name: str, raw: bytes) -> Any:
+def _read_csv(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
     import pandas as pd
 
     try:
@@ -52,19 +65,20 @@ def _read_csv(name: str, raw: bytes) -> Any:
             f"{name}: line {line} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "re-save the file as UTF-8"
         ) from exc
-    _check_field_counts(name, text)
+    _check_field_counts(name, text, spec)
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DatasetError(f"{name}: not a readable CSV ({str(exc).strip()})") from exc
 
 
-def _check_field_counts(name: str, text: str) -> None:
+def _check_field_counts(name: str, text: str, spec: TechniqueSpec) -> None:
     import csv
 
     try:
         rows = csv.reader(io.StringIO(text))
         header = next(rows, [])
+        _check_columns(name, [h.strip() for h in header], spec)  # before pandas renames a duplicate to `x.1`
         for row, fields in enumerate(rows, start=1):
             if fields and len(fields) != len(header):
                 raise DatasetError(
@@ -111,11 +125,23 @@ def _typed(name: str, frame: Any, spec: TechniqueSpec) -> Any:
             out[column] = values
             continue
         out[column] = [_convert(name, row, column, kind, value) for row, value in enumerate(values, start=1)]
+    if spec.task == "binary":
+        _check_binary(name, list(out[spec.target]), spec.target)
     return out
 
 
+def _check_binary(name: str, values: list[Any], column: str) -> None:
+    """A binary task's target holds only its two classes, 0 and 1."""
+    for row, value in enumerate(values, start=1):
+        if str(value) not in BINARY_CLASSES:
+            raise DatasetError(
+                f"{name}: row {row} (line {row + 1}), column {column!r}: {str(value)[:20]!r} is not a class of this "
+                f"binary task (use 0 or 1)"
+            )
+
+
 def _convert(name: str, row: int, column: str, kind: str, value: str) -> Any:
-    from datetime import date
+    from datetime import date, datetime
 
     where = f"{name}: row {row} (line {row + 1}), column {column!r}"
     text = value.strip()
@@ -123,14 +149,19 @@ def _convert(name: str, row: int, column: str, kind: str, value: str) -> Any:
         raise DatasetError(f"{where}: is empty; every {kind} value is required")
     try:
         if kind == "integer":
+            if not INTEGER.fullmatch(text):
+                raise ValueError(text)
             return int(text)
         if kind == "number":
+            if not NUMBER.fullmatch(text):
+                raise ValueError(text)
             number = float(text)
-            if number != number or number in (float("inf"), float("-inf")):
+            if number in (float("inf"), float("-inf")):
                 raise ValueError(text)
             return number
         if kind == "date":
-            return date.fromisoformat(text[:10]).isoformat()
+            parsed = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()
+            return parsed.isoformat()
     except ValueError as exc:
         example = {"integer": "42", "number": "12.5", "date": "2026-01-31"}[kind]
         raise DatasetError(f"{where}: {value[:60]!r} is not a {kind} (such as {example})") from exc

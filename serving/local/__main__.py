@@ -28,6 +28,7 @@ class Loop:
         self.routes = reconciler.routes()
         self.graphs = reconciler.graphs
         self.commit = reconciler.commit
+        self.problems: list[str] = ["starting: no reconcile pass yet"]
         self.stopping = threading.Event()
 
     def once(self) -> None:
@@ -42,6 +43,7 @@ class Loop:
                 self.reconciler.commit = commit
         self.reconciler.step()
         self.routes, self.graphs, self.commit = self.reconciler.routes(), dict(self.reconciler.graphs), commit
+        self.problems = self.reconciler.problems() + ([] if commit else ["the GitOps remote is not reachable"])
 
     def run(self) -> None:
         """Reconcile every half second until stopped."""

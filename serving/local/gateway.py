@@ -2,7 +2,8 @@
 
 A request for an InferenceGraph name (``<technique>-ab``) first picks a service by the Splitter weights.
 Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.  A revision
-whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.
+whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.  A
+revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the size limit get a 413.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from serving.limits import BodyLimit
+
 PATH = re.compile(r"^/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
+RESENDS = 3  # attempts per revision when its server dropped a pooled connection
 
 
 def pick(choices: list[tuple[int, Any]], rng: random.Random) -> Any:
@@ -28,12 +33,32 @@ def pick(choices: list[tuple[int, Any]], rng: random.Random) -> Any:
     return rng.choices([v for _, v in live], weights=[w for w, _ in live], k=1)[0]
 
 
+async def _send(client: httpx.AsyncClient, method: str, url: str, body: bytes, kind: str) -> httpx.Response | None:
+    """The revision's answer, whatever its status; None when its server cannot be reached at all.
+
+    A pooled connection that the server closed (it does after an error answer) fails on reuse; the request is
+    sent again on a fresh connection, so a revision's earlier 4xx/5xx never turns a later request into a 503.
+    """
+    for _ in range(RESENDS):
+        try:
+            return await client.request(method, url, content=body, headers={"content-type": kind})
+        except httpx.ConnectError:
+            return None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            continue
+    return None
+
+
 def app(state: Any, seed: int | None = None) -> Starlette:
     """The gateway; ``state`` exposes ``routes`` and ``graphs`` (updated by the reconciler)."""
     rng = random.Random(seed)
     client = httpx.AsyncClient(timeout=30)
 
     async def health(_: Request) -> Response:
+        problems = list(getattr(state, "problems", []))
+        if problems:
+            reason = "; ".join(problems)[:500]
+            return JSONResponse({"status": "degraded", "commit": state.commit, "reason": reason}, status_code=503)
         return JSONResponse({"status": "ok", "commit": state.commit})
 
     async def forward(request: Request) -> Response:
@@ -57,13 +82,10 @@ def app(state: Any, seed: int | None = None) -> Starlette:
                 return JSONResponse({"error": f"{service} has no ready revision"}, status_code=503)
             port, revision = target
             url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"
-            try:
-                reply = await client.request(request.method, url, content=body, headers={"content-type": kind})
+            reply = await _send(client, request.method, url, body, kind)
+            if reply is not None:
                 break
-            except httpx.ConnectError:  # the revision's server is gone: the others take its share
-                candidates = [c for c in candidates if c[1] != target]
-            except httpx.HTTPError as exc:
-                return JSONResponse({"error": f"revision {revision} is unreachable: {exc}"}, status_code=503)
+            candidates = [c for c in candidates if c[1] != target]  # its server is gone: the others take its share
         headers = {
             "x-ctcd-revision": revision,
             "x-ctcd-service": service,
@@ -72,4 +94,4 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         return Response(reply.content, status_code=reply.status_code, headers=headers)
 
     routes = [Route("/healthz", health), Route("/{path:path}", forward, methods=["GET", "POST"])]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)])

@@ -7,16 +7,21 @@ kustomize`` (the ref, not a working tree), and for each InferenceService:
   from S3 and served by its own KServe process on 127.0.0.1;
 - traffic follows KServe's canary rules: with ``canaryTrafficPercent: N`` the latest ready revision gets N%
   and the previously rolled-out one 100−N%; without it the latest gets 100% and becomes the rolled-out one;
-- a revision that fails to load gets no traffic, and the Ready condition says why.
+- a revision that fails to load gets no traffic, and the Ready condition says why;
+- a model server that dies is started again (backing off while it keeps dying), from the model folder fetched
+  before when its sha256 still matches, so a restart needs neither a new promotion nor S3;
+- a server left by an earlier serving process is stopped and its revision started afresh.
 
 Status is written in KServe's own schema to ``<state>/serving/status.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +35,8 @@ from typing import Any
 import httpx
 
 _logger = logging.getLogger(__name__)
+REFUSED = 3  # the predictor's exit code for an artifact it refuses (sha256 mismatch, not a model folder)
+RESTART_BACKOFF_CAP = 30.0
 
 
 def now() -> str:
@@ -50,6 +57,9 @@ class Revision:
     state: str = "Pending"  # Pending, Loading, Ready, Failed, Stopped
     message: str = ""
     created: str = field(default_factory=now)
+    restarts: int = 0
+    retry_at: float = 0.0
+    started: float = 0.0  # the server process's start time, so a reused pid is never taken for it
 
 
 @dataclass
@@ -116,6 +126,7 @@ class Reconciler:
         self.services: dict[str, Service] = {}
         self.graphs: dict[str, dict[str, Any]] = {}
         self.commit = ""
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._load()
 
     # --- persistence -----------------------------------------------------------------------------
@@ -130,6 +141,15 @@ class Reconciler:
             self.services[raw["name"]] = Service(**raw, revisions=revisions)
         self.graphs = data.get("graphs", {})
         self.commit = data.get("commit", "")
+        for service in self.services.values():  # servers of an earlier serving process are not ours to trust
+            latest = service.latest()
+            keep = {latest.name if latest else "", service.rolled_out}
+            for revision in service.revisions:
+                _kill_group(revision.pid, revision.started)
+                crashed = revision.state == "Failed" and revision.message == "the model server exited"  # older state
+                if revision.name in keep and (revision.state != "Failed" or crashed):
+                    revision.state, revision.pid, revision.retry_at = "Pending", 0, 0.0
+                    revision.message = "restarting after local serving restarted"
 
     def save(self) -> None:
         """Write the internal state and the KServe-shaped status atomically."""
@@ -185,35 +205,67 @@ class Reconciler:
     # --- processes -------------------------------------------------------------------------------
 
     def step(self) -> None:
-        """Advance every revision one step (fetch, start, check readiness), settle traffic, stop the unused."""
+        """Advance the revisions that serve (fetch, start, check readiness, restart), settle traffic, stop the rest."""
         for service in self.services.values():
-            for revision in service.revisions:
-                self._advance(service, revision)
             latest = service.latest()
-            if service.canary is None and latest is not None and latest.state == "Ready":
-                service.rolled_out = latest.name
-            if not service.rolled_out and latest is not None and latest.state == "Ready":
-                service.rolled_out = latest.name
             keep = {latest.name if latest else "", service.rolled_out}
             for revision in service.revisions:
-                if revision.name not in keep and revision.state in ("Ready", "Loading"):
+                if revision.name in keep:
+                    self._advance(service, revision)
+                elif revision.state in ("Ready", "Loading", "Pending"):
                     self._stop(revision)
+            if latest is not None and latest.state == "Ready" and (service.canary is None or not service.rolled_out):
+                service.rolled_out = latest.name
         self.save()
 
     def _advance(self, service: Service, revision: Revision) -> None:
-        if revision.state == "Pending":
+        if revision.state == "Pending" and time.time() >= revision.retry_at:
             self._start(service, revision)
         elif revision.state == "Loading":
             self._check(revision)
-        elif revision.state == "Ready" and not _alive(revision.pid):
-            revision.state, revision.message = "Failed", "the model server exited"
+        elif revision.state == "Ready" and not self._running(revision):
+            self._restart(revision, "the model server exited")
+
+    def _running(self, revision: Revision) -> bool:
+        proc = self.procs.get(revision.name)
+        if proc is not None and proc.pid == revision.pid:
+            return proc.poll() is None
+        return _alive(revision.pid)
+
+    def _restart(self, revision: Revision, why: str) -> None:
+        """Queue a revision to start again, backing off (1 s doubling to 30 s) while it keeps failing."""
+        revision.restarts += 1
+        delay = min(RESTART_BACKOFF_CAP, 2.0 ** min(revision.restarts - 1, 5))
+        revision.state, revision.pid, revision.retry_at = "Pending", 0, time.time() + delay
+        revision.message = f"{why}; restart {revision.restarts} in {delay:.0f}s"
+        _logger.warning("%s: %s", revision.name, revision.message)
+
+    def _cached(self, revision: Revision, folder: Path) -> bool:
+        """Whether ``folder`` already holds this revision's model file with the pinned sha256."""
+        found = list(folder.rglob("model.pkl")) if folder.is_dir() else []
+        if len(found) != 1 or not (folder / "MLmodel").exists():
+            return False
+        return not revision.sha256 or hashlib.sha256(found[0].read_bytes()).hexdigest() == revision.sha256
+
+    def _materialize(self, revision: Revision) -> Path | None:
+        """The revision's model folder: the local copy when it is intact, else fetched again (None on failure)."""
+        folder = self.root / "models" / revision.name
+        if self._cached(revision, folder):
+            return folder
+        partial = folder.with_name(f".{folder.name}.partial")
+        try:
+            self.fetch(revision.storage_uri, partial)
+        except Exception as exc:  # any download failure: retried, and reported in status meanwhile
+            shutil.rmtree(partial, ignore_errors=True)
+            self._restart(revision, f"cannot fetch {revision.storage_uri}: {str(exc)[:200]}")
+            return None
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.replace(folder)
+        return folder
 
     def _start(self, service: Service, revision: Revision) -> None:
-        folder = self.root / "models" / revision.name
-        try:
-            self.fetch(revision.storage_uri, folder)
-        except Exception as exc:  # any download failure is the revision's failure, reported in status
-            revision.state, revision.message = "Failed", f"cannot fetch {revision.storage_uri}: {exc}"
+        folder = self._materialize(revision)
+        if folder is None:
             return
         revision.port = _free_port()
         log = open(self.root / f"{revision.name}.log", "ab")  # noqa: SIM115 - the child keeps it open
@@ -234,29 +286,35 @@ class Reconciler:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            process_group=0,  # its own group, but in serving's session: `ctcd down` finds it even if orphaned
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
+        log.close()
+        self.procs[revision.name] = proc
         revision.pid, revision.state, revision.message = proc.pid, "Loading", ""
+        revision.started = _create_time(proc.pid)
 
     def _check(self, revision: Revision) -> None:
         try:
             if httpx.get(f"http://127.0.0.1:{revision.port}/v2/health/ready", timeout=0.5).status_code == 200:
-                revision.state = "Ready"
+                revision.state, revision.message = "Ready", ""
                 return
         except httpx.HTTPError:
             pass
-        if not _alive(revision.pid):
-            tail = (self.root / f"{revision.name}.log").read_text(errors="replace").strip().splitlines()[-1:]
+        if self._running(revision):
+            return
+        tail = (self.root / f"{revision.name}.log").read_text(errors="replace").strip().splitlines()[-1:]
+        proc = self.procs.get(revision.name)
+        if proc is not None and proc.returncode == REFUSED:  # the artifact was refused: retrying cannot help
             revision.state = "Failed"
-            revision.message = f"model failed to load: {tail[0] if tail else 'the server exited'}"[:500]
+            revision.message = f"model failed to load: {tail[0] if tail else 'the artifact was refused'}"[:500]
+            return
+        self._restart(revision, f"the model server exited while loading: {tail[0] if tail else '-'}"[:300])
 
     def _stop(self, revision: Revision) -> None:
-        if revision.pid and _alive(revision.pid):
-            try:
-                os.killpg(revision.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if revision.pid and self._running(revision):
+            _kill_group(revision.pid, revision.started, signal.SIGTERM)
+        self.procs.pop(revision.name, None)
         revision.state = "Stopped" if revision.state != "Failed" else revision.state
 
     def stop_all(self) -> None:
@@ -279,9 +337,23 @@ class Reconciler:
             ]
         return table
 
+    def problems(self) -> list[str]:
+        """One line per InferenceService that is not Ready, saying why ([] when all serve)."""
+        found = []
+        for item in self._items():
+            ready = item["status"]["conditions"][0]
+            if ready["status"] != "True":
+                found.append(
+                    f"{item['metadata']['name']}: {ready.get('message') or ready.get('reason') or 'not ready'}"
+                )
+        return found
+
+    def _items(self) -> list[dict[str, Any]]:
+        return [self._isvc_status(s) for s in self.services.values()]
+
     def status(self) -> dict[str, Any]:
         """InferenceServices and InferenceGraphs with KServe-shaped status, plus the gateway's routes."""
-        items = [self._isvc_status(s) for s in self.services.values()]
+        items = self._items()
         graphs = [
             {
                 "apiVersion": "serving.kserve.io/v1alpha1",
@@ -330,6 +402,27 @@ class Reconciler:
                 },
             },
         }
+
+
+def _kill_group(pid: int, started: float, sig: int = signal.SIGKILL) -> None:
+    """Signal a model server's process group (it leads one) if that very process still runs."""
+    import psutil
+
+    try:
+        if not pid or abs(psutil.Process(pid).create_time() - started) > 0.5:
+            return
+        os.killpg(pid, sig)
+    except (psutil.Error, ProcessLookupError, PermissionError):
+        pass
+
+
+def _create_time(pid: int) -> float:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
 
 
 def _alive(pid: int) -> bool:

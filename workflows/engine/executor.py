@@ -45,6 +45,7 @@ _logger = logging.getLogger(__name__)
 FAILED = ("Failed", "Error")
 FULFILLED = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 HERA_OUTPUTS_ENV = "hera__outputs_directory"
+DRAIN_SECONDS = 2.0  # output a step's leftovers may still flush after it exited
 
 
 class NodeError(Exception):
@@ -526,16 +527,32 @@ class Run:
         return env
 
     async def _spawn(self, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+        """Run a step's process to its exit; whatever it left running in its process group is killed then.
+
+        The node ends when the step's own process exits, as a pod ends with its main container: workers it
+        forked (joblib/loky) that still hold its output pipes are killed with the group, and the output is
+        drained for at most ``DRAIN_SECONDS`` more.
+        """
         cwd.mkdir(parents=True, exist_ok=True)
         log_path = self.engine.store.log_path(self.name, node["id"])
         proc = await self._start(node, argv, env, cwd)
+        self.engine.store.record_pod(self.name, node["id"], proc.pid)
         out: list[bytes] = []
         with log_path.open("ab") as log:
+            pumps = [
+                asyncio.ensure_future(_pump(proc.stdout, log, out)),
+                asyncio.ensure_future(_pump(proc.stderr, log, None)),
+            ]
             try:
-                await asyncio.gather(_pump(proc.stdout, log, out), _pump(proc.stderr, log, None), proc.wait())
+                await proc.wait()
             finally:
                 if proc.returncode is None:
                     await _kill(proc)
+                _kill_group(proc.pid)
+                _, late = await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
+                for pump in late:
+                    pump.cancel()
+                self.engine.store.forget_pod(self.name, node["id"])
         return int(proc.returncode or 0), b"".join(out).decode(errors="replace")
 
     async def _start(self, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Any:
@@ -1159,6 +1176,12 @@ async def _pump(stream: asyncio.StreamReader | None, log: Any, sink: list[bytes]
         log.flush()
         if sink is not None:
             sink.append(chunk)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a step's process group (nothing, usually)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

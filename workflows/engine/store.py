@@ -9,11 +9,32 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import string
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 _ALPHABET = string.ascii_lowercase + string.digits
+TERMINAL = ("Succeeded", "Failed", "Error")
+WORKER_LOST = "the engine worker exited before the run ended (killed or crashed); see {log}"
+
+
+def process_record(pid: int) -> dict[str, float]:
+    """A pid with its start time, so that a later check never takes a reused pid for it."""
+    return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
+
+
+def is_running(record: dict[str, Any]) -> bool:
+    """Whether the process a :func:`process_record` names is still that very process."""
+    try:
+        proc = psutil.Process(int(record["pid"]))
+        same = abs(proc.create_time() - float(record["create_time"])) < 0.5
+        return bool(same and proc.status() != psutil.STATUS_ZOMBIE)
+    except (psutil.Error, KeyError, ValueError):
+        return False
 
 
 def new_run_name(prefix: str) -> str:
@@ -40,7 +61,7 @@ class RunStore:
         tmp.replace(folder / "workflow.json")
 
     def load(self, name: str) -> dict[str, Any]:
-        """Read one run.
+        """Read one run, settling it first if its worker died (see :meth:`settle`).
 
         Raises:
             KeyError: No such run, with a hint to list runs.
@@ -48,18 +69,75 @@ class RunStore:
         path = self.run_dir(name) / "workflow.json"
         if not path.exists():
             raise KeyError(f"run {name!r} not found; `ctcd runs list` shows the runs")
-        return dict(json.loads(path.read_text()))
+        return self.settle(dict(json.loads(path.read_text())))
 
     def list(self) -> list[dict[str, Any]]:
-        """Every run, newest first."""
+        """Every run, newest first (each settled if its worker died)."""
         runs = []
         if self.root.exists():
             for path in self.root.glob("*/workflow.json"):
                 try:
-                    runs.append(json.loads(path.read_text()))
+                    runs.append(self.settle(json.loads(path.read_text())))
                 except (OSError, json.JSONDecodeError):
                     continue
         return sorted(runs, key=lambda w: w["metadata"].get("creationTimestamp", ""), reverse=True)
+
+    def record_worker(self, name: str, pid: int) -> None:
+        """Remember the detached worker that executes a run."""
+        (self.run_dir(name) / "worker.json").write_text(json.dumps(process_record(pid)))
+
+    def worker_alive(self, name: str) -> bool:
+        """Whether a run's worker still runs (True while none is recorded: it is being started)."""
+        path = self.run_dir(name) / "worker.json"
+        if not path.exists():
+            return True
+        try:
+            return is_running(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return False
+
+    def record_pod(self, name: str, node_id: str, pid: int) -> None:
+        """Remember a running step's process (it leads its process group) until :meth:`forget_pod`."""
+        folder = self.run_dir(name) / "pods"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{node_id}.json").write_text(json.dumps(process_record(pid)))
+
+    def forget_pod(self, name: str, node_id: str) -> None:
+        """The step's process group has ended."""
+        (self.run_dir(name) / "pods" / f"{node_id}.json").unlink(missing_ok=True)
+
+    def settle(self, workflow: dict[str, Any]) -> dict[str, Any]:
+        """End a run whose worker died: its steps' process groups are killed, it and its open nodes become Error.
+
+        A run that is over, or whose worker still runs, is returned as it is.  Locks need no release: they
+        are file locks that end with the processes holding them.
+        """
+        name = workflow["metadata"]["name"]
+        status = workflow.setdefault("status", {})
+        if status.get("phase") in TERMINAL or self.worker_alive(name):
+            return workflow
+        self._kill_pods(name)
+        message = WORKER_LOST.format(log=self.run_dir(name) / "engine.log")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for node in status.get("nodes", {}).values():
+            if node.get("phase") in ("Running", "Pending"):
+                node.update(phase="Error", message=message, finishedAt=stamp)
+        status.update(phase="Error", message=message, finishedAt=stamp)
+        self.save(workflow)
+        return workflow
+
+    def _kill_pods(self, name: str) -> None:
+        for path in (self.run_dir(name) / "pods").glob("*.json"):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if is_running(record):
+                try:
+                    os.killpg(int(record["pid"]), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            path.unlink(missing_ok=True)
 
     def log_path(self, name: str, node_id: str) -> Path:
         """The log file of one node."""

@@ -1,29 +1,33 @@
-"""The embedded platform: start, stop and inspect the local S3 (SeaweedFS) and MLflow servers.
+"""The embedded platform: start, stop and inspect S3 (SeaweedFS), MLflow, local serving and the registry bridge.
 
-Each service runs as a process of its own in a new session, bound to 127.0.0.1, with its log, pid
-record and data in the gitignored state folder.  ``up`` is idempotent, ``down`` stops only the processes
-whose pid records it wrote (checked against the process start time, so a reused pid is never killed).
+Each service runs as the leader of a session of its own (see ``supervisor``), bound to 127.0.0.1, with its
+log, pid record and data in the gitignored state folder.  ``up`` is idempotent and replaces what a crash left
+behind; ``down`` stops each service's whole process tree; ``status`` says why a service is not healthy.
+Secrets the services need across restarts (S3 keys, MLflow's webhook encryption key) are generated at the
+first ``up`` with mode 0600.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import logging
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
+from workflows.platform import supervisor
 from workflows.settings import Settings
 
 _logger = logging.getLogger(__name__)
@@ -43,7 +47,8 @@ class Service:
         ports: Every port the process opens, each with the setting that controls it.
         command: The argv to start it.
         env: Extra environment variables.
-        health: Returns True once the service answers.
+        health: Returns True once the service answers (what ``up`` waits for).
+        problem: Why a running service is not healthy ('' when it is), for ``status``.
     """
 
     name: str
@@ -52,6 +57,7 @@ class Service:
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     health: Callable[[], bool] = lambda: False
+    problem: Callable[[], str] = lambda: ""
 
 
 def _bin(name: str) -> str:
@@ -118,11 +124,65 @@ def _weed_command(settings: Settings) -> list[str]:
     return [_bin("weed"), "mini", *(f"-{k}={v}" for k, v in flags.items())]
 
 
+def _webhook_key_env(settings: Settings) -> dict[str, str]:
+    path = settings.state_dir / "mlflow-webhook-key"
+    return {"MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": path.read_text().strip()} if path.exists() else {}
+
+
 def _http_ok(url: str, accept: tuple[int, ...]) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code in accept
     except httpx.HTTPError:
         return False
+
+
+def webhook_encryption_key(settings: Settings) -> str:
+    """The key MLflow encrypts webhook secrets with, generated once (mode 0600) so it survives restarts.
+
+    Without a fixed key each MLflow process makes its own, and after a restart it can no longer decrypt the
+    webhook it stored (``GET /api/2.0/mlflow/webhooks`` answers 500).  Webhooks stored before the key existed
+    were encrypted with a key that is gone, so they are dropped once, before MLflow starts; the bridge
+    registers its webhook again.
+    """
+    path = settings.state_dir / "mlflow-webhook-key"
+    if path.exists():
+        return path.read_text().strip()
+    _drop_undecryptable_webhooks(settings.state_dir / "mlflow.db")
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _drop_undecryptable_webhooks(database: Path) -> None:
+    import sqlite3
+
+    if not database.exists():
+        return
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table in ("webhook_events", "webhooks"):
+            if table in tables:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        conn.commit()
+
+
+def _http_problem(url: str, accept: tuple[int, ...]) -> str:
+    """'' when ``url`` answers one of ``accept``; else what went wrong (the body's ``reason`` if it gives one)."""
+    try:
+        reply = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return f"{url} does not answer ({type(exc).__name__})"
+    if reply.status_code in accept:
+        return ""
+    try:
+        body = reply.json()
+        reason = body.get("reason") if isinstance(body, dict) else None
+    except ValueError:
+        reason = None
+    return str(reason or f"{url} answered {reply.status_code}")
 
 
 def services(settings: Settings, generate_credentials: bool = False) -> list[Service]:
@@ -143,6 +203,7 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
         command=_weed_command(settings),
         env=creds,
         health=lambda: _http_ok(settings.s3_endpoint_url + "/", (200, 403)),
+        problem=lambda: _http_problem(settings.s3_endpoint_url + "/", (200, 403)),
     )
     mlflow = Service(
         name="mlflow",
@@ -168,8 +229,10 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            **_webhook_key_env(settings),
         },
         health=lambda: _http_ok(settings.mlflow_tracking_uri + "/health", (200,)),
+        problem=lambda: _http_problem(settings.mlflow_tracking_uri + "/health", (200,)),
     )
     serving = Service(
         name="serving",
@@ -186,7 +249,8 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
             "CTCD_SERVING_ENVIRONMENT": settings.serving_environment,
             "CTCD_GATEWAY_PORT": str(settings.gateway_port),
         },
-        health=lambda: _http_ok(settings.gateway_url + "/healthz", (200,)),
+        health=lambda: _http_ok(settings.gateway_url + "/healthz", (200, 503)),
+        problem=lambda: _http_problem(settings.gateway_url + "/healthz", (200,)),
     )
     bridge = Service(
         name="bridge",
@@ -199,29 +263,14 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
             "CTCD_BRIDGE_PORT": str(settings.bridge_port),
             "CTCD_AUTO_MERGE": settings.auto_merge,
         },
-        health=lambda: _http_ok(f"http://127.0.0.1:{settings.bridge_port}/healthz", (200,)),
+        health=lambda: _http_ok(f"http://127.0.0.1:{settings.bridge_port}/healthz", (200, 503)),
+        problem=lambda: _http_problem(f"http://127.0.0.1:{settings.bridge_port}/healthz", (200,)),
     )
     return [s3, mlflow, serving, bridge]
 
 
-def _record_path(settings: Settings, name: str) -> Path:
-    return settings.state_dir / "pids" / f"{name}.json"
-
-
-def _live_process(settings: Settings, name: str) -> psutil.Process | None:
-    """Return the process a pid record names, if it is still the very process that was started."""
-    path = _record_path(settings, name)
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    try:
-        proc = psutil.Process(record["pid"])
-        if abs(proc.create_time() - record["create_time"]) < 0.5 and proc.status() != psutil.STATUS_ZOMBIE:
-            return proc
-    except psutil.Error:
-        pass
-    path.unlink(missing_ok=True)
-    return None
+def _pids(settings: Settings) -> Path:
+    return settings.state_dir / "pids"
 
 
 def _port_taken(port: int) -> bool:
@@ -244,24 +293,14 @@ def _check_ports(service: Service) -> None:
 
 
 def _start(settings: Settings, service: Service) -> psutil.Process:
-    logs = settings.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{service.name}.log", "ab") as log:
-        popen = subprocess.Popen(
-            service.command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **service.env},
-            cwd=settings.state_dir,
-            start_new_session=True,
-        )
-    proc = psutil.Process(popen.pid)
-    record = {"pid": popen.pid, "create_time": proc.create_time(), "url": service.url, "command": service.command}
-    path = _record_path(settings, service.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
-    return proc
+    return supervisor.start(
+        _pids(settings),
+        service.name,
+        service.command,
+        {**os.environ, **service.env},
+        settings.state_dir,
+        settings.state_dir / "logs" / f"{service.name}.log",
+    )
 
 
 def _log_tail(settings: Settings, name: str, lines: int = 15) -> str:
@@ -277,21 +316,33 @@ def _wait_healthy(settings: Settings, service: Service, proc: psutil.Process) ->
         if service.health():
             return time.monotonic() - start
         if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+            supervisor.stop(_pids(settings), service.name)
             raise PlatformError(
                 f"{service.name} exited during startup. Last log lines "
                 f"({settings.state_dir / 'logs' / service.name}.log):\n{_log_tail(settings, service.name)}"
             )
         time.sleep(0.2)
-    _stop_process(proc)
-    _record_path(settings, service.name).unlink(missing_ok=True)
+    supervisor.stop(_pids(settings), service.name)
     raise PlatformError(
         f"{service.name} did not become healthy at {service.url} within {settings.startup_timeout:.0f}s "
         f"(CTCD_STARTUP_TIMEOUT). Last log lines:\n{_log_tail(settings, service.name)}"
     )
 
 
+def _reap_orphans(settings: Settings, names: list[str]) -> None:
+    """Stop what is left of services whose leader died (a kill -9 leaves MLflow's worker on its port)."""
+    for name in names:
+        left = supervisor.tree(_pids(settings), name)
+        if left.state == "orphaned":
+            _logger.warning("%s: its leader died; stopping %d leftover process(es)", name, len(left.members))
+            supervisor.stop(_pids(settings), name)
+
+
 def up(settings: Settings) -> dict[str, float | None]:
     """Start every service that is not already running, wait for health and create the buckets.
+
+    A service whose leader died but left processes behind is stopped first, so that ``up`` after a crash or a
+    kill -9 brings it back instead of refusing a port that its own leftovers hold.
 
     Args:
         settings: Where to keep state and which ports to use.
@@ -304,8 +355,10 @@ def up(settings: Settings) -> dict[str, float | None]:
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     _ensure_git_remote(settings)
+    webhook_encryption_key(settings)
     described = services(settings, generate_credentials=True)
-    running = {s.name: _live_process(settings, s.name) for s in described}
+    _reap_orphans(settings, [s.name for s in described])
+    running = {s.name: supervisor.tree(_pids(settings), s.name).leader for s in described}
     already = {name for name, proc in running.items() if proc is not None}
     for service in described:  # every port is checked before anything starts: no orphan on a clash
         if service.name not in already:
@@ -350,62 +403,88 @@ def _ensure_buckets(settings: Settings) -> None:
             client.create_bucket(Bucket=bucket)
 
 
-def _stop_process(proc: psutil.Process, timeout: float = 15.0) -> None:
-    family = [proc, *proc.children(recursive=True)]
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for member in family[1:]:  # children in sessions of their own (model servers) too
-        try:
-            member.terminate()
-        except psutil.Error:
-            continue
-    _, alive = psutil.wait_procs(family, timeout=timeout)
-    for leftover in alive:
-        leftover.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
 def down(settings: Settings, only: tuple[str, ...] = ()) -> list[str]:
-    """Stop the services this state folder started (or just those named); return the names of those stopped."""
+    """Stop every process of the services this state folder started (or just those named), orphans included.
+
+    Returns:
+        The names of the services that had anything running.
+    """
     stopped = []
     for service in reversed(services(settings)):
         if only and service.name not in only:
             continue
-        proc = _live_process(settings, service.name)
-        if proc is not None:
-            _stop_process(proc)
+        if supervisor.stop(_pids(settings), service.name):
             stopped.append(service.name)
-        _record_path(settings, service.name).unlink(missing_ok=True)
     return stopped
 
 
 def status(settings: Settings) -> list[dict[str, object]]:
-    """Return each service's name, URL, pid, state and health."""
+    """Each service's name, URL, pids, state, health and, when it is not healthy, why."""
     rows: list[dict[str, object]] = []
     for service in services(settings):
-        proc = _live_process(settings, service.name)
-        healthy = proc is not None and service.health()
+        found = supervisor.tree(_pids(settings), service.name)
+        state, reason = found.state, ""
+        if found.leader is not None:
+            reason = service.problem()
+            state = "running" if not reason else "unhealthy"
+        elif found.members:
+            reason = f"its leader died; {len(found.members)} leftover process(es) remain (`ctcd up` replaces them)"
+        else:
+            reason = "not running (`ctcd up` starts it)"
         rows.append(
             {
                 "name": service.name,
                 "url": service.url,
-                "pid": proc.pid if proc else None,
-                "state": "running" if proc else "stopped",
-                "healthy": healthy,
-                "rss_mib": round(_tree_rss(proc) / 2**20, 1) if proc else None,
+                "pid": found.leader.pid if found.leader else None,
+                "pids": sorted(p.pid for p in found.members),
+                "state": state,
+                "healthy": state == "running",
+                "reason": reason,
+                "rss_mib": round(found.rss() / 2**20, 1) if found.members else None,
                 "log": str(settings.state_dir / "logs" / f"{service.name}.log"),
             }
         )
     return rows
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for member in [proc, *proc.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
+def served(settings: Settings) -> list[dict[str, Any]]:
+    """The InferenceServices local serving reports, with Ready False while serving itself is not answering.
+
+    ``status.json`` is what serving last wrote; after a crash it would still say Ready, so unless the serving
+    process runs and its gateway answers, every condition says why nothing is served.
+    """
+    path = settings.state_dir / "serving" / "status.json"
+    try:
+        items: list[dict[str, Any]] = json.loads(path.read_text())["items"] if path.exists() else []
+    except (OSError, ValueError, KeyError):
+        items = []
+    down = _serving_down(settings)
+    if down:
+        for item in items:
+            item["status"]["conditions"] = [
+                {"type": kind, "status": "False", "reason": "ServingDown", "message": down}
+                for kind in ("Ready", "PredictorReady")
+            ]
+            for part in item["status"].get("components", {}).values():
+                part["traffic"] = []
+    return items
+
+
+def _serving_down(settings: Settings) -> str:
+    if supervisor.tree(_pids(settings), "serving").leader is None:
+        return "local serving is not running; `ctcd up` starts it"
+    if not _http_ok(settings.gateway_url + "/healthz", (200, 503)):
+        return f"the gateway at {settings.gateway_url} does not answer; see {settings.state_dir}/logs/serving.log"
+    return ""
+
+
+def wait_serving(settings: Settings, timeout: float) -> str:
+    """Wait until every pinned InferenceService is Ready; return '' then, else the last reason it was not."""
+    end = time.monotonic() + timeout
+    problem = "serving did not answer"
+    while time.monotonic() < end:
+        problem = _http_problem(settings.gateway_url + "/healthz", (200,))
+        if not problem:
+            return ""
+        time.sleep(0.5)
+    return problem

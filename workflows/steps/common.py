@@ -86,6 +86,27 @@ def _unreachable(settings: Any, services: tuple[str, ...]) -> str | None:
     return None
 
 
+_ON_ABORT: list[Callable[[], None]] = []
+
+
+def on_abort(callback: Callable[[], None]) -> None:
+    """Run ``callback`` (best effort, a few seconds at most) before the watcher ends the step for an outage."""
+    _ON_ABORT.append(callback)
+
+
+def _run_abort_callbacks(timeout: float = 3.0) -> None:
+    def run_all() -> None:
+        for callback in list(_ON_ABORT):
+            try:
+                callback()
+            except Exception as exc:  # the step is ending anyway; say what could not be tidied
+                print(f"warning: could not tidy up before exiting: {exc}", file=sys.stderr, flush=True)
+
+    worker = threading.Thread(target=run_all, daemon=True)
+    worker.start()
+    worker.join(timeout)
+
+
 def _watch(settings: Any, services: tuple[str, ...], grace: float, every: float, stop: threading.Event) -> None:
     """End the process (exit 75) once a service has been unreachable for ``grace`` seconds."""
     down_since: float | None = None
@@ -99,6 +120,7 @@ def _watch(settings: Any, services: tuple[str, ...], grace: float, every: float,
             print(
                 f"error: lost a service mid-step (gone for {grace:.0f}s or more): {lost}", file=sys.stderr, flush=True
             )
+            _run_abort_callbacks()
             os._exit(UNAVAILABLE)  # library retries (presigned downloads: minutes) would otherwise hold the step
 
 

@@ -70,8 +70,27 @@ def log_model(technique: Technique, model: Any, examples: Any, serialization: st
         signature=signature(technique),
         input_example=examples[technique.spec.feature_columns()].head(3),
         pip_requirements=requirements(technique),
+        metadata={"ctcd_input_types": {f.name: f.type for f in technique.spec.serving.inputs}},
     )
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp))
         digest = hashlib.sha256((local / MODEL_FILE).read_bytes()).hexdigest()
     return str(info.model_uri), digest
+
+
+def fail_stale_runs(experiment_id: str, workflow_run: str) -> list[str]:
+    """Mark FAILED the runs an earlier attempt of this workflow run left RUNNING (killed, or its service lost).
+
+    Returns:
+        The ids of the runs it marked.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    stale = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`ctcd.workflow_run` = '{workflow_run}' and attributes.status = 'RUNNING'",
+    )
+    for run in stale:
+        client.set_terminated(run.info.run_id, "FAILED")
+    return [run.info.run_id for run in stale]

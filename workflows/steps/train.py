@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from hera.workflows import Input, Output, Parameter
 from hera.workflows.models import Cache, LocalObjectReference, Memoize
 
-from workflows.steps.common import RETRY, fail, outage_guard, require, step
+from workflows.steps.common import RETRY, fail, on_abort, outage_guard, require, step
 
 _logger = logging.getLogger(__name__)
 SERIALIZATION = "cloudpickle"  # the predictor loads this format and checks its sha256 first
@@ -207,8 +207,10 @@ def train(inputs: TrainInput) -> TrainOutput:
         version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
         train_frame, test_frame = datasets.frames(s3, settings, technique, version)
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-        mlflow.set_experiment(technique.name)
+        experiment = mlflow.set_experiment(technique.name)
+        mlflow_logging.fail_stale_runs(experiment.experiment_id, inputs.workflow_name)
         with mlflow.start_run(run_name=inputs.workflow_name) as run:
+            on_abort(lambda: mlflow.MlflowClient().set_terminated(run.info.run_id, "FAILED"))
             mlflow.set_tags(mlflow_logging.lineage(technique.name, version.version, inputs.workflow_name))
             _logger.info("fitting %s on %d rows (run %s)", technique.name, len(train_frame), run.info.run_id)
             result = technique.fit(train_frame, hyperparameters, seed=0)
@@ -233,9 +235,12 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         model = mlflow.sklearn.load_model(inputs.model_uri)
         scores = evaluation.score(technique.spec, model, test_frame)
+        names = evaluation.metric_names("test_f1_", scores["per_class"])
         with mlflow.start_run(run_id=inputs.run_id):
+            on_abort(lambda: mlflow.MlflowClient().set_terminated(inputs.run_id, "FAILED"))
             mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
-            mlflow.log_metrics({f"test_f1_{k}"[:250]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
+            mlflow.log_metrics({names[k]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
+            mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
             mlflow.log_figure(evaluation.plot(technique.spec, model, test_frame), "evaluation/plot.png")
             mlflow.log_dict(
                 {"dataset_version": version.version, "test_rows": len(test_frame), **scores}, "evaluation/report.json"
