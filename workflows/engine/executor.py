@@ -544,7 +544,7 @@ class Run:
                 asyncio.ensure_future(_pump(proc.stderr, log, None)),
             ]
             try:
-                await proc.wait()
+                await _exited(proc)
             finally:
                 if proc.returncode is None:
                     await _kill(proc)
@@ -1176,6 +1176,21 @@ async def _pump(stream: asyncio.StreamReader | None, log: Any, sink: list[bytes]
         log.flush()
         if sink is not None:
             sink.append(chunk)
+
+
+async def _exited(proc: Any) -> None:
+    """Return once the process itself has exited.
+
+    ``asyncio``'s ``wait()`` (Python 3.11) also waits for the pipes to close, which a forked worker holding
+    them would delay for ever; the exit status is known as soon as the process is reaped.
+    """
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while not waiter.done() and proc.returncode is None:
+            await asyncio.wait([waiter], timeout=0.1)
+    finally:
+        if not waiter.done():
+            waiter.cancel()
 
 
 def _kill_group(pgid: int) -> None:
