@@ -1,0 +1,88 @@
+"""The local gateway in front of a real KServe server whose model raises on some requests (a 500).
+
+Through the gateway every good request must still get its 200 and every bad one KServe's own 500: an answer is
+never turned into a 503, and the pooled connections stay usable after an error answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from serving.local import gateway
+from serving.limits import MAX_BODY_BYTES
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(app: Starlette, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    threading.Thread(target=server.run, daemon=True).start()
+    end = time.monotonic() + 10
+    while not server.started and time.monotonic() < end:
+        time.sleep(0.05)
+    return server
+
+
+@pytest.fixture(scope="module")
+def gateway_url() -> Iterator[str]:
+    upstream_port, gateway_port = _port(), _port()
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.servers.crashing_model", str(upstream_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{upstream_port}/v2/health/ready")
+        state = SimpleNamespace(
+            routes={"m": [(100, upstream_port, "m-predictor-00001")]}, graphs={}, commit="c", problems=[]
+        )
+        front = _serve(gateway.app(state), gateway_port)
+        yield f"http://127.0.0.1:{gateway_port}"
+        front.should_exit = True
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+
+
+def _wait_ready(url: str) -> None:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never became ready")
+
+
+def test_alternating_bad_and_good_requests_keep_their_own_answers(gateway_url: str) -> None:
+    codes: Counter[tuple[str, int]] = Counter()
+    with httpx.Client(timeout=10) as client:
+        for i in range(100):
+            kind = "bad" if i % 2 else "good"
+            reply = client.post(f"{gateway_url}/v1/models/m:predict", json={"bad": kind == "bad"})
+            codes[(kind, reply.status_code)] += 1
+    print(f"through the gateway: {dict(codes)}")
+    assert codes == Counter({("good", 200): 50, ("bad", 500): 50})
+
+
+def test_an_oversized_body_gets_413(gateway_url: str) -> None:
+    reply = httpx.post(f"{gateway_url}/v1/models/m:predict", content=b"x" * (MAX_BODY_BYTES + 1), timeout=30)
+    assert reply.status_code == 413 and "larger than" in reply.json()["error"]
