@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo-ct test fuzz test-fast lint compile check-compiled bench images up down status clean
+.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench images up down status clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its
 
 fuzz: $(STAMP) ## The fuzz tests with 10,000 generated inputs each (make test runs 200)
 	CTCD_FUZZ_EXAMPLES=$${CTCD_FUZZ_EXAMPLES:-10000} $(BIN)/pytest -m fuzz -q
+
+soak: $(STAMP) ## Restart and kill -9 random services under traffic for CTCD_SOAK_SECONDS (180), checking each round
+	$(BIN)/python -m tests.soak
 
 test-fast: $(STAMP) ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit

@@ -46,5 +46,5 @@ def registry(platform: Settings) -> MlflowClient:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the fault tests late (they stop services) and the registry-bridge tests last (they move aliases)."""
-    order = ("tests/e2e/test_faults.py", "tests/e2e/test_bridge.py")
+    order = ("tests/e2e/test_faults.py", "tests/e2e/test_recovery.py", "tests/e2e/test_bridge.py")
     items.sort(key=lambda item: next((i + 1 for i, m in enumerate(order) if item.nodeid.startswith(m)), 0))

@@ -71,7 +71,9 @@ def faults(runs: dict[str, Any], platform: Settings, registry: MlflowClient) -> 
     return {"before": before, "after_faults": after_faults, "s3": s3_lost, "mlflow": mlflow_down, "rerun": rerun}
 
 
-def test_s3_lost_mid_training_is_retried_then_fails_cleanly(faults: dict[str, Any], platform: Settings) -> None:
+def test_s3_lost_mid_training_is_retried_then_fails_cleanly(
+    faults: dict[str, Any], platform: Settings, registry: MlflowClient
+) -> None:
     run = faults["s3"]
     assert run["status"]["phase"] == "Failed"
     attempts = _pods(run, "train")
@@ -83,6 +85,9 @@ def test_s3_lost_mid_training_is_retried_then_fails_cleanly(faults: dict[str, An
     assert "CTCD_S3_ENDPOINT_URL=" in later and "not reachable" in later and "ctcd up" in later
     assert "Traceback" not in ctcd(platform, "runs", "logs", name).stdout
     assert not _pods(run, "register")
+    experiment = registry.get_experiment_by_name(TECHNIQUE)
+    attempts_runs = registry.search_runs([experiment.experiment_id], f"tags.`ctcd.workflow_run` = '{name}'")
+    assert attempts_runs and {r.info.status for r in attempts_runs} == {"FAILED"}  # none left RUNNING
 
 
 def test_mlflow_down_at_registration_fails_clearly_and_registers_nothing(

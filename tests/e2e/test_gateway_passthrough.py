@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from serving.local import gateway
 from serving.limits import MAX_BODY_BYTES
+from serving.local import gateway
 
 
 def _port() -> int:

@@ -10,34 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from workflows.engine.executor import Engine
-from workflows.engine.spec import TemplateLibrary
-from workflows.engine.store import RunStore
 from workflows.engine.submit import from_file, prepare
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE / "workflows"
-
-
-@pytest.fixture(scope="module", params=["fresh", "warm"])
-def engine(request: pytest.FixtureRequest, platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """The engine starting each step as a fresh process (as pods do), then forking them from its warm launcher.
-
-    The warm launcher preloads light modules here, so it is ready after the first step and forks the rest.
-    """
-    return Engine(
-        store=RunStore(tmp_path_factory.mktemp("runs")),
-        library=TemplateLibrary([HERE / "library"]),
-        s3=lambda: s3_client(platform),
-        artifacts_bucket=platform.artifacts_bucket,
-        parallelism=4,
-        warm=request.param == "warm",
-        preload=("json", "random"),
-    )
 
 
 def run(engine: Engine, name: str, **params: str) -> dict[str, Any]:

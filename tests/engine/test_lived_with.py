@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import settings_env
-from tests.engine.test_examples import EXAMPLES, engine, node, run  # noqa: F401 - the fixture
+from tests.engine.test_examples import EXAMPLES, node, run
 from workflows.engine.executor import Engine
 from workflows.engine.store import RunStore
 from workflows.settings import Settings

@@ -52,7 +52,9 @@ def test_a_full_timestamp_is_a_date() -> None:
     assert frame.loc[0, "transfer_date"] == "2026-02-05"
 
 
-@pytest.mark.parametrize(("column", "value"), [("transfer_amount", "1_000"), ("transfer_amount", "nan"), ("is_match", "1.0")])
+@pytest.mark.parametrize(
+    ("column", "value"), [("transfer_amount", "1_000"), ("transfer_amount", "nan"), ("is_match", "1.0")]
+)
 def test_a_number_must_parse_whole(column: str, value: str) -> None:
     with pytest.raises(DatasetError, match=rf"column '{column}': '{value}' is not a"):
         parse("x.csv", (MATCH_HEADER + _match_row(**{column: value})).encode(), MATCHER)
@@ -64,7 +66,9 @@ def test_a_binary_target_outside_its_classes_is_refused() -> None:
 
 
 def test_duplicated_columns_are_named_as_such() -> None:
-    with pytest.raises(DatasetError, match=r"^dup\.csv: duplicated column\(s\) text \(expected exactly: text, intent\)$"):
+    with pytest.raises(
+        DatasetError, match=r"^dup\.csv: duplicated column\(s\) text \(expected exactly: text, intent\)$"
+    ):
         parse("dup.csv", b"text,intent,text\nhi,greet,hi\n", INTENT)
 
 

@@ -133,9 +133,8 @@ def _try_collect(
 
 
 def _minimum(technique: Technique) -> int:
-    """Rows a class needs in the training data: the contract's minimum, and enough for cross-validation."""
-    folds = technique.spec.hyperparameters.get("cv_folds", 0)
-    return max(technique.spec.dataset.min_rows_per_class, int(folds) if isinstance(folds, int) else 0)
+    """Rows a class needs in the training data (what ``snapshot`` checks before every training run)."""
+    return technique.spec.dataset.min_rows_per_class
 
 
 def _put_new(client: Any, bucket: str, key: str, body: bytes) -> bool:
