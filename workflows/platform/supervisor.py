@@ -113,8 +113,10 @@ def tree(pids_dir: Path, name: str) -> Tree:
     if record is None:
         return Tree(None, [])
     pid, created = int(record["pid"]), float(record["create_time"])
-    members = session_members(pid, created)
-    leader = next((p for p in members if p.pid == pid and abs(p.create_time() - created) < _START_SLACK), None)
+    members = session_members(pid, created) if created >= psutil.boot_time() - _START_SLACK else []
+    leader = next((p for p in members if p.pid == pid), None)
+    if leader is not None and abs(leader.create_time() - created) >= _START_SLACK:
+        members, leader = [], None  # the pid was reused by another session's leader: nothing here is ours
     if not members:
         record_path(pids_dir, name).unlink(missing_ok=True)
     return Tree(leader, members)
