@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.contract import get
-from workflows.steps.mlflow_logging import signature
+from workflows.steps.mlflow_logging import model_metadata, signature
 
 TECHNIQUE = "invoice-matcher"
 
@@ -44,7 +44,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fitted = technique.fit(frame, {"learning_rate": 0.1, "max_iter": 50, "cv_folds": 2}, seed=0)
     path = tmp_path_factory.mktemp("model") / "model"
     mlflow.sklearn.save_model(
-        fitted.model, str(path), serialization_format="cloudpickle", signature=signature(technique)
+        fitted.model,
+        str(path),
+        serialization_format="cloudpickle",
+        signature=signature(technique),
+        metadata=model_metadata(technique),
     )
     return path
 
@@ -147,6 +151,20 @@ def test_bad_v1_payloads_are_400_with_a_message(server: str, body: dict, message
     reply = httpx.post(f"{server}/v1/models/{TECHNIQUE}:predict", json=body, timeout=10)
     assert reply.status_code == 400
     assert message in reply.json()["error"]
+
+
+@pytest.mark.parametrize("value", ["not a date", "9999-99-99", "2026-02-30", "2026-02-05T99:99:99garbage"])
+def test_a_bad_date_is_400_naming_the_field_on_v1_and_v2(server: str, value: str) -> None:
+    v1 = httpx.post(
+        f"{server}/v1/models/{TECHNIQUE}:predict", json={"instances": [{**PAIR, "transfer_date": value}]}, timeout=10
+    )
+    assert v1.status_code == 400 and "field 'transfer_date'" in v1.json()["error"] and "ISO date" in v1.json()["error"]
+    inputs = [
+        {"name": k, "shape": [1], "datatype": "FP64" if isinstance(v, float) else "BYTES", "data": [v]}
+        for k, v in {**PAIR, "transfer_date": value}.items()
+    ]
+    v2 = httpx.post(f"{server}/v2/models/{TECHNIQUE}/infer", json={"inputs": inputs}, timeout=10)
+    assert v2.status_code == 400 and "field 'transfer_date'" in v2.json()["error"]
 
 
 def test_bad_v2_payloads_are_400(server: str) -> None:

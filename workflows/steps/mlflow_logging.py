@@ -59,6 +59,11 @@ def signature(technique: Technique) -> Any:
     )
 
 
+def model_metadata(technique: Technique) -> dict[str, Any]:
+    """What the MLmodel file carries beyond the signature: each input's declared type (the predictor checks dates)."""
+    return {"ctcd_input_types": {f.name: f.type for f in technique.spec.serving.inputs}}
+
+
 def log_model(technique: Technique, model: Any, examples: Any, serialization: str) -> tuple[str, str]:
     """Log the model in the active run; return its URI and the sha256 of its serialized file."""
     import mlflow
@@ -70,7 +75,7 @@ def log_model(technique: Technique, model: Any, examples: Any, serialization: st
         signature=signature(technique),
         input_example=examples[technique.spec.feature_columns()].head(3),
         pip_requirements=requirements(technique),
-        metadata={"ctcd_input_types": {f.name: f.type for f in technique.spec.serving.inputs}},
+        metadata=model_metadata(technique),
     )
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp))
