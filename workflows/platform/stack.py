@@ -329,6 +329,17 @@ def _wait_healthy(settings: Settings, service: Service, proc: psutil.Process) ->
     )
 
 
+SETTLE_SECONDS = 15.0  # the bridge's first pass may run before MLflow answers; its next one follows in seconds
+
+
+def _wait_settled(described: list[Service], timeout: float) -> None:
+    """Give services that depend on others (the bridge on MLflow) a moment to report healthy; never fails."""
+    end = time.monotonic() + timeout
+    for service in described:
+        while service.problem() and time.monotonic() < end:
+            time.sleep(0.3)
+
+
 def _reap_orphans(settings: Settings, names: list[str]) -> None:
     """Stop what is left of services whose leader died (a kill -9 leaves MLflow's worker on its port)."""
     for name in names:
@@ -373,6 +384,7 @@ def up(settings: Settings) -> dict[str, float | None]:
     with ThreadPoolExecutor(max_workers=len(pending)) as pool:
         waits = list(pool.map(lambda sp: _wait_healthy(settings, *sp), pending))
     _ensure_buckets(settings)
+    _wait_settled([s for s in described if s.name == "bridge"], SETTLE_SECONDS)
     return {
         service.name: None if service.name in already else seconds
         for (service, _), seconds in zip(pending, waits, strict=True)

@@ -99,3 +99,29 @@ def fail_stale_runs(experiment_id: str, workflow_run: str) -> list[str]:
     for run in stale:
         client.set_terminated(run.info.run_id, "FAILED")
     return [run.info.run_id for run in stale]
+
+
+def log_evaluation(spec: Any, model: Any, test: Any, dataset_version: str, run_id: str) -> dict[str, Any]:
+    """Score ``model`` on the frozen test split and log it to the run: metrics, per-class F1, plot, report.
+
+    Per-class metric names are made valid for MLflow whatever the labels hold (``?``, spaces, any script); the
+    label → metric name mapping is logged as ``evaluation/metric_names.json``.
+
+    Returns:
+        The scores (see :func:`workflows.evaluation.score`).
+    """
+    import mlflow
+
+    from workflows import evaluation
+
+    scores = evaluation.score(spec, model, test)
+    names = evaluation.metric_names("test_f1_", scores["per_class"])
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
+        mlflow.log_metrics({names[k]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
+        mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
+        mlflow.log_figure(evaluation.plot(spec, model, test), "evaluation/plot.png")
+        mlflow.log_dict(
+            {"dataset_version": dataset_version, "test_rows": len(test), **scores}, "evaluation/report.json"
+        )
+    return scores

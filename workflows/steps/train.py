@@ -226,25 +226,16 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
     """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
     import mlflow
 
-    from workflows import evaluation
     from workflows.platform import datasets
+    from workflows.steps import mlflow_logging
 
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
         version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
         _, test_frame = datasets.frames(s3, settings, technique, version)
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         model = mlflow.sklearn.load_model(inputs.model_uri)
-        scores = evaluation.score(technique.spec, model, test_frame)
-        names = evaluation.metric_names("test_f1_", scores["per_class"])
-        with mlflow.start_run(run_id=inputs.run_id):
-            on_abort(lambda: mlflow.MlflowClient().set_terminated(inputs.run_id, "FAILED"))
-            mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
-            mlflow.log_metrics({names[k]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
-            mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
-            mlflow.log_figure(evaluation.plot(technique.spec, model, test_frame), "evaluation/plot.png")
-            mlflow.log_dict(
-                {"dataset_version": version.version, "test_rows": len(test_frame), **scores}, "evaluation/report.json"
-            )
+        on_abort(lambda: mlflow.MlflowClient().set_terminated(inputs.run_id, "FAILED"))
+        scores = mlflow_logging.log_evaluation(technique.spec, model, test_frame, version.version, inputs.run_id)
     return float(scores["metric"])
 
 
