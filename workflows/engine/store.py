@@ -84,7 +84,11 @@ class RunStore:
 
     def record_worker(self, name: str, pid: int) -> None:
         """Remember the detached worker that executes a run."""
-        (self.run_dir(name) / "worker.json").write_text(json.dumps(process_record(pid)))
+        try:
+            record = process_record(pid)
+        except psutil.Error:
+            record = {"pid": pid, "create_time": 0.0}  # it died at once: the run settles as lost
+        (self.run_dir(name) / "worker.json").write_text(json.dumps(record))
 
     def worker_alive(self, name: str) -> bool:
         """Whether a run's worker still runs (True while none is recorded: it is being started)."""
@@ -98,9 +102,13 @@ class RunStore:
 
     def record_pod(self, name: str, node_id: str, pid: int) -> None:
         """Remember a running step's process (it leads its process group) until :meth:`forget_pod`."""
+        try:
+            record = process_record(pid)
+        except psutil.Error:
+            return  # it has exited already: nothing to remember
         folder = self.run_dir(name) / "pods"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{node_id}.json").write_text(json.dumps(process_record(pid)))
+        (folder / f"{node_id}.json").write_text(json.dumps(record))
 
     def forget_pod(self, name: str, node_id: str) -> None:
         """The step's process group has ended."""
