@@ -48,7 +48,7 @@ def test_run_logs_metrics_plot_report_model_and_pins(
     assert any(k.startswith("test_f1_") for k in run.data.metrics)  # per-class metrics
     assert any(k.startswith("cv_") for k in run.data.metrics)
     paths = {a.path for a in registry.list_artifacts(run.info.run_id, "evaluation")}
-    assert paths == {"evaluation/plot.png", "evaluation/report.json"}
+    assert paths == {"evaluation/plot.png", "evaluation/report.json", "evaluation/metric_names.json"}
     with tempfile.TemporaryDirectory() as tmp:
         plot = Path(registry.download_artifacts(run.info.run_id, "evaluation/plot.png", tmp))
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
