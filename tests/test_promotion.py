@@ -81,12 +81,12 @@ def test_rerun_converges_without_a_duplicate_commit(remote: str) -> None:
 
 def test_merging_the_branch_is_the_promotion(remote: str) -> None:
     result = promotion.promote(remote, "main", desired("4", env="production"), {}, to_main=False)
-    assert result.branch == "promote/intent-classifier/v4" and not result.merged
+    assert result.branch == "promote/production/intent-classifier/v4" and not result.merged
     assert show(remote, "main", "gitops/models/intent-classifier/overlays/production/version.yaml") == ""
     again = promotion.promote(remote, "main", desired("4", env="production"), {}, to_main=False)
     assert not again.changed and again.commit == result.commit  # no duplicate on the branch either
     promotion.merge(remote, "main", result.branch)
-    assert log(remote, "-1") == ["Merge promote/intent-classifier/v4"]
+    assert log(remote, "-1") == ["Merge promote/production/intent-classifier/v4"]
     assert (
         gitops.read_version(show(remote, "main", "gitops/models/intent-classifier/overlays/production/version.yaml"))[
             "a"
@@ -152,7 +152,7 @@ def test_a_crash_between_commit_and_push_leaves_nothing_and_a_rerun_pushes_once(
 
 def test_bad_names_never_reach_git() -> None:
     with pytest.raises(gitops.GitopsError, match="DNS-1123"):
-        promotion.branch_name("--upload-pack=evil", "1")
+        promotion.branch_name("staging", "--upload-pack=evil", "1")
 
 
 def test_a_user_clone_and_plain_git_merge_is_the_promotion(remote: str, tmp_path: Path) -> None:
@@ -193,3 +193,31 @@ def test_one_read_gives_every_pin_and_isolates_a_broken_file(remote: str) -> Non
     assert isinstance(pins[("invoice-matcher", "staging")], gitops.GitopsError)
     assert ("intent-classifier", "production") not in pins
     assert pins[("intent-classifier", "staging")] == promotion.current(remote, "main", "intent-classifier", "staging")
+
+
+def test_a_stale_branch_is_refused_naming_both_versions_unless_forced(remote: str) -> None:
+    old = promotion.promote(remote, "main", desired("2", env="production"), {}, to_main=False)
+    promotion.promote(remote, "main", desired("3", env="production"), {}, to_main=True)  # pins v3, prunes v2's branch
+    assert not _branches(remote, "promote/production/intent-classifier/")
+    older = promotion.promote(remote, "main", desired("2", env="production"), {}, to_main=False)
+    assert older.branch == old.branch
+    with pytest.raises(promotion.StaleBranchError, match=r"v2, which is not newer than the pin: production pins .* v3"):
+        promotion.merge(remote, "main", older.branch)
+    assert promotion.current(remote, "main", "intent-classifier", "production")["a"]["version"] == "3"  # type: ignore[index]
+    promotion.merge(remote, "main", older.branch, force=True)
+    assert promotion.current(remote, "main", "intent-classifier", "production")["a"]["version"] == "2"  # type: ignore[index]
+
+
+def test_a_branch_superseded_by_a_later_promotion_is_refused(remote: str) -> None:
+    proposal = promotion.promote(remote, "main", desired("9", env="production"), {}, to_main=False)
+    promotion.promote(remote, "main", desired("5", env="production"), {}, to_main=True)  # a later promotion
+    with pytest.raises(promotion.StaleBranchError, match=r"v9\) was superseded by commit"):
+        promotion.merge(remote, "main", proposal.branch)
+    newer = promotion.promote(remote, "main", desired("10", env="production"), {}, to_main=False)
+    promotion.merge(remote, "main", newer.branch)
+    assert _branches(remote, "promote/production/intent-classifier/") == []  # merged and superseded ones are gone
+
+
+def _branches(remote: str, prefix: str) -> list[str]:
+    out = subprocess.run(["git", "--git-dir", remote, "branch", "--list", f"{prefix}*"], capture_output=True, text=True)
+    return out.stdout.split()

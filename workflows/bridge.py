@@ -6,7 +6,7 @@ version pinned in that environment's version file on the main branch.  The last 
 is kept as a tag on the registered model (``ctcd.bridge.<env>``), so the bridge holds no state of its own:
 
 - the registry moved (an alias or stage change in the UI) → a promotion commit (to main where the
-  environment merges by itself, else a ``promote/<technique>/v<N>`` branch for a human to merge);
+  environment merges by itself, else a ``promote/<env>/<technique>/v<N>`` branch for a human to merge);
 - git moved (a merged branch, a revert, a training canary) → the registry follows (alias or stage set).
 
 MLflow has webhooks for alias changes but none for stage changes, so the bridge reconciles on a timer (a
@@ -138,7 +138,8 @@ def sync(
         _follow_git(client, name, environment, pinned)
         _record(client, name, environment, registry_choice(client, name, environment), pinned)
         return Action(name, environment, "registry-updated", f"registry follows git: v{pinned}")
-    return Action(name, environment, "waiting", f"v{wanted} waits on promote/{name}/v{wanted} for a merge")
+    branch = promotion.branch_name(environment, name, wanted) if wanted else "a promotion branch"
+    return Action(name, environment, "waiting", f"v{wanted} waits on {branch} for a merge")
 
 
 def _promote(settings: Settings, client: Any, name: str, environment: str, wanted: str, pinned: str) -> Action:

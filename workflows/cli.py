@@ -537,14 +537,17 @@ def promote(
 
 
 @app.command()
-def merge(branch: str) -> None:
-    """Merge a promotion branch on the GitOps remote, like a pull request's merge button."""
+def merge(
+    branch: str,
+    force: Annotated[bool, typer.Option("--force", help="Merge even a stale branch (older than the pin).")] = False,
+) -> None:
+    """Merge a promotion branch on the GitOps remote, like a pull request's merge button (stale ones refused)."""
     from workflows import promotion
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
     try:
-        commit = promotion.merge(settings.git_remote, settings.git_branch, branch)
+        commit = promotion.merge(settings.git_remote, settings.git_branch, branch, force=force)
     except GitError as exc:
         raise _fail(str(exc)) from exc
     console.print(f"[green]✓[/] merged {branch} into {settings.git_branch}: {commit[:12]}")

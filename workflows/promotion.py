@@ -1,8 +1,10 @@
 """Promotions are commits: pin a registered version in an environment's version file and push it.
 
-- ``promote`` commits on ``promote/<technique>/v<N>`` (merging that branch is the promotion) or, where the
+- ``promote`` commits on ``promote/<env>/<technique>/v<N>`` (merging that branch is the promotion) or, where the
   environment merges by itself (staging by default), straight onto the main branch.
-- ``merge`` merges a promotion branch on the remote, like a pull request's merge button.
+- ``merge`` merges a promotion branch on the remote, like a pull request's merge button; a stale branch (not
+  newer than the pin, or superseded by a later promotion) is refused unless forced, and branches a promotion
+  superseded are deleted.
 - ``rollback`` reverts the environment's last promotion commit; ``rollout`` ends a canary (100% to the new one).
 
 Every step is idempotent: a re-run after a crash finds the change already there and makes no second commit,
@@ -80,9 +82,36 @@ def from_registry(
     )
 
 
-def branch_name(technique: str, version: str) -> str:
-    """``promote/<technique>/v<N>``, from validated parts only."""
-    return f"promote/{gitops.check_name(technique, 'technique')}/v{gitops.check_version(version)}"
+def branch_name(environment: str, technique: str, version: str) -> str:
+    """``promote/<env>/<technique>/v<N>``, from validated parts only."""
+    if environment not in gitops.ENVIRONMENTS:
+        raise gitops.GitopsError(f"environment {environment!r} must be one of {', '.join(gitops.ENVIRONMENTS)}")
+    return f"promote/{environment}/{gitops.check_name(technique, 'technique')}/v{gitops.check_version(version)}"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A promotion branch's parts."""
+
+    environment: str
+    technique: str
+    version: str
+
+
+def parse_branch(branch: str) -> Branch:
+    """The parts of ``promote/<env>/<technique>/v<N>``.
+
+    Raises:
+        GitError: ``branch`` is not a promotion branch (checked before git is touched).
+    """
+    parts = branch.split("/")
+    try:
+        valid = len(parts) == 4 and parts[0] == "promote" and branch_name(parts[1], parts[2], parts[3][1:]) == branch
+    except gitops.GitopsError:
+        valid = False
+    if not valid:
+        raise gitrepo.GitError(f"{branch!r} is not a promotion branch (promote/<env>/<technique>/v<N>)")
+    return Branch(parts[1], parts[2], parts[3][1:])
 
 
 def _files(desired: gitops.Desired) -> dict[str, str]:
@@ -123,7 +152,7 @@ def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str,
     """
     gitops.check_ref(main, "main branch")
     files, message, trailers = _files(desired), _message(desired), _trailers(desired, evidence)
-    branch = main if to_main else branch_name(desired.technique, desired.pin.version)
+    branch = main if to_main else branch_name(desired.environment, desired.technique, desired.pin.version)
     with gitrepo.scratch_clone(remote, main) as repo:
         if not to_main and gitrepo.remote_branch_exists(repo, branch):
             gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
@@ -142,8 +171,31 @@ def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str,
             _logger.info("%s: already on %s, nothing to commit", message, branch)
             return Result(branch, head, changed=False, merged=to_main)
         pushed = gitrepo.push_with_retry(repo, branch, reapply=apply)
+        if to_main:
+            prune_branches(repo, desired.environment, desired.technique, desired.pin.version)
     _logger.info("%s: %s on %s", message, pushed[:12], branch)
     return Result(branch, pushed, changed=True, merged=to_main)
+
+
+def prune_branches(repo: Path, environment: str, technique: str, pinned: str) -> list[str]:
+    """Delete this environment's promotion branches of ``technique`` that the pin ``pinned`` superseded.
+
+    Returns:
+        The branches deleted from the remote.
+    """
+    listing = gitrepo.git(repo, "ls-remote", "--heads", "origin", f"refs/heads/promote/{environment}/{technique}/*")
+    stale = []
+    for line in listing.stdout.splitlines():
+        branch = line.split("\t", 1)[1].removeprefix("refs/heads/")
+        try:
+            if int(parse_branch(branch).version) <= int(pinned):
+                stale.append(branch)
+        except gitrepo.GitError:
+            continue
+    if stale:
+        gitrepo.git(repo, "push", "--quiet", "origin", "--delete", *stale, check=False)
+        _logger.info("deleted superseded promotion branch(es) %s", ", ".join(stale))
+    return stale
 
 
 def _validate(repo: Path, desired: gitops.Desired) -> None:
@@ -158,28 +210,29 @@ def _validate(repo: Path, desired: gitops.Desired) -> None:
     validate(kustomize(overlay), f"{desired.technique}/{desired.environment}")
 
 
-def _check_promotion_branch(branch: str) -> None:
-    parts = branch.split("/")
-    try:
-        valid = len(parts) == 3 and parts[0] == "promote" and branch_name(parts[1], parts[2][1:]) == branch
-    except gitops.GitopsError:
-        valid = False
-    if not valid:
-        raise gitrepo.GitError(f"{branch!r} is not a promotion branch (promote/<technique>/v<N>)")
+class StaleBranchError(gitrepo.GitError):
+    """A promotion branch would put an environment back on an older model, or a later promotion superseded it."""
 
 
-def merge(remote: str, main: str, branch: str) -> str:
+def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
     """Merge a promotion branch into ``main`` on the remote (no fast-forward), then delete the branch.
+
+    A branch whose version is not newer than the environment's pin, or whose version file main changed since the
+    branch was made (a later promotion superseded it), is refused unless ``force``.  Branches the merge supersedes
+    are deleted too.
 
     Raises:
         GitError: The branch does not exist, or the merge conflicts.
+        StaleBranchError: The branch is stale (the message names both versions).
     """
-    _check_promotion_branch(branch)
+    parts = parse_branch(branch)
     gitops.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:
         if not gitrepo.remote_branch_exists(repo, branch):
             raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")
         gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
+        if not force:
+            _refuse_stale(repo, branch, parts)
 
         def apply() -> str | None:
             if (
@@ -197,7 +250,27 @@ def merge(remote: str, main: str, branch: str) -> str:
             else gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
         )
         gitrepo.git(repo, "push", "--quiet", "origin", "--delete", branch, check=False)
+        prune_branches(repo, parts.environment, parts.technique, parts.version)
     return head
+
+
+def _refuse_stale(repo: Path, branch: str, parts: Branch) -> None:
+    path = _version_path(parts.technique, parts.environment)
+    shown = gitrepo.git(repo, "show", f"HEAD:{path}", check=False)
+    pinned = gitops.read_version(shown.stdout)["a"]["version"] if shown.returncode == 0 else ""
+    where = f"{parts.environment} pins {parts.technique} v{pinned}"
+    if pinned and int(parts.version) <= int(pinned):
+        raise StaleBranchError(
+            f"{branch} would put {parts.environment} on v{parts.version}, which is not newer than the pin: {where}. "
+            "Use `ctcd rollback` to go back, or --force to merge anyway"
+        )
+    base = gitrepo.git(repo, "merge-base", "HEAD", f"origin/{branch}").stdout.strip()
+    later = gitrepo.git(repo, "log", "-1", "--format=%h", f"{base}..HEAD", "--", path).stdout.strip()
+    if later:
+        raise StaleBranchError(
+            f"{branch} (v{parts.version}) was superseded by commit {later} on main since it was made ({where}); "
+            "promote again, or --force to merge anyway"
+        )
 
 
 def _version_path(technique: str, environment: str) -> str:

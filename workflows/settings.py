@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         bridge_port: Port of the registry bridge's webhook receiver.
         serving_environment: Which environment's overlays local serving runs.
         auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
-            wait on a ``promote/<technique>/v<N>`` branch for a human merge.
+            wait on a ``promote/<env>/<technique>/v<N>`` branch for a human merge.
         notify_url: Slack-compatible incoming webhook for run summaries (empty: log lines only).
         engine_parallelism: How many steps the local engine runs at once.
         engine_warm: Fork Python steps from a process with the heavy libraries already imported (saves seconds

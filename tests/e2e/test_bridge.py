@@ -49,7 +49,7 @@ def test_an_alias_change_proposes_a_production_branch_and_the_merge_promotes(
     runs: dict[str, Any], platform: Settings, registry: MlflowClient
 ) -> None:
     registry.set_registered_model_alias("invoice-matcher", "champion", "2")
-    branch = "promote/invoice-matcher/v2"
+    branch = "promote/production/invoice-matcher/v2"
 
     def proposed() -> bool:
         out = subprocess.run(

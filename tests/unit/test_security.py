@@ -70,7 +70,7 @@ def test_branch_names_that_could_inject_are_refused(ref: str) -> None:
         gitops.check_ref(ref)
 
 
-@pytest.mark.parametrize("ref", ["main", "release/2026-11", "promote/intent-classifier/v3"])
+@pytest.mark.parametrize("ref", ["main", "release/2026-11", "promote/production/intent-classifier/v3"])
 def test_ordinary_branch_names_pass(ref: str) -> None:
     assert gitops.check_ref(ref) == ref
 
@@ -78,17 +78,26 @@ def test_ordinary_branch_names_pass(ref: str) -> None:
 @pytest.mark.parametrize("version", ["1_0", " 7", "0", "-1", "3; rm -rf /", "v3", "1e3", ""])
 def test_versions_must_be_plain_numbers(version: str) -> None:
     with pytest.raises(gitops.GitopsError, match="registry version number"):
-        promotion.branch_name("intent-classifier", version)
+        promotion.branch_name("staging", "intent-classifier", version)
 
 
 @pytest.mark.parametrize("technique", ["Intent", "a\nkind: Secret", "../etc", "x" * 64, "-lead", "a_b"])
 def test_technique_names_must_be_dns_labels(technique: str) -> None:
     with pytest.raises(gitops.GitopsError, match="DNS-1123"):
-        promotion.branch_name(technique, "1")
+        promotion.branch_name("staging", technique, "1")
 
 
 @pytest.mark.parametrize(
-    "branch", ["main", "promote/../v1", "promote/intent-classifier/v1/x", "promote/intent-classifier/v01", "--all"]
+    "branch",
+    [
+        "main",
+        "promote/../v1",
+        "promote/intent-classifier/v1",
+        "promote/staging/intent-classifier/v1/x",
+        "promote/staging/intent-classifier/v01",
+        "promote/qa/intent-classifier/v1",
+        "--all",
+    ],
 )
 def test_merge_refuses_anything_but_a_promotion_branch_before_touching_git(branch: str, tmp_path: Path) -> None:
     with pytest.raises(GitError, match="is not a promotion branch"):
