@@ -28,6 +28,7 @@ from serving.batcher import Batcher
 _logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"
 MAX_ROWS = 10_000
+V2_DATATYPE = {"double": "FP64", "float": "FP64", "number": "FP64", "long": "INT64", "integer": "INT64"}
 
 
 class ArtifactError(RuntimeError):
@@ -97,6 +98,19 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         self.classes = [c.item() if hasattr(c, "item") else c for c in self.model.classes_]
         self.ready = True
         return self.ready
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """v2 model metadata: one 1-D tensor per signature input (``-1``: any number of rows)."""
+        return [
+            {"name": name, "datatype": V2_DATATYPE.get(kind, "BYTES"), "shape": [-1]} for name, kind in self.columns
+        ]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """v2 model metadata: ``label`` (BYTES) and ``confidence`` (FP64), one per row."""
+        return [
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "confidence", "datatype": "FP64", "shape": [-1]},
+        ]
 
     async def predict(
         self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None

@@ -4,15 +4,18 @@ A request for an InferenceGraph name (``<technique>-ab``) first picks a service 
 Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.  A revision
 whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.  A
 revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the size limit get a 413.
+``/metrics`` counts answers and their latency per service, revision and status code (Prometheus).
 """
 
 from __future__ import annotations
 
 import random
 import re
+import time
 from typing import Any
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -49,10 +52,38 @@ async def _send(client: httpx.AsyncClient, method: str, url: str, body: bytes, k
     return None
 
 
+class Metrics:
+    """Prometheus counts and latencies per service, revision and status code, in a registry of the app's own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["service", "revision", "code"]
+        self.requests = Counter(
+            "ctcd_gateway_requests", "Requests through the gateway.", labels, registry=self.registry
+        )
+        self.seconds = Histogram(
+            "ctcd_gateway_request_seconds",
+            "Time from the request's arrival to the answer, forwarding included.",
+            labels,
+            registry=self.registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+        )
+
+    def observe(self, service: str, revision: str, code: int, started: float) -> None:
+        """Count one answer."""
+        self.requests.labels(service, revision, str(code)).inc()
+        self.seconds.labels(service, revision, str(code)).observe(time.perf_counter() - started)
+
+    async def endpoint(self, _: Request) -> Response:
+        """``GET /metrics`` in Prometheus's text format."""
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 def app(state: Any, seed: int | None = None) -> Starlette:
     """The gateway; ``state`` exposes ``routes`` and ``graphs`` (updated by the reconciler)."""
     rng = random.Random(seed)
     client = httpx.AsyncClient(timeout=30)
+    metrics = Metrics()
 
     async def health(_: Request) -> Response:
         problems = list(getattr(state, "problems", []))
@@ -62,6 +93,17 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         return JSONResponse({"status": "ok", "commit": state.commit})
 
     async def forward(request: Request) -> Response:
+        started = time.perf_counter()
+        reply = await route(request)
+        metrics.observe(
+            reply.headers.get("x-ctcd-service", "-"),
+            reply.headers.get("x-ctcd-revision", "-"),
+            reply.status_code,
+            started,
+        )
+        return reply
+
+    async def route(request: Request) -> Response:
         match = PATH.match(request.url.path)
         if not match:
             return JSONResponse({"error": "use /v1/models/NAME:predict or /v2/models/NAME/infer"}, status_code=404)
@@ -79,7 +121,9 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         while True:
             target = pick(candidates, rng)
             if target is None:
-                return JSONResponse({"error": f"{service} has no ready revision"}, status_code=503)
+                return JSONResponse(
+                    {"error": f"{service} has no ready revision"}, status_code=503, headers={"x-ctcd-service": service}
+                )
             port, revision = target
             url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"
             reply = await _send(client, request.method, url, body, kind)
@@ -93,5 +137,9 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         }
         return Response(reply.content, status_code=reply.status_code, headers=headers)
 
-    routes = [Route("/healthz", health), Route("/{path:path}", forward, methods=["GET", "POST"])]
+    routes = [
+        Route("/healthz", health),
+        Route("/metrics", metrics.endpoint),
+        Route("/{path:path}", forward, methods=["GET", "POST"]),
+    ]
     return Starlette(routes=routes, middleware=[Middleware(BodyLimit)])

@@ -86,3 +86,25 @@ def test_alternating_bad_and_good_requests_keep_their_own_answers(gateway_url: s
 def test_an_oversized_body_gets_413(gateway_url: str) -> None:
     reply = httpx.post(f"{gateway_url}/v1/models/m:predict", content=b"x" * (MAX_BODY_BYTES + 1), timeout=30)
     assert reply.status_code == 413 and "larger than" in reply.json()["error"]
+
+
+def _count(text: str, code: str) -> float:
+    for line in text.splitlines():
+        if line.startswith("ctcd_gateway_requests_total{") and f'code="{code}"' in line and 'service="m"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_answers_per_service_revision_and_code(gateway_url: str) -> None:
+    before = httpx.get(f"{gateway_url}/metrics", timeout=10).text
+    with httpx.Client(timeout=10) as client:
+        for i in range(10):
+            client.post(f"{gateway_url}/v1/models/m:predict", json={"bad": i < 3})
+    after = httpx.get(f"{gateway_url}/metrics", timeout=10)
+    assert after.headers["content-type"].startswith("text/plain")
+    assert _count(after.text, "200") - _count(before, "200") == 7
+    assert _count(after.text, "500") - _count(before, "500") == 3
+    assert (
+        'ctcd_gateway_request_seconds_bucket{code="200",le="0.1",revision="m-predictor-00001",service="m"}'
+        in after.text
+    )
