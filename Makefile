@@ -25,7 +25,7 @@ run: $(STAMP) ## Bring up the embedded platform and run the main job on it
 	$(BIN)/ctcd submit --from workflowtemplate/train-all --wait
 	$(BIN)/ctcd models
 	$(BIN)/ctcd serving wait
-	$(BIN)/ctcd get isvc
+	$(BIN)/ctcd get isvc -A
 	$(BIN)/ctcd predict intent-classifier
 	$(BIN)/ctcd predict invoice-matcher
 	$(BIN)/ctcd status

@@ -589,23 +589,32 @@ def rollout(technique: str, env: Annotated[str, typer.Option(help="staging or pr
 
 
 @get_app.command("isvc")
-def get_isvc(name: Annotated[str | None, typer.Argument()] = None, output: OutputOpt = "table") -> None:
-    """InferenceServices served locally, with the columns of `kubectl get isvc`."""
-    from workflows import render
+def get_isvc(
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace (default: staging's, ctcd-staging).")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every environment.")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
+    from workflows import gitops, render
     from workflows.platform import stack
 
     settings = _settings()
-    items = stack.served(settings)
+    wanted = None if all_namespaces else (namespace or gitops.NAMESPACE["staging"])
+    items = [i for i in stack.served(settings) if wanted in (None, i["metadata"].get("namespace"))]
     items = [i for i in items if name in (None, i["metadata"]["name"])]
     if name and not items:
-        raise _fail(f'inferenceservices "{name}" not found')
+        where = "" if all_namespaces else f" in namespace {wanted}"
+        raise _fail(f'inferenceservices "{name}" not found{where} (all environments: `ctcd get isvc -A`)')
     if output in ("yaml", "json"):
         import yaml
 
         body = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
         print(json.dumps(body, indent=2) if output == "json" else yaml.safe_dump(body, sort_keys=False))
         return
-    console.print(render.isvc_table(items))
+    console.print(render.isvc_table(items, namespaces=all_namespaces))
 
 
 serving_app = typer.Typer(help="Local serving (the stand-in for Argo CD + KServe).", no_args_is_help=True)
@@ -642,11 +651,16 @@ def predict(
     name: str,
     instances: Annotated[str | None, typer.Option(help="JSON list of instances (default: generated examples).")] = None,
     count: Annotated[int, typer.Option(help="How many generated examples.")] = 3,
+    env: Annotated[str, typer.Option(help="staging or production.")] = "staging",
 ) -> None:
     """Send a v1 prediction through the local gateway and print what came back (and from which revision)."""
     import httpx
 
+    from workflows import gitops
+
     settings = _settings()
+    if env not in gitops.NAMESPACE:
+        raise _fail(f"--env {env!r} must be one of {', '.join(gitops.NAMESPACE)}")
     if instances is None:
         technique = _technique(name.removesuffix("-ab").removesuffix("-b"))
         frame = technique.generate(count, seed=99, batch=0)[technique.spec.feature_columns()]
@@ -654,12 +668,13 @@ def predict(
     else:
         rows = json.loads(instances)
     try:
-        reply = httpx.post(f"{settings.gateway_url}/v1/models/{name}:predict", json={"instances": rows}, timeout=30)
+        url = f"{settings.gateway_url}/namespaces/{gitops.NAMESPACE[env]}/v1/models/{name}:predict"
+        reply = httpx.post(url, json={"instances": rows}, timeout=30)
     except httpx.HTTPError as exc:
         raise _fail(f"the gateway at {settings.gateway_url} is not reachable ({exc}); run `ctcd up`") from exc
     if reply.status_code != 200:
         raise _fail(f"{reply.status_code}: {reply.text}")
-    table = Table("INPUT", "LABEL", "CONFIDENCE", "REVISION", title=f"{name} via {settings.gateway_url}")
+    table = Table("INPUT", "LABEL", "CONFIDENCE", "REVISION", title=f"{name} in {env} via {settings.gateway_url}")
     for row, prediction in zip(rows, reply.json()["predictions"], strict=True):
         shown = row.get("text") if isinstance(row, dict) and "text" in row else json.dumps(row)[:70]
         table.add_row(

@@ -131,11 +131,13 @@ def summary(workflow: dict[str, Any]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in rows if v]
 
 
-def isvc_table(items: list[dict[str, Any]]) -> Table:
-    """The ``kubectl get isvc`` view: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE."""
-    table = Table(
-        "NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE", box=None
-    )
+def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
+    """The ``kubectl get isvc`` view, with NAMESPACE first for ``-A`` as kubectl shows it.
+
+    Columns: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE.
+    """
+    columns = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
+    table = Table(*(["NAMESPACE"] if namespaces else []), *columns, box=None)
     for item in items:
         status = item.get("status", {})
         predictor = status.get("components", {}).get("predictor", {})
@@ -144,6 +146,7 @@ def isvc_table(items: list[dict[str, Any]]) -> Table:
         prev: dict[str, Any] = next((t for t in split if t.get("tag") == "prev"), {})
         latest: dict[str, Any] = next((t for t in split if t.get("latestRevision")), {})
         table.add_row(
+            *([item["metadata"].get("namespace", "")] if namespaces else []),
             item["metadata"]["name"],
             status.get("url", ""),
             ready,

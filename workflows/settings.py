@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         git_branch: Branch that Argo CD syncs.
         gateway_port: Port of the local serving gateway (the stand-in for the cluster's ingress).
         bridge_port: Port of the registry bridge's webhook receiver.
-        serving_environment: Which environment's overlays local serving runs.
+        serving_domain: The ingress domain of local InferenceService URLs (``<name>.<namespace>.<domain>``).
         auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
             wait on a ``promote/<env>/<technique>/v<N>`` branch for a human merge.
         notify_url: Slack-compatible incoming webhook for run summaries (empty: log lines only).
@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     git_branch: str = "main"
     gateway_port: int = Field(default=8090, ge=1, le=65535)
     bridge_port: int = Field(default=8091, ge=1, le=65535)
-    serving_environment: str = "staging"
+    serving_domain: str = "example.com"
     auto_merge: str = "staging"
     notify_url: str = ""
     engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)

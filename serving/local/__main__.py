@@ -1,7 +1,8 @@
 """``python -m serving.local``: reconcile gitops@main into model servers and serve the gateway on 127.0.0.1.
 
-Environment: ``CTCD_STATE_DIR``, ``CTCD_GIT_REMOTE``, ``CTCD_GIT_BRANCH``, ``CTCD_SERVING_ENVIRONMENT``
-(staging), ``CTCD_GATEWAY_PORT``, ``CTCD_S3_ENDPOINT_URL`` and the S3 keys (or the state folder's).
+Every environment's overlays are served, each in its own namespace.  Environment: ``CTCD_STATE_DIR``,
+``CTCD_GIT_REMOTE``, ``CTCD_GIT_BRANCH``, ``CTCD_GATEWAY_PORT``, ``CTCD_SERVING_DOMAIN`` (example.com),
+``CTCD_S3_ENDPOINT_URL`` and the S3 keys (or the state folder's).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ _logger = logging.getLogger("serving.local")
 class Loop:
     """Polls the remote and drives the reconciler; the gateway reads ``routes``/``graphs``/``commit``."""
 
-    def __init__(self, reconciler: Reconciler, remote: str, branch: str, environment: str) -> None:
-        self.reconciler, self.remote, self.branch, self.environment = reconciler, remote, branch, environment
+    def __init__(self, reconciler: Reconciler, remote: str, branch: str) -> None:
+        self.reconciler, self.remote, self.branch = reconciler, remote, branch
         self.routes = reconciler.routes()
         self.graphs = reconciler.graphs
         self.commit = reconciler.commit
@@ -36,7 +37,7 @@ class Loop:
         commit = source.head(self.remote, self.branch)
         if commit and commit != self.reconciler.commit:
             try:
-                self.reconciler.apply(commit, source.render(self.remote, commit, self.environment))
+                self.reconciler.apply(commit, source.render(self.remote, commit))
                 _logger.info("applied %s", commit[:12])
             except Exception as exc:  # a broken commit must not stop serving what runs
                 _logger.error("cannot apply %s: %s", commit[:12], exc)
@@ -60,17 +61,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state_dir = Path(os.environ["CTCD_STATE_DIR"])
     port = int(os.environ.get("CTCD_GATEWAY_PORT", "8090"))
-    reconciler = Reconciler(state_dir, source.s3_fetcher(state_dir), f"http://127.0.0.1:{port}")
-    loop = Loop(
-        reconciler,
-        os.environ["CTCD_GIT_REMOTE"],
-        os.environ.get("CTCD_GIT_BRANCH", "main"),
-        os.environ.get("CTCD_SERVING_ENVIRONMENT", "staging"),
-    )
+    domain = os.environ.get("CTCD_SERVING_DOMAIN", "example.com")
+    reconciler = Reconciler(state_dir, source.s3_fetcher(state_dir), f"http://127.0.0.1:{port}", domain)
+    loop = Loop(reconciler, os.environ["CTCD_GIT_REMOTE"], os.environ.get("CTCD_GIT_BRANCH", "main"))
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     try:
-        uvicorn.run(gateway.app(loop), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(gateway.app(loop, domain=domain), host="127.0.0.1", port=port, log_level="warning")
     finally:
         loop.stopping.set()
         worker.join(timeout=5)

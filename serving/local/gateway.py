@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from serving.limits import BodyLimit
 
-PATH = re.compile(r"^/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
+PATH = re.compile(r"^(?:/namespaces/([a-z0-9][-a-z0-9]*))?/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
+DEFAULT_NAMESPACE = "ctcd-staging"
 RESENDS = 3  # attempts per revision when its server dropped a pooled connection
 
 
@@ -79,8 +80,23 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def app(state: Any, seed: int | None = None) -> Starlette:
-    """The gateway; ``state`` exposes ``routes`` and ``graphs`` (updated by the reconciler)."""
+def namespace_of(host: str, domain: str) -> tuple[str, str] | None:
+    """``(name, namespace)`` from a KServe Host header ``<name>.<namespace>.<domain>[:port]``, else None."""
+    bare = host.split(":", 1)[0].lower()
+    if not bare.endswith("." + domain):
+        return None
+    name, _, namespace = bare.removesuffix("." + domain).partition(".")
+    return (name, namespace) if name and namespace and "." not in namespace else None
+
+
+def app(
+    state: Any, seed: int | None = None, domain: str = "example.com", default_namespace: str = DEFAULT_NAMESPACE
+) -> Starlette:
+    """The gateway; ``state`` exposes ``routes`` and ``graphs`` keyed ``namespace/name`` (kept by the reconciler).
+
+    A request names its namespace by the Host KServe gives the service (``<name>.<namespace>.<domain>``), or by
+    the path form ``/namespaces/<namespace>/v1/models/<name>:predict``; otherwise ``default_namespace`` serves it.
+    """
     rng = random.Random(seed)
     client = httpx.AsyncClient(timeout=30)
     metrics = Metrics()
@@ -107,15 +123,24 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         match = PATH.match(request.url.path)
         if not match:
             return JSONResponse({"error": "use /v1/models/NAME:predict or /v2/models/NAME/infer"}, status_code=404)
-        version, name, rest = match.groups()
+        namespace, version, name, rest = match.groups()
+        by_host = namespace_of(request.headers.get("host", ""), domain)
+        if namespace is None:
+            namespace = by_host[1] if by_host is not None and by_host[0] == name else default_namespace
         service = name
-        if name in state.graphs:
-            steps = state.graphs[name]["spec"]["nodes"]["root"]["steps"]
+        graph = state.graphs.get(f"{namespace}/{name}")
+        if graph is not None:
+            steps = graph["spec"]["nodes"]["root"]["steps"]
             service = pick([(int(s["weight"]), s["serviceName"]) for s in steps], rng)
-        routes = state.routes.get(service)
+        routes = state.routes.get(f"{namespace}/{service}")
         if routes is None:
-            known = ", ".join(sorted([*state.routes, *state.graphs])) or "none"
-            return JSONResponse({"error": f"no InferenceService {name!r} (known: {known})"}, status_code=404)
+            known = ", ".join(
+                sorted(k.split("/", 1)[1] for k in [*state.routes, *state.graphs] if k.startswith(namespace + "/"))
+            )
+            return JSONResponse(
+                {"error": f"no InferenceService {name!r} in namespace {namespace} (known: {known or 'none'})"},
+                status_code=404,
+            )
         candidates = [(pct, (port, rev)) for pct, port, rev in routes]
         body, kind = await request.body(), request.headers.get("content-type", "application/json")
         while True:
@@ -125,7 +150,7 @@ def app(state: Any, seed: int | None = None) -> Starlette:
                     {"error": f"{service} has no ready revision"}, status_code=503, headers={"x-ctcd-service": service}
                 )
             port, revision = target
-            url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"
+            url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"  # the revision's own name for it
             reply = await _send(client, request.method, url, body, kind)
             if reply is not None:
                 break
@@ -133,6 +158,7 @@ def app(state: Any, seed: int | None = None) -> Starlette:
         headers = {
             "x-ctcd-revision": revision,
             "x-ctcd-service": service,
+            "x-ctcd-namespace": namespace,
             "content-type": reply.headers.get("content-type", "application/json"),
         }
         return Response(reply.content, status_code=reply.status_code, headers=headers)

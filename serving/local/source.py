@@ -22,8 +22,8 @@ def head(remote: str, branch: str) -> str:
     return out.stdout.split()[0] if out.returncode == 0 and out.stdout.strip() else ""
 
 
-def render(remote: str, commit: str, environment: str) -> list[dict[str, Any]]:
-    """Every overlay for ``environment`` at ``commit``, rendered with ``kubectl kustomize``."""
+def render(remote: str, commit: str) -> list[dict[str, Any]]:
+    """Every overlay of every environment at ``commit``, rendered with ``kubectl kustomize``."""
     kubectl = str(Path(sys.executable).parent / "kubectl")
     with tempfile.TemporaryDirectory(prefix="ctcd-serving-") as tmp:
         repo = Path(tmp) / "repo"
@@ -35,7 +35,7 @@ def render(remote: str, commit: str, environment: str) -> list[dict[str, Any]]:
         )
         subprocess.run(["git", "-C", str(repo), "checkout", "--quiet", commit], check=True, capture_output=True)
         docs: list[dict[str, Any]] = []
-        for overlay in sorted(repo.glob(f"gitops/models/*/overlays/{environment}")):
+        for overlay in sorted(repo.glob("gitops/models/*/overlays/*")):
             out = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
             if out.returncode != 0:
                 raise RuntimeError(f"kubectl kustomize {overlay.relative_to(repo)} failed: {out.stderr.strip()}")

@@ -158,7 +158,8 @@ def measure(spec: loadgen.Target, rows: int) -> dict[str, Any]:
 def _gateway_command(port: int, target_port: int) -> list[str]:
     code = (
         "import sys, types, uvicorn; from serving.local.gateway import app; "
-        f"s = types.SimpleNamespace(routes={{'{NAME}': [(100, {target_port}, 'bench')]}}, graphs={{}}, commit=''); "
+        f"s = types.SimpleNamespace(routes={{'ctcd-staging/{NAME}': [(100, {target_port}, 'bench')]}}, graphs={{}}, "
+        "commit=''); "
         f"uvicorn.run(app(s, seed=0), host='127.0.0.1', port={port}, log_level='warning')"
     )
     return [sys.executable, "-c", code]

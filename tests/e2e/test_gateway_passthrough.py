@@ -50,7 +50,13 @@ def gateway_url() -> Iterator[str]:
     try:
         _wait_ready(f"http://127.0.0.1:{upstream_port}/v2/health/ready")
         state = SimpleNamespace(
-            routes={"m": [(100, upstream_port, "m-predictor-00001")]}, graphs={}, commit="c", problems=[]
+            routes={
+                "ctcd-staging/m": [(100, upstream_port, "m-predictor-00001")],
+                "ctcd-production/m": [(100, upstream_port, "m-predictor-00007")],
+            },
+            graphs={},
+            commit="c",
+            problems=[],
         )
         front = _serve(gateway.app(state), gateway_port)
         yield f"http://127.0.0.1:{gateway_port}"
@@ -108,3 +114,30 @@ def test_metrics_count_answers_per_service_revision_and_code(gateway_url: str) -
         'ctcd_gateway_request_seconds_bucket{code="200",le="0.1",revision="m-predictor-00001",service="m"}'
         in after.text
     )
+
+
+@pytest.mark.parametrize(
+    ("how", "namespace", "revision"),
+    [
+        ("default", "ctcd-staging", "m-predictor-00001"),
+        ("host", "ctcd-production", "m-predictor-00007"),
+        ("path", "ctcd-production", "m-predictor-00007"),
+        ("host", "ctcd-staging", "m-predictor-00001"),
+    ],
+)
+def test_the_namespace_comes_from_the_host_or_the_path(
+    gateway_url: str, how: str, namespace: str, revision: str
+) -> None:
+    url, headers = f"{gateway_url}/v1/models/m:predict", {}
+    if how == "host":
+        headers["host"] = f"m.{namespace}.example.com"
+    elif how == "path":
+        url = f"{gateway_url}/namespaces/{namespace}/v1/models/m:predict"
+    reply = httpx.post(url, json={"bad": False}, headers=headers, timeout=10)
+    assert reply.status_code == 200
+    assert (reply.headers["x-ctcd-namespace"], reply.headers["x-ctcd-revision"]) == (namespace, revision)
+
+
+def test_an_unknown_namespace_is_a_404_naming_it(gateway_url: str) -> None:
+    reply = httpx.post(f"{gateway_url}/namespaces/ctcd-qa/v1/models/m:predict", json={}, timeout=10)
+    assert reply.status_code == 404 and "in namespace ctcd-qa" in reply.json()["error"]

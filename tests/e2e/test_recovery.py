@@ -28,9 +28,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows import promotion
+from workflows import bridge, gitops, promotion
 from workflows.engine.store import RunStore
-from workflows.platform import registry as reg
 from workflows.platform import stack, supervisor
 from workflows.platform.gitrepo import git
 from workflows.platform.s3 import s3_client
@@ -130,27 +129,28 @@ def _agree(settings: Settings) -> bool:
     if served.get("commit") != head:
         return False
     state = json.loads((settings.state_dir / "serving" / "state.json").read_text())
-    latest = {s["name"]: s["revisions"][-1]["storage_uri"] for s in state["services"] if s["revisions"]}
+    latest = {
+        (s["namespace"], s["name"]): s["revisions"][-1]["storage_uri"] for s in state["services"] if s["revisions"]
+    }
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     for (technique, env), pin in promotion.pinned(settings.git_remote, settings.git_branch).items():
-        if env != "staging" or isinstance(pin, Exception):
-            continue
-        if latest.get(technique) != pin["a"]["storage_uri"]:
+        if isinstance(pin, Exception):
             return False
-        stage = reg.newest_in_stage(client.search_model_versions(f"name = '{technique}'"), "Staging")
-        if stage is None or str(stage.version) != str(pin["a"]["version"]):
+        if latest.get((gitops.NAMESPACE[env], technique)) != pin["a"]["storage_uri"]:
+            return False
+        if str(bridge.registry_choice(client, technique, env)) != str(pin["a"]["version"]):
             return False
     return True
 
 
 def _answers_from_pinned(settings: Settings) -> None:
-    routed = {i["metadata"]["name"]: i for i in _served(settings)["items"]}
     with httpx.Client(timeout=10) as client:
-        for technique in TECHNIQUES:
-            split = routed[technique]["status"]["components"]["predictor"]["traffic"]
+        for item in _served(settings)["items"]:
+            name, url = item["metadata"]["name"], item["status"]["address"]["url"]
+            split = item["status"]["components"]["predictor"]["traffic"]
             allowed = {t["revisionName"] for t in split if t["percent"] > 0}
             for _ in range(10):
-                reply = client.post(f"{settings.gateway_url}/v1/models/{technique}:predict", json=_instances(technique))
+                reply = client.post(url, json=_instances(name.removesuffix("-b")))
                 assert reply.status_code == 200, reply.text
                 assert reply.headers["x-ctcd-revision"] in allowed
 

@@ -26,8 +26,9 @@ def status(platform: Settings) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"items": []}
 
 
-def isvc(platform: Settings, name: str) -> dict[str, Any]:
-    return next((i for i in status(platform)["items"] if i["metadata"]["name"] == name), {})
+def isvc(platform: Settings, name: str, namespace: str = "ctcd-staging") -> dict[str, Any]:
+    items = status(platform)["items"]
+    return next((i for i in items if (i["metadata"]["name"], i["metadata"]["namespace"]) == (name, namespace)), {})
 
 
 def traffic(platform: Settings, name: str) -> list[dict[str, Any]]:

@@ -246,7 +246,7 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
             "CTCD_GIT_BRANCH": settings.git_branch,
             "CTCD_S3_ENDPOINT_URL": settings.s3_endpoint_url,
             "CTCD_S3_REGION": settings.s3_region,
-            "CTCD_SERVING_ENVIRONMENT": settings.serving_environment,
+            "CTCD_SERVING_DOMAIN": settings.serving_domain,
             "CTCD_GATEWAY_PORT": str(settings.gateway_port),
         },
         health=lambda: _http_ok(settings.gateway_url + "/healthz", (200, 503)),

@@ -1,0 +1,91 @@
+"""KServe-shaped status of what local serving runs: InferenceServices, InferenceGraphs, and what is wrong.
+
+``status.url`` is the URL KServe gives an InferenceService, ``http://<name>.<namespace>.<domain>``; the local
+gateway routes that Host header.  ``status.address.url`` is the same service through the gateway's path form,
+for a plain ``curl``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from serving.local.model import Service, traffic
+
+
+def now() -> str:
+    """RFC 3339, as Kubernetes writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def host(name: str, namespace: str, domain: str) -> str:
+    """The Host KServe routes for an InferenceService or InferenceGraph."""
+    return f"{name}.{namespace}.{domain}"
+
+
+def path_url(base_url: str, name: str, namespace: str) -> str:
+    """The gateway's path form of a service's v1 predict URL."""
+    return f"{base_url}/namespaces/{namespace}/v1/models/{name}:predict"
+
+
+def inference_service(service: Service, base_url: str, domain: str) -> dict[str, Any]:
+    """One InferenceService with status in KServe's schema."""
+    split = traffic(service)
+    latest = service.latest()
+    ready = bool(split) and latest is not None and latest.state == "Ready"
+    condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now()}
+    if latest is not None and not ready:
+        condition.update(
+            reason="RevisionFailed" if latest.state == "Failed" else "RevisionLoading",
+            message=latest.message or f"revision {latest.name} is {latest.state.lower()}",
+        )
+    ready_revisions = [r.name for r in service.revisions if r.state == "Ready"]
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": service.name, "namespace": service.namespace, "creationTimestamp": service.created},
+        "status": {
+            "url": f"http://{host(service.name, service.namespace, domain)}",
+            "address": {"url": path_url(base_url, service.name, service.namespace)},
+            "conditions": [condition, {"type": "PredictorReady", "status": condition["status"]}],
+            "components": {
+                "predictor": {
+                    "latestCreatedRevision": latest.name if latest else "",
+                    "latestReadyRevision": ready_revisions[-1] if ready_revisions else "",
+                    "latestRolledoutRevision": service.rolled_out,
+                    "previousRolledoutRevision": next((t["revisionName"] for t in split if t.get("tag") == "prev"), ""),
+                    "traffic": split,
+                }
+            },
+            "modelStatus": {
+                "states": {"activeModelState": "Loaded" if split else "FailedToLoad"},
+                "lastFailureInfo": {"message": latest.message} if latest and latest.message else {},
+            },
+        },
+    }
+
+
+def inference_graph(key: str, graph: dict[str, Any], base_url: str, domain: str) -> dict[str, Any]:
+    """One InferenceGraph (``key`` is ``namespace/name``) with its URL."""
+    namespace, name = key.split("/", 1)
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": graph["spec"],
+        "status": {
+            "url": f"http://{host(name, namespace, domain)}",
+            "address": {"url": path_url(base_url, name, namespace)},
+        },
+    }
+
+
+def problems(items: list[dict[str, Any]]) -> list[str]:
+    """One line per InferenceService that is not Ready, saying why ([] when all serve)."""
+    found = []
+    for item in items:
+        ready = item["status"]["conditions"][0]
+        if ready["status"] != "True":
+            why = ready.get("message") or ready.get("reason") or "not ready"
+            found.append(f"{item['metadata']['namespace']}/{item['metadata']['name']}: {why}")
+    return found
