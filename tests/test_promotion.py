@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows import gitops, promotion
+from workflows import gitops, ledger, promotion
 from workflows.platform import gitrepo
 from workflows.settings import REPO_ROOT
 
@@ -97,14 +97,68 @@ def test_merging_the_branch_is_the_promotion(remote: str) -> None:
         promotion.merge(remote, "main", result.branch)  # the branch was deleted after merging
 
 
-def test_revert_is_the_rollback(remote: str) -> None:
-    promotion.promote(remote, "main", desired("3"), {}, to_main=True)
-    promotion.promote(remote, "main", desired("5"), {}, to_main=True)
-    promotion.rollback(remote, "main", "intent-classifier", "staging")
-    assert log(remote, "-1")[0].startswith('Revert "Promote intent-classifier v5')
-    assert promotion.current(remote, "main", "intent-classifier", "staging")["a"]["version"] == "3"  # type: ignore[index]
-    with pytest.raises(gitrepo.GitError, match="nothing to roll back"):
+def _served(remote: str, env: str = "staging") -> tuple[str, int | None]:
+    now = promotion.current(remote, "main", "intent-classifier", env)
+    assert now is not None
+    return now["a"]["version"], now["canary"]
+
+
+def test_rollback_walks_the_ledger_back_and_never_reverts(remote: str) -> None:
+    promotion.promote(remote, "main", desired("1"), {"Source": "cli"}, to_main=True)  # r1: v1 100%
+    promotion.promote(remote, "main", desired("2"), {"Source": "cli"}, to_main=True)  # r2: v2 100%
+    promotion.promote(remote, "main", desired("3", strategy="canary", canary_percent=20), {}, to_main=True)  # r3
+    promotion.rollout(remote, "main", "intent-classifier", "staging")  # r4: v3 100%
+    assert _served(remote) == ("3", None)
+    promotion.rollback(remote, "main", "intent-classifier", "staging")  # r5: back to r2, v2 100%
+    assert _served(remote) == ("2", None)
+    promotion.rollback(remote, "main", "intent-classifier", "staging")  # r6: walks on to r1, v1 100%
+    assert _served(remote) == ("1", None)
+    with pytest.raises(promotion.RollbackError, match="nothing earlier to roll back to"):
+        promotion.rollback(remote, "main", "intent-classifier", "staging")
+    assert not any(subject.startswith("Revert") for subject in log(remote))
+    with gitrepo.scratch_clone(remote, "main") as repo:
+        trailers = gitrepo.trailers(repo, "HEAD")
+        undone = gitrepo.git(repo, "rev-parse", "HEAD~1").stdout.strip()
+    assert trailers["Rollback-To-Revision"] == "1" and trailers["Rollback-Of"] == undone
+    assert trailers["Source"] == "rollback" and trailers["MLflow-Version"] == "1"
+    entries = ledger.history(remote, "main", "intent-classifier", "staging")
+    assert [(e.revision, e.version, e.source) for e in entries] == [
+        (1, "1", "cli"),
+        (2, "2", "cli"),
+        (3, "3", "cli"),
+        (4, "3", "rollout"),
+        (5, "2", "rollback"),
+        (6, "1", "rollback"),
+    ]
+    assert entries[2].traffic == "canary v3 20%" and entries[5].rollback_to == 1
+
+
+def test_rollback_to_a_revision_restores_its_pins_and_refuses_an_orphaned_canary(remote: str) -> None:
+    promotion.promote(remote, "main", desired("1"), {}, to_main=True)  # r1
+    promotion.promote(remote, "main", desired("2", strategy="canary", canary_percent=30), {}, to_main=True)  # r2
+    promotion.promote(remote, "main", desired("4"), {}, to_main=True)  # r3: v4 100%, v1 no longer rolled out
+    with pytest.raises(promotion.RollbackError, match="revision 2 was a canary .* over a model that no longer serves"):
+        promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=2)
+    promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=1)  # r4: v1 100%
+    promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=2)  # over v1 again: restorable
+    assert _served(remote) == ("2", 30)
+    with pytest.raises(promotion.RollbackError, match="revision 9 is not in the ledger"):
+        promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=9)
+    with pytest.raises(promotion.RollbackError, match="never been promoted"):
         promotion.rollback(remote, "main", "invoice-matcher", "production")
+
+
+def test_a_users_own_commit_of_an_older_version_is_flagged_in_the_ledger(remote: str, tmp_path: Path) -> None:
+    promotion.promote(remote, "main", desired("1"), {}, to_main=True)
+    first = show(remote, "main", VERSION_FILE)
+    promotion.promote(remote, "main", desired("2"), {}, to_main=True)
+    clone = tmp_path / "user"
+    gitrepo.git(tmp_path, "clone", "--quiet", remote, str(clone))
+    (clone / VERSION_FILE).write_text(first)
+    gitrepo.git(clone, "commit", "--quiet", "-am", "put v1 back by hand")
+    gitrepo.git(clone, "push", "--quiet", "origin", "main")
+    last = ledger.history(remote, "main", "intent-classifier", "staging")[-1]
+    assert last.source == "git" and last.flag == "not made by ctcd: put v1 back over v2"
 
 
 def test_concurrent_promotions_both_land(remote: str) -> None:
@@ -221,3 +275,10 @@ def test_a_branch_superseded_by_a_later_promotion_is_refused(remote: str) -> Non
 def _branches(remote: str, prefix: str) -> list[str]:
     out = subprocess.run(["git", "--git-dir", remote, "branch", "--list", f"{prefix}*"], capture_output=True, text=True)
     return out.stdout.split()
+
+
+def test_a_first_canary_took_all_the_traffic_so_rollback_restores_it_at_100(remote: str) -> None:
+    promotion.promote(remote, "main", desired("1", strategy="canary", canary_percent=20), {}, to_main=True)  # r1
+    promotion.promote(remote, "main", desired("2"), {}, to_main=True)  # r2
+    promotion.rollback(remote, "main", "intent-classifier", "staging")
+    assert _served(remote) == ("1", None)  # not a 20% canary against v2

@@ -150,7 +150,7 @@ def _promote(settings: Settings, client: Any, name: str, environment: str, wante
         else gitops.Desired(name, environment, "full", pin)
     )
     direct = settings.merges_by_itself(environment)
-    evidence = {"Promoted-By": "registry-bridge", "Registry-Change": f"{environment}=v{wanted}"}
+    evidence = {"Promoted-By": "registry-bridge", "Registry-Change": f"{environment}=v{wanted}", "Source": "registry"}
     result = promotion.promote(settings.git_remote, settings.git_branch, desired, evidence, to_main=direct)
     _record(client, name, environment, wanted, wanted if direct else pinned)
     kind = "promoted" if direct else "proposed"

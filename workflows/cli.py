@@ -528,7 +528,7 @@ def promote(
             client, settings.artifacts_bucket, technique, version, env, strategy, percent, b_version or "", weights
         )
         direct = settings.merges_by_itself(env) if to_main is None else to_main
-        result = promotion.promote(settings.git_remote, settings.git_branch, desired, {}, to_main=direct)
+        result = promotion.promote(settings.git_remote, settings.git_branch, desired, {"Source": "cli"}, to_main=direct)
     except (gitops.GitopsError, GitError, ValueError, MlflowException, SettingError) as exc:
         raise _fail(f"cannot promote {technique} v{version}: {exc}") from exc
     state = "merged into " + settings.git_branch if result.merged else f"waiting on branch {result.branch}"
@@ -554,18 +554,25 @@ def merge(
 
 
 @app.command()
-def rollback(technique: str, env: Annotated[str, typer.Option(help="staging or production.")] = "staging") -> None:
-    """Revert the environment's last promotion commit (git revert)."""
+def rollback(
+    technique: str,
+    env: Annotated[str, typer.Option(help="staging or production.")] = "staging",
+    to_revision: Annotated[
+        int | None, typer.Option("--to-revision", help="A revision of `ctcd history` (default: the one before).")
+    ] = None,
+) -> None:
+    """Serve an earlier model again: a new commit pinning it (like `kubectl rollout undo`), never a revert."""
     from workflows import promotion
     from workflows.gitops import GitopsError
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
     try:
-        commit = promotion.rollback(settings.git_remote, settings.git_branch, technique, env)
+        result = promotion.rollback(settings.git_remote, settings.git_branch, technique, env, to_revision)
     except (GitError, GitopsError) as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"[green]✓[/] rolled back {technique} in {env}: revert {commit[:12]}")
+    note = "" if result.changed else " (already serving it: nothing committed)"
+    console.print(f"[green]✓[/] rolled back {technique} in {env}: commit {result.commit[:12]}{note}")
 
 
 @app.command()
@@ -576,16 +583,61 @@ def rollout(technique: str, env: Annotated[str, typer.Option(help="staging or pr
 
     settings = _settings()
     try:
-        now = promotion.current(settings.git_remote, settings.git_branch, technique, env)
-        if now is None:
-            raise gitops.GitopsError(f"{technique} has never been promoted to {env}")
-        a = now["a"]
-        pin = gitops.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
-        desired = gitops.Desired(technique, env, "full", pin)
-        result = promotion.promote(settings.git_remote, settings.git_branch, desired, {}, to_main=True)
+        result = promotion.rollout(settings.git_remote, settings.git_branch, technique, env)
     except (gitops.GitopsError, GitError) as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"[green]✓[/] {technique} v{pin.version} rolled out to 100% in {env}: {result.commit[:12]}")
+    console.print(f"[green]✓[/] {technique} rolled out to 100% in {env}: {result.commit[:12]}")
+
+
+@app.command()
+def history(
+    technique: str,
+    env: Annotated[str | None, typer.Option(help="staging or production (default: both).")] = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Each promotion of a technique, from the commit trailers on main: the ledger `rollback` walks."""
+    from workflows import gitops, ledger
+    from workflows.platform.gitrepo import GitError
+
+    settings = _settings()
+    _technique(technique)
+    environments = [env] if env else list(gitops.ENVIRONMENTS)
+    try:
+        found = {e: ledger.history(settings.git_remote, settings.git_branch, technique, e) for e in environments}
+    except (GitError, gitops.GitopsError) as exc:
+        raise _fail(str(exc)) from exc
+    if output == "json":
+        print(json.dumps({e: [x.as_json() for x in entries] for e, entries in found.items()}, indent=2))
+        return
+    for environment, entries in found.items():
+        table = Table(
+            "REVISION",
+            "TIME",
+            "VERSION",
+            "TRAFFIC",
+            "RUN",
+            "DATASET",
+            "METRIC",
+            "SOURCE",
+            "COMMIT",
+            "NOTE",
+            title=f"{technique} in {environment}",
+        )
+        for e in entries:
+            note = e.flag or (f"rollback to {e.rollback_to}" if e.rollback_to else "")
+            table.add_row(
+                str(e.revision),
+                e.time,
+                f"v{e.version}",
+                e.traffic,
+                e.run_id[:12],
+                e.dataset_version,
+                e.metric,
+                e.source,
+                e.commit[:12],
+                note,
+            )
+        console.print(table)
 
 
 @get_app.command("isvc")

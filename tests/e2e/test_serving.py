@@ -127,17 +127,30 @@ def test_canary_20_percent_then_rollout(runs: dict[str, Any], platform: Settings
     assert traffic(platform, "invoice-matcher")[0]["revisionName"] == split["latest"]["revisionName"]
 
 
-def test_rollback_is_a_revert(runs: dict[str, Any], platform: Settings) -> None:
-    before = traffic(platform, "invoice-matcher")[0]["revisionName"]
+def test_rollback_after_a_rollout_serves_the_earlier_model_again(runs: dict[str, Any], platform: Settings) -> None:
+    rolled_out = promotion.current(platform.git_remote, "main", "invoice-matcher", "staging")
+    assert rolled_out is not None and rolled_out["canary"] is None  # the rollout above pinned v2 at 100%
     result = ctcd(platform, "rollback", "invoice-matcher")
     assert result.returncode == 0, result.stderr
     current = promotion.current(platform.git_remote, "main", "invoice-matcher", "staging")
-    assert current is not None and current["canary"] == 20  # the rollout commit was reverted
+    assert current is not None and current["canary"] is None
+    assert current["a"]["storage_uri"] != rolled_out["a"]["storage_uri"]  # an earlier model, pinned explicitly
+
+    def served() -> set[str]:
+        state = json.loads((platform.state_dir / "serving" / "state.json").read_text())
+        service = next(
+            s for s in state["services"] if (s["namespace"], s["name"]) == ("ctcd-staging", "invoice-matcher")
+        )
+        uris = {r["name"]: r["storage_uri"] for r in service["revisions"]}
+        return {uris[t["revisionName"]] for t in traffic(platform, "invoice-matcher") if t["percent"] > 0}
+
+    wait_for(lambda: served() == {current["a"]["storage_uri"]}, 60)
     subject = subprocess.run(
         ["git", "--git-dir", platform.git_remote, "log", "-1", "--format=%s"], capture_output=True, text=True
     ).stdout
-    assert subject.startswith('Revert "Promote invoice-matcher v2 to staging (100%)"')
-    assert before
+    assert subject.startswith("Roll back invoice-matcher in staging to revision")
+    history = json.loads(ctcd(platform, "history", "invoice-matcher", "--env", "staging", "-o", "json").stdout)
+    assert history["staging"][-1]["source"] == "rollback" and history["staging"][-1]["rollback_to"]
 
 
 def test_ab_split_through_an_inference_graph(runs: dict[str, Any], platform: Settings, registry: MlflowClient) -> None:

@@ -56,6 +56,7 @@ def promote(inputs: PromoteInput) -> PromoteOutput:
         inputs.weights,
     )
     evidence = {k: v for k, v in (("Metric", inputs.metric), ("Champion-Metric", inputs.champion_metric)) if v}
+    evidence["Source"] = "training"
     result = promotion.promote(
         settings.git_remote,
         settings.git_branch,
