@@ -331,29 +331,11 @@ def data_add(
     spec = _technique(technique)
     client = s3_client(settings)
     try:
-        raw = datasets.read_location(client, source) if source.startswith("s3://") else _read_local(source)
+        raw = datasets.read_source(client, source)
         keys = datasets.collect(client, settings, spec, source, raw)
     except DatasetError as exc:
         raise _fail(str(exc)) from exc
     console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
-
-
-def _read_local(source: str) -> bytes:
-    from pathlib import Path
-
-    from workflows.validation import MAX_FILE_BYTES, DatasetError
-
-    path = Path(source)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise DatasetError(f"{source}: larger than the {MAX_FILE_BYTES >> 20} MiB limit; split it into batches")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{source}: no such file; give the path of a CSV or Parquet file") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{source}: is a folder; give one CSV or Parquet file") from None
-    except OSError as exc:
-        raise DatasetError(f"{source}: cannot be read ({exc.strerror or exc})") from None
 
 
 @data_app.command("ls")

@@ -7,7 +7,6 @@ whose artifacts go to the embedded S3.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -108,17 +107,4 @@ def wait(
 
 def settle_all(settings: Settings) -> list[str]:
     """Settle every run whose worker died (what ``ctcd up`` does); return the names of the runs it ended."""
-    store = RunStore(settings.state_dir)
-    before = {w["metadata"]["name"]: w["status"].get("phase") for w in _raw_runs(store)}
-    after = {w["metadata"]["name"]: w["status"].get("phase") for w in store.list()}
-    return sorted(name for name, phase in after.items() if phase != before.get(name))
-
-
-def _raw_runs(store: RunStore) -> list[dict[str, Any]]:
-    runs = []
-    for path in store.root.glob("*/workflow.json") if store.root.exists() else []:
-        try:
-            runs.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return runs
+    return RunStore(settings.state_dir).settle_all()

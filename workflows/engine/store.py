@@ -6,6 +6,7 @@ schema), one log file per node under ``logs/`` and each node's scratch folder un
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import secrets
@@ -133,6 +134,19 @@ class RunStore:
         status.update(phase="Error", message=message, finishedAt=stamp)
         self.save(workflow)
         return workflow
+
+    def settle_all(self) -> builtins.list[str]:
+        """Settle every run whose worker died; return the names of the runs this call ended."""
+        ended = []
+        for path in self.root.glob("*/workflow.json") if self.root.exists() else []:
+            try:
+                workflow = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if workflow.get("status", {}).get("phase") not in TERMINAL:
+                if self.settle(workflow)["status"]["phase"] in TERMINAL:
+                    ended.append(workflow["metadata"]["name"])
+        return sorted(ended)
 
     def _kill_pods(self, name: str) -> None:
         for path in (self.run_dir(name) / "pods").glob("*.json"):

@@ -400,3 +400,24 @@ def read_location(client: Any, url: str) -> bytes:
         raise DatasetError(
             f"{url}: S3 refused the read ({code}); check the bucket, the key and the credentials"
         ) from None
+
+
+def read_source(client: Any, source: str) -> bytes:
+    """The bytes of ``s3://bucket/key`` or of a local file; a one-line :class:`DatasetError` when it cannot be read."""
+    if source.startswith("s3://"):
+        return read_location(client, source)
+    from pathlib import Path
+
+    from workflows.validation import MAX_FILE_BYTES
+
+    path = Path(source)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise DatasetError(f"{source}: larger than the {MAX_FILE_BYTES >> 20} MiB limit; split it into batches")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{source}: no such file; give the path of a CSV or Parquet file") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{source}: is a folder; give one CSV or Parquet file") from None
+    except OSError as exc:
+        raise DatasetError(f"{source}: cannot be read ({exc.strerror or exc})") from None

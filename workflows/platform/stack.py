@@ -84,9 +84,7 @@ def load_credentials(settings: Settings) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "ctcd" + secrets.token_hex(8),
         "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(creds, handle)
+    _write_private(path, json.dumps(creds))
     return creds
 
 
@@ -149,11 +147,16 @@ def webhook_encryption_key(settings: Settings) -> str:
         return path.read_text().strip()
     _drop_undecryptable_webhooks(settings.state_dir / "mlflow.db")
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    _write_private(path, key)
+    return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 from the start (never readable by others, never overwritten)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+        handle.write(text)
 
 
 def _drop_undecryptable_webhooks(database: Path) -> None:
