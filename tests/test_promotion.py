@@ -282,3 +282,17 @@ def test_a_first_canary_took_all_the_traffic_so_rollback_restores_it_at_100(remo
     promotion.promote(remote, "main", desired("2"), {}, to_main=True)  # r2
     promotion.rollback(remote, "main", "intent-classifier", "staging")
     assert _served(remote) == ("1", None)  # not a 20% canary against v2
+
+
+def test_a_plain_git_merge_of_a_stale_branch_is_flagged_in_the_ledger(remote: str, tmp_path: Path) -> None:
+    promotion.promote(remote, "main", desired("3", env="production"), {}, to_main=True)
+    stale = promotion.promote(remote, "main", desired("2", env="production"), {}, to_main=False)
+    user = tmp_path / "user"
+    gitrepo.git(tmp_path, "clone", "--quiet", remote, str(user))
+    gitrepo.git(user, "merge", "--quiet", "--no-ff", "--no-edit", f"origin/{stale.branch}")  # no ctcd refusal here
+    gitrepo.git(user, "push", "--quiet", "origin", "main")
+    last = ledger.history(remote, "main", "intent-classifier", "production")[-1]
+    assert last.version == "2" and last.flag.startswith("a plain git merge put v2 back over v3")
+    forced = promotion.promote(remote, "main", desired("1", env="production"), {}, to_main=False)
+    promotion.merge(remote, "main", forced.branch, force=True)  # `ctcd merge --force` is the user's own choice
+    assert ledger.history(remote, "main", "intent-classifier", "production")[-1].flag == ""

@@ -143,9 +143,7 @@ def loop(settings: Settings, secret: str, wake: threading.Event, health: Health,
             if not registered:
                 ensure_webhook(settings, secret)
                 registered = True
-            for action in bridge.reconcile_once(settings):
-                if action.kind not in ("in-sync", "waiting"):
-                    _logger.info("%s/%s: %s %s", action.technique, action.environment, action.kind, action.detail)
+            bridge.reconcile_once(settings)  # logs each decision on one line
             health.ok()
         except Exception as exc:  # MLflow or git may be briefly away; try again next round
             _logger.warning("bridge pass failed: %s", exc)

@@ -633,12 +633,13 @@ def get_isvc(
 ) -> None:
     """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
     from workflows import gitops, render
-    from workflows.platform import stack
+    from workflows.platform import delivery, stack
 
     settings = _settings()
     wanted = None if all_namespaces else (namespace or gitops.NAMESPACE["staging"])
     items = [i for i in stack.served(settings) if wanted in (None, i["metadata"].get("namespace"))]
     items = [i for i in items if name in (None, i["metadata"]["name"])]
+    delivery.annotate(settings, items)
     if name and not items:
         where = "" if all_namespaces else f" in namespace {wanted}"
         raise _fail(f'inferenceservices "{name}" not found{where} (all environments: `ctcd get isvc -A`)')
@@ -649,6 +650,8 @@ def get_isvc(
         print(json.dumps(body, indent=2) if output == "json" else yaml.safe_dump(body, sort_keys=False))
         return
     console.print(render.isvc_table(items, namespaces=all_namespaces))
+    for line in render.delivery_notes(items):
+        console.print(escape(line))
 
 
 serving_app = typer.Typer(help="Local serving (the stand-in for Argo CD + KServe).", no_args_is_help=True)

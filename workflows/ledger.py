@@ -82,8 +82,11 @@ def _entry(
     a = pins["a"]
     source = _source(subject, trailers, merged)
     flag = ""
-    if source == "git" and before and _older(a["version"], before[-1].version):
-        flag = f"not made by ctcd: put v{a['version']} back over v{before[-1].version}"
+    if before and _older(a["version"], before[-1].version):
+        if source == "git":
+            flag = f"not made by ctcd: put v{a['version']} back over v{before[-1].version}"
+        elif merged and not subject.startswith("Merge promote/"):
+            flag = f"a plain git merge put v{a['version']} back over v{before[-1].version} (`ctcd merge` refuses it)"
     rollback_to = trailers.get("Rollback-To-Revision", "")
     return Entry(
         revision=number,

@@ -137,6 +137,7 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
     Columns: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE.
     """
     columns = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
+    columns += ["SYNC", "HEALTH", "COMMIT"]
     table = Table(*(["NAMESPACE"] if namespaces else []), *columns, box=None)
     for item in items:
         status = item.get("status", {})
@@ -155,5 +156,23 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
             prev.get("revisionName", ""),
             predictor.get("latestReadyRevision", ""),
             age(item["metadata"].get("creationTimestamp")),
+            *_delivery_cells(status.get("delivery", {})),
         )
     return table
+
+
+def _delivery_cells(delivery: dict[str, Any]) -> list[str]:
+    return [delivery.get("sync", ""), delivery.get("health", ""), str(delivery.get("commit", ""))[:12]]
+
+
+def delivery_notes(items: list[dict[str, Any]]) -> list[str]:
+    """Lines under the table: why a service is not Synced and Healthy, and promotions the ledger flags."""
+    notes = []
+    for item in items:
+        delivery = item.get("status", {}).get("delivery", {})
+        where = f"{item['metadata'].get('namespace', '')}/{item['metadata']['name']}"
+        if delivery.get("reason"):
+            notes.append(f"{where}: {delivery.get('sync')}/{delivery.get('health')}: {delivery['reason']}")
+        if delivery.get("flag"):
+            notes.append(f"{where}: flagged: {delivery['flag']} (see `ctcd history {item['metadata']['name']}`)")
+    return notes

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
         serving_domain: The ingress domain of local InferenceService URLs (``<name>.<namespace>.<domain>``).
         auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
             wait on a ``promote/<env>/<technique>/v<N>`` branch for a human merge.
+        bridge_state: Where the registry bridge keeps what it last saw (default ``<state>/bridge-state.json``;
+            ``s3://bucket/key`` on a cluster).
         notify_url: Slack-compatible incoming webhook for run summaries (empty: log lines only).
         engine_parallelism: How many steps the local engine runs at once.
         engine_warm: Fork Python steps from a process with the heavy libraries already imported (saves seconds
@@ -79,6 +81,7 @@ class Settings(BaseSettings):
     serving_domain: str = "example.com"
     auto_merge: str = "staging"
     notify_url: str = ""
+    bridge_state: str = ""
     engine_parallelism: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     engine_warm: bool = True
     startup_timeout: float = Field(default=60.0, gt=0)
@@ -153,6 +156,7 @@ class Settings(BaseSettings):
             "CTCD_GIT_BRANCH": self.git_branch,
             "CTCD_AUTO_MERGE": self.auto_merge,
             "CTCD_NOTIFY_URL": self.notify_url,
+            "CTCD_BRIDGE_STATE": self.bridge_state,
             **CLIENT_RETRIES,
         }
 

@@ -38,10 +38,12 @@ class Loop:
         if commit and commit != self.reconciler.commit:
             try:
                 self.reconciler.apply(commit, source.render(self.remote, commit))
+                self.reconciler.error = ""
                 _logger.info("applied %s", commit[:12])
             except Exception as exc:  # a broken commit must not stop serving what runs
                 _logger.error("cannot apply %s: %s", commit[:12], exc)
                 self.reconciler.commit = commit
+                self.reconciler.error = f"cannot apply {commit[:12]}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
         self.reconciler.step()
         self.routes, self.graphs, self.commit = self.reconciler.routes(), dict(self.reconciler.graphs), commit
         self.problems = self.reconciler.problems() + ([] if commit else ["the GitOps remote is not reachable"])

@@ -53,6 +53,7 @@ class Reconciler:
         self.services: dict[str, Service] = {}
         self.graphs: dict[str, dict[str, Any]] = {}
         self.commit = ""
+        self.error = ""  # why the newest commit could not be applied ('' when it was)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._load()
 
@@ -68,7 +69,7 @@ class Reconciler:
             service = Service(**raw, revisions=revisions)
             self.services[service.key] = service
         self.graphs = data.get("graphs", {})
-        self.commit = data.get("commit", "")
+        self.commit, self.error = data.get("commit", ""), data.get("error", "")
         if any("/" not in k for k in self.graphs):  # written before namespaces: render the commit again
             self.graphs, self.commit = {}, ""
         for service in self.services.values():  # servers of an earlier serving process are not ours to trust
@@ -80,7 +81,8 @@ class Reconciler:
 
     def save(self) -> None:
         """Write the internal state and the KServe-shaped status atomically."""
-        state = {"commit": self.commit, "graphs": self.graphs, "services": [asdict(s) for s in self.services.values()]}
+        services = [asdict(s) for s in self.services.values()]
+        state = {"commit": self.commit, "error": self.error, "graphs": self.graphs, "services": services}
         for name, body in (("state.json", state), ("status.json", self.status())):
             tmp = self.root / f".{name}.tmp"
             tmp.write_text(json.dumps(body, indent=1))
@@ -245,6 +247,7 @@ class Reconciler:
         graphs = [status.inference_graph(k, g, self.base_url, self.domain) for k, g in self.graphs.items()]
         return {
             "commit": self.commit,
+            "error": self.error,
             "items": self.items(),
             "graphs": graphs,
             "routes": self.routes(),

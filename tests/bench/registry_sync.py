@@ -101,7 +101,7 @@ def main() -> None:
             pin_everything(settings)
             from workflows import bridge
 
-            bridge.reconcile(settings, names(MODELS))  # records ctcd.bridge.<env> on every model, warms the server
+            bridge.reconcile(settings, names(MODELS))  # records every marker in the bridge state, warms the server
             setup = time.perf_counter() - start
             rows = {str(n): reconcile(settings, n) for n in (10, MODELS)}
         finally:

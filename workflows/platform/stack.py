@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import psutil
 
-from workflows.platform import supervisor
+from workflows.platform import delivery, supervisor
 from workflows.settings import Settings
 
 _logger = logging.getLogger(__name__)
@@ -446,6 +446,8 @@ def status(settings: Settings) -> list[dict[str, object]]:
             reason = f"its leader died; {len(found.members)} leftover process(es) remain (`ctcd up` replaces them)"
         else:
             reason = "not running (`ctcd up` starts it)"
+        if service.name == "serving" and found.leader is not None:
+            reason = "; ".join(r for r in (reason, delivery.summary(settings, served(settings))) if r)
         rows.append(
             {
                 "name": service.name,

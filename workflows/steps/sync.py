@@ -19,7 +19,5 @@ def registry_sync() -> str:
     from workflows import bridge
     from workflows.settings import get_settings
 
-    actions = bridge.reconcile_once(get_settings())
-    for action in actions:
-        _logger.info("%s/%s: %s %s", action.technique, action.environment, action.kind, action.detail)
+    actions = bridge.reconcile_once(get_settings())  # logs each decision on one line
     return json.dumps([asdict(a) for a in actions])
