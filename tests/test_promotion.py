@@ -296,3 +296,19 @@ def test_a_plain_git_merge_of_a_stale_branch_is_flagged_in_the_ledger(remote: st
     forced = promotion.promote(remote, "main", desired("1", env="production"), {}, to_main=False)
     promotion.merge(remote, "main", forced.branch, force=True)  # `ctcd merge --force` is the user's own choice
     assert ledger.history(remote, "main", "intent-classifier", "production")[-1].flag == ""
+
+
+def test_rolling_back_to_an_ab_split_restores_the_split_and_it_renders(remote: str, tmp_path: Path) -> None:
+    from workflows.manifests import kustomize
+
+    promotion.promote(remote, "main", desired("1"), {}, to_main=True)
+    promotion.promote(remote, "main", desired("1", strategy="ab", b_pin=pin("2"), weights=(70, 30)), {}, True)
+    promotion.promote(remote, "main", desired("2"), {}, to_main=True)  # ends the split: the ab component goes
+    promotion.rollback(remote, "main", "intent-classifier", "staging")
+    checkout = tmp_path / "checkout"
+    gitrepo.git(tmp_path, "clone", "--quiet", remote, str(checkout))
+    docs = kustomize(checkout / "gitops" / "models" / "intent-classifier" / "overlays" / "staging")
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+    assert ("InferenceGraph", "intent-classifier-ab") in kinds and ("InferenceService", "intent-classifier-b") in kinds
+    last = ledger.history(remote, "main", "intent-classifier", "staging")[-1]
+    assert last.source == "rollback" and last.traffic == "A/B v1 70% / v2 30%"

@@ -302,8 +302,8 @@ def rollback(remote: str, main: str, technique: str, environment: str, to_revisi
             entries = ledger.read(repo, technique, environment)
             target = _rollback_target(entries, to_revision)
             current = entries[-1]
-            text = _restored(repo, path, technique, environment, target, entries)
-            if not gitrepo.write_files(repo, {path: text}):
+            files = _restored(repo, path, technique, environment, target, entries)
+            if not gitrepo.write_files(repo, files):
                 return None
             chosen.update(target=target)
             trailers = {
@@ -366,14 +366,21 @@ def _rolled_out(entries: list[Any], upto: int) -> str:
     return ""
 
 
-def _restored(repo: Path, path: str, technique: str, environment: str, target: Any, entries: list[Any]) -> str:
-    """The version file that makes ``target`` serve again: its own, or, for a first canary, the same pin at 100%."""
+def _restored(
+    repo: Path, path: str, technique: str, environment: str, target: Any, entries: list[Any]
+) -> dict[str, str]:
+    """The overlay files that make ``target`` serve again: its own, or, for a first canary, that pin at 100%.
+
+    Both of the environment's files are restored, the version file and the kustomization (an A/B split adds the
+    ``ab`` component there).
+    """
+    kustomization = path.replace("/version.yaml", "/kustomization.yaml")
     if target.pins["canary"] is None or _rolled_out(entries, target.revision - 1):
-        return str(gitrepo.git(repo, "show", f"{target.commit}:{path}").stdout)
+        return {rel: str(gitrepo.git(repo, "show", f"{target.commit}:{rel}").stdout) for rel in (path, kustomization)}
     a = target.pins["a"]
     pin = gitops.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
-    rel = f"overlays/{environment}/version.yaml"
-    return gitops.overlay_files(gitops.Desired(technique, environment, "full", pin))[rel]
+    files = gitops.overlay_files(gitops.Desired(technique, environment, "full", pin))
+    return {f"gitops/models/{technique}/{rel}": text for rel, text in files.items()}
 
 
 def _check_restorable(entries: list[Any], target: Any) -> None:

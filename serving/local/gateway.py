@@ -9,15 +9,17 @@ revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -37,20 +39,36 @@ def pick(choices: list[tuple[int, Any]], rng: random.Random) -> Any:
     return rng.choices([v for _, v in live], weights=[w for w, _ in live], k=1)[0]
 
 
-async def _send(client: httpx.AsyncClient, method: str, url: str, body: bytes, kind: str) -> httpx.Response | None:
-    """The revision's answer, whatever its status; None when its server cannot be reached at all.
+class Upstream:
+    """Keep-alive connections to the model servers (aiohttp), opened on first use inside the server's loop."""
 
-    A pooled connection that the server closed (it does after an error answer) fails on reuse; the request is
-    sent again on a fresh connection, so a revision's earlier 4xx/5xx never turns a later request into a 503.
-    """
-    for _ in range(RESENDS):
-        try:
-            return await client.request(method, url, content=body, headers={"content-type": kind})
-        except httpx.ConnectError:
-            return None
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-            continue
-    return None
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    async def send(self, method: str, url: str, body: bytes, kind: str) -> tuple[int, bytes, str] | None:
+        """The revision's answer (status, body, content type), whatever its status; None when it cannot be reached.
+
+        A pooled connection that the server closed (it does after an error answer) fails on reuse; the request is
+        sent again on a fresh connection, so a revision's earlier 4xx/5xx never turns a later request into a 503.
+        """
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+            timeout = aiohttp.ClientTimeout(total=30)
+            self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        for _ in range(RESENDS):
+            try:
+                async with self.session.request(method, url, data=body, headers={"content-type": kind}) as reply:
+                    return reply.status, await reply.read(), reply.headers.get("content-type", "application/json")
+            except aiohttp.ClientConnectorError:
+                return None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError):
+                continue
+        return None
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        if self.session is not None:
+            await self.session.close()
 
 
 class Metrics:
@@ -89,17 +107,104 @@ def namespace_of(host: str, domain: str) -> tuple[str, str] | None:
     return (name, namespace) if name and namespace and "." not in namespace else None
 
 
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+def _json(code: int, document: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
+    return code, json.dumps(document).encode(), [(b"content-type", b"application/json"), *(headers or [])]
+
+
+class Gateway:
+    """The forwarding path as a bare ASGI application (no framework between the socket and the upstream call).
+
+    Args:
+        state: Exposes ``routes`` and ``graphs`` keyed ``namespace/name`` (kept by the reconciler).
+        rng: Draws the traffic split.
+        domain: The ingress domain of KServe Hosts.
+        default_namespace: Serves requests that name no namespace.
+    """
+
+    def __init__(self, state: Any, rng: random.Random, domain: str, default_namespace: str) -> None:
+        self.state, self.rng, self.domain, self.default_namespace = state, rng, domain, default_namespace
+        self.upstream, self.metrics = Upstream(), Metrics()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Answer one request: route it, forward it, count it."""
+        started = time.perf_counter()
+        body = await _body(receive)
+        headers = dict(scope.get("headers") or [])
+        code, content, extra = await self.route(scope["method"], scope["path"], headers, body)
+        labels = dict(extra)
+        self.metrics.observe(
+            labels.get(b"x-ctcd-service", b"-").decode(), labels.get(b"x-ctcd-revision", b"-").decode(), code, started
+        )
+        await _answer(send, (code, content, extra))
+
+    def _namespace(self, given: str | None, name: str, headers: dict[bytes, bytes]) -> str:
+        if given is not None:
+            return given
+        by_host = namespace_of(headers.get(b"host", b"").decode("latin-1"), self.domain)
+        return by_host[1] if by_host is not None and by_host[0] == name else self.default_namespace
+
+    def _unknown(self, name: str, namespace: str) -> Answer:
+        keys = [*self.state.routes, *self.state.graphs]
+        known = ", ".join(sorted(k.split("/", 1)[1] for k in keys if k.startswith(namespace + "/")))
+        return _json(
+            404, {"error": f"no InferenceService {name!r} in namespace {namespace} (known: {known or 'none'})"}
+        )
+
+    async def route(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> Answer:
+        """Pick the service (an InferenceGraph's weights first) and a revision by its traffic; forward to it."""
+        match = PATH.match(path)
+        if not match:
+            return _json(404, {"error": "use /v1/models/NAME:predict or /v2/models/NAME/infer"})
+        given, version, name, rest = match.groups()
+        namespace = self._namespace(given, name, headers)
+        service = name
+        graph = self.state.graphs.get(f"{namespace}/{name}")
+        if graph is not None:
+            steps = graph["spec"]["nodes"]["root"]["steps"]
+            service = pick([(int(s["weight"]), s["serviceName"]) for s in steps], self.rng)
+        routes = self.state.routes.get(f"{namespace}/{service}")
+        if routes is None:
+            return self._unknown(name, namespace)
+        kind = headers.get(b"content-type", b"application/json").decode("latin-1")
+        candidates = [(pct, (port, rev)) for pct, port, rev in routes]
+        while True:
+            target = pick(candidates, self.rng)
+            if target is None:
+                no_revision = {"error": f"{service} has no ready revision"}
+                return _json(503, no_revision, [(b"x-ctcd-service", service.encode())])
+            port, revision = target
+            url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"  # the revision's own name for it
+            reply = await self.upstream.send(method, url, body, kind)
+            if reply is not None:
+                break
+            candidates = [c for c in candidates if c[1] != target]  # its server is gone: the others take its share
+        code, content, content_type = reply
+        answer = [(b"x-ctcd-revision", revision.encode()), (b"x-ctcd-service", service.encode())]
+        answer += [(b"x-ctcd-namespace", namespace.encode()), (b"content-type", content_type.encode("latin-1"))]
+        return code, content, answer
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 def app(
     state: Any, seed: int | None = None, domain: str = "example.com", default_namespace: str = DEFAULT_NAMESPACE
-) -> Starlette:
-    """The gateway; ``state`` exposes ``routes`` and ``graphs`` keyed ``namespace/name`` (kept by the reconciler).
+) -> Any:
+    """The gateway as an ASGI application: ``/healthz`` and ``/metrics``, and every other path forwarded.
 
     A request names its namespace by the Host KServe gives the service (``<name>.<namespace>.<domain>``), or by
     the path form ``/namespaces/<namespace>/v1/models/<name>:predict``; otherwise ``default_namespace`` serves it.
     """
-    rng = random.Random(seed)
-    client = httpx.AsyncClient(timeout=30)
-    metrics = Metrics()
+    forward = Gateway(state, random.Random(seed), domain, default_namespace)
 
     async def health(_: Request) -> Response:
         problems = list(getattr(state, "problems", []))
@@ -108,64 +213,28 @@ def app(
             return JSONResponse({"status": "degraded", "commit": state.commit, "reason": reason}, status_code=503)
         return JSONResponse({"status": "ok", "commit": state.commit})
 
-    async def forward(request: Request) -> Response:
-        started = time.perf_counter()
-        reply = await route(request)
-        metrics.observe(
-            reply.headers.get("x-ctcd-service", "-"),
-            reply.headers.get("x-ctcd-revision", "-"),
-            reply.status_code,
-            started,
-        )
-        return reply
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await forward.upstream.close()
 
-    async def route(request: Request) -> Response:
-        match = PATH.match(request.url.path)
-        if not match:
-            return JSONResponse({"error": "use /v1/models/NAME:predict or /v2/models/NAME/infer"}, status_code=404)
-        namespace, version, name, rest = match.groups()
-        by_host = namespace_of(request.headers.get("host", ""), domain)
-        if namespace is None:
-            namespace = by_host[1] if by_host is not None and by_host[0] == name else default_namespace
-        service = name
-        graph = state.graphs.get(f"{namespace}/{name}")
-        if graph is not None:
-            steps = graph["spec"]["nodes"]["root"]["steps"]
-            service = pick([(int(s["weight"]), s["serviceName"]) for s in steps], rng)
-        routes = state.routes.get(f"{namespace}/{service}")
-        if routes is None:
-            known = ", ".join(
-                sorted(k.split("/", 1)[1] for k in [*state.routes, *state.graphs] if k.startswith(namespace + "/"))
-            )
-            return JSONResponse(
-                {"error": f"no InferenceService {name!r} in namespace {namespace} (known: {known or 'none'})"},
-                status_code=404,
-            )
-        candidates = [(pct, (port, rev)) for pct, port, rev in routes]
-        body, kind = await request.body(), request.headers.get("content-type", "application/json")
-        while True:
-            target = pick(candidates, rng)
-            if target is None:
-                return JSONResponse(
-                    {"error": f"{service} has no ready revision"}, status_code=503, headers={"x-ctcd-service": service}
-                )
-            port, revision = target
-            url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"  # the revision's own name for it
-            reply = await _send(client, request.method, url, body, kind)
-            if reply is not None:
-                break
-            candidates = [c for c in candidates if c[1] != target]  # its server is gone: the others take its share
-        headers = {
-            "x-ctcd-revision": revision,
-            "x-ctcd-service": service,
-            "x-ctcd-namespace": namespace,
-            "content-type": reply.headers.get("content-type", "application/json"),
-        }
-        return Response(reply.content, status_code=reply.status_code, headers=headers)
+    admin = Starlette(
+        routes=[Route("/healthz", health), Route("/metrics", forward.metrics.endpoint)], lifespan=lifespan
+    )
+    limited = BodyLimit(forward)
 
-    routes = [
-        Route("/healthz", health),
-        Route("/metrics", metrics.endpoint),
-        Route("/{path:path}", forward, methods=["GET", "POST"]),
-    ]
-    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)])
+    async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
+            await admin(scope, receive, send)
+        elif scope["method"] not in ("GET", "POST"):
+            await _answer(send, _json(405, {"error": f"method {scope['method']} is not allowed; use GET or POST"}))
+        else:
+            await limited(scope, receive, send)
+
+    return dispatch
+
+
+async def _answer(send: Any, answer: Answer) -> None:
+    code, content, headers = answer
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": content})

@@ -207,6 +207,8 @@ def peers(folder: Path, model_dir: Path, sha: str) -> Iterator[tuple[str, Any, s
         gateway = _free_port()
         with server(_gateway_command(gateway, port), f"http://127.0.0.1:{gateway}/healthz", folder / "gateway.log"):
             yield "ctcd via gateway", gateway, "v1", lambda _: f"/v1/models/{NAME}:predict"
+    if os.environ.get("CTCD_BENCH_PEERS") == "ctcd":  # just the predictor and the gateway in front of it
+        return
     port = _free_port()
     mlflow_cmd = [str(ROOT / ".venv" / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager"]
     mlflow_cmd += ["local", "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
@@ -245,6 +247,20 @@ def table(figures: dict[str, dict[str, dict[str, Any]]], previous: dict[str, Any
     return lines
 
 
+def gateway_cost(figures: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The gateway against the predictor it fronts: throughput ratio and added p50, per request size."""
+    direct, through = figures.get("ctcd predictor", {}), figures.get("ctcd via gateway", {})
+    lines = []
+    for rows in sorted(set(direct) & set(through), key=int):
+        ratio = through[rows]["throughput_rps"] / direct[rows]["throughput_rps"]
+        added = through[rows]["p50_ms"] - direct[rows]["p50_ms"]
+        lines.append(
+            f"gateway, {rows}-row: {ratio:.2f}x the direct predictor's throughput at concurrency {CONCURRENCY}, "
+            f"p50 {added:+.2f} ms (aim: >= 0.80x, <= +1 ms)"
+        )
+    return lines
+
+
 def main() -> None:
     """Run every peer, print the table and write bench-results/serving.json."""
     os.sched_setaffinity(0, CLIENT_CORES)
@@ -266,6 +282,7 @@ def main() -> None:
         f"{RATES[1]:.0f} req/s (1 row) and {RATES[32]:.0f} req/s (32 rows); one worker each"
     )
     print("\n".join(table(figures, previous)))
+    print("\n".join(gateway_cost(figures)))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": figures}, indent=2))
 

@@ -45,6 +45,12 @@ def registry(platform: Settings) -> MlflowClient:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the fault tests late (they stop services) and the registry-bridge tests last (they move aliases)."""
-    order = ("tests/e2e/test_faults.py", "tests/e2e/test_recovery.py", "tests/e2e/test_bridge.py")
+    """Run the fault tests late (they stop services), then the registry-bridge tests (they move aliases), then the
+    model-based loop (it moves everything)."""
+    order = (
+        "tests/e2e/test_faults.py",
+        "tests/e2e/test_recovery.py",
+        "tests/e2e/test_bridge.py",
+        "tests/e2e/test_loop_model.py",
+    )
     items.sort(key=lambda item: next((i + 1 for i, m in enumerate(order) if item.nodeid.startswith(m)), 0))
