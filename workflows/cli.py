@@ -24,7 +24,7 @@ runs_app = typer.Typer(help="Inspect workflow runs of the local engine.", no_arg
 data_app = typer.Typer(help="Techniques' datasets in S3: seed sample data, add your own files.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 250)  # piped: whole rows, as kubectl prints them
 err_console = Console(stderr=True)
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Output format: table (default), json, yaml or name.")]

@@ -137,7 +137,7 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
     Columns: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE.
     """
     columns = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
-    columns += ["SYNC", "HEALTH", "COMMIT"]
+    columns += ["SYNC", "HEALTH"]
     table = Table(*(["NAMESPACE"] if namespaces else []), *columns, box=None)
     for item in items:
         status = item.get("status", {})
@@ -162,12 +162,13 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
 
 
 def _delivery_cells(delivery: dict[str, Any]) -> list[str]:
-    return [delivery.get("sync", ""), delivery.get("health", ""), str(delivery.get("commit", ""))[:12]]
+    return [delivery.get("sync", ""), delivery.get("health", "")]
 
 
 def delivery_notes(items: list[dict[str, Any]]) -> list[str]:
     """Lines under the table: why a service is not Synced and Healthy, and promotions the ledger flags."""
-    notes = []
+    commits = {str(i.get("status", {}).get("delivery", {}).get("commit", "")) for i in items}
+    notes = [f"serving commit {c[:12] or '-'}" for c in sorted(commits)]
     for item in items:
         delivery = item.get("status", {}).get("delivery", {})
         where = f"{item['metadata'].get('namespace', '')}/{item['metadata']['name']}"

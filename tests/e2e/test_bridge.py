@@ -114,3 +114,14 @@ def test_the_cluster_cronworkflow_runs_the_same_sync_locally(runs: dict[str, Any
     actions = json.loads(pod["outputs"]["result"])
     assert {(a["technique"], a["environment"]) for a in actions} >= {("intent-classifier", "staging")}
     assert all(a["kind"] != "error" for a in actions)
+
+
+def test_on_a_cluster_the_bridge_state_is_an_s3_object(platform: Settings) -> None:
+    from workflows import bridge_state
+
+    where = f"s3://{platform.artifacts_bucket}/ctcd-bridge/test-{uuid.uuid4().hex}.json"
+    store = bridge_state.store(platform.model_copy(update={"bridge_state": where}))
+    assert isinstance(store, bridge_state.S3Store) and store.load() == {}
+    seen = {"intent-classifier/production": {"alias": ["2", 1], "stage": ["2", 5], "git": ["2", 1]}}
+    store.save(seen)
+    assert store.load() == seen

@@ -57,5 +57,8 @@ def test_get_isvc_shows_sync_health_and_commit(tmp_path: Path) -> None:
         "commit": head, "sync": "Synced", "health": "Progressing", "reason": "loading m-00002", "flag": ""
     }  # fmt: skip
     table = render.isvc_table(items)
-    assert [c.header for c in table.columns][-3:] == ["SYNC", "HEALTH", "COMMIT"]
-    assert render.delivery_notes(items) == ["ctcd-staging/m: Synced/Progressing: loading m-00002"]
+    assert [c.header for c in table.columns][-2:] == ["SYNC", "HEALTH"]
+    assert render.delivery_notes(items) == [
+        f"serving commit {head[:12]}",
+        "ctcd-staging/m: Synced/Progressing: loading m-00002",
+    ]
