@@ -170,6 +170,21 @@ def _align(client: Any, name: str, environment: str, version: str, now: Mapping[
     return done
 
 
+def _clear(client: Any, name: str, environment: str) -> list[str]:
+    """An environment git no longer pins: take its markers off every version; return what was cleared."""
+    view, done = read(client, name), list[str]()
+    if view is None:
+        return done
+    if environment == "production" and registry.CHAMPION in view.aliases:
+        client.delete_registered_model_alias(name, registry.CHAMPION)
+        done.append(f"alias {registry.CHAMPION} deleted")
+    for version in view.versions:
+        if version.current_stage == STAGE[environment]:
+            client.transition_model_version_stage(name, str(version.version), "Archived")
+            done.append(f"v{version.version} {STAGE[environment]} -> Archived")
+    return done
+
+
 def _describe(name: str, marker: Marker, before: list[Any] | None) -> str:
     label = {"alias": f"alias {registry.CHAMPION}", "stage": "stage", "git": "git pin"}[name]
     was = f"v{before[0]}" if before and before[0] else "-"
@@ -239,6 +254,13 @@ def _act(
         action, record = _promote(settings, client, name, environment, wanted, now, record)
         _logger.info("bridge %s/%s: %s (latest move); %s", environment, name, moved, action.detail)
         return action, record
+    if not pinned and last.get("git", [""])[0] and not (winner and winner != "git"):
+        done = _clear(client, name, environment)
+        record.update(_reread(client, name, environment, ""))
+        was = last["git"][0]
+        _logger.info("bridge %s/%s: git pin removed (was v%s); registry follows: %s", environment, name, was,
+                     ", ".join(done) or "nothing to clear")  # fmt: skip
+        return Action(name, environment, "registry-updated", "removed in git: registry markers cleared"), record
     if not winner and proposed and proposed == wanted and wanted != pinned:
         record["proposed"] = [proposed, 0]
         branch = promotion.branch_name(environment, name, proposed)

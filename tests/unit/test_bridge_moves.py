@@ -199,3 +199,12 @@ def test_state_lives_in_the_state_folder_and_old_tags_are_removed(world: Any) ->
     start(world)
     assert world.reg.tags == {}
     assert (world.settings.state_dir / "bridge-state.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_pin_removed_in_git_clears_the_registry_instead_of_promoting_again(world: Any) -> None:
+    start(world)
+    del world.git.pins[("m", "staging")]  # a user reverted staging's first promotion
+    settle(world)
+    assert world.git.commits == 0 and ("m", "staging") not in world.git.pins
+    assert all(v.current_stage != "Staging" for v in world.reg.versions.values())
+    assert agree(world, "production")
