@@ -44,7 +44,7 @@ test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its
 	$(BIN)/ctcd compile --check
 	$(BIN)/pytest
 
-fuzz: $(STAMP) ## The fuzz tests with 10,000 generated inputs each, and 20 sequences of 30 moves of the delivery loop (make test runs 200, and one of 8)
+fuzz: $(STAMP) ## The fuzz tests with 10,000 generated inputs each, and 20 sequences of 30 moves of the delivery loop (make test runs 200, and two of 5)
 	CTCD_FUZZ_EXAMPLES=$${CTCD_FUZZ_EXAMPLES:-10000} CTCD_LOOP_SEQUENCES=$${CTCD_LOOP_SEQUENCES:-20} \
 	  CTCD_LOOP_MOVES=$${CTCD_LOOP_MOVES:-30} CTCD_LOOP_TRAININGS=$${CTCD_LOOP_TRAININGS:-2} $(BIN)/pytest -m fuzz -q
 

@@ -5,7 +5,8 @@ duplicated nothing; and main's history only grew.
 
 Moves: the REST calls the MLflow UI makes (stage transitions, alias set and delete); a user's plain git merge of a
 promotion branch, or a revert, pushed; ``ctcd promote/rollout/rollback/merge``; a training run.  `make test`
-runs one short sequence; `make fuzz` runs CTCD_LOOP_SEQUENCES (20) of CTCD_LOOP_MOVES (30).
+runs two short sequences (the first is the simplest hypothesis draws); `make fuzz` runs CTCD_LOOP_SEQUENCES
+(20) of CTCD_LOOP_MOVES (30).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from workflows.platform import delivery, gitrepo
 from workflows.settings import Settings
 
 TECHNIQUES = ("intent-classifier", "invoice-matcher")
-SEQUENCES = int(os.environ.get("CTCD_LOOP_SEQUENCES", "1"))
-MOVES = int(os.environ.get("CTCD_LOOP_MOVES", "8"))
+SEQUENCES = int(os.environ.get("CTCD_LOOP_SEQUENCES", "2"))  # the first is the simplest hypothesis draws
+MOVES = int(os.environ.get("CTCD_LOOP_MOVES", "5"))
 TRAININGS = int(os.environ.get("CTCD_LOOP_TRAININGS", "1"))  # per sequence: a training run takes tens of seconds
 QUIET_SECONDS = 3.5  # one bridge interval with nothing moving
 CONVERGENCE: dict[str, list[float]] = collections.defaultdict(list)
@@ -170,12 +171,21 @@ class DeliveryLoop(RuleBasedStateMachine):
                 entries = ledger.history(self.platform.git_remote, "main", technique, environment)
                 commits = {e.commit for e in entries}
                 for made_technique, made_env, commit in self.made:
-                    if (made_technique, made_env) == (technique, environment):
+                    if (made_technique, made_env) == (technique, environment) and self.pins_at(
+                        commit, technique, made_env
+                    ):
                         assert commit in commits, f"{environment}/{technique}: commit {commit[:12]} missing"
                 assert len(commits) == len(entries), f"{environment}/{technique}: a commit is listed twice"
                 for earlier, later in zip(entries, entries[1:], strict=False):
                     if later.source == "registry":  # the bridge never commits what is pinned already
                         assert earlier.pins != later.pins, f"{environment}/{technique}: {later.revision} repeats"
+
+    def pins_at(self, commit: str, technique: str, environment: str) -> bool:
+        """Whether the environment's version file exists at ``commit`` (a revert can remove it: no ledger entry)."""
+        path = f"{commit}:{ledger.version_path(technique, environment)}"
+        found = gitrepo.git(self.platform.state_dir, "--git-dir", self.platform.git_remote, "cat-file", "-e", path,
+                            check=False)  # fmt: skip
+        return found.returncode == 0
 
     # --- the MLflow UI ------------------------------------------------------------------------
 
