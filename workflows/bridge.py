@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -125,6 +126,18 @@ def disagreeing(client: Any, name: str, environment: str, pinned: str) -> list[s
         return ["registered model"] if pinned else []
     found = markers(view, environment, pinned, 0)
     return [f"{n}=v{m.version or '-'}" for n, m in found.items() if n != "git" and m.version != pinned]
+
+
+def agrees(client: Any, remote: str, name: str, environment: str, pinned: str) -> bool:
+    """Whether the registry agrees with git's pin, or wants a version whose promotion branch awaits a merge."""
+    if not disagreeing(client, name, environment, pinned):
+        return True
+    wanted = registry_choice(client, name, environment)
+    if not wanted:
+        return False
+    ref = f"refs/heads/{promotion.branch_name(environment, name, wanted)}"
+    listed = subprocess.run(["git", "ls-remote", "--heads", "--", remote, ref], capture_output=True, text=True)
+    return listed.returncode == 0 and bool(listed.stdout.strip())
 
 
 def _moved(name: str, now: Marker, before: list[Any] | None) -> bool:

@@ -54,7 +54,9 @@ class Upstream:
         if self.session is None:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
             timeout = aiohttp.ClientTimeout(total=30)
-            self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+            self.session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         for _ in range(RESENDS):
             try:
                 async with self.session.request(method, url, data=body, headers={"content-type": kind}) as reply:
@@ -87,11 +89,17 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
         )
+        self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, service: str, revision: str, code: int, started: float) -> None:
-        """Count one answer."""
-        self.requests.labels(service, revision, str(code)).inc()
-        self.seconds.labels(service, revision, str(code)).observe(time.perf_counter() - started)
+        """Count one answer (the labelled series are looked up once per service, revision and code)."""
+        key = (service, revision, code)
+        series = self.series.get(key)
+        if series is None:
+            labels = (service, revision, str(code))
+            series = self.series[key] = (self.requests.labels(*labels), self.seconds.labels(*labels))
+        series[0].inc()
+        series[1].observe(time.perf_counter() - started)
 
     async def endpoint(self, _: Request) -> Response:
         """``GET /metrics`` in Prometheus's text format."""

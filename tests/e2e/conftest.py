@@ -45,9 +45,10 @@ def registry(platform: Settings) -> MlflowClient:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the fault tests late (they stop services), then the registry-bridge tests (they move aliases), then the
-    model-based loop (it moves everything)."""
+    """Run the replayed history late (it rewrites production's pins), then the fault tests (they stop services),
+    the registry-bridge tests (they move aliases) and the model-based loop (it moves everything)."""
     order = (
+        "tests/e2e/test_replay.py",
         "tests/e2e/test_faults.py",
         "tests/e2e/test_recovery.py",
         "tests/e2e/test_bridge.py",

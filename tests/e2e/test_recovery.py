@@ -138,7 +138,7 @@ def _agree(settings: Settings) -> bool:
             return False
         if latest.get((gitops.NAMESPACE[env], technique)) != pin["a"]["storage_uri"]:
             return False
-        if bridge.disagreeing(client, technique, env, str(pin["a"]["version"])):
+        if not bridge.agrees(client, settings.git_remote, technique, env, str(pin["a"]["version"])):
             return False
     return True
 
