@@ -201,6 +201,7 @@ class DeliveryLoop(RuleBasedStateMachine):
     )
     def ui_stage(self, technique: str, pick: int, stage: str, archive: bool) -> None:
         body = {"name": technique, "version": self.version(technique, pick), "stage": stage}
+        archive = archive and stage in ("Staging", "Production")  # the UI offers the box only for those
         reply = self.ui.post("/model-versions/transition-stage", json={**body, "archive_existing_versions": archive})
         assert reply.status_code == 200, reply.text
         self.settle("UI stage change")
