@@ -36,7 +36,7 @@ from workflows.settings import Settings
 TECHNIQUES = ("intent-classifier", "invoice-matcher")
 SEQUENCES = int(os.environ.get("CTCD_LOOP_SEQUENCES", "2"))  # the first is the simplest hypothesis draws
 MOVES = int(os.environ.get("CTCD_LOOP_MOVES", "5"))
-TRAININGS = int(os.environ.get("CTCD_LOOP_TRAININGS", "1"))  # per sequence: a training run takes tens of seconds
+TRAININGS = int(os.environ.get("CTCD_LOOP_TRAININGS", "0"))  # per sequence (make fuzz: 2); a run takes ~40 s
 QUIET_SECONDS = 3.5  # one bridge interval with nothing moving
 CONVERGENCE: dict[str, list[float]] = collections.defaultdict(list)
 PLATFORM: list[Settings] = []
