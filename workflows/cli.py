@@ -661,12 +661,11 @@ app.add_typer(serving_app, name="serving")
 @serving_app.command("wait")
 def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 180.0) -> None:
     """Wait until local serving runs the main branch's commit and every InferenceService is Ready."""
-    from workflows.platform.gitrepo import git
+    from workflows.platform import delivery
 
     settings = _settings()
     path = settings.state_dir / "serving" / "status.json"
-    head = git(settings.state_dir, "ls-remote", "--", settings.git_remote, f"refs/heads/{settings.git_branch}")
-    commit = head.stdout.split()[0] if head.stdout.strip() else ""
+    commit = delivery.head(settings)
     start = time.monotonic()
     with console.status("waiting for local serving to converge…"):
         while time.monotonic() - start < timeout:

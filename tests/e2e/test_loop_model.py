@@ -248,12 +248,16 @@ class DeliveryLoop(RuleBasedStateMachine):
         self.mark(technique, environment, before)
         self.settle("ctcd rollout")
 
+    def pending(self, pick: int) -> str:
+        """One of the promotion branches on the remote ('' when there is none)."""
+        listed = branches(self.platform)
+        return listed[pick % len(listed)] if listed else ""
+
     @rule(pick=st.integers(0, 5))
     def cli_merge(self, pick: int) -> None:
-        pending = branches(self.platform)
-        if not pending:
+        branch = self.pending(pick)
+        if not branch:
             return
-        branch = pending[pick % len(pending)]
         parts = promotion.parse_branch(branch)
         before = delivery.head(self.platform)
         self.cli("merge", branch)
@@ -264,10 +268,9 @@ class DeliveryLoop(RuleBasedStateMachine):
 
     @rule(pick=st.integers(0, 5))
     def git_merge(self, pick: int) -> None:
-        pending = branches(self.platform)
-        if not pending:
+        branch = self.pending(pick)
+        if not branch:
             return
-        branch = pending[pick % len(pending)]
         parts = promotion.parse_branch(branch)
         before = delivery.head(self.platform)
         with self.clone() as repo:
