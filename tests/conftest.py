@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows.platform import stack
+from workflows.local import stack
 from workflows.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

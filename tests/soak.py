@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.conftest import free_port_block, make_settings
 from tests.e2e import test_recovery as checks
 from tests.e2e.conftest import SMALL, ctcd, run_template
-from workflows.platform import stack
+from workflows.local import stack
 
 SERVICES = ("s3", "mlflow", "bridge", "serving", "revisions", "everything")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from workflows.manifests import kustomize
+from workflows.delivery.manifests import kustomize
 from workflows.settings import REPO_ROOT
 
 ARGOCD = REPO_ROOT / "argocd"
@@ -94,7 +94,7 @@ def test_sensors_submit_templates_that_exist_and_validate_their_input() -> None:
 
 
 def test_every_argocd_object_has_only_documented_fields() -> None:
-    from workflows.manifests import validate_argocd
+    from workflows.delivery.manifests import validate_argocd
 
     for path in sorted(ARGOCD.rglob("*.yaml")):
         for doc in load(path):
@@ -106,7 +106,7 @@ def test_a_templated_project_is_refused() -> None:
 
     import pytest
 
-    from workflows.manifests import ManifestError, validate_argocd
+    from workflows.delivery.manifests import ManifestError, validate_argocd
 
     appset = copy.deepcopy(next(d for d in argocd_objects() if d["kind"] == "ApplicationSet"))
     appset["spec"]["template"]["spec"]["project"] = "{{.path.basename}}"

@@ -15,11 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from models.contract import get
-from workflows import collect
-from workflows.platform import datasets
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
-from workflows.validation import DatasetError
+from workflows.training import collection, datasets
+from workflows.training.validation import DatasetError
 
 TECHNIQUE = get("invoice-matcher")
 INCOMING = "incoming/"
@@ -53,16 +52,16 @@ def test_s3_prefix_reads_each_file_once_drops_duplicates_and_keeps_the_test_spli
     location = f"s3://{settings.datasets_bucket}/{INCOMING}"
     first = _frame(400, seed=1, month=0)
     _put(client, settings.datasets_bucket, "january.csv", first)
-    january = collect.collect(client, settings, TECHNIQUE, "s3", location=location)
+    january = collection.collect(client, settings, TECHNIQUE, "s3", location=location)
     assert january.new_rows + january.duplicates == 400 and january.new_rows > 300
     frozen = datasets.snapshot(client, settings, TECHNIQUE).test
     _put(client, settings.datasets_bucket, "february.parquet", pd.concat([_frame(200, 2, 1), first.head(50)]))
-    february = collect.collect(client, settings, TECHNIQUE, "s3", location=location)
+    february = collection.collect(client, settings, TECHNIQUE, "s3", location=location)
     assert february.duplicates >= 50 and february.new_rows + february.duplicates == 250
     after = datasets.snapshot(client, settings, TECHNIQUE)
     assert after.test == frozen and len(after.batches) == 2
     before = _objects(client, settings.datasets_bucket)
-    again = collect.collect(client, settings, TECHNIQUE, "s3", location=location)
+    again = collection.collect(client, settings, TECHNIQUE, "s3", location=location)
     assert (again.new_rows, again.keys) == (0, [])
     assert _objects(client, settings.datasets_bucket) == before  # nothing new: nothing written at all
 
@@ -72,13 +71,13 @@ def test_s3_file_of_only_known_rows_adds_nothing_but_is_not_read_again(store: tu
     location = f"s3://{settings.datasets_bucket}/{INCOMING}"
     first = _frame(300, seed=3, month=0)
     _put(client, settings.datasets_bucket, "a.csv", first)
-    collect.collect(client, settings, TECHNIQUE, "s3", location=location)
+    collection.collect(client, settings, TECHNIQUE, "s3", location=location)
     version = datasets.snapshot(client, settings, TECHNIQUE).version
     _put(client, settings.datasets_bucket, "b.csv", first.tail(100))
-    replay = collect.collect(client, settings, TECHNIQUE, "s3", location=location)
+    replay = collection.collect(client, settings, TECHNIQUE, "s3", location=location)
     assert (replay.new_rows, replay.duplicates) == (0, 100)
     assert datasets.snapshot(client, settings, TECHNIQUE).version == version
-    assert collect._state(client, settings, TECHNIQUE.name)["s3_keys"][-1].endswith("/b.csv")
+    assert collection._state(client, settings, TECHNIQUE.name)["s3_keys"][-1].endswith("/b.csv")
 
 
 def test_a_malformed_s3_file_is_refused_by_name_and_nothing_is_written(store: tuple[Settings, Any]) -> None:
@@ -86,16 +85,16 @@ def test_a_malformed_s3_file_is_refused_by_name_and_nothing_is_written(store: tu
     broken = _frame(50, seed=4, month=0).drop(columns=[TECHNIQUE.spec.target])
     _put(client, settings.datasets_bucket, "broken.csv", broken)
     with pytest.raises(DatasetError, match=r"incoming/broken\.csv"):
-        collect.collect(client, settings, TECHNIQUE, "s3", location=f"s3://{settings.datasets_bucket}/{INCOMING}")
+        collection.collect(client, settings, TECHNIQUE, "s3", location=f"s3://{settings.datasets_bucket}/{INCOMING}")
     assert _objects(client, settings.datasets_bucket) == {}
 
 
 def test_s3_location_problems_name_the_fix(store: tuple[Settings, Any]) -> None:
     settings, client = store
     with pytest.raises(DatasetError, match="must look like s3://bucket/prefix/"):
-        collect.collect(client, settings, TECHNIQUE, "s3", location="incoming/")
+        collection.collect(client, settings, TECHNIQUE, "s3", location="incoming/")
     with pytest.raises(DatasetError, match="bucket 'no-such-bucket-ctcd' does not exist"):
-        collect.collect(client, settings, TECHNIQUE, "s3", location="s3://no-such-bucket-ctcd/x/")
+        collection.collect(client, settings, TECHNIQUE, "s3", location="s3://no-such-bucket-ctcd/x/")
 
 
 def _sql(path: Path, frame: pd.DataFrame, start: int) -> str:
@@ -111,23 +110,23 @@ def test_sql_source_reads_past_its_watermark_only(store: tuple[Settings, Any], t
     database = tmp_path / "rows.db"
     first = _frame(400, seed=5, month=0)
     url = _sql(database, first, start=1)
-    january = collect.collect(client, settings, TECHNIQUE, "sql", location=url)
+    january = collection.collect(client, settings, TECHNIQUE, "sql", location=url)
     assert january.new_rows + january.duplicates == 400
     _sql(database, pd.concat([_frame(150, 6, 1), first.head(30)]), start=401)
-    february = collect.collect(client, settings, TECHNIQUE, "sql", location=url)
+    february = collection.collect(client, settings, TECHNIQUE, "sql", location=url)
     assert february.duplicates >= 30 and february.new_rows + february.duplicates == 180
-    assert collect._state(client, settings, TECHNIQUE.name)["sql_watermark"] == 580
+    assert collection._state(client, settings, TECHNIQUE.name)["sql_watermark"] == 580
     before = _objects(client, settings.datasets_bucket)
-    assert collect.collect(client, settings, TECHNIQUE, "sql", location=url).new_rows == 0
+    assert collection.collect(client, settings, TECHNIQUE, "sql", location=url).new_rows == 0
     assert _objects(client, settings.datasets_bucket) == before
 
 
 def test_sql_problems_name_the_table_or_the_url(store: tuple[Settings, Any], tmp_path: Path) -> None:
     settings, client = store
     with pytest.raises(DatasetError, match="has no table 'rows'"):
-        collect.collect(client, settings, TECHNIQUE, "sql", location=f"sqlite:///{tmp_path / 'empty.db'}")
+        collection.collect(client, settings, TECHNIQUE, "sql", location=f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(DatasetError, match="needs a location"):
-        collect.collect(client, settings, TECHNIQUE, "sql")
+        collection.collect(client, settings, TECHNIQUE, "sql")
     with pytest.raises(DatasetError, match="not a usable SQLAlchemy URL"):
-        collect.collect(client, settings, TECHNIQUE, "sql", location="nonsense")
+        collection.collect(client, settings, TECHNIQUE, "sql", location="nonsense")
     assert _objects(client, settings.datasets_bucket) == {}

@@ -137,7 +137,7 @@ def test_diff_reports_a_stale_file(tmp_path) -> None:  # type: ignore[no-untyped
     ),
 )
 def test_every_compiled_argo_object_passes_schema_model_client_and_key_checks(rel: str) -> None:
-    from workflows.manifests import validate_argo
+    from workflows.delivery.manifests import validate_argo
 
     validate_argo(yaml.safe_load(compiler.render()[rel]), rel)
 
@@ -145,7 +145,7 @@ def test_every_compiled_argo_object_passes_schema_model_client_and_key_checks(re
 def test_typos_and_wrong_types_are_refused() -> None:
     import copy
 
-    from workflows.manifests import ManifestError, validate_argo
+    from workflows.delivery.manifests import ManifestError, validate_argo
 
     doc = yaml.safe_load(compiler.render()[f"{compiler.TEMPLATES_REL}/train.yaml"])
     typo = copy.deepcopy(doc)

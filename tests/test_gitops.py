@@ -8,24 +8,26 @@ from pathlib import Path
 import pytest
 
 from models.contract import discover
-from workflows import gitops
-from workflows.manifests import ManifestError, kustomize, validate
+from workflows.delivery import overlays
+from workflows.delivery.manifests import ManifestError, kustomize, validate
 from workflows.settings import REPO_ROOT
 
 SHA = "a" * 64
 
 
-def pin(version: str) -> gitops.Pin:
-    return gitops.Pin(version, f"s3://ctcd-artifacts/mlflow/1/models/m-{version}/artifacts", SHA, f"run{version}", "d1")
+def pin(version: str) -> overlays.Pin:
+    return overlays.Pin(
+        version, f"s3://ctcd-artifacts/mlflow/1/models/m-{version}/artifacts", SHA, f"run{version}", "d1"
+    )
 
 
-def write_overlay(root: Path, desired: gitops.Desired) -> Path:
+def write_overlay(root: Path, desired: overlays.Desired) -> Path:
     tech = root / desired.technique
     if not tech.exists():
         shutil.copytree(
             REPO_ROOT / "gitops" / "models" / desired.technique, tech, ignore=shutil.ignore_patterns("overlays")
         )
-    for rel, text in gitops.overlay_files(desired).items():
+    for rel, text in overlays.overlay_files(desired).items():
         (tech / rel).parent.mkdir(parents=True, exist_ok=True)
         (tech / rel).write_text(text)
     return tech / "overlays" / desired.environment
@@ -37,7 +39,7 @@ def write_overlay(root: Path, desired: gitops.Desired) -> Path:
     [("full", {}), ("canary", {"canary_percent": 20}), ("ab", {"b_pin": pin("4"), "weights": (70, 30)})],
 )
 def test_overlays_render_and_validate(tmp_path: Path, technique: str, strategy: str, extra: dict) -> None:  # type: ignore[type-arg]
-    desired = gitops.Desired(technique, "staging", strategy, pin("3"), **extra)  # type: ignore[arg-type]
+    desired = overlays.Desired(technique, "staging", strategy, pin("3"), **extra)  # type: ignore[arg-type]
     docs = kustomize(write_overlay(tmp_path, desired))
     validate(docs, technique)
     isvc = next(d for d in docs if d["kind"] == "InferenceService" and d["metadata"]["name"] == technique)
@@ -68,7 +70,7 @@ def test_an_unpinned_base_fails_validation() -> None:
 
 
 def test_unknown_fields_and_bad_weights_are_refused() -> None:
-    isvc = gitops.inference_service("x")
+    isvc = overlays.inference_service("x")
     isvc["spec"]["predictor"]["model"]["storageUrl"] = "s3://b/k"
     isvc["spec"]["predictor"]["canaryTrafficPercent"] = 120
     graph = {
@@ -93,8 +95,8 @@ def test_unknown_fields_and_bad_weights_are_refused() -> None:
 
 
 def test_version_file_round_trips() -> None:
-    desired = gitops.Desired("intent-classifier", "production", "ab", pin("3"), b_pin=pin("5"), weights=(80, 20))
-    parsed = gitops.read_version(gitops.overlay_files(desired)["overlays/production/version.yaml"])
+    desired = overlays.Desired("intent-classifier", "production", "ab", pin("3"), b_pin=pin("5"), weights=(80, 20))
+    parsed = overlays.read_version(overlays.overlay_files(desired)["overlays/production/version.yaml"])
     assert parsed["a"]["version"] == "3" and parsed["b"]["version"] == "5"  # type: ignore[index]
     assert parsed["a"]["run_id"] == "run3" and parsed["a"]["dataset_version"] == "d1"
     assert parsed["a"]["sha256"] == SHA and parsed["a"]["storage_uri"] == pin("3").storage_uri
@@ -112,8 +114,8 @@ def test_version_file_round_trips() -> None:
 )
 def test_promotion_inputs_are_validated(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
     args = {"technique": "intent-classifier", "environment": "staging", "strategy": "full", "pin": pin("3"), **kwargs}
-    with pytest.raises(gitops.GitopsError, match=message):
-        gitops.Desired(**args)
+    with pytest.raises(overlays.GitopsError, match=message):
+        overlays.Desired(**args)
 
 
 @pytest.mark.parametrize(
@@ -127,5 +129,5 @@ def test_promotion_inputs_are_validated(kwargs: dict, message: str) -> None:  # 
 )
 def test_pins_refuse_aliases_and_injection(field: str, value: str) -> None:
     args = {"version": "3", "storage_uri": "s3://ctcd-artifacts/m/artifacts", "sha256": SHA, field: value}
-    with pytest.raises(gitops.GitopsError):
-        gitops.Pin(**args)
+    with pytest.raises(overlays.GitopsError):
+        overlays.Pin(**args)

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from workflows import gitops, ledger, promotion
+from workflows.delivery import ledger, overlays, promotion
 from workflows.platform import gitrepo
 from workflows.settings import REPO_ROOT
 
 SHA = "b" * 64
 
 
-def pin(version: str) -> gitops.Pin:
-    return gitops.Pin(
+def pin(version: str) -> overlays.Pin:
+    return overlays.Pin(
         version, f"s3://ctcd-artifacts/mlflow/1/models/m-{version}/artifacts", SHA, f"run-{version}", "ds1"
     )
 
 
-def desired(version: str, env: str = "staging", technique: str = "intent-classifier", **kw: object) -> gitops.Desired:
-    return gitops.Desired(technique, env, kw.pop("strategy", "full"), pin(version), **kw)  # type: ignore[arg-type]
+def desired(version: str, env: str = "staging", technique: str = "intent-classifier", **kw: object) -> overlays.Desired:
+    return overlays.Desired(technique, env, kw.pop("strategy", "full"), pin(version), **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -68,7 +68,7 @@ def test_promote_to_main_commits_one_file_change_with_trailers(remote: str) -> N
     assert trailers["MLflow-Version"] == "3" and trailers["MLflow-Run-Id"] == "run-3"
     assert trailers["Dataset-Version"] == "ds1" and trailers["Metric"] == "accuracy=0.97"
     assert trailers["Champion-Metric"] == "accuracy=0.95"
-    parsed = gitops.read_version(show(remote, "main", VERSION_FILE))
+    parsed = overlays.read_version(show(remote, "main", VERSION_FILE))
     assert parsed["a"]["version"] == "3" and parsed["canary"] == 20
 
 
@@ -88,7 +88,7 @@ def test_merging_the_branch_is_the_promotion(remote: str) -> None:
     promotion.merge(remote, "main", result.branch)
     assert log(remote, "-1") == ["Merge promote/production/intent-classifier/v4"]
     assert (
-        gitops.read_version(show(remote, "main", "gitops/models/intent-classifier/overlays/production/version.yaml"))[
+        overlays.read_version(show(remote, "main", "gitops/models/intent-classifier/overlays/production/version.yaml"))[
             "a"
         ]["version"]
         == "4"
@@ -169,7 +169,7 @@ def test_concurrent_promotions_both_land(remote: str) -> None:
     ]
     errors: list[BaseException] = []
 
-    def run(d: gitops.Desired) -> None:
+    def run(d: overlays.Desired) -> None:
         try:
             promotion.promote(remote, "main", d, {}, to_main=True)
         except BaseException as exc:  # collected and asserted below
@@ -205,7 +205,7 @@ def test_a_crash_between_commit_and_push_leaves_nothing_and_a_rerun_pushes_once(
 
 
 def test_bad_names_never_reach_git() -> None:
-    with pytest.raises(gitops.GitopsError, match="DNS-1123"):
+    with pytest.raises(overlays.GitopsError, match="DNS-1123"):
         promotion.branch_name("staging", "--upload-pack=evil", "1")
 
 
@@ -219,15 +219,15 @@ def test_a_user_clone_and_plain_git_merge_is_the_promotion(remote: str, tmp_path
 
 
 def test_an_invalid_overlay_is_never_committed(remote: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workflows.manifests import ManifestError
+    from workflows.delivery.manifests import ManifestError
 
-    def broken(desired: gitops.Desired) -> dict[str, str]:
+    def broken(desired: overlays.Desired) -> dict[str, str]:
         return {
             "overlays/staging/kustomization.yaml": "resources: [does-not-exist.yaml]\n",
             "overlays/staging/version.yaml": "{}\n",
         }
 
-    monkeypatch.setattr(gitops, "overlay_files", broken)
+    monkeypatch.setattr(overlays, "overlay_files", broken)
     with pytest.raises(ManifestError, match="kubectl kustomize"):
         promotion.promote(remote, "main", desired("12"), {}, to_main=True)
     assert log(remote, "--", VERSION_FILE) == []
@@ -244,7 +244,7 @@ def test_one_read_gives_every_pin_and_isolates_a_broken_file(remote: str) -> Non
     pins = promotion.pinned(remote, "main")
     assert pins[("intent-classifier", "staging")]["a"]["version"] == "3"  # type: ignore[index]
     assert pins[("invoice-matcher", "production")]["a"]["version"] == "7"  # type: ignore[index]
-    assert isinstance(pins[("invoice-matcher", "staging")], gitops.GitopsError)
+    assert isinstance(pins[("invoice-matcher", "staging")], overlays.GitopsError)
     assert ("intent-classifier", "production") not in pins
     assert pins[("intent-classifier", "staging")] == promotion.current(remote, "main", "intent-classifier", "staging")
 
@@ -299,7 +299,7 @@ def test_a_plain_git_merge_of_a_stale_branch_is_flagged_in_the_ledger(remote: st
 
 
 def test_rolling_back_to_an_ab_split_restores_the_split_and_it_renders(remote: str, tmp_path: Path) -> None:
-    from workflows.manifests import kustomize
+    from workflows.delivery.manifests import kustomize
 
     promotion.promote(remote, "main", desired("1"), {}, to_main=True)
     promotion.promote(remote, "main", desired("1", strategy="ab", b_pin=pin("2"), weights=(70, 30)), {}, True)

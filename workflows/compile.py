@@ -55,7 +55,7 @@ def render() -> dict[str, str]:
     technique's ``base/`` and ``ab/`` under ``gitops/models/<technique>/``.
     """
     from models.contract import discover
-    from workflows.gitops import base_files
+    from workflows.delivery.overlays import base_files
 
     files = {
         f"{TEMPLATES_REL}/{name}": HEADER.format(source=source) + obj.to_yaml()

@@ -146,7 +146,7 @@ def engine(env: dict[str, str], state: Path) -> tuple[float, dict[str, float]]:
 
 def main() -> None:
     """Bring up a platform, seed 10,000 rows, compare, print and write the figures."""
-    from workflows.platform import stack
+    from workflows.local import stack
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(Path(tmp) / "state", free_port_block())

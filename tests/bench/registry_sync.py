@@ -45,18 +45,18 @@ def register(db: Path, bucket: str) -> None:
 
 def pin_everything(settings: Any) -> None:
     """One commit that gives every model a base and pins v20 in both environments."""
-    from workflows import gitops
+    from workflows.delivery import overlays
     from workflows.platform import gitrepo
 
-    pin = gitops.Pin(
+    pin = overlays.Pin(
         str(VERSIONS), f"s3://{settings.artifacts_bucket}/mlflow/bench/m/20/artifacts/model", SHA, "r", "d1"
     )
     files: dict[str, str] = {}
     for name in names(MODELS):
         folder = f"gitops/models/{name}"
-        files.update({f"{folder}/{rel}": text for rel, text in gitops.base_files(name).items()})
-        for env in gitops.ENVIRONMENTS:
-            overlay = gitops.overlay_files(gitops.Desired(name, env, "full", pin))
+        files.update({f"{folder}/{rel}": text for rel, text in overlays.base_files(name).items()})
+        for env in overlays.ENVIRONMENTS:
+            overlay = overlays.overlay_files(overlays.Desired(name, env, "full", pin))
             files.update({f"{folder}/{rel}": text for rel, text in overlay.items()})
     with gitrepo.scratch_clone(settings.git_remote, settings.git_branch) as repo:
         gitrepo.write_files(repo, files)
@@ -66,7 +66,7 @@ def pin_everything(settings: Any) -> None:
 
 def reconcile(settings: Any, count: int) -> dict[str, float]:
     """Time one steady pass over ``count`` models (after :func:`main`'s first pass recorded the agreed state)."""
-    from workflows import bridge
+    from workflows.delivery import bridge
 
     if os.environ.get("CTCD_BENCH_PROFILE"):
         import cProfile
@@ -90,7 +90,7 @@ def reconcile(settings: Any, count: int) -> dict[str, float]:
 
 def main() -> None:
     """Bring up a platform, register, pin, time the passes, print and write the figures."""
-    from workflows.platform import stack
+    from workflows.local import stack
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(Path(tmp) / "state", free_port_block())
@@ -99,7 +99,7 @@ def main() -> None:
             start = time.perf_counter()
             register(settings.state_dir / "mlflow.db", settings.artifacts_bucket)
             pin_everything(settings)
-            from workflows import bridge
+            from workflows.delivery import bridge
 
             bridge.reconcile(settings, names(MODELS))  # records every marker in the bridge state, warms the server
             setup = time.perf_counter() - start

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from tests.bench.engine_overhead import dag_workflow
-from workflows import gitops, manifests
+from workflows.delivery import manifests, overlays
 from workflows.engine.executor import Engine
 from workflows.engine.spec import TemplateLibrary
 from workflows.engine.store import RunStore
@@ -64,13 +64,13 @@ def engine(nodes: int) -> dict[str, float]:
 
 def compile_techniques(count: int) -> dict[str, float]:
     """Render every technique's KServe base and an overlay, validating the overlay, as compile and promotion do."""
-    pin = gitops.Pin("3", "s3://ctcd-artifacts/mlflow/1/abc/artifacts/model", "a" * 64, "abc", "0123456789abcdef")
+    pin = overlays.Pin("3", "s3://ctcd-artifacts/mlflow/1/abc/artifacts/model", "a" * 64, "abc", "0123456789abcdef")
 
     def work() -> None:
         for i in range(count):
             name = f"technique-{i:03d}"
-            gitops.base_files(name)  # rendered like every file; the unpinned base is not a servable manifest
-            for path, text in gitops.overlay_files(gitops.Desired(name, "staging", "full", pin)).items():
+            overlays.base_files(name)  # rendered like every file; the unpinned base is not a servable manifest
+            for path, text in overlays.overlay_files(overlays.Desired(name, "staging", "full", pin)).items():
                 docs = [d for d in yaml.safe_load_all(text) if d and d.get("apiVersion", "").startswith("serving")]
                 manifests.validate(docs, path)
 

@@ -13,7 +13,7 @@ import httpx
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows import bridge, promotion
+from workflows.delivery import bridge, promotion
 from workflows.platform import gitrepo
 from workflows.settings import Settings
 
@@ -117,7 +117,7 @@ def test_the_cluster_cronworkflow_runs_the_same_sync_locally(runs: dict[str, Any
 
 
 def test_on_a_cluster_the_bridge_state_is_an_s3_object(platform: Settings) -> None:
-    from workflows import bridge_state
+    from workflows.delivery import bridge_state
 
     where = f"s3://{platform.artifacts_bucket}/ctcd-bridge/test-{uuid.uuid4().hex}.json"
     store = bridge_state.store(platform.model_copy(update={"bridge_state": where}))

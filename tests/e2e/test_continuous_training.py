@@ -23,9 +23,10 @@ from mlflow.tracking import MlflowClient
 from models.contract import get
 from tests.conftest import free_port_block, make_settings
 from tests.e2e.conftest import ctcd
-from workflows.platform import datasets, stack
+from workflows.local import stack
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
+from workflows.training import datasets
 
 pytestmark = pytest.mark.timeout(900)  # the module fixture runs five continuous-training runs
 MONTH_ROWS = (1000, 1000, 1200)
@@ -181,7 +182,7 @@ def test_retrain_returns_a_run_id_to_poll(months: dict[str, Any]) -> None:
     assert result.returncode == 0, result.stderr
     name = result.stdout.strip()
     assert name.startswith("train-")
-    from workflows import runs
+    from workflows.local import runs
 
     run = runs.wait(settings, name, timeout=600)
     assert run["status"]["phase"] == "Succeeded"

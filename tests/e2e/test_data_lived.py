@@ -17,9 +17,9 @@ import pytest
 
 from models.contract import get
 from tests.conftest import settings_env
-from workflows.platform import datasets
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
+from workflows.training import datasets
 
 TECHNIQUE = "intent-classifier"
 BUCKET = "ctcd-lived-data"

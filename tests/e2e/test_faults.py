@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd, run_template
-from workflows import runs as engine_runs
 from workflows.engine.store import RunStore
-from workflows.platform import stack
+from workflows.local import runs as engine_runs
+from workflows.local import stack
 from workflows.settings import Settings
 
 TECHNIQUE = "intent-classifier"

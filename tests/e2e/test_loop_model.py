@@ -29,8 +29,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows import bridge, gitops, ledger, promotion
-from workflows.platform import delivery, gitrepo
+from workflows.delivery import bridge, ledger, observed, overlays, promotion
+from workflows.platform import gitrepo
 from workflows.settings import Settings
 
 TECHNIQUES = ("intent-classifier", "invoice-matcher")
@@ -61,7 +61,7 @@ def branches(platform: Settings) -> list[str]:
 
 def disagreements(platform: Settings, client: MlflowClient) -> list[str]:
     """What does not agree right now ([] when registry, git and serving say the same everywhere)."""
-    head = delivery.head(platform)
+    head = observed.head(platform)
     root = platform.state_dir / "serving"
     try:
         status = json.loads((root / "status.json").read_text())
@@ -73,7 +73,7 @@ def disagreements(platform: Settings, client: MlflowClient) -> list[str]:
     pending = branches(platform)
     pinned = promotion.pinned(platform.git_remote, "main")
     for technique in TECHNIQUES:
-        for environment in gitops.ENVIRONMENTS:
+        for environment in overlays.ENVIRONMENTS:
             pins = pinned.get((technique, environment))
             if isinstance(pins, Exception):
                 problems.append(f"{environment}/{technique}: {pins}")
@@ -95,7 +95,7 @@ def _serving_problems(
     environment: str,
     pins: dict[str, Any] | None,
 ) -> list[str]:
-    namespace, found = gitops.NAMESPACE[environment], []
+    namespace, found = overlays.NAMESPACE[environment], []
     if pins is None:
         return [f"{namespace}/{technique} still served, git pins nothing"] if (namespace, technique) in items else []
     wanted = [(technique, pins["a"]["storage_uri"])]
@@ -118,7 +118,7 @@ class DeliveryLoop(RuleBasedStateMachine):
         self.platform = PLATFORM[0]
         self.client = MlflowClient(tracking_uri=self.platform.mlflow_tracking_uri)
         self.ui = httpx.Client(base_url=self.platform.mlflow_tracking_uri + "/ajax-api/2.0/mlflow", timeout=30)
-        self.head = delivery.head(self.platform)
+        self.head = observed.head(self.platform)
         self.made: list[tuple[str, str, str]] = []  # (technique, environment, commit) this test put on main
         self.trained = 0
 
@@ -138,7 +138,7 @@ class DeliveryLoop(RuleBasedStateMachine):
 
     def mark(self, technique: str, environment: str, before: str) -> None:
         """Remember the commit a move of ours just put on main (if it did)."""
-        now = delivery.head(self.platform)
+        now = observed.head(self.platform)
         if now != before:
             self.made.append((technique, environment, now))
 
@@ -152,14 +152,14 @@ class DeliveryLoop(RuleBasedStateMachine):
             time.sleep(0.25)
         assert not problems, f"after {kind}: {problems}"
         CONVERGENCE[kind].append(time.monotonic() - start)
-        head = delivery.head(self.platform)
+        head = observed.head(self.platform)
         time.sleep(QUIET_SECONDS)
         assert disagreements(self.platform, self.client) == [], f"after {kind}: moved again once quiet"
-        assert delivery.head(self.platform) == head, f"after {kind}: a commit landed once quiet (ping-pong?)"
+        assert observed.head(self.platform) == head, f"after {kind}: a commit landed once quiet (ping-pong?)"
         self.check_history()
 
     def check_history(self) -> None:
-        head = delivery.head(self.platform)
+        head = observed.head(self.platform)
         ancestor = gitrepo.git(
             self.platform.state_dir, "--git-dir", self.platform.git_remote, "merge-base", "--is-ancestor",
             self.head, head, check=False,
@@ -167,7 +167,7 @@ class DeliveryLoop(RuleBasedStateMachine):
         assert ancestor.returncode == 0, f"main lost history: {self.head[:12]} is not an ancestor of {head[:12]}"
         self.head = head
         for technique in TECHNIQUES:
-            for environment in gitops.ENVIRONMENTS:
+            for environment in overlays.ENVIRONMENTS:
                 entries = ledger.history(self.platform.git_remote, "main", technique, environment)
                 commits = {e.commit for e in entries}
                 for made_technique, made_env, commit in self.made:
@@ -223,27 +223,27 @@ class DeliveryLoop(RuleBasedStateMachine):
 
     @rule(
         technique=st.sampled_from(TECHNIQUES),
-        environment=st.sampled_from(gitops.ENVIRONMENTS),
+        environment=st.sampled_from(overlays.ENVIRONMENTS),
         pick=st.integers(0, 5),
         strategy=st.sampled_from(["full", "canary"]),
     )
     def cli_promote(self, technique: str, environment: str, pick: int, strategy: str) -> None:
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         version = self.version(technique, pick)
         self.cli("promote", technique, version, "--env", environment, "--strategy", strategy, "--to-main")
         self.mark(technique, environment, before)
         self.settle("ctcd promote")
 
-    @rule(technique=st.sampled_from(TECHNIQUES), environment=st.sampled_from(gitops.ENVIRONMENTS))
+    @rule(technique=st.sampled_from(TECHNIQUES), environment=st.sampled_from(overlays.ENVIRONMENTS))
     def cli_rollback(self, technique: str, environment: str) -> None:
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         self.cli("rollback", technique, "--env", environment)
         self.mark(technique, environment, before)
         self.settle("ctcd rollback")
 
-    @rule(technique=st.sampled_from(TECHNIQUES), environment=st.sampled_from(gitops.ENVIRONMENTS))
+    @rule(technique=st.sampled_from(TECHNIQUES), environment=st.sampled_from(overlays.ENVIRONMENTS))
     def cli_rollout(self, technique: str, environment: str) -> None:
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         self.cli("rollout", technique, "--env", environment)
         self.mark(technique, environment, before)
         self.settle("ctcd rollout")
@@ -259,7 +259,7 @@ class DeliveryLoop(RuleBasedStateMachine):
         if not branch:
             return
         parts = promotion.parse_branch(branch)
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         self.cli("merge", branch)
         self.mark(parts.technique, parts.environment, before)
         self.settle("ctcd merge")
@@ -272,7 +272,7 @@ class DeliveryLoop(RuleBasedStateMachine):
         if not branch:
             return
         parts = promotion.parse_branch(branch)
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         with self.clone() as repo:
             merged = gitrepo.git(repo, "merge", "--quiet", "--no-ff", "--no-edit", f"origin/{branch}", check=False)
             if merged.returncode != 0:
@@ -283,7 +283,7 @@ class DeliveryLoop(RuleBasedStateMachine):
 
     @rule()
     def git_revert(self) -> None:
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         with self.clone() as repo:
             changed = gitrepo.git(repo, "show", "--name-only", "--format=", "-m", "--first-parent", "HEAD").stdout
             files = [f for f in changed.split() if f.endswith("/version.yaml")]
@@ -317,7 +317,7 @@ class DeliveryLoop(RuleBasedStateMachine):
     @rule(technique=st.sampled_from(TECHNIQUES))
     def train(self, technique: str) -> None:
         self.trained += 1
-        before = delivery.head(self.platform)
+        before = observed.head(self.platform)
         args = ("submit", "--from", "workflowtemplate/train", "-p", f"technique={technique}", "--wait", "-o", "name")
         result = ctcd(self.platform, *args)
         assert result.returncode == 0, result.stdout + result.stderr

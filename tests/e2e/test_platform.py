@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.conftest import free_port_block, make_settings, settings_env
-from workflows.platform import stack
+from workflows.local import stack
 
 CTCD = [sys.executable, "-m", "workflows.cli"]
 

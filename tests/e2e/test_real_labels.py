@@ -12,10 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.contract import get
-from workflows.platform import datasets
 from workflows.settings import Settings
 from workflows.steps.mlflow_logging import log_evaluation
-from workflows.validation import parse
+from workflows.training import datasets
+from workflows.training.validation import parse
 
 CLINC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clinc150" / "data_full.json"
 PER_CLASS_TRAIN, PER_CLASS_TEST = 8, 2

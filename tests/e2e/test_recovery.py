@@ -28,9 +28,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows import bridge, gitops, promotion
+from workflows.delivery import bridge, overlays, promotion
 from workflows.engine.store import RunStore
-from workflows.platform import stack, supervisor
+from workflows.local import stack, supervisor
 from workflows.platform.gitrepo import git
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
@@ -136,7 +136,7 @@ def _agree(settings: Settings) -> bool:
     for (technique, env), pin in promotion.pinned(settings.git_remote, settings.git_branch).items():
         if isinstance(pin, Exception):
             return False
-        if latest.get((gitops.NAMESPACE[env], technique)) != pin["a"]["storage_uri"]:
+        if latest.get((overlays.NAMESPACE[env], technique)) != pin["a"]["storage_uri"]:
             return False
         if not bridge.agrees(client, settings.git_remote, technique, env, str(pin["a"]["version"])):
             return False

@@ -15,8 +15,7 @@ import httpx
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows import gitops, promotion
-from workflows.platform import delivery
+from workflows.delivery import observed, overlays, promotion
 from workflows.platform import registry as reg
 from workflows.settings import Settings
 
@@ -97,22 +96,22 @@ def within(counts: collections.Counter[str], expected: dict[str, int]) -> bool:
 def test_a_promotion_history_replays_into_exactly_the_pinned_splits(
     runs: dict[str, Any], platform: Settings, registry: MlflowClient
 ) -> None:
-    v1, v2 = (gitops.Pin(**reg.pin_fields(registry, NAME, v, platform.artifacts_bucket)) for v in ("1", "2"))
+    v1, v2 = (overlays.Pin(**reg.pin_fields(registry, NAME, v, platform.artifacts_bucket)) for v in ("1", "2"))
     version_of = {v1.storage_uri: "1", v2.storage_uri: "2"}
     remote = platform.git_remote
 
-    def commit(desired: gitops.Desired) -> None:
+    def commit(desired: overlays.Desired) -> None:
         promotion.promote(remote, "main", desired, {"Source": "cli"}, to_main=True)
 
     moves: list[tuple[str, Callable[[], object], str, dict[str, int]]] = [
-        ("full v1", lambda: commit(gitops.Desired(NAME, ENV, "full", v1)), NAME, {"1": 100}),
-        ("canary v2 20%", lambda: commit(gitops.Desired(NAME, ENV, "canary", v2, canary_percent=20)), NAME,
+        ("full v1", lambda: commit(overlays.Desired(NAME, ENV, "full", v1)), NAME, {"1": 100}),
+        ("canary v2 20%", lambda: commit(overlays.Desired(NAME, ENV, "canary", v2, canary_percent=20)), NAME,
          {"1": 80, "2": 20}),
         ("rollout", lambda: promotion.rollout(remote, "main", NAME, ENV), NAME, {"2": 100}),
-        ("A/B v1 70 / v2 30", lambda: commit(gitops.Desired(NAME, ENV, "ab", v1, b_pin=v2, weights=(70, 30))),
+        ("A/B v1 70 / v2 30", lambda: commit(overlays.Desired(NAME, ENV, "ab", v1, b_pin=v2, weights=(70, 30))),
          f"{NAME}-ab", {"1": 70, "2": 30}),
-        ("full v2", lambda: commit(gitops.Desired(NAME, ENV, "full", v2)), NAME, {"2": 100}),
-        ("canary v1 30%", lambda: commit(gitops.Desired(NAME, ENV, "canary", v1, canary_percent=30)), NAME,
+        ("full v2", lambda: commit(overlays.Desired(NAME, ENV, "full", v2)), NAME, {"2": 100}),
+        ("canary v1 30%", lambda: commit(overlays.Desired(NAME, ENV, "canary", v1, canary_percent=30)), NAME,
          {"2": 70, "1": 30}),
         ("rollback", lambda: promotion.rollback(remote, "main", NAME, ENV), NAME, {"2": 100}),
         ("second rollback", lambda: promotion.rollback(remote, "main", NAME, ENV), f"{NAME}-ab", {"1": 70, "2": 30}),
@@ -121,7 +120,7 @@ def test_a_promotion_history_replays_into_exactly_the_pinned_splits(
     measured = []
     for label, move, model, expected in moves:
         move()
-        head = delivery.head(platform)
+        head = observed.head(platform)
         CONVERGENCE["git commit"].append(wait(functools.partial(converged, platform, head)))
         counts = measure(platform, model, version_of)
         measured.append((label, dict(counts)))

@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows import gitops, promotion
+from workflows.delivery import overlays, promotion
 from workflows.platform import registry as reg
 from workflows.settings import Settings
 
@@ -72,8 +72,8 @@ def _pair() -> dict[str, Any]:
     }
 
 
-def pin(registry: MlflowClient, platform: Settings, name: str, version: str) -> gitops.Pin:
-    return gitops.Pin(**reg.pin_fields(registry, name, version, platform.artifacts_bucket))
+def pin(registry: MlflowClient, platform: Settings, name: str, version: str) -> overlays.Pin:
+    return overlays.Pin(**reg.pin_fields(registry, name, version, platform.artifacts_bucket))
 
 
 def test_better_training_committed_a_canary_and_serving_converged(runs: dict[str, Any], platform: Settings) -> None:
@@ -106,7 +106,7 @@ def test_better_training_committed_a_canary_and_serving_converged(runs: dict[str
 
 
 def test_canary_20_percent_then_rollout(runs: dict[str, Any], platform: Settings, registry: MlflowClient) -> None:
-    desired = gitops.Desired(
+    desired = overlays.Desired(
         "invoice-matcher", "staging", "canary", pin(registry, platform, "invoice-matcher", "2"), canary_percent=20
     )
     merged_at = time.monotonic()
@@ -154,7 +154,7 @@ def test_rollback_after_a_rollout_serves_the_earlier_model_again(runs: dict[str,
 
 
 def test_ab_split_through_an_inference_graph(runs: dict[str, Any], platform: Settings, registry: MlflowClient) -> None:
-    desired = gitops.Desired(
+    desired = overlays.Desired(
         "intent-classifier",
         "staging",
         "ab",
@@ -179,9 +179,9 @@ def test_a_corrupted_artifact_is_refused_and_gets_no_traffic(
 ) -> None:
     good = traffic(platform, "invoice-matcher")
     real = pin(registry, platform, "invoice-matcher", "1")
-    tampered = gitops.Pin(real.version, real.storage_uri, "f" * 64, real.run_id, real.dataset_version)
+    tampered = overlays.Pin(real.version, real.storage_uri, "f" * 64, real.run_id, real.dataset_version)
     promotion.promote(
-        platform.git_remote, "main", gitops.Desired("invoice-matcher", "staging", "full", tampered), {}, to_main=True
+        platform.git_remote, "main", overlays.Desired("invoice-matcher", "staging", "full", tampered), {}, to_main=True
     )
     wait_for(lambda: isvc(platform, "invoice-matcher")["status"]["conditions"][0].get("reason") == "RevisionFailed")
     condition = isvc(platform, "invoice-matcher")["status"]["conditions"][0]
@@ -210,7 +210,7 @@ def test_cli_refuses_bad_promotions_clearly(runs: dict[str, Any], platform: Sett
 def test_a_killed_canary_server_loses_its_traffic_then_is_restarted(
     runs: dict[str, Any], platform: Settings, registry: MlflowClient
 ) -> None:
-    desired = gitops.Desired(
+    desired = overlays.Desired(
         "invoice-matcher", "staging", "canary", pin(registry, platform, "invoice-matcher", "2"), canary_percent=20
     )
     promotion.promote(platform.git_remote, "main", desired, {}, to_main=True)

@@ -84,7 +84,7 @@ def test_a_dead_worker_ends_the_run_in_error(platform: Settings, tmp_path) -> No
     import os
     import signal
 
-    from workflows import runs
+    from workflows.local import runs
 
     spec = one_step_workflow(tmp_path, "slow", "sleep 30")
     workflow = runs.submit(platform, str(spec), {}, from_ref=False)

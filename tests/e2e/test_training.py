@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from models.contract import get
 from tests.e2e.conftest import SMALL, ctcd
-from workflows.platform import datasets
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
+from workflows.training import datasets
 
 
 def _version(registry: MlflowClient, name: str, number: int) -> Any:

@@ -9,8 +9,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from models.contract import get
-from workflows import bridge, bridge_server, evaluation
-from workflows.validation import DatasetError, parse
+from workflows.delivery import bridge
+from workflows.local import bridge_server
+from workflows.training import evaluation
+from workflows.training.validation import DatasetError, parse
 
 INTENT = get("intent-classifier").spec
 MATCHER = get("invoice-matcher").spec

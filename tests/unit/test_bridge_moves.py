@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from workflows import bridge, promotion
+from workflows.delivery import bridge, promotion
 from workflows.platform import registry
 from workflows.settings import Settings
 
@@ -155,7 +155,7 @@ def test_a_production_rollback_in_git_is_written_back_without_ping_pong(world: A
 def test_a_deleted_alias_is_set_back_and_promotes_nothing(world: Any, caplog: pytest.LogCaptureFixture) -> None:
     start(world)
     world.reg.delete_registered_model_alias("m", "champion")
-    with caplog.at_level(logging.INFO, logger="workflows.bridge"):
+    with caplog.at_level(logging.INFO, logger="workflows.delivery.bridge"):
         settle(world)
     assert world.reg.aliases["champion"] == "2" and world.git.commits == 0
     assert any(

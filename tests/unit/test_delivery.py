@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workflows import render
-from workflows.platform import delivery, gitrepo
+from workflows.cli import render
+from workflows.delivery import observed
+from workflows.platform import gitrepo
 from workflows.settings import Settings
 
 
@@ -30,21 +31,21 @@ def _item(ready: str, reason: str = "", message: str = "") -> dict[str, Any]:
 
 
 def test_health_follows_the_ready_condition() -> None:
-    assert delivery.health(_item("True")) == ("Healthy", "")
-    assert delivery.health(_item("False", "RevisionLoading", "loading m-00002")) == ("Progressing", "loading m-00002")
-    assert delivery.health(_item("False", "RevisionFailed", "sha256 mismatch")) == ("Degraded", "sha256 mismatch")
-    assert delivery.health(_item("False", "ServingDown", "not running"))[0] == "Degraded"
+    assert observed.health(_item("True")) == ("Healthy", "")
+    assert observed.health(_item("False", "RevisionLoading", "loading m-00002")) == ("Progressing", "loading m-00002")
+    assert observed.health(_item("False", "RevisionFailed", "sha256 mismatch")) == ("Degraded", "sha256 mismatch")
+    assert observed.health(_item("False", "ServingDown", "not running"))[0] == "Degraded"
 
 
 def test_sync_compares_the_served_commit_with_mains_head(tmp_path: Path) -> None:
     settings, head = _remote(tmp_path)
-    assert delivery.sync(settings, {"commit": head}).status == "Synced"
-    behind = delivery.sync(settings, {"commit": "0" * 40})
+    assert observed.sync(settings, {"commit": head}).status == "Synced"
+    behind = observed.sync(settings, {"commit": "0" * 40})
     assert behind.status == "OutOfSync" and f"main is at {head[:12]}" in behind.reason
-    broken = delivery.sync(settings, {"commit": head, "error": f"cannot apply {head[:12]}: bad overlay"})
+    broken = observed.sync(settings, {"commit": head, "error": f"cannot apply {head[:12]}: bad overlay"})
     assert broken.status == "OutOfSync" and "bad overlay" in broken.reason
     gone = Settings(state_dir=settings.state_dir, git_remote=str(tmp_path / "nowhere.git"))
-    assert delivery.sync(gone, {"commit": head}).status == "Unknown"
+    assert observed.sync(gone, {"commit": head}).status == "Unknown"
 
 
 def test_get_isvc_shows_sync_health_and_commit(tmp_path: Path) -> None:
@@ -52,7 +53,7 @@ def test_get_isvc_shows_sync_health_and_commit(tmp_path: Path) -> None:
     (settings.state_dir / "serving").mkdir()
     (settings.state_dir / "serving" / "status.json").write_text(json.dumps({"commit": head}))
     items = [_item("False", "RevisionLoading", "loading m-00002")]
-    delivery.annotate(settings, items)
+    observed.annotate(settings, items)
     assert items[0]["status"]["delivery"] == {
         "commit": head, "sync": "Synced", "health": "Progressing", "reason": "loading m-00002", "flag": ""
     }  # fmt: skip

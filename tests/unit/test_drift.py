@@ -7,7 +7,7 @@ import random
 import pandas as pd
 
 from models.contract import get
-from workflows import drift
+from workflows.training import drift
 
 
 def test_psi_and_ks_separate_same_from_shifted() -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests import secret_scan
-from workflows import bridge, gitops, promotion
+from workflows.delivery import bridge, overlays, promotion
 from workflows.platform.gitrepo import GitError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,24 +66,24 @@ def test_references_and_hashes_are_not_secrets(line: str) -> None:
     ],
 )
 def test_branch_names_that_could_inject_are_refused(ref: str) -> None:
-    with pytest.raises(gitops.GitopsError, match="not a valid git branch name"):
-        gitops.check_ref(ref)
+    with pytest.raises(overlays.GitopsError, match="not a valid git branch name"):
+        overlays.check_ref(ref)
 
 
 @pytest.mark.parametrize("ref", ["main", "release/2026-11", "promote/production/intent-classifier/v3"])
 def test_ordinary_branch_names_pass(ref: str) -> None:
-    assert gitops.check_ref(ref) == ref
+    assert overlays.check_ref(ref) == ref
 
 
 @pytest.mark.parametrize("version", ["1_0", " 7", "0", "-1", "3; rm -rf /", "v3", "1e3", ""])
 def test_versions_must_be_plain_numbers(version: str) -> None:
-    with pytest.raises(gitops.GitopsError, match="registry version number"):
+    with pytest.raises(overlays.GitopsError, match="registry version number"):
         promotion.branch_name("staging", "intent-classifier", version)
 
 
 @pytest.mark.parametrize("technique", ["Intent", "a\nkind: Secret", "../etc", "x" * 64, "-lead", "a_b"])
 def test_technique_names_must_be_dns_labels(technique: str) -> None:
-    with pytest.raises(gitops.GitopsError, match="DNS-1123"):
+    with pytest.raises(overlays.GitopsError, match="DNS-1123"):
         promotion.branch_name("staging", technique, "1")
 
 

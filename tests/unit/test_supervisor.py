@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from workflows.platform import supervisor
+from workflows.local import supervisor
 
 SLEEPER = [
     sys.executable,

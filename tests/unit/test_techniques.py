@@ -8,7 +8,7 @@ import pytest
 
 from models.contract import UnknownTechnique, discover, get, load_spec
 from models.intent_classifier.generate import intents
-from workflows.validation import parse
+from workflows.training.validation import parse
 
 
 def test_both_techniques_are_discovered_from_their_folders() -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from models.contract import get
-from workflows.validation import DatasetError, check_classes, check_labels_seen, parse
+from workflows.training.validation import DatasetError, check_classes, check_labels_seen, parse
 
 INTENT = get("intent-classifier").spec
 MATCHER = get("invoice-matcher").spec

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.contract import get
-from workflows.validation import DatasetError, parse
+from workflows.training.validation import DatasetError, parse
 
 SPEC = get("invoice-matcher").spec
 COLUMNS = list(SPEC.dataset.columns)

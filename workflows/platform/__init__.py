@@ -1,1 +1,1 @@
-"""Clients of the platform services (S3, MLflow, git) and the embedded platform itself."""
+"""Clients of the platform services: S3, the MLflow registry, git and the Argo server."""

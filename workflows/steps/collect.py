@@ -55,10 +55,10 @@ class NotifyInput(Input):
 def collect(inputs: CollectInput) -> CollectOutput:
     """Collect, validate and de-duplicate new rows; append them as a batch (nothing new: nothing written)."""
     from models.contract import get
-    from workflows.collect import collect as run_collection
     from workflows.platform.s3 import s3_client
     from workflows.settings import get_settings
-    from workflows.validation import DatasetError
+    from workflows.training.collection import collect as run_collection
+    from workflows.training.validation import DatasetError
 
     settings = get_settings()
     require(settings, ("s3",), "collection not started: ")
@@ -85,10 +85,9 @@ def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]
     import pandas as pd
 
     from models.contract import get
-    from workflows import drift
-    from workflows.platform import datasets
     from workflows.platform.s3 import s3_client
     from workflows.settings import get_settings
+    from workflows.training import datasets, drift
 
     settings, technique = get_settings(), get(inputs.technique)
     client = s3_client(settings)
@@ -111,7 +110,7 @@ def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]
 @step()
 def notify(inputs: NotifyInput) -> None:
     """Send a summary of the run (status, technique, metrics, decision, commit, run id); never fails the run."""
-    from workflows import notify as notifier
+    from workflows.delivery import notify as notifier
     from workflows.settings import get_settings
 
     settings = get_settings()

@@ -108,11 +108,11 @@ def log_evaluation(spec: Any, model: Any, test: Any, dataset_version: str, run_i
     label → metric name mapping is logged as ``evaluation/metric_names.json``.
 
     Returns:
-        The scores (see :func:`workflows.evaluation.score`).
+        The scores (see :func:`workflows.training.evaluation.score`).
     """
     import mlflow
 
-    from workflows import evaluation
+    from workflows.training import evaluation
 
     scores = evaluation.score(spec, model, test)
     names = evaluation.metric_names("test_f1_", scores["per_class"])

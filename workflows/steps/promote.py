@@ -38,7 +38,7 @@ class PromoteOutput(Output):
 @step(env=git_env())
 def promote(inputs: PromoteInput) -> PromoteOutput:
     """Commit the environment's version file (to main where it merges by itself, else to a promotion branch)."""
-    from workflows import promotion
+    from workflows.delivery import promotion
     from workflows.platform import registry
     from workflows.settings import get_settings
 

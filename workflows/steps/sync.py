@@ -16,7 +16,7 @@ def registry_sync() -> str:
     """Reconcile the registry with gitops/ once; return what was done, as JSON."""
     from dataclasses import asdict
 
-    from workflows import bridge
+    from workflows.delivery import bridge
     from workflows.settings import get_settings
 
     actions = bridge.reconcile_once(get_settings())  # logs each decision on one line

@@ -154,8 +154,8 @@ def _memoize(key: str) -> Memoize:
 @step(retry_strategy=RETRY)
 def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     """Key the run's inputs by content: the data files' ETags, the code's hash, the champion's version."""
-    from workflows import fingerprint as keys
     from workflows.platform import registry
+    from workflows.training import fingerprint as keys
 
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
         data_key = keys.data_key(s3, settings.datasets_bucket, technique.name, inputs.data_version)
@@ -174,8 +174,8 @@ def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
 )
 def load_data(inputs: DataInput) -> DataOutput:
     """Validate the technique's dataset and record (or reuse) a dataset version."""
-    from workflows.platform import datasets
-    from workflows.validation import DatasetError
+    from workflows.training import datasets
+    from workflows.training.validation import DatasetError
 
     with _services(inputs.technique) as (settings, technique, s3):
         try:
@@ -199,8 +199,8 @@ def train(inputs: TrainInput) -> TrainOutput:
     """
     import mlflow
 
-    from workflows.platform import datasets
     from workflows.steps import mlflow_logging
+    from workflows.training import datasets
 
     hyperparameters = json.loads(inputs.hyperparameters or "{}")
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
@@ -226,8 +226,8 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
     """Score the challenger on the frozen test split; log metrics, per-class metrics, a plot and a report."""
     import mlflow
 
-    from workflows.platform import datasets
     from workflows.steps import mlflow_logging
+    from workflows.training import datasets
 
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
         version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
@@ -251,8 +251,7 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     """Re-score the champion version the run started with on the same test split."""
     import mlflow
 
-    from workflows import evaluation
-    from workflows.platform import datasets
+    from workflows.training import datasets, evaluation
 
     if not inputs.champion_version:
         _logger.info("%s has no champion yet", inputs.technique)
@@ -271,7 +270,7 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
 def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
     """Apply the gate: better only when the metric beats the champion by the technique's minimum improvement."""
     from models.contract import get
-    from workflows.gate import decide as gate
+    from workflows.training.gate import decide as gate
 
     spec = get(inputs.technique).spec
     champion = float(inputs.champion_metric) if inputs.champion_metric else None

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.contract import Technique
-from workflows.platform import datasets
 from workflows.settings import Settings
-from workflows.validation import DatasetError, parse
+from workflows.training import datasets
+from workflows.training.validation import DatasetError, parse
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workflows import gitops
+from workflows.delivery import overlays
 from workflows.platform import gitrepo
 
 SEP = "\x1f"
@@ -46,9 +46,9 @@ class Entry:
 
 def version_path(technique: str, environment: str) -> str:
     """Where an environment's version file lives."""
-    if environment not in gitops.ENVIRONMENTS:
-        raise gitops.GitopsError(f"environment {environment!r} must be one of {', '.join(gitops.ENVIRONMENTS)}")
-    return f"gitops/models/{gitops.check_name(technique, 'technique')}/overlays/{environment}/version.yaml"
+    if environment not in overlays.ENVIRONMENTS:
+        raise overlays.GitopsError(f"environment {environment!r} must be one of {', '.join(overlays.ENVIRONMENTS)}")
+    return f"gitops/models/{overlays.check_name(technique, 'technique')}/overlays/{environment}/version.yaml"
 
 
 def read(repo: Path, technique: str, environment: str) -> list[Entry]:
@@ -62,7 +62,7 @@ def read(repo: Path, technique: str, environment: str) -> list[Entry]:
         shown = gitrepo.git(repo, "show", f"{commit}:{path}", check=False)
         if shown.returncode != 0:
             continue  # the file was removed in this commit
-        pins = gitops.read_version(shown.stdout)
+        pins = overlays.read_version(shown.stdout)
         merged = parents.split()[1] if len(parents.split()) > 1 else ""
         trailers = gitrepo.trailers(repo, merged or commit)
         entries.append(_entry(len(entries) + 1, commit, int(stamp), subject, pins, trailers, bool(merged), entries))

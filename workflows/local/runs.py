@@ -68,7 +68,7 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
     folder = store.run_dir(workflow["metadata"]["name"])
     with open(folder / "engine.log", "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "workflows.engine", workflow["metadata"]["name"]],
+            [sys.executable, "-m", "workflows.local.worker", workflow["metadata"]["name"]],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

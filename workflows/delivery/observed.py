@@ -71,10 +71,10 @@ def health(item: dict[str, Any]) -> tuple[str, str]:
 
 def flagged(settings: Settings, items: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     """The newest ledger entry's flag per served (namespace, name), where it has one."""
-    from workflows import gitops, ledger
+    from workflows.delivery import ledger, overlays
 
     found: dict[tuple[str, str], str] = {}
-    environment_of = {namespace: env for env, namespace in gitops.NAMESPACE.items()}
+    environment_of = {namespace: env for env, namespace in overlays.NAMESPACE.items()}
     for item in items:
         namespace, name = item["metadata"].get("namespace", ""), item["metadata"]["name"]
         environment = environment_of.get(namespace)
@@ -82,7 +82,7 @@ def flagged(settings: Settings, items: list[dict[str, Any]]) -> dict[tuple[str, 
             continue
         try:
             entries = ledger.history(settings.git_remote, settings.git_branch, name, environment)
-        except (gitrepo.GitError, gitops.GitopsError) as exc:
+        except (gitrepo.GitError, overlays.GitopsError) as exc:
             _logger.debug("no ledger for %s/%s: %s", namespace, name, exc)
             continue
         if entries and entries[-1].flag:

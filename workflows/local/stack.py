@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 import psutil
 
-from workflows.platform import delivery, supervisor
+from workflows.delivery import observed
+from workflows.local import supervisor
 from workflows.settings import Settings
 
 _logger = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
         name="bridge",
         url=f"http://127.0.0.1:{settings.bridge_port}",
         ports={settings.bridge_port: "CTCD_BRIDGE_PORT"},
-        command=[sys.executable, "-m", "workflows.bridge_server"],
+        command=[sys.executable, "-m", "workflows.local.bridge_server"],
         env={
             **creds,
             **settings.as_env(),
@@ -447,7 +448,7 @@ def status(settings: Settings) -> list[dict[str, object]]:
         else:
             reason = "not running (`ctcd up` starts it)"
         if service.name == "serving" and found.leader is not None:
-            reason = "; ".join(r for r in (reason, delivery.summary(settings, served(settings))) if r)
+            reason = "; ".join(r for r in (reason, observed.summary(settings, served(settings))) if r)
         rows.append(
             {
                 "name": service.name,

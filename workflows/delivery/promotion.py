@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from workflows import gitops
+from workflows.delivery import overlays
 from workflows.platform import gitrepo
 
 _logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def from_registry(
     canary_percent: int = 20,
     b_version: str = "",
     weights: str = "50,50",
-) -> gitops.Desired:
+) -> overlays.Desired:
     """The desired state that pins registered version(s) of a technique in an environment.
 
     Raises:
@@ -62,20 +62,20 @@ def from_registry(
     """
     from workflows.platform import registry
 
-    def pin(number: str) -> gitops.Pin:
-        gitops.check_version(number)
-        return gitops.Pin(**registry.pin_fields(client, technique, number, artifacts_bucket))
+    def pin(number: str) -> overlays.Pin:
+        overlays.check_version(number)
+        return overlays.Pin(**registry.pin_fields(client, technique, number, artifacts_bucket))
 
     try:
         split = tuple(int(w) for w in weights.split(","))
     except ValueError as exc:
-        raise gitops.GitopsError(f"weights {weights!r} must be two integers such as 70,30") from exc
+        raise overlays.GitopsError(f"weights {weights!r} must be two integers such as 70,30") from exc
     if strategy not in ("full", "canary", "ab"):
-        raise gitops.GitopsError(f"strategy {strategy!r} must be canary, full or ab")
-    return gitops.Desired(
+        raise overlays.GitopsError(f"strategy {strategy!r} must be canary, full or ab")
+    return overlays.Desired(
         technique,
         environment,
-        cast(gitops.Strategy, strategy),
+        cast(overlays.Strategy, strategy),
         pin(version),
         canary_percent=canary_percent if strategy == "canary" else None,
         b_pin=pin(b_version) if strategy == "ab" and b_version else None,
@@ -85,9 +85,9 @@ def from_registry(
 
 def branch_name(environment: str, technique: str, version: str) -> str:
     """``promote/<env>/<technique>/v<N>``, from validated parts only."""
-    if environment not in gitops.ENVIRONMENTS:
-        raise gitops.GitopsError(f"environment {environment!r} must be one of {', '.join(gitops.ENVIRONMENTS)}")
-    return f"promote/{environment}/{gitops.check_name(technique, 'technique')}/v{gitops.check_version(version)}"
+    if environment not in overlays.ENVIRONMENTS:
+        raise overlays.GitopsError(f"environment {environment!r} must be one of {', '.join(overlays.ENVIRONMENTS)}")
+    return f"promote/{environment}/{overlays.check_name(technique, 'technique')}/v{overlays.check_version(version)}"
 
 
 @dataclass(frozen=True)
@@ -108,18 +108,18 @@ def parse_branch(branch: str) -> Branch:
     parts = branch.split("/")
     try:
         valid = len(parts) == 4 and parts[0] == "promote" and branch_name(parts[1], parts[2], parts[3][1:]) == branch
-    except gitops.GitopsError:
+    except overlays.GitopsError:
         valid = False
     if not valid:
         raise gitrepo.GitError(f"{branch!r} is not a promotion branch (promote/<env>/<technique>/v<N>)")
     return Branch(parts[1], parts[2], parts[3][1:])
 
 
-def _files(desired: gitops.Desired) -> dict[str, str]:
-    return {f"gitops/models/{desired.technique}/{rel}": text for rel, text in gitops.overlay_files(desired).items()}
+def _files(desired: overlays.Desired) -> dict[str, str]:
+    return {f"gitops/models/{desired.technique}/{rel}": text for rel, text in overlays.overlay_files(desired).items()}
 
 
-def _message(desired: gitops.Desired) -> str:
+def _message(desired: overlays.Desired) -> str:
     how = {
         "full": "100%",
         "canary": f"canary {desired.canary_percent}%",
@@ -128,7 +128,7 @@ def _message(desired: gitops.Desired) -> str:
     return f"Promote {desired.technique} v{desired.pin.version} to {desired.environment} ({how[desired.strategy]})"
 
 
-def _trailers(desired: gitops.Desired, evidence: dict[str, str]) -> dict[str, str]:
+def _trailers(desired: overlays.Desired, evidence: dict[str, str]) -> dict[str, str]:
     base = {
         "Technique": desired.technique,
         "Environment": desired.environment,
@@ -141,7 +141,7 @@ def _trailers(desired: gitops.Desired, evidence: dict[str, str]) -> dict[str, st
     return {**base, **{k: v.replace("\n", " ") for k, v in evidence.items()}}
 
 
-def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str, str], to_main: bool) -> Result:
+def promote(remote: str, main: str, desired: overlays.Desired, evidence: dict[str, str], to_main: bool) -> Result:
     """Commit the desired state and push it (to ``main`` or to a promotion branch).
 
     Args:
@@ -151,7 +151,7 @@ def promote(remote: str, main: str, desired: gitops.Desired, evidence: dict[str,
         evidence: Extra trailers (``Metric``, ``Champion-Metric``…).
         to_main: Push straight to ``main`` instead of a promotion branch.
     """
-    gitops.check_ref(main, "main branch")
+    overlays.check_ref(main, "main branch")
     files, message, trailers = _files(desired), _message(desired), _trailers(desired, evidence)
     branch = main if to_main else branch_name(desired.environment, desired.technique, desired.pin.version)
     with gitrepo.scratch_clone(remote, main) as repo:
@@ -199,13 +199,13 @@ def prune_branches(repo: Path, environment: str, technique: str, pinned: str) ->
     return stale
 
 
-def _validate(repo: Path, desired: gitops.Desired) -> None:
+def _validate(repo: Path, desired: overlays.Desired) -> None:
     """Render the overlay with ``kubectl kustomize`` and check it before anything is committed.
 
     Raises:
         ManifestError: The rendered manifests are invalid (nothing is committed).
     """
-    from workflows.manifests import kustomize, validate
+    from workflows.delivery.manifests import kustomize, validate
 
     overlay = repo / "gitops" / "models" / desired.technique / "overlays" / desired.environment
     validate(kustomize(overlay), f"{desired.technique}/{desired.environment}")
@@ -227,7 +227,7 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
         StaleBranchError: The branch is stale (the message names both versions).
     """
     parts = parse_branch(branch)
-    gitops.check_ref(main, "main branch")
+    overlays.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:
         if not gitrepo.remote_branch_exists(repo, branch):
             raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")
@@ -258,7 +258,7 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
 def _refuse_stale(repo: Path, branch: str, parts: Branch) -> None:
     path = _version_path(parts.technique, parts.environment)
     shown = gitrepo.git(repo, "show", f"HEAD:{path}", check=False)
-    pinned = gitops.read_version(shown.stdout)["a"]["version"] if shown.returncode == 0 else ""
+    pinned = overlays.read_version(shown.stdout)["a"]["version"] if shown.returncode == 0 else ""
     where = f"{parts.environment} pins {parts.technique} v{pinned}"
     if pinned and int(parts.version) <= int(pinned):
         raise StaleBranchError(
@@ -275,7 +275,7 @@ def _refuse_stale(repo: Path, branch: str, parts: Branch) -> None:
 
 
 def _version_path(technique: str, environment: str) -> str:
-    return f"gitops/models/{gitops.check_name(technique, 'technique')}/overlays/{environment}/version.yaml"
+    return f"gitops/models/{overlays.check_name(technique, 'technique')}/overlays/{environment}/version.yaml"
 
 
 class RollbackError(gitrepo.GitError):
@@ -292,7 +292,7 @@ def rollback(remote: str, main: str, technique: str, environment: str, to_revisi
     Raises:
         RollbackError: Nothing to roll back to, no such revision, or a canary that cannot be restored as it was.
     """
-    from workflows import ledger
+    from workflows.delivery import ledger
 
     path = _version_path(technique, environment)
     chosen: dict[str, Any] = {}
@@ -378,8 +378,8 @@ def _restored(
     if target.pins["canary"] is None or _rolled_out(entries, target.revision - 1):
         return {rel: str(gitrepo.git(repo, "show", f"{target.commit}:{rel}").stdout) for rel in (path, kustomization)}
     a = target.pins["a"]
-    pin = gitops.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
-    files = gitops.overlay_files(gitops.Desired(technique, environment, "full", pin))
+    pin = overlays.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
+    files = overlays.overlay_files(overlays.Desired(technique, environment, "full", pin))
     return {f"gitops/models/{technique}/{rel}": text for rel, text in files.items()}
 
 
@@ -403,13 +403,13 @@ def rollout(remote: str, main: str, technique: str, environment: str) -> Result:
     """
     now = current(remote, main, technique, environment)
     if now is None:
-        raise gitops.GitopsError(f"{technique} has never been promoted to {environment}")
+        raise overlays.GitopsError(f"{technique} has never been promoted to {environment}")
     a = now["a"]
-    pin = gitops.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
-    return promote(remote, main, gitops.Desired(technique, environment, "full", pin), {"Source": "rollout"}, True)
+    pin = overlays.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
+    return promote(remote, main, overlays.Desired(technique, environment, "full", pin), {"Source": "rollout"}, True)
 
 
-def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | gitops.GitopsError]:
+def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | overlays.GitopsError]:
     """Every environment's version file on ``main``, parsed, from one clone.
 
     A file that cannot be read maps to its error, for the caller to report against that technique alone.
@@ -417,12 +417,12 @@ def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | git
     Returns:
         ``{(technique, environment): version}`` for every version file found.
     """
-    found: dict[tuple[str, str], dict[str, Any] | gitops.GitopsError] = {}
+    found: dict[tuple[str, str], dict[str, Any] | overlays.GitopsError] = {}
     with gitrepo.scratch_clone(remote, main, only="gitops/models/*/overlays/*/version.yaml") as repo:
         for path in sorted((Path(repo) / "gitops" / "models").glob("*/overlays/*/version.yaml")):
             try:
-                found[(path.parts[-4], path.parts[-2])] = gitops.read_version(path.read_text())
-            except gitops.GitopsError as exc:
+                found[(path.parts[-4], path.parts[-2])] = overlays.read_version(path.read_text())
+            except overlays.GitopsError as exc:
                 found[(path.parts[-4], path.parts[-2])] = exc
     return found
 
@@ -432,4 +432,4 @@ def current(remote: str, main: str, technique: str, environment: str) -> dict[st
     rel = _version_path(technique, environment)
     with gitrepo.scratch_clone(remote, main, only=rel) as repo:
         path = Path(repo) / rel
-        return gitops.read_version(path.read_text()) if path.exists() else None
+        return overlays.read_version(path.read_text()) if path.exists() else None

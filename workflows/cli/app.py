@@ -43,7 +43,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deb
 @app.command()
 def up() -> None:
     """Start the embedded platform (S3 on SeaweedFS, MLflow) on 127.0.0.1; safe to run twice."""
-    from workflows.platform import stack
+    from workflows.local import stack
 
     settings = _settings()
     start = time.monotonic()
@@ -55,7 +55,7 @@ def up() -> None:
     for name, seconds in waits.items():
         note = "already running" if seconds is None else f"healthy after {seconds:.1f}s"
         console.print(f"[green]✓[/] {name}: {note}")
-    from workflows import runs
+    from workflows.local import runs
 
     for name in runs.settle_all(settings):
         console.print(f"[yellow]![/] run {name} had lost its engine worker: marked Error (see `ctcd runs get {name}`)")
@@ -69,7 +69,7 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop the embedded platform's processes that `ctcd up` started."""
-    from workflows.platform import stack
+    from workflows.local import stack
 
     stopped = stack.down(_settings())
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
@@ -78,7 +78,7 @@ def down() -> None:
 @app.command()
 def status(output: OutputOpt = "table") -> None:
     """Show each service of the embedded platform: URL, pid, state and health."""
-    from workflows.platform import stack
+    from workflows.local import stack
 
     rows = stack.status(_settings())
     if output == "json":
@@ -123,8 +123,8 @@ def submit(
     cluster: Annotated[bool, typer.Option("--cluster", help="Submit to the Argo Server (ARGO_SERVER).")] = False,
 ) -> None:
     """Submit a workflow to the local engine (or, with --cluster, to Argo), like `argo submit`; prints the run id."""
-    from workflows import runs
     from workflows.engine.submit import SubmitError
+    from workflows.local import runs
 
     if (file is None) == (from_ is None):
         raise _fail("give either a FILE or --from workflowtemplate/NAME")
@@ -163,7 +163,7 @@ def _submit_to_cluster(source: str, params: dict[str, str], from_ref: bool, outp
 
 
 def _wait_and_report(settings: Settings, name: str, quiet: bool) -> None:
-    from workflows import runs
+    from workflows.local import runs
 
     with console.status(f"{name}: pending…") as spinner:
 
@@ -181,7 +181,7 @@ def _wait_and_report(settings: Settings, name: str, quiet: bool) -> None:
 
 
 def _print_run(workflow: dict[str, Any]) -> None:
-    from workflows import render
+    from workflows.cli import render
 
     for key, value in render.summary(workflow):
         console.print(f"[bold]{key + ':':<16}[/] {value}")
@@ -192,7 +192,7 @@ def _print_run(workflow: dict[str, Any]) -> None:
 @runs_app.command("list")
 def runs_list(output: OutputOpt = "table") -> None:
     """List runs, newest first, like `argo list`."""
-    from workflows import render
+    from workflows.cli import render
     from workflows.engine.store import RunStore
 
     workflows = RunStore(_settings().state_dir).list()
@@ -297,9 +297,9 @@ def data_seed(
 ) -> None:
     """Generate sample data for techniques that have none yet (the first collection freezes the test split)."""
     from models.contract import discover
-    from workflows.platform import datasets
     from workflows.platform.s3 import s3_client
-    from workflows.validation import DatasetError
+    from workflows.training import datasets
+    from workflows.training.validation import DatasetError
 
     settings = _settings()
     client = s3_client(settings)
@@ -323,9 +323,9 @@ def data_add(
     source: Annotated[str, typer.Argument(help="A local CSV/Parquet file or s3://bucket/key.")],
 ) -> None:
     """Validate a CSV/Parquet file (local or in S3) and add it to a technique's training data."""
-    from workflows.platform import datasets
     from workflows.platform.s3 import s3_client
-    from workflows.validation import DatasetError
+    from workflows.training import datasets
+    from workflows.training.validation import DatasetError
 
     settings = _settings()
     spec = _technique(technique)
@@ -341,9 +341,9 @@ def data_add(
 @data_app.command("ls")
 def data_ls(technique: str, output: OutputOpt = "table") -> None:
     """List a technique's files in S3: the test split, each batch (retired ones too), rows, classes, versions."""
-    from workflows.platform import datasets
     from workflows.platform.s3 import s3_client
-    from workflows.validation import DatasetError
+    from workflows.training import datasets
+    from workflows.training.validation import DatasetError
 
     settings = _settings()
     spec = _technique(technique)
@@ -374,9 +374,9 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
 @data_app.command("rm")
 def data_rm(technique: str, batch: Annotated[str, typer.Argument(help="batch-0001, batch-0001.csv or 1.")]) -> None:
     """Retire a batch: it leaves the training set (a new dataset version) but stays in S3 as history."""
-    from workflows.platform import datasets
     from workflows.platform.s3 import s3_client
-    from workflows.validation import DatasetError
+    from workflows.training import datasets
+    from workflows.training.validation import DatasetError
 
     settings = _settings()
     spec = _technique(technique)
@@ -400,8 +400,8 @@ def retrain(
     cluster: Annotated[bool, typer.Option("--cluster", help="On the Argo Server (ARGO_SERVER).")] = False,
 ) -> None:
     """Retrain a technique now (the admin's button): prints the run id to poll with `ctcd runs get`."""
-    from workflows import runs
     from workflows.engine.submit import SubmitError
+    from workflows.local import runs
 
     _technique(technique)
     try:
@@ -427,8 +427,8 @@ def retrain(
 def models(output: OutputOpt = "table") -> None:
     """Each technique's newest registered version: metric, champion metric and the gate's decision."""
     from models.contract import discover
-    from workflows.gate import from_tags
     from workflows.platform import registry
+    from workflows.training.gate import from_tags
 
     settings = _settings()
     try:
@@ -497,7 +497,7 @@ def promote(
     """Pin a registered version in an environment through a git commit (canary by default)."""
     from mlflow.exceptions import MlflowException
 
-    from workflows import gitops, promotion
+    from workflows.delivery import overlays, promotion
     from workflows.platform import registry
     from workflows.platform.gitrepo import GitError
 
@@ -511,7 +511,7 @@ def promote(
         )
         direct = settings.merges_by_itself(env) if to_main is None else to_main
         result = promotion.promote(settings.git_remote, settings.git_branch, desired, {"Source": "cli"}, to_main=direct)
-    except (gitops.GitopsError, GitError, ValueError, MlflowException, SettingError) as exc:
+    except (overlays.GitopsError, GitError, ValueError, MlflowException, SettingError) as exc:
         raise _fail(f"cannot promote {technique} v{version}: {exc}") from exc
     state = "merged into " + settings.git_branch if result.merged else f"waiting on branch {result.branch}"
     note = "" if result.changed else " (already there: nothing new committed)"
@@ -524,7 +524,7 @@ def merge(
     force: Annotated[bool, typer.Option("--force", help="Merge even a stale branch (older than the pin).")] = False,
 ) -> None:
     """Merge a promotion branch on the GitOps remote, like a pull request's merge button (stale ones refused)."""
-    from workflows import promotion
+    from workflows.delivery import promotion
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
@@ -544,8 +544,8 @@ def rollback(
     ] = None,
 ) -> None:
     """Serve an earlier model again: a new commit pinning it (like `kubectl rollout undo`), never a revert."""
-    from workflows import promotion
-    from workflows.gitops import GitopsError
+    from workflows.delivery import promotion
+    from workflows.delivery.overlays import GitopsError
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
@@ -560,13 +560,13 @@ def rollback(
 @app.command()
 def rollout(technique: str, env: Annotated[str, typer.Option(help="staging or production.")] = "staging") -> None:
     """End a canary: send 100% to the new version (removes canaryTrafficPercent)."""
-    from workflows import gitops, promotion
+    from workflows.delivery import overlays, promotion
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
     try:
         result = promotion.rollout(settings.git_remote, settings.git_branch, technique, env)
-    except (gitops.GitopsError, GitError) as exc:
+    except (overlays.GitopsError, GitError) as exc:
         raise _fail(str(exc)) from exc
     console.print(f"[green]✓[/] {technique} rolled out to 100% in {env}: {result.commit[:12]}")
 
@@ -578,15 +578,15 @@ def history(
     output: OutputOpt = "table",
 ) -> None:
     """Each promotion of a technique, from the commit trailers on main: the ledger `rollback` walks."""
-    from workflows import gitops, ledger
+    from workflows.delivery import ledger, overlays
     from workflows.platform.gitrepo import GitError
 
     settings = _settings()
     _technique(technique)
-    environments = [env] if env else list(gitops.ENVIRONMENTS)
+    environments = [env] if env else list(overlays.ENVIRONMENTS)
     try:
         found = {e: ledger.history(settings.git_remote, settings.git_branch, technique, e) for e in environments}
-    except (GitError, gitops.GitopsError) as exc:
+    except (GitError, overlays.GitopsError) as exc:
         raise _fail(str(exc)) from exc
     if output == "json":
         print(json.dumps({e: [x.as_json() for x in entries] for e, entries in found.items()}, indent=2))
@@ -632,14 +632,15 @@ def get_isvc(
     output: OutputOpt = "table",
 ) -> None:
     """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
-    from workflows import gitops, render
-    from workflows.platform import delivery, stack
+    from workflows.cli import render
+    from workflows.delivery import observed, overlays
+    from workflows.local import stack
 
     settings = _settings()
-    wanted = None if all_namespaces else (namespace or gitops.NAMESPACE["staging"])
+    wanted = None if all_namespaces else (namespace or overlays.NAMESPACE["staging"])
     items = [i for i in stack.served(settings) if wanted in (None, i["metadata"].get("namespace"))]
     items = [i for i in items if name in (None, i["metadata"]["name"])]
-    delivery.annotate(settings, items)
+    observed.annotate(settings, items)
     if name and not items:
         where = "" if all_namespaces else f" in namespace {wanted}"
         raise _fail(f'inferenceservices "{name}" not found{where} (all environments: `ctcd get isvc -A`)')
@@ -661,11 +662,11 @@ app.add_typer(serving_app, name="serving")
 @serving_app.command("wait")
 def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 180.0) -> None:
     """Wait until local serving runs the main branch's commit and every InferenceService is Ready."""
-    from workflows.platform import delivery
+    from workflows.delivery import observed
 
     settings = _settings()
     path = settings.state_dir / "serving" / "status.json"
-    commit = delivery.head(settings)
+    commit = observed.head(settings)
     start = time.monotonic()
     with console.status("waiting for local serving to converge…"):
         while time.monotonic() - start < timeout:
@@ -692,11 +693,11 @@ def predict(
     """Send a v1 prediction through the local gateway and print what came back (and from which revision)."""
     import httpx
 
-    from workflows import gitops
+    from workflows.delivery import overlays
 
     settings = _settings()
-    if env not in gitops.NAMESPACE:
-        raise _fail(f"--env {env!r} must be one of {', '.join(gitops.NAMESPACE)}")
+    if env not in overlays.NAMESPACE:
+        raise _fail(f"--env {env!r} must be one of {', '.join(overlays.NAMESPACE)}")
     if instances is None:
         technique = _technique(name.removesuffix("-ab").removesuffix("-b"))
         frame = technique.generate(count, seed=99, batch=0)[technique.spec.feature_columns()]
@@ -704,7 +705,7 @@ def predict(
     else:
         rows = json.loads(instances)
     try:
-        url = f"{settings.gateway_url}/namespaces/{gitops.NAMESPACE[env]}/v1/models/{name}:predict"
+        url = f"{settings.gateway_url}/namespaces/{overlays.NAMESPACE[env]}/v1/models/{name}:predict"
         reply = httpx.post(url, json={"instances": rows}, timeout=30)
     except httpx.HTTPError as exc:
         raise _fail(f"the gateway at {settings.gateway_url} is not reachable ({exc}); run `ctcd up`") from exc

@@ -2,7 +2,7 @@
 
 Each environment has markers (README, "The registry and git, both ways"): production is alias ``champion`` and
 stage ``Production``; staging is stage ``Staging``; each also has its version file on main (the git marker).
-The bridge remembers what it last saw of every marker (:mod:`workflows.bridge_state`, outside the registry).
+The bridge remembers what it last saw of every marker (:mod:`workflows.delivery.bridge_state`, outside the registry).
 Each pass finds the markers that moved since, and the latest of them wins:
 
 - a registry marker moved (an alias set or moved, a stage change in the UI) → a promotion commit (to main where
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflows import bridge_state, gitops, promotion
+from workflows.delivery import bridge_state, overlays, promotion
 from workflows.platform import registry
 from workflows.settings import Settings
 
@@ -316,11 +316,11 @@ def _promote(
     record: dict[str, list[Any]],
 ) -> tuple[Action, dict[str, list[Any]]]:
     pinned = now["git"].version
-    pin = gitops.Pin(**registry.pin_fields(client, name, wanted, settings.artifacts_bucket))
+    pin = overlays.Pin(**registry.pin_fields(client, name, wanted, settings.artifacts_bucket))
     desired = (
-        gitops.Desired(name, environment, "canary", pin, canary_percent=20)
+        overlays.Desired(name, environment, "canary", pin, canary_percent=20)
         if pinned
-        else gitops.Desired(name, environment, "full", pin)
+        else overlays.Desired(name, environment, "full", pin)
     )
     direct = settings.merges_by_itself(environment)
     evidence = {"Promoted-By": "registry-bridge", "Registry-Change": f"{environment}=v{wanted}", "Source": "registry"}
@@ -362,7 +362,7 @@ def _technique(
     if view is None:
         return []
     actions = []
-    for environment in gitops.ENVIRONMENTS:
+    for environment in overlays.ENVIRONMENTS:
         try:
             actions.append(sync(settings, client, name, environment, seen, pins, view))
             view = read(client, name) or view  # the first environment may have moved stages
@@ -375,7 +375,7 @@ def _technique(
 
 def _drop_legacy_tags(client: Any, name: str, view: View) -> None:
     """Remove the state tags older bridges kept on the registered model (now in :mod:`bridge_state`)."""
-    for environment in gitops.ENVIRONMENTS:
+    for environment in overlays.ENVIRONMENTS:
         if f"ctcd.bridge.{environment}" in view.tags:
             client.delete_registered_model_tag(name, f"ctcd.bridge.{environment}")
 

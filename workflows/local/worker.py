@@ -1,11 +1,11 @@
-"""Detached worker: ``python -m workflows.engine RUN`` executes one Pending run to its end."""
+"""Detached worker: ``python -m workflows.local.worker RUN`` executes one Pending run to its end."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from workflows.runs import execute
+from workflows.local.runs import execute
 from workflows.settings import get_settings
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
-from workflows.validation import DatasetError, check_classes, check_labels_seen, parse
+from workflows.training.validation import DatasetError, check_classes, check_labels_seen, parse
 
 _logger = logging.getLogger(__name__)
 TEST_KEY = "test/frozen.csv"
@@ -408,7 +408,7 @@ def read_source(client: Any, source: str) -> bytes:
         return read_location(client, source)
     from pathlib import Path
 
-    from workflows.validation import MAX_FILE_BYTES
+    from workflows.training.validation import MAX_FILE_BYTES
 
     path = Path(source)
     try:

@@ -1,4 +1,4 @@
-"""``python -m workflows.bridge_server``: the registry bridge next to the local platform.
+"""``python -m workflows.local.bridge_server``: the registry bridge next to the local platform.
 
 It reconciles every few seconds (stage changes have no webhook), registers an MLflow webhook for alias
 changes pointing at itself, and reconciles at once on each delivery whose signature verifies.  A delivery is
@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from workflows import bridge
+from workflows.delivery import bridge
 from workflows.platform import registry
 from workflows.settings import Settings, get_settings
 
-_logger = logging.getLogger("workflows.bridge")
+_logger = logging.getLogger("workflows.delivery.bridge")
 EVENTS = ["model_version_alias.created", "model_version_alias.deleted"]
 MAX_BODY = 64 * 1024  # bytes: an MLflow event is well under 1 KiB
 
