@@ -121,7 +121,7 @@ def test_a_templated_project_is_refused() -> None:
 def test_the_cluster_guide_documents_every_secret_and_every_repo_url() -> None:
     import subprocess
 
-    from workflows.templates.common import SECRETS
+    from workflows.steps.pods import SECRETS
 
     guide = (REPO_ROOT / "docs" / "cluster.md").read_text()
     for name, keys in SECRETS.items():

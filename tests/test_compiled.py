@@ -56,7 +56,7 @@ def _references_a_template(spec: dict) -> bool:  # type: ignore[type-arg]
 
 
 def test_images_are_a_parameter_with_a_pinned_default() -> None:
-    from workflows.templates.common import check_image
+    from workflows.steps.pods import check_image
 
     for doc in _argo_docs():
         spec = doc["spec"].get("workflowSpec", doc["spec"])
@@ -90,14 +90,14 @@ def test_every_template_uses_the_artifact_repository_and_least_privilege_account
     ],
 )
 def test_bad_image_references_are_refused_at_compile_time(image: str, message: str) -> None:
-    from workflows.templates.common import TemplateConfigError, check_image
+    from workflows.steps.pods import TemplateConfigError, check_image
 
     with pytest.raises(TemplateConfigError, match=message):
         check_image(image)
 
 
 def test_an_undocumented_secret_is_refused_at_compile_time() -> None:
-    from workflows.templates.common import TemplateConfigError, secret
+    from workflows.steps.pods import TemplateConfigError, secret
 
     with pytest.raises(TemplateConfigError, match="Secret 'aws-creds' is not one the platform documents"):
         secret("aws-creds")
@@ -107,15 +107,15 @@ def test_a_broken_template_module_is_a_compile_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CTCD_IMAGE_TAG", "latest")
     import importlib
 
-    import workflows.templates.common as common
+    import workflows.steps.pods as pods
 
-    importlib.reload(common)
+    importlib.reload(pods)
     try:
-        with pytest.raises(common.TemplateConfigError, match="floats on latest"):
-            common.default_image()
+        with pytest.raises(pods.TemplateConfigError, match="floats on latest"):
+            pods.default_image()
     finally:
         monkeypatch.delenv("CTCD_IMAGE_TAG")
-        importlib.reload(common)
+        importlib.reload(pods)
 
 
 def test_diff_reports_a_stale_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows.errors import CtcdError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
-class SettingError(RuntimeError):
+class SettingError(CtcdError, RuntimeError):
     """A setting has a wrong or unreachable value; the message names the variable and the value."""
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from workflows.errors import CtcdError
+
 METADATA = {"name", "namespace", "labels", "annotations"}
 ISVC_SPEC = {"predictor"}
 PREDICTOR = {
@@ -35,7 +37,7 @@ STEP = {"serviceName", "name", "weight", "serviceUrl", "condition", "dependency"
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-class ManifestError(ValueError):
+class ManifestError(CtcdError, ValueError):
     """A manifest breaks the schema or a ctcd rule; the message names the object and the field."""
 
 

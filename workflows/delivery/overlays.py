@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from workflows.errors import CtcdError
+
 ENVIRONMENTS = ("staging", "production")
 NAMESPACE = {"staging": "ctcd-staging", "production": "ctcd-production"}
 RUNTIME = "ctcd-predictor"
@@ -29,7 +31,7 @@ DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Strategy = Literal["full", "canary", "ab"]
 
 
-class GitopsError(ValueError):
+class GitopsError(CtcdError, ValueError):
     """A promotion's inputs or a version file are invalid; the message says which and why."""
 
 

@@ -39,6 +39,7 @@ from workflows.engine.expr import (
 from workflows.engine.launcher import PRELOAD, Launcher
 from workflows.engine.store import RunStore
 from workflows.engine.sync import Cache, Locks, requirements
+from workflows.errors import CtcdError
 
 _logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ HERA_OUTPUTS_ENV = "hera__outputs_directory"
 DRAIN_SECONDS = 2.0  # output a step's leftovers may still flush after it exited
 
 
-class NodeError(Exception):
+class NodeError(CtcdError):
     """A node cannot run (bad input, missing artifact…); it ends in phase Error with this message."""
 
 

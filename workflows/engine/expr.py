@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from workflows.errors import CtcdError
+
 TAG = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # Prefixes whose tags must resolve; any other unresolved tag is left as it is, as Argo does.
 STRICT_PREFIXES = ("inputs.", "tasks.", "steps.", "workflow.", "item")
 
 
-class ExpressionError(ValueError):
+class ExpressionError(CtcdError, ValueError):
     """An expression or tag could not be evaluated; the message quotes it."""
 
 

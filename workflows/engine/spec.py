@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from workflows.errors import CtcdError
+
 # Keys the engine implements, per object kind.  Cluster-only keys are in the *_IGNORED sets.
 WORKFLOW_SPEC = {
     "entrypoint",
@@ -113,7 +115,7 @@ SYNCHRONIZATION = {"mutex", "mutexes", "semaphore", "semaphores"}
 MEMOIZE = {"key", "maxAge", "cache"}
 
 
-class UnsupportedSpec(ValueError):
+class UnsupportedSpec(CtcdError, ValueError):
     """The spec uses fields the local engine cannot honour; ``problems`` lists each with its path."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -15,11 +15,12 @@ from typing import Any
 from workflows.engine.executor import now
 from workflows.engine.spec import TemplateLibrary, load_documents, validate
 from workflows.engine.store import new_run_name
+from workflows.errors import CtcdError
 
 SUBMITTABLE = ("workflowtemplate", "cronworkflow")
 
 
-class SubmitError(ValueError):
+class SubmitError(CtcdError, ValueError):
     """What was submitted cannot be run; the message says why and what to do."""
 
 

@@ -28,13 +28,14 @@ import httpx
 import psutil
 
 from workflows.delivery import observed
+from workflows.errors import CtcdError
 from workflows.local import supervisor
 from workflows.settings import Settings
 
 _logger = logging.getLogger(__name__)
 
 
-class PlatformError(RuntimeError):
+class PlatformError(CtcdError, RuntimeError):
     """A service of the embedded platform could not be started, stopped or reached."""
 
 

@@ -7,13 +7,12 @@ Configured with Argo CLI's own variables: ``ARGO_SERVER`` (host, with or without
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from workflows.engine.spec import load_documents
+from workflows.errors import CtcdError
 
 
-class ArgoConfigError(RuntimeError):
+class ArgoConfigError(CtcdError, RuntimeError):
     """The cluster connection is not configured; the message names the variable to set."""
 
 
@@ -42,31 +41,33 @@ def namespace() -> str:
     return os.environ.get("ARGO_NAMESPACE", "ctcd")
 
 
-def submit(source: str, parameters: dict[str, str], from_ref: bool) -> str:
-    """Submit ``workflowtemplate/NAME`` (or ``cronworkflow/NAME``) or a Workflow file; return the run's name."""
-    from hera.workflows.models import SubmitOpts, Workflow, WorkflowCreateRequest, WorkflowSubmitRequest
+def submit(reference: str, parameters: dict[str, str]) -> str:
+    """Submit ``workflowtemplate/NAME`` (or ``cronworkflow/NAME``); return the run's name.
 
-    client = service()
-    if from_ref:
-        kind, _, name = source.partition("/")
-        kinds = {"workflowtemplate": "WorkflowTemplate", "cronworkflow": "CronWorkflow"}
-        if kind.lower() not in kinds or not name:
-            raise ArgoConfigError(f"--from {source!r}: use workflowtemplate/NAME or cronworkflow/NAME")
-        request = WorkflowSubmitRequest(
-            namespace=namespace(),
-            resource_kind=kinds[kind.lower()],
-            resource_name=name,
-            submit_options=SubmitOpts(parameters=[f"{k}={v}" for k, v in parameters.items()] or None),
-        )
-        created = client.submit_workflow(request, namespace=namespace())
-    else:
-        docs = [d for d in load_documents(Path(source)) if d["kind"] == "Workflow"]
-        if len(docs) != 1:
-            raise ArgoConfigError(f"{source}: expected exactly one Workflow")
-        created = client.create_workflow(
-            WorkflowCreateRequest(workflow=Workflow.model_validate(docs[0])), namespace=namespace()
-        )
-    return str(created.metadata.name)
+    Raises:
+        ArgoConfigError: The reference names another kind, or no name.
+    """
+    from hera.workflows.models import SubmitOpts, WorkflowSubmitRequest
+
+    kind, _, name = reference.partition("/")
+    kinds = {"workflowtemplate": "WorkflowTemplate", "cronworkflow": "CronWorkflow"}
+    if kind.lower() not in kinds or not name:
+        raise ArgoConfigError(f"--from {reference!r}: use workflowtemplate/NAME or cronworkflow/NAME")
+    request = WorkflowSubmitRequest(
+        namespace=namespace(),
+        resource_kind=kinds[kind.lower()],
+        resource_name=name,
+        submit_options=SubmitOpts(parameters=[f"{k}={v}" for k, v in parameters.items()] or None),
+    )
+    return str(service().submit_workflow(request, namespace=namespace()).metadata.name)
+
+
+def create(workflow: dict[str, Any]) -> str:
+    """Create a Workflow object as given (``argo submit FILE``); return the run's name."""
+    from hera.workflows.models import Workflow, WorkflowCreateRequest
+
+    request = WorkflowCreateRequest(workflow=Workflow.model_validate(workflow))
+    return str(service().create_workflow(request, namespace=namespace()).metadata.name)
 
 
 def get(name: str) -> dict[str, Any]:

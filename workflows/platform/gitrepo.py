@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from workflows.errors import CtcdError
+
 _logger = logging.getLogger(__name__)
 AUTHOR = {
     "GIT_AUTHOR_NAME": "ctcd",
@@ -28,7 +30,7 @@ AUTHOR = {
 }
 
 
-class GitError(RuntimeError):
+class GitError(CtcdError, RuntimeError):
     """A git command failed; the message has the command and git's own words."""
 
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from hera.workflows import ConfigMapEnvFrom, RetryStrategy, SecretEnvFrom, script
 from hera.workflows.models import Backoff, IntOrString
 
-from workflows.templates.common import container_security, resources, step_env, trainer_image
+from workflows.steps.pods import container_security, resources, step_env, trainer_image
 
 BAD_INPUT, UNAVAILABLE = 2, 75  # exit codes: refused input is final; an unreachable service is retried
 OUTAGE_GRACE = 10.0  # seconds a service may be gone mid-step (a restart) before the step gives up

@@ -9,7 +9,7 @@ from typing import Annotated
 from hera.workflows import Input, Output, Parameter
 
 from workflows.steps.common import step
-from workflows.templates.common import git_env
+from workflows.steps.pods import git_env
 
 _logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from hera.workflows.models import TemplateRef
 
 from models.contract import discover
 from workflows.steps.collect import check_drift, collect, notify
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
+from workflows.steps.pods import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 TECHNIQUES = sorted(discover())
 INPUTS = ["technique", "source", "rows", "location", "retrain-on", "hyperparameters"]

@@ -3,8 +3,8 @@
 from hera.workflows import DAG, Parameter, WorkflowTemplate
 
 from models.contract import discover
+from workflows.steps.pods import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 from workflows.steps.promote import promote
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="promote",

@@ -6,8 +6,8 @@ Argo Events Sensor runs it at once on MLflow's alias webhooks.
 
 from hera.workflows import Steps, WorkflowTemplate
 
+from workflows.steps.pods import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 from workflows.steps.sync import registry_sync
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="registry-sync",

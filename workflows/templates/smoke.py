@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hera.workflows import DAG, Parameter, WorkflowTemplate
 
+from workflows.steps.pods import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 from workflows.steps.smoke import probe_mlflow, probe_s3, summarize
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="smoke",

@@ -14,9 +14,9 @@ from hera.workflows.models import Mutex, Synchronization
 
 from models.contract import discover
 from workflows.steps.collect import notify
+from workflows.steps.pods import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 from workflows.steps.promote import promote
 from workflows.steps.train import decide, evaluate, fingerprint, load_data, register, score_champion, train
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 TECHNIQUES = sorted(discover())
 INPUTS = [

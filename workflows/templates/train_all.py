@@ -4,7 +4,7 @@ from hera.workflows import DAG, Task, WorkflowTemplate
 from hera.workflows.models import TemplateRef
 
 from models.contract import discover
-from workflows.templates.common import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
+from workflows.steps.pods import SERVICE_ACCOUNT, artifact_repository, image_parameter, pod_security
 
 with WorkflowTemplate(
     name="train-all",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from models.contract import TechniqueSpec
+from workflows.errors import CtcdError
 
 MAX_FILE_BYTES = 256 * 2**20
 INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -20,7 +21,7 @@ NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 BINARY_CLASSES = ("0", "1")
 
 
-class DatasetError(ValueError):
+class DatasetError(CtcdError, ValueError):
     """The data does not meet the technique's contract; the message says where and how to fix it."""
 
 

@@ -1,4 +1,4 @@
-"""What every compiled template shares: image, resources, settings environment and artifact repository.
+"""Pod defaults every step shares: image, resources, settings environment, security and artifact repository.
 
 The step image is a workflow parameter with a pinned default; every step has requests and limits; steps read
 their settings from the environment; workflow artifacts go to the S3 artifact repository.
@@ -22,6 +22,8 @@ from hera.workflows.models import (
     SecurityContext,
 )
 
+from workflows.errors import CtcdError
+
 CONFIGMAP = "ctcd-config"
 S3_SECRET = "ctcd-s3-credentials"
 GIT_SECRET = "ctcd-git-credentials"
@@ -36,7 +38,7 @@ _IMAGE = re.compile(
 )
 
 
-class TemplateConfigError(ValueError):
+class TemplateConfigError(CtcdError, ValueError):
     """A template's configuration is wrong; refused when compiling."""
 
 

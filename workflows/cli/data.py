@@ -1,0 +1,92 @@
+"""``ctcd data seed|add|ls|rm``: each technique's datasets in S3 (its batches and the frozen test split)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from workflows.cli.output import OutputOpt, console, print_json, settings, technique_named
+
+
+def data_seed(
+    techniques: Annotated[list[str] | None, typer.Argument(help="Techniques (default: all).")] = None,
+    rows: Annotated[int | None, typer.Option(help="Rows to generate (default: the technique's sample_rows).")] = None,
+) -> None:
+    """Generate sample data for techniques that have none yet (the first collection freezes the test split)."""
+    from models.contract import discover
+    from workflows.platform.s3 import s3_client
+    from workflows.training import datasets
+
+    config = settings()
+    config.require_reachable("s3")
+    client = s3_client(config)
+    for name in techniques or sorted(discover()):
+        technique = technique_named(name)
+        listing = client.list_objects_v2(Bucket=config.datasets_bucket, Prefix=f"{name}/train/", MaxKeys=1)
+        if listing.get("KeyCount", 0):
+            console.print(f"[dim]{name}: already has data, nothing generated[/]")
+            continue
+        frame = technique.generate(rows or technique.spec.sample_rows, seed=0, batch=0)
+        keys = datasets.collect(client, config, technique, f"{name}-sample.csv", datasets.frame_to_csv(frame))
+        console.print(f"[green]✓[/] {name}: {len(frame)} sample rows -> {', '.join(keys)}")
+
+
+def data_add(
+    technique: str,
+    source: Annotated[str, typer.Argument(help="A local CSV/Parquet file or s3://bucket/key.")],
+) -> None:
+    """Validate a CSV/Parquet file (local or in S3) and add it to a technique's training data."""
+    from workflows.platform.s3 import s3_client
+    from workflows.training import datasets
+
+    config = settings()
+    spec = technique_named(technique)
+    config.require_reachable("s3")
+    client = s3_client(config)
+    raw = datasets.read_source(client, source)
+    keys = datasets.collect(client, config, spec, source, raw)
+    console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
+
+
+def data_ls(technique: str, output: OutputOpt = "table") -> None:
+    """List a technique's files in S3: the test split, each batch (retired ones too), rows, classes, versions."""
+    from workflows.platform.s3 import s3_client
+    from workflows.training import datasets
+
+    config = settings()
+    spec = technique_named(technique)
+    config.require_reachable("s3")
+    listing = datasets.inventory(s3_client(config), config, spec)
+    if output == "json":
+        print_json(listing)
+        return
+    table = Table("FILE", "ROLE", "ROWS", "CLASSES", "SMALLEST CLASS", title=f"s3://{listing['bucket']}/{technique}/")
+    for item in listing["files"]:
+        classes = item["classes"]
+        smallest = min(classes.items(), key=lambda kv: kv[1]) if classes else ("-", 0)
+        table.add_row(
+            item["key"].split("/", 1)[1],
+            item["role"],
+            str(item["rows"]),
+            str(len(classes)),
+            f"{smallest[0]} ({smallest[1]})",
+        )
+    console.print(table)
+    for version in listing["versions"]:
+        console.print(f"dataset version {version['version']}: {len(version['batches'])} batch(es)")
+
+
+def data_rm(technique: str, batch: Annotated[str, typer.Argument(help="batch-0001, batch-0001.csv or 1.")]) -> None:
+    """Retire a batch: it leaves the training set (a new dataset version) but stays in S3 as history."""
+    from workflows.platform.s3 import s3_client
+    from workflows.training import datasets
+
+    config = settings()
+    spec = technique_named(technique)
+    config.require_reachable("s3")
+    record = datasets.retire(s3_client(config), config, spec, batch)
+    console.print(
+        f"[green]✓[/] {technique}: retired {batch} (kept in S3; record {record}); the next run trains without it"
+    )

@@ -1,0 +1,66 @@
+"""What every command shares: the consoles, the ``-o`` option, settings and technique lookup, error output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from models.contract import Technique, UnknownTechnique, get
+from workflows.errors import CtcdError
+from workflows.settings import Settings, get_settings
+
+console = Console(width=None if sys.stdout.isatty() else 250)  # piped: whole rows, as kubectl prints them
+err_console = Console(stderr=True)
+
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Output format: table (default), json, yaml or name.")]
+
+
+def report(exc: CtcdError | UnknownTechnique) -> int:
+    """Print an error a user can act on, and return its exit code.
+
+    ``UnknownTechnique`` comes from ``models``, which imports nothing of ``workflows``, so it is named here
+    beside the root error.
+    """
+    if isinstance(exc, UnknownTechnique):
+        message, hint, code = str(exc), "", 1
+    else:
+        message, hint, code = exc.message, exc.hint, exc.exit_code
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    if hint:
+        err_console.print(f"[bold]hint:[/] {escape(hint)}", soft_wrap=True, highlight=False)
+    return code
+
+
+def settings() -> Settings:
+    """The settings from the environment (a wrong value raises ``SettingError``, which names it)."""
+    return get_settings()
+
+
+def technique_named(name: str) -> Technique:
+    """A technique by name (an unknown one raises ``UnknownTechnique``, which lists the known ones)."""
+    return get(name)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output, as ``-o json`` prints it."""
+    print(json.dumps(data, indent=2))
+
+
+def print_yaml(data: Any) -> None:
+    """``-o yaml`` output."""
+    import yaml
+
+    print(yaml.safe_dump(data, sort_keys=False))
+
+
+def number(value: str) -> str:
+    """A metric with four decimals, or the text as it is (``-``)."""
+    try:
+        return f"{float(value):.4f}"
+    except ValueError:
+        return value

@@ -1,0 +1,211 @@
+"""``ctcd submit``, ``retrain`` and ``runs list|get|logs``: workflow runs, in the Argo CLI's shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings, technique_named
+from workflows.errors import CtcdError
+from workflows.settings import Settings
+
+WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Block until the run ends; fail unless it Succeeded.")]
+ClusterOpt = Annotated[bool, typer.Option("--cluster", help="On the Argo Server (ARGO_SERVER).")]
+
+
+def parse_params(values: list[str]) -> dict[str, str]:
+    """``-p key=value`` options as a mapping.
+
+    Raises:
+        CtcdError: An option has no ``=`` or no key.
+    """
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CtcdError(f"-p {item!r}: use -p key=value")
+        params[key] = value
+    return params
+
+
+def submit(
+    file: Annotated[str | None, typer.Argument(help="A Workflow or WorkflowTemplate YAML file.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="workflowtemplate/NAME or cronworkflow/NAME.")] = None,
+    parameter: Annotated[list[str] | None, typer.Option("--parameter", "-p", help="key=value (repeatable).")] = None,
+    wait_: WaitOpt = False,
+    output: OutputOpt = "table",
+    cluster: ClusterOpt = False,
+) -> None:
+    """Submit a workflow to the local engine (or, with --cluster, to Argo), like `argo submit`; prints the run id."""
+    if (file is None) == (from_ is None):
+        raise CtcdError("give either a FILE or --from workflowtemplate/NAME")
+    params = parse_params(parameter or [])
+    if cluster:
+        _submit_to_cluster(from_ or str(file), params, from_ is not None, output)
+        return
+    config = settings()
+    workflow = _submit_local(config, from_ or str(file), params, from_ref=from_ is not None)
+    name = workflow["metadata"]["name"]
+    if output == "name":
+        print(name)
+    else:
+        console.print(f"submitted [bold]{name}[/] — follow it with `ctcd runs get {name}`")
+    if wait_:
+        _wait_and_report(config, name, quiet=output == "name")
+
+
+def retrain(
+    technique: str,
+    wait_: WaitOpt = False,
+    hyperparameters: Annotated[
+        str, typer.Option("--hyperparameters", help="JSON over the technique's defaults, e.g. '{\"cv_folds\": 2}'.")
+    ] = "{}",
+    cluster: ClusterOpt = False,
+) -> None:
+    """Retrain a technique now (the admin's button): prints the run id to poll with `ctcd runs get`."""
+    technique_named(technique)
+    try:
+        if not isinstance(json.loads(hyperparameters), dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise CtcdError(f"--hyperparameters {hyperparameters!r} must be a JSON object ({exc})") from exc
+    parameters = {"technique": technique, "hyperparameters": hyperparameters}
+    if cluster:
+        _submit_to_cluster("workflowtemplate/train", parameters, True, "name")
+        return
+    config = settings()
+    workflow = _submit_local(config, "workflowtemplate/train", parameters, from_ref=True)
+    print(workflow["metadata"]["name"])
+    if wait_:
+        _wait_and_report(config, workflow["metadata"]["name"], quiet=True)
+
+
+def _submit_local(config: Settings, source: str, params: dict[str, str], from_ref: bool) -> dict[str, Any]:
+    from workflows.local import runs
+
+    try:
+        return runs.submit(config, source, params, from_ref=from_ref)
+    except (ValueError, OSError) as exc:  # a file that is not YAML, or cannot be read
+        raise CtcdError(str(exc)) from exc
+
+
+def _submit_to_cluster(source: str, params: dict[str, str], from_ref: bool, output: str) -> None:
+    import requests
+
+    from workflows.platform import argo
+
+    workflow = None if from_ref else _one_workflow(Path(source))
+    try:
+        name = argo.create(workflow) if workflow else argo.submit(source, params)
+    except (requests.RequestException, OSError, ValueError) as exc:
+        raise CtcdError(f"cannot submit to the Argo Server: {exc}", hint="check ARGO_SERVER and ARGO_TOKEN") from exc
+    if output == "name":
+        print(name)
+    else:
+        console.print(
+            f"submitted [bold]{name}[/] to {argo.namespace()}: follow it with `ctcd runs get {name} --cluster`"
+        )
+
+
+def _one_workflow(path: Path) -> dict[str, Any]:
+    from workflows.engine.spec import load_documents
+
+    try:
+        docs = [d for d in load_documents(path) if d["kind"] == "Workflow"]
+    except (ValueError, OSError) as exc:
+        raise CtcdError(str(exc)) from exc
+    if len(docs) != 1:
+        raise CtcdError(f"{path}: expected exactly one Workflow, found {len(docs)}")
+    return docs[0]
+
+
+def _wait_and_report(config: Settings, name: str, quiet: bool) -> None:
+    from workflows.local import runs
+
+    with console.status(f"{name}: pending…") as spinner:
+
+        def progress(wf: dict[str, Any]) -> None:
+            pods = [n for n in wf.get("status", {}).get("nodes", {}).values() if n["type"] == "Pod"]
+            running = [n["displayName"] for n in pods if n["phase"] == "Running"]
+            done = sum(n["phase"] == "Succeeded" for n in pods)
+            spinner.update(f"{name}: {done} step(s) done, running: {', '.join(running) or '-'}")
+
+        workflow = runs.wait(config, name, None if quiet else progress)
+    if not quiet:
+        _print_run(workflow)
+    if workflow["status"]["phase"] != "Succeeded":
+        raise typer.Exit(1)
+
+
+def _print_run(workflow: dict[str, Any]) -> None:
+    from workflows.cli import render
+
+    for key, value in render.summary(workflow):
+        console.print(f"[bold]{key + ':':<16}[/] {value}")
+    console.print()
+    console.print(render.node_tree(workflow))
+
+
+def runs_list(output: OutputOpt = "table") -> None:
+    """List runs, newest first, like `argo list`."""
+    from workflows.cli import render
+    from workflows.engine.store import RunStore
+
+    workflows = RunStore(settings().state_dir).list()
+    if output == "json":
+        print_json(workflows)
+    elif output == "name":
+        print("\n".join(w["metadata"]["name"] for w in workflows))
+    else:
+        console.print(render.runs_table(workflows))
+
+
+def runs_get(name: str, output: OutputOpt = "table", cluster: ClusterOpt = False) -> None:
+    """Show one run as a node tree (like `argo get`); -o json prints the Argo Workflow object."""
+    import requests
+
+    from workflows.platform import argo
+
+    try:
+        workflow = argo.get(name) if cluster else _load(name)
+    except requests.RequestException as exc:
+        raise CtcdError(f"cannot read {name} from the Argo Server: {exc}", hint="check ARGO_SERVER") from exc
+    if output == "json":
+        print_json(workflow)
+    elif output == "yaml":
+        print_yaml(workflow)
+    else:
+        _print_run(workflow)
+
+
+def _load(name: str) -> dict[str, Any]:
+    from workflows.engine.store import RunStore
+
+    try:
+        return RunStore(settings().state_dir).load(name)
+    except KeyError as exc:
+        raise CtcdError(str(exc.args[0])) from exc
+
+
+def runs_logs(
+    name: str,
+    node: Annotated[str | None, typer.Option("--node", help="Only this node (id or display name).")] = None,
+) -> None:
+    """Print the logs of a run's steps, each line prefixed with its step, like `argo logs`."""
+    from workflows.engine.store import RunStore
+
+    store = RunStore(settings().state_dir)
+    workflow = _load(name)
+    pods = [n for n in workflow["status"].get("nodes", {}).values() if n["type"] == "Pod"]
+    if node:
+        pods = [n for n in pods if node in (n["id"], n["displayName"], n["name"])]
+        if not pods:
+            raise CtcdError(f"run {name} has no step {node!r}", hint=f"`ctcd runs get {name}` lists its steps")
+    for pod in sorted(pods, key=lambda n: n.get("startedAt", "")):
+        path = store.log_path(name, pod["id"])
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                print(f"{pod['displayName']}: {line}")

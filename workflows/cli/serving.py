@@ -1,0 +1,129 @@
+"""``ctcd get isvc``, ``serving wait`` and ``predict``: what local serving runs, in kubectl's and KServe's shape."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings, technique_named
+from workflows.errors import CtcdError
+
+
+def get_isvc(
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace (default: staging's, ctcd-staging).")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every environment.")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
+    from workflows.cli import render
+    from workflows.delivery import observed, overlays
+    from workflows.local import stack
+
+    config = settings()
+    wanted = None if all_namespaces else (namespace or overlays.NAMESPACE["staging"])
+    items = [i for i in stack.served(config) if wanted in (None, i["metadata"].get("namespace"))]
+    items = [i for i in items if name in (None, i["metadata"]["name"])]
+    observed.annotate(config, items)
+    if name and not items:
+        where = "" if all_namespaces else f" in namespace {wanted}"
+        raise CtcdError(f'inferenceservices "{name}" not found{where}', hint="all environments: `ctcd get isvc -A`")
+    body = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
+    if output == "json":
+        print_json(body)
+    elif output == "yaml":
+        print_yaml(body)
+    else:
+        console.print(render.isvc_table(items, namespaces=all_namespaces))
+        for line in render.delivery_notes(items):
+            console.print(escape(line))
+
+
+def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 180.0) -> None:
+    """Wait until local serving runs the main branch's commit and every InferenceService is Ready."""
+    from workflows.delivery import observed
+
+    config = settings()
+    path = config.state_dir / "serving" / "status.json"
+    commit = observed.head(config)
+    start = time.monotonic()
+    with console.status("waiting for local serving to converge…"):
+        while time.monotonic() - start < timeout:
+            items = _converged(path, commit)
+            if items is not None:
+                console.print(
+                    f"[green]✓[/] serving {commit[:12]}: {len(items)} InferenceService(s) ready "
+                    f"after {time.monotonic() - start:.1f}s"
+                )
+                return
+            time.sleep(0.5)
+    raise CtcdError(
+        f"local serving did not converge on {commit[:12]} within {timeout:.0f}s", hint="see `ctcd get isvc`"
+    )
+
+
+def _converged(path: Any, commit: str) -> list[dict[str, Any]] | None:
+    """Serving's InferenceServices once it serves ``commit`` and every one is Ready, else None."""
+    try:
+        status = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # serving is rewriting it
+        return None
+    items: list[dict[str, Any]] = status.get("items", [])
+    ready = [i for i in items if i["status"]["conditions"][0]["status"] == "True"]
+    return items if status.get("commit") == commit and len(ready) == len(items) else None
+
+
+def predict(
+    name: str,
+    instances: Annotated[str | None, typer.Option(help="JSON list of instances (default: generated examples).")] = None,
+    count: Annotated[int, typer.Option(help="How many generated examples.")] = 3,
+    env: Annotated[str, typer.Option(help="staging or production.")] = "staging",
+) -> None:
+    """Send a v1 prediction through the local gateway and print what came back (and from which revision)."""
+    import httpx
+
+    from workflows.delivery import overlays
+
+    config = settings()
+    if env not in overlays.NAMESPACE:
+        raise CtcdError(f"--env {env!r} must be one of {', '.join(overlays.NAMESPACE)}")
+    rows = _instances(name, instances, count)
+    try:
+        url = f"{config.gateway_url}/namespaces/{overlays.NAMESPACE[env]}/v1/models/{name}:predict"
+        reply = httpx.post(url, json={"instances": rows}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise CtcdError(f"the gateway at {config.gateway_url} is not reachable ({exc})", hint="run `ctcd up`") from exc
+    if reply.status_code != 200:
+        raise CtcdError(f"{reply.status_code}: {reply.text}")
+    table = Table("INPUT", "LABEL", "CONFIDENCE", "REVISION", title=f"{name} in {env} via {config.gateway_url}")
+    for row, prediction in zip(rows, reply.json()["predictions"], strict=True):
+        shown = row.get("text") if isinstance(row, dict) and "text" in row else json.dumps(row)[:70]
+        table.add_row(
+            str(shown)[:70],
+            str(prediction["label"]),
+            f"{prediction['confidence']:.3f}",
+            reply.headers.get("x-ctcd-revision", "-"),
+        )
+    console.print(table)
+
+
+def _instances(name: str, given: str | None, count: int) -> list[Any]:
+    """The instances to send: ``--instances`` parsed, or examples the technique generates."""
+    if given is None:
+        technique = technique_named(name.removesuffix("-ab").removesuffix("-b"))
+        frame = technique.generate(count, seed=99, batch=0)[technique.spec.feature_columns()]
+        return list(json.loads(frame.to_json(orient="records")))
+    try:
+        rows = json.loads(given)
+    except ValueError as exc:
+        raise CtcdError(f"--instances is not JSON ({exc})", hint='give a list, e.g. \'[{"text": "hello"}]\'') from exc
+    if not isinstance(rows, list):
+        raise CtcdError("--instances must be a JSON list of instances", hint='e.g. \'[{"text": "hello"}]\'')
+    return rows
