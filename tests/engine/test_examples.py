@@ -73,9 +73,9 @@ def test_retry_backoff_succeeds_on_third_attempt(engine: Engine, tmp_path: Path)
     assert [a["phase"] for a in attempts] == ["Failed", "Failed", "Succeeded"]
     assert attempts[2]["outputs"]["result"] == "attempt 2 retries=2"
     # backoff 200ms then 400ms: each retry starts no earlier than its delay after the previous attempt
-    from workflows.engine.executor import _epoch
+    from workflows.engine.nodes import epoch
 
-    gaps = [_epoch(attempts[i + 1]["startedAt"]) - _epoch(attempts[i]["finishedAt"]) for i in range(2)]
+    gaps = [epoch(attempts[i + 1]["startedAt"]) - epoch(attempts[i]["finishedAt"]) for i in range(2)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4
     log = engine.store.log_path(wf["metadata"]["name"], attempts[2]["id"]).read_text()
     assert ("forked from the warm launcher" in log) is engine.warm  # the first attempt started the launcher
@@ -174,9 +174,9 @@ def test_enhanced_depends(engine: Engine) -> None:
 
 
 def _max_overlap(nodes: list[dict[str, Any]]) -> int:
-    from workflows.engine.executor import _epoch
+    from workflows.engine.nodes import epoch
 
-    events = sorted([(_epoch(n["startedAt"]), 1) for n in nodes] + [(_epoch(n["finishedAt"]), -1) for n in nodes])
+    events = sorted([(epoch(n["startedAt"]), 1) for n in nodes] + [(epoch(n["finishedAt"]), -1) for n in nodes])
     best = current = 0
     for _, delta in events:
         current += delta
@@ -246,7 +246,7 @@ def test_a_mutex_serializes_concurrent_runs(engine: Engine) -> None:
 
 
 def test_a_semaphore_limits_a_template(engine: Engine) -> None:
-    from workflows.engine.executor import LocalObjects
+    from workflows.engine.objects import LocalObjects
 
     engine.objects = LocalObjects(configmaps={"my-config": {"template": "2"}})
     wf = run(engine, "synchronization-semaphore")

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from workflows.engine.executor import (
-    LocalObjects,
-    NodeError,
-    _item_label,
-    _path_mapping,
-    _remap,
-    _sequence,
-    _should_retry,
-    node_id,
-)
+from workflows.engine.frames import item_label, sequence_items
+from workflows.engine.nodes import NodeError, node_id
+from workflows.engine.objects import LocalObjects
+from workflows.engine.pods import path_mapping, remap
+from workflows.engine.retry import should_retry
 
 
 def test_declared_paths_map_into_the_node_folder(tmp_path: Path) -> None:
@@ -24,7 +19,7 @@ def test_declared_paths_map_into_the_node_folder(tmp_path: Path) -> None:
         "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": "/tmp/hera-outputs/parameters/p"}}]},
         "script": {"env": [{"name": "hera__outputs_directory", "value": "/tmp/hera-outputs"}]},
     }
-    mapping = _path_mapping(tmpl, tmp_path)
+    mapping = path_mapping(tmpl, tmp_path)
     assert mapping["/tmp/message"] == f"{tmp_path}/tmp/message"
     assert mapping["/tmp/hera-outputs"] == f"{tmp_path}/tmp/hera-outputs"
     assert (tmp_path / "tmp" / "hera-outputs" / "parameters").is_dir()
@@ -32,8 +27,8 @@ def test_declared_paths_map_into_the_node_folder(tmp_path: Path) -> None:
 
 def test_remap_replaces_whole_paths_only() -> None:
     mapping = {"/tmp/a": "/n/tmp/a", "/tmp/a/b": "/n/tmp/a/b"}
-    assert _remap("cat /tmp/a/b > /tmp/a;", mapping) == "cat /n/tmp/a/b > /n/tmp/a;"
-    assert _remap("/tmp/ab /tmp/a.txt", mapping) == "/tmp/ab /tmp/a.txt"  # other files are left alone
+    assert remap("cat /tmp/a/b > /tmp/a;", mapping) == "cat /n/tmp/a/b > /n/tmp/a;"
+    assert remap("/tmp/ab /tmp/a.txt", mapping) == "/tmp/ab /tmp/a.txt"  # other files are left alone
 
 
 @pytest.mark.parametrize(
@@ -48,20 +43,20 @@ def test_remap_replaces_whole_paths_only() -> None:
     ],
 )
 def test_retry_policy(policy: str, phase: str, expected: bool) -> None:
-    assert _should_retry(policy, phase) is expected
+    assert should_retry(policy, phase) is expected
 
 
 def test_sequences() -> None:
-    assert _sequence({"count": "3"}) == ["0", "1", "2"]
-    assert _sequence({"start": "5", "end": "7"}) == ["5", "6", "7"]
-    assert _sequence({"start": "3", "end": "1"}) == ["3", "2", "1"]
-    assert _sequence({"count": 2, "start": 1, "format": "n%02d"}) == ["n01", "n02"]
+    assert sequence_items({"count": "3"}) == ["0", "1", "2"]
+    assert sequence_items({"start": "5", "end": "7"}) == ["5", "6", "7"]
+    assert sequence_items({"start": "3", "end": "1"}) == ["3", "2", "1"]
+    assert sequence_items({"count": 2, "start": 1, "format": "n%02d"}) == ["n01", "n02"]
 
 
 def test_item_labels_follow_argo_node_names() -> None:
-    assert _item_label("foo") == "foo"
-    assert _item_label(3) == "3"
-    assert _item_label({"tag": "3.6", "image": "alpine"}) == "image:alpine,tag:3.6"
+    assert item_label("foo") == "foo"
+    assert item_label(3) == "3"
+    assert item_label({"tag": "3.6", "image": "alpine"}) == "image:alpine,tag:3.6"
 
 
 def test_node_ids_are_stable_and_root_is_the_workflow_name() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.engine.executor import now
+from workflows.engine.nodes import now
 from workflows.engine.spec import TemplateLibrary, load_documents, validate
 from workflows.engine.store import new_run_name
 from workflows.errors import CtcdError

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.engine.executor import Engine, LocalObjects
+from workflows.engine.executor import Engine
+from workflows.engine.objects import LocalObjects
 from workflows.engine.spec import TemplateLibrary
 from workflows.engine.store import TERMINAL, RunStore
 from workflows.engine.submit import from_file, from_reference, prepare

@@ -1,25 +1,18 @@
-"""Argo ``synchronization`` and ``memoize`` for the local engine.
+"""Argo ``synchronization`` for the local engine: mutexes and semaphores as file locks in the state folder.
 
-Mutexes and semaphores are file locks (``flock``) in the state folder, so they hold across every run of the
-engine on this machine, each run being its own process.  A semaphore's limit is read from the ConfigMap key it
-names (local stand-in values), as Argo does.  The memoization cache keeps a node's outputs under its key,
-in the folder of the ConfigMap the template names; ``maxAge`` bounds how old a hit may be.
+The locks are ``flock`` files, so they hold across every run of the engine on this machine, each run being its
+own process.  A semaphore's limit is read from the ConfigMap key it names (local stand-in values), as Argo does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
-import json
 import os
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from workflows.engine.expr import parse_duration
 
 
 def requirements(sync: dict[str, Any], lookup: Callable[[str, dict[str, Any]], str]) -> list[tuple[str, int]]:
@@ -79,34 +72,3 @@ class Locks:
         for fd in held:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-
-class Cache:
-    """Memoized node outputs, by cache (ConfigMap name) and key."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _path(self, cache: str, key: str) -> Path:
-        name = _safe(key)
-        if len(name) > 200 or name != key:  # keep distinct keys distinct after shortening or escaping
-            name = f"{name[:180]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-        return self.folder / _safe(cache) / f"{name}.json"
-
-    def get(self, cache: str, key: str, max_age: str | None) -> dict[str, Any] | None:
-        """Cached outputs, or None when missing or older than ``max_age``."""
-        path = self._path(cache, key)
-        if not path.exists():
-            return None
-        entry = json.loads(path.read_text())
-        if max_age and time.time() - entry["created"] > parse_duration(max_age):
-            return None
-        return dict(entry["outputs"])
-
-    def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None:
-        """Store a node's outputs (atomically)."""
-        path = self._path(cache, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "nodeID": node_id, "created": time.time(), "outputs": outputs}))
-        tmp.replace(path)

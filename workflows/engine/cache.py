@@ -1,0 +1,51 @@
+"""Argo ``memoize`` for the local engine: a node's outputs kept under its key, in the ConfigMap's folder.
+
+``maxAge`` bounds how old a hit may be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from workflows.engine.expr import parse_duration
+
+
+class Cache:
+    """Memoized node outputs, by cache (ConfigMap name) and key."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, cache: str, key: str) -> Path:
+        name = _safe(key)
+        if len(name) > 200 or name != key:  # keep distinct keys distinct after shortening or escaping
+            name = f"{name[:180]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        return self.folder / _safe(cache) / f"{name}.json"
+
+    def get(self, cache: str, key: str, max_age: str | None) -> dict[str, Any] | None:
+        """Cached outputs, or None when missing or older than ``max_age``."""
+        path = self._path(cache, key)
+        if not path.exists():
+            return None
+        entry = json.loads(path.read_text())
+        if max_age and time.time() - entry["created"] > parse_duration(max_age):
+            return None
+        return dict(entry["outputs"])
+
+    def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None:
+        """Store a node's outputs (atomically)."""
+        path = self._path(cache, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "nodeID": node_id, "created": time.time(), "outputs": outputs}))
+        tmp.replace(path)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)

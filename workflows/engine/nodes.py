@@ -1,0 +1,71 @@
+"""Argo's node records: ids, phases, timestamps and the node tree's links."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from workflows.errors import CtcdError
+
+FAILED = ("Failed", "Error")
+FULFILLED = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+
+
+class NodeError(CtcdError):
+    """A node cannot run (bad input, missing artifact…); it ends in phase Error with this message."""
+
+
+def now() -> str:
+    """An RFC 3339 timestamp, as Argo writes them."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def node_id(workflow_name: str, node_name: str) -> str:
+    """Argo's node id: the workflow name for the root, else ``<workflow>-<fnv32a(node name)>``."""
+    if node_name == workflow_name:
+        return workflow_name
+    value = 0x811C9DC5
+    for byte in node_name.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{workflow_name}-{value}"
+
+
+def epoch(stamp: str) -> float:
+    """An RFC 3339 timestamp of Argo's as seconds since the epoch."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def node_type(tmpl: Mapping[str, Any]) -> str:
+    """The node type a template makes: DAG, Steps or Pod."""
+    return "DAG" if "dag" in tmpl else "Steps" if "steps" in tmpl else "Pod"
+
+
+def continues(item: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """Whether a failed node's ``continueOn`` lets its parent go on."""
+    flags = item.get("continueOn") or {}
+    return bool(
+        (node["phase"] == "Failed" and flags.get("failed")) or (node["phase"] == "Error" and flags.get("error"))
+    )
+
+
+def add_child(parent: dict[str, Any], node: Mapping[str, Any]) -> None:
+    """Link a node under its parent in the node tree (once)."""
+    if node["id"] not in parent["children"]:
+        parent["children"].append(node["id"])
+
+
+def failures(nodes: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Argo's ``workflow.failures``: every failed pod, for the exit handler."""
+    return [
+        {
+            "displayName": n["displayName"],
+            "message": n.get("message", ""),
+            "templateName": n.get("templateName", ""),
+            "phase": n["phase"],
+            "podName": n["id"],
+            "finishedAt": n.get("finishedAt", ""),
+        }
+        for n in nodes.values()
+        if n["type"] == "Pod" and n["phase"] in FAILED
+    ]

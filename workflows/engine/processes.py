@@ -1,0 +1,119 @@
+"""A step's host process: started (forked warm when it can be), its output pumped to the node's log, and killed.
+
+The node ends when the step's own process exits, as a pod ends with its main container; whatever it left in
+its process group is killed then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workflows.engine.nodes import NodeError
+
+if TYPE_CHECKING:
+    from workflows.engine.run import Run
+
+DRAIN_SECONDS = 2.0  # output a step's leftovers may still flush after it exited
+
+
+async def spawn(run: Run, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run a step's process to its exit; whatever it left running in its process group is killed then.
+
+    The node ends when the step's own process exits, as a pod ends with its main container: workers it
+    forked (joblib/loky) that still hold its output pipes are killed with the group, and the output is
+    drained for at most ``DRAIN_SECONDS`` more.
+    """
+    cwd.mkdir(parents=True, exist_ok=True)
+    log_path = run.engine.store.log_path(run.name, node["id"])
+    proc = await _start(run, node, argv, env, cwd)
+    run.engine.store.record_pod(run.name, node["id"], proc.pid)
+    out: list[bytes] = []
+    with log_path.open("ab") as log:
+        pumps = [
+            asyncio.ensure_future(_pump(proc.stdout, log, out)),
+            asyncio.ensure_future(_pump(proc.stderr, log, None)),
+        ]
+        try:
+            await _exited(proc)
+        finally:
+            if proc.returncode is None:
+                await _kill(proc)
+            _kill_group(proc.pid)
+            _, late = await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
+            for pump in late:
+                pump.cancel()
+            run.engine.store.forget_pod(run.name, node["id"])
+    return int(proc.returncode or 0), b"".join(out).decode(errors="replace")
+
+
+async def _start(run: Run, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Any:
+    """Start a step's process: forked from the warm launcher when it can be, else a fresh one."""
+    launcher = run.engine.launcher
+    if launcher is not None:
+        try:
+            child = await launcher.try_spawn(argv, env, str(cwd))
+        except OSError as exc:
+            run.log(node, f"warm start failed ({exc}); starting a fresh process")
+        else:
+            if child is not None:
+                run.log(node, f"forked from the warm launcher as pid {child.pid}")
+                return child
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise NodeError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+
+
+async def _pump(stream: asyncio.StreamReader | None, log: Any, sink: list[bytes] | None) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        log.write(chunk)
+        log.flush()
+        if sink is not None:
+            sink.append(chunk)
+
+
+async def _exited(proc: Any) -> None:
+    """Return once the process itself has exited.
+
+    ``asyncio``'s ``wait()`` (Python 3.11) also waits for the pipes to close, which a forked worker holding
+    them would delay for ever; the exit status is known as soon as the process is reaped.
+    """
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while not waiter.done() and proc.returncode is None:
+            await asyncio.wait([waiter], timeout=0.1)
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a step's process group (nothing, usually)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=3)
+            return
+        except TimeoutError:
+            continue

@@ -1,0 +1,80 @@
+"""``retryStrategy``: attempts as child nodes, retry policies, conditional retries and backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from workflows.engine.expr import ExpressionError, evaluate_retry, parse_duration
+from workflows.engine.nodes import node_type
+
+if TYPE_CHECKING:
+    from workflows.engine.frames import Scope
+    from workflows.engine.run import Run
+
+
+async def retry(
+    run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None
+) -> dict[str, Any]:
+    """Run a template with a ``retryStrategy``: one child node per attempt, with backoff between them."""
+    strategy = tmpl["retryStrategy"]
+    limit = int(strategy.get("limit", 0))
+    policy = strategy.get("retryPolicy", "OnFailure")
+    backoff = strategy.get("backoff") or {}
+    started = time.monotonic()
+    child: dict[str, Any] = {}
+    for attempt in range(limit + 1):
+        child = run.new_node(
+            f"{node['name']}({attempt})",
+            f"{node['displayName']}({attempt})",
+            node_type(tmpl),
+            tmpl["name"],
+            boundary,
+        )
+        node["children"].append(child["id"])
+        await run.run_body(child, tmpl, scope, attempt)
+        if child["phase"] == "Succeeded" or attempt == limit or not should_retry(policy, child["phase"]):
+            break
+        if strategy.get("expression") and not _expression_allows(run, strategy["expression"], child, started):
+            break
+        delay = parse_duration(backoff.get("duration")) * float(backoff.get("factor", 1)) ** attempt
+        if backoff.get("cap"):
+            delay = min(delay, parse_duration(backoff["cap"]))
+        max_duration = parse_duration(backoff.get("maxDuration"))
+        if max_duration and time.monotonic() - started + delay > max_duration:
+            run.finish(node, child["phase"], "Max duration limit exceeded")
+            node["outputs"] = child.get("outputs")
+            return node
+        run.log(child, f"attempt {attempt} {child['phase']}; retrying in {delay:.2f}s ({policy})")
+        await asyncio.sleep(delay)
+    if child.get("outputs"):
+        node["outputs"] = child["outputs"]
+    return run.finish(node, child["phase"], child.get("message"))
+
+
+def _expression_allows(run: Run, expression: str, child: dict[str, Any], started: float) -> bool:
+    """Argo's conditional retry: retry only while the expression over ``lastRetry`` holds."""
+    last = {
+        "exitCode": (child.get("outputs") or {}).get("exitCode", "-1"),
+        "status": child["phase"],
+        "duration": str(round(time.monotonic() - started)),
+        "message": child.get("message", ""),
+    }
+    try:
+        allowed = evaluate_retry(expression, last)
+    except ExpressionError as exc:
+        run.log(child, f"retryStrategy.expression {expression!r}: {exc}; not retrying")
+        return False
+    if not allowed:
+        run.log(child, f"retryStrategy.expression {expression!r} is false for exit code {last['exitCode']}")
+    return allowed
+
+
+def should_retry(policy: str, phase: str) -> bool:
+    """Whether a retry policy retries a node that ended in this phase."""
+    if policy == "Always":
+        return True
+    if policy == "OnFailure":
+        return phase == "Failed"
+    return phase == "Error"  # OnError, OnTransientError

@@ -1,0 +1,304 @@
+"""One execution of a Workflow object: its node records, the entrypoint and exit handler, and each template.
+
+A template's body runs by kind: DAGs in :mod:`~workflows.engine.dag`, steps in :mod:`~workflows.engine.steps`,
+pods in :mod:`~workflows.engine.pods`; retries wrap any of them (:mod:`~workflows.engine.retry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from workflows.engine import dag, pods, retry, steps
+from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration
+from workflows.engine.frames import Frame, Scope, bind_inputs, resolve_artifact_args
+from workflows.engine.locks import requirements
+from workflows.engine.nodes import FAILED, NodeError, epoch, failures, node_id, node_type, now
+
+if TYPE_CHECKING:
+    from workflows.engine.executor import Engine
+
+
+class Run:
+    """One execution of a Workflow object."""
+
+    def __init__(self, workflow: dict[str, Any], engine: Engine) -> None:
+        self.wf = workflow
+        self.engine = engine
+        self.name: str = workflow["metadata"]["name"]
+        self.spec: dict[str, Any] = workflow["spec"]
+        self.status: dict[str, Any] = workflow.setdefault("status", {})
+        self.nodes: dict[str, dict[str, Any]] = self.status.setdefault("nodes", {})
+        self.dir = engine.store.run_dir(self.name)
+        limit = min(engine.parallelism, int(self.spec.get("parallelism") or engine.parallelism))
+        self.pod_slots = asyncio.Semaphore(limit)
+        self.globals: dict[str, str] = {}
+        self._dirty = True
+
+    def touch(self) -> None:
+        """Mark the status as changed; the saver writes it soon."""
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the workflow object now if it changed."""
+        if self._dirty:
+            self._dirty = False
+            self.engine.store.save(self.wf)
+
+    async def saver(self) -> None:
+        """Write the status a few times a second while the run goes on."""
+        while True:
+            await asyncio.sleep(0.2)
+            self.save()
+
+    def new_node(self, name: str, display: str, kind: str, template: str, boundary: str | None) -> dict[str, Any]:
+        """Create a Running node in Argo's NodeStatus shape."""
+        node: dict[str, Any] = {
+            "id": node_id(self.name, name),
+            "name": name,
+            "displayName": display,
+            "type": kind,
+            "templateName": template,
+            "phase": "Running",
+            "startedAt": now(),
+            "children": [],
+        }
+        if boundary:
+            node["boundaryID"] = boundary
+        self.nodes[node["id"]] = node
+        self.touch()
+        return node
+
+    def finish(self, node: dict[str, Any], phase: str, message: str | None = None) -> dict[str, Any]:
+        """Set a node's final phase."""
+        node["phase"] = phase
+        node["finishedAt"] = now()
+        if message:
+            node["message"] = message
+        self.touch()
+        return node
+
+    def log(self, node: dict[str, Any], text: str) -> None:
+        """Append an engine note to a node's log."""
+        path = self.engine.store.log_path(self.name, node["id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            handle.write(f"[ctcd-engine] {text}\n")
+
+    async def execute(self) -> None:
+        """Run the entrypoint, then the exit handler, and set the workflow phase."""
+        self.status.update({"phase": "Running", "startedAt": now()})
+        scope = Scope(self.name, {t["name"]: t for t in self.spec.get("templates", [])})
+        self._init_globals()
+        saver = asyncio.create_task(self.saver())
+        held: list[int] = []
+        try:
+            held = await self._lock(self.spec.get("synchronization"), None)
+            self.status.pop("message", None)
+            self.status["phase"] = "Running"
+            root = await self._entry(scope)
+            phase = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
+            message = root.get("message")
+            phase, message = await self._exit_handler(scope, phase, message)  # the run stays Running meanwhile
+            self.status["phase"] = phase
+            if message:
+                self.status["message"] = message
+        finally:
+            if self.status.get("phase") not in ("Succeeded", "Failed", "Error"):
+                self.status.update(
+                    phase="Error", message=self.status.get("message") or "the engine stopped unexpectedly"
+                )
+            self.engine.locks.release(held)
+            saver.cancel()
+            self.status["finishedAt"] = now()
+            pods = [n for n in self.nodes.values() if n["type"] == "Pod"]
+            self.status["progress"] = f"{sum(n['phase'] == 'Succeeded' for n in pods)}/{len(pods)}"
+            self.touch()
+            self.save()
+
+    async def _lock(self, sync: dict[str, Any] | None, node: dict[str, Any] | None) -> list[int]:
+        """Hold the locks of a synchronization block; the run (or node) is Pending while it waits."""
+        if not sync:
+            return []
+        needs = requirements(sync, self.engine.objects.lookup)
+
+        def waiting(message: str) -> None:
+            target = node if node is not None else self.status
+            target.update(phase="Pending", message=message)
+            self.touch()
+
+        held = await self.engine.locks.acquire(needs, waiting)
+        if node is not None and node.get("phase") == "Pending":  # it waited: it starts now
+            node.update(phase="Running", startedAt=now())
+            node.pop("message", None)
+        return held
+
+    def _init_globals(self) -> None:
+        meta = self.wf["metadata"]
+        params = {p["name"]: str(p.get("value", "")) for p in (self.spec.get("arguments") or {}).get("parameters", [])}
+        self.globals = {
+            "workflow.name": self.name,
+            "workflow.namespace": meta.get("namespace", "default"),
+            "workflow.uid": meta.get("uid", ""),
+            "workflow.creationTimestamp": meta.get("creationTimestamp", ""),
+            "workflow.serviceAccountName": self.spec.get("serviceAccountName", ""),
+            "workflow.parameters": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
+            **{f"workflow.parameters.{k}": v for k, v in params.items()},
+        }
+
+    async def _entry(self, scope: Scope) -> dict[str, Any]:
+        args = {"parameters": (self.spec.get("arguments") or {}).get("parameters", [])}
+        call = self.execute_template(self.name, self.name, {"template": self.spec["entrypoint"]}, scope, args, None)
+        deadline = self.spec.get("activeDeadlineSeconds")
+        if deadline is None:
+            return await call
+        task = asyncio.ensure_future(call)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout=float(deadline))
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            root = self.nodes[self.name]
+            return self.finish(root, "Failed", "Max duration limit exceeded")
+
+    async def _exit_handler(self, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
+        """Run ``onExit`` (if any) with ``workflow.status``; return the run's final phase and message."""
+        on_exit = self.spec.get("onExit")
+        if not on_exit:
+            return phase, message
+        self.globals["workflow.status"] = phase
+        self.globals["workflow.failures"] = json.dumps(failures(self.nodes))
+        self.globals["workflow.duration"] = f"{time.time() - epoch(self.status['startedAt']):.3f}"
+        node = await self.execute_template(
+            f"{self.name}.onExit", f"{self.name}.onExit", {"template": on_exit}, scope, {}, None
+        )
+        if node["phase"] in FAILED and phase == "Succeeded":
+            return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
+        return phase, message
+
+    def resolve(self, invocation: Mapping[str, Any], scope: Scope) -> tuple[dict[str, Any], Scope]:
+        """Find the template a task or step names (``template`` or ``templateRef``)."""
+        if "templateRef" in invocation:
+            ref = invocation["templateRef"]
+            try:
+                owner = self.engine.library.get("workflowtemplate", ref["name"])
+            except KeyError as exc:
+                raise NodeError(str(exc.args[0])) from exc
+            ref_scope = Scope(ref["name"], {t["name"]: t for t in owner["spec"].get("templates", [])})
+            return self.resolve({"template": ref["template"]}, ref_scope)
+        name = invocation["template"]
+        if name not in scope.templates:
+            raise NodeError(f"template {name!r} not found in {scope.owner}")
+        return json.loads(json.dumps(scope.templates[name])), scope
+
+    async def execute_template(
+        self,
+        name: str,
+        display: str,
+        invocation: Mapping[str, Any],
+        scope: Scope,
+        args: Mapping[str, Any],
+        boundary: str | None,
+        link: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Execute one template as node ``name`` and return its finished node.
+
+        ``link`` is called with the node as soon as it exists, to place it in the node tree.
+        """
+        try:
+            tmpl, tmpl_scope = self.resolve(invocation, scope)
+        except NodeError as exc:
+            node = self.new_node(name, display, "Skipped", str(invocation.get("template", "")), boundary)
+            if link:
+                link(node)
+            return self.finish(node, "Error", str(exc))
+        kind = node_type(tmpl)
+        node = self.new_node(name, display, "Retry" if tmpl.get("retryStrategy") else kind, tmpl["name"], boundary)
+        if link:
+            link(node)
+        try:
+            tmpl = bind_inputs(self.globals, tmpl, args, node)
+        except (NodeError, ExpressionError) as exc:
+            return self.finish(node, "Error", str(exc))
+        memo = tmpl.get("memoize")
+        if memo:
+            cached = self.engine.cache.get(memo["cache"]["configMap"]["name"], memo["key"], memo.get("maxAge"))
+            node["memoizationStatus"] = {
+                "hit": cached is not None,
+                "key": memo["key"],
+                "cacheName": memo["cache"]["configMap"]["name"],
+            }
+            if cached is not None:
+                node["outputs"] = cached
+                return self.finish(node, "Succeeded", "cached: outputs reused (memoized)")
+        try:
+            held = await self._lock(tmpl.get("synchronization"), node)
+        except NodeError as exc:
+            return self.finish(node, "Error", str(exc))
+        try:
+            if tmpl.get("retryStrategy"):
+                done = await retry.retry(self, node, tmpl, tmpl_scope, boundary)
+            else:
+                done = await self.run_body(node, tmpl, tmpl_scope, attempt=0)
+        finally:
+            self.engine.locks.release(held)
+        if memo and done["phase"] == "Succeeded":
+            self.engine.cache.put(
+                memo["cache"]["configMap"]["name"], memo["key"], done.get("outputs") or {}, done["id"]
+            )
+        return done
+
+    async def invoke(
+        self,
+        name: str,
+        display: str,
+        item: dict[str, Any],
+        scope: Scope,
+        frame: Frame,
+        limiter: asyncio.Semaphore | None,
+        boundary: str,
+        link: Callable[[dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        """Run one task or step after its ``when`` and artifact references are resolved."""
+        try:
+            when = item.get("when")
+            if when and not evaluate_when(when):
+                node = self.new_node(name, display, "Skipped", str(item.get("template", "")), boundary)
+                link(node)
+                return self.finish(node, "Skipped", f"when '{when}' evaluated false")
+            args = resolve_artifact_args(item.get("arguments") or {}, frame)
+        except (ExpressionError, NodeError) as exc:
+            node = self.new_node(name, display, "Skipped", str(item.get("template", "")), boundary)
+            link(node)
+            return self.finish(node, "Error", str(exc))
+        async with limiter or contextlib.nullcontext():
+            return await self.execute_template(name, display, item, scope, args, boundary, link)
+
+    async def run_body(self, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, attempt: int) -> dict[str, Any]:
+        """Run a template's body by kind (DAG, steps or pod) within its deadline."""
+        deadline = tmpl.get("activeDeadlineSeconds") or tmpl.get("timeout")
+        if "dag" in tmpl:
+            body = dag.DagRun(self, node, tmpl, scope).run()
+        elif "steps" in tmpl:
+            body = steps.run_steps(self, node, tmpl, scope)
+        else:
+            body = pods.run_pod(self, node, tmpl, attempt)
+        try:
+            if deadline is not None:
+                await asyncio.wait_for(body, timeout=parse_duration(deadline))
+            else:
+                await body
+        except TimeoutError:
+            message = "Pod was active on the node longer than the specified deadline"
+            self.finish(node, "Failed", message if node["type"] in ("Pod", "Retry") else "Step exceeded its deadline")
+        except asyncio.CancelledError:
+            self.finish(node, "Failed", "terminated: the workflow exceeded its deadline")
+            raise
+        except (NodeError, ExpressionError, OSError) as exc:
+            self.finish(node, "Error", str(exc))
+        return node

@@ -1,0 +1,85 @@
+"""Steps templates: groups run in order, the steps of a group in parallel, with loops and ``continueOn``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from workflows.engine.expr import ExpressionError, substitute_all
+from workflows.engine.frames import (
+    Frame,
+    expands,
+    input_params,
+    item_label,
+    loop_items,
+    parallelism_limiter,
+    publish,
+    template_outputs,
+    with_item,
+)
+from workflows.engine.nodes import FAILED, NodeError, add_child, continues
+
+if TYPE_CHECKING:
+    from workflows.engine.frames import Scope
+    from workflows.engine.run import Run
+
+
+async def run_steps(run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
+    """Run a steps template: each group in order, the steps of a group in parallel."""
+    frame = Frame(dict(run.globals), {})
+    frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
+    limiter = parallelism_limiter(tmpl)
+    previous: list[dict[str, Any]] = []
+    for index, group in enumerate(tmpl["steps"]):
+        gnode = run.new_node(f"{node['name']}[{index}]", f"[{index}]", "StepGroup", tmpl["name"], node["id"])
+        for parent in previous or [node]:
+            parent["children"].append(gnode["id"])
+        runs = [_run_step(run, gnode, step, frame, scope, limiter) for step in group]
+        results = await asyncio.gather(*runs)
+        previous = [n for nodes in results for n in nodes]
+        failed = [n for n, step in _step_nodes(results, group) if n["phase"] in FAILED and not continues(step, n)]
+        run.finish(gnode, "Failed" if failed else "Succeeded", f"child '{failed[0]['id']}' failed" if failed else None)
+        for step, nodes in zip(group, results, strict=True):
+            publish(frame, f"steps.{step['name']}", nodes, expanded=expands(step))
+        if failed:
+            run.finish(node, "Failed", f"child '{failed[0]['id']}' failed")
+            return
+    node["outputs"] = template_outputs(tmpl, frame)
+    run.finish(node, "Succeeded")
+
+
+async def _run_step(
+    run: Run, group: dict[str, Any], step: dict[str, Any], frame: Frame, scope: Scope, limiter: asyncio.Semaphore | None
+) -> list[dict[str, Any]]:
+    try:
+        step = substitute_all(step, frame.scope(), ("inputs.", "steps."))
+        items = loop_items(step)
+    except (ExpressionError, NodeError) as exc:
+        skipped = run.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])
+        add_child(group, skipped)
+        return [run.finish(skipped, "Error", str(exc))]
+    expansions = (
+        [(step["name"], step)]
+        if items is None
+        else [(f"{step['name']}({i}:{item_label(item)})", with_item(step, item, frame)) for i, item in enumerate(items)]
+    )
+    calls = [
+        run.invoke(
+            f"{group['name']}.{label}",
+            label,
+            s,
+            scope,
+            frame,
+            limiter,
+            group["boundaryID"],
+            lambda n: add_child(group, n),
+        )
+        for label, s in expansions
+    ]
+    return list(await asyncio.gather(*calls))
+
+
+def _step_nodes(
+    results: list[list[dict[str, Any]]], group: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(node, step) for step, nodes in zip(group, results, strict=True) for node in nodes]
