@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,14 @@ class Cache:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"key": key, "nodeID": node_id, "created": time.time(), "outputs": outputs}))
         tmp.replace(path)
+
+
+def memo_lookup(cache: Cache, node: dict[str, Any], memo: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Outputs memoized under a template's key, or None; the lookup is recorded on the node, as Argo does."""
+    name = memo["cache"]["configMap"]["name"]
+    cached = cache.get(name, memo["key"], memo.get("maxAge"))
+    node["memoizationStatus"] = {"hit": cached is not None, "key": memo["key"], "cacheName": name}
+    return cached
 
 
 def _safe(name: str) -> str:

@@ -203,3 +203,34 @@ def bind_inputs(
     body = substitute_all(body, scope, ("inputs.",))
     node["inputs"] = {k: v for k, v in (("parameters", bound), ("artifacts", arts)) if v}
     return {**body, "inputs": node["inputs"]}
+
+
+def workflow_globals(workflow: Mapping[str, Any]) -> dict[str, str]:
+    """The ``workflow.*`` values every template of a run sees."""
+    meta, spec = workflow["metadata"], workflow["spec"]
+    params = {p["name"]: str(p.get("value", "")) for p in (spec.get("arguments") or {}).get("parameters", [])}
+    return {
+        "workflow.name": meta["name"],
+        "workflow.namespace": meta.get("namespace", "default"),
+        "workflow.uid": meta.get("uid", ""),
+        "workflow.creationTimestamp": meta.get("creationTimestamp", ""),
+        "workflow.serviceAccountName": spec.get("serviceAccountName", ""),
+        "workflow.parameters": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
+        **{f"workflow.parameters.{k}": v for k, v in params.items()},
+    }
+
+
+def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) -> tuple[dict[str, Any], Scope]:
+    """Find the template a task or step names (``template`` or ``templateRef``)."""
+    if "templateRef" in invocation:
+        ref = invocation["templateRef"]
+        try:
+            owner = library.get("workflowtemplate", ref["name"])
+        except KeyError as exc:
+            raise NodeError(str(exc.args[0])) from exc
+        ref_scope = Scope(ref["name"], {t["name"]: t for t in owner["spec"].get("templates", [])})
+        return resolve_template(library, {"template": ref["template"]}, ref_scope)
+    name = invocation["template"]
+    if name not in scope.templates:
+        raise NodeError(f"template {name!r} not found in {scope.owner}")
+    return json.loads(json.dumps(scope.templates[name])), scope

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workflows.engine import dag, pods, retry, steps
+from workflows.engine.cache import memo_lookup
 from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration
-from workflows.engine.frames import Frame, Scope, bind_inputs, resolve_artifact_args
+from workflows.engine.frames import Frame, Scope, bind_inputs, resolve_artifact_args, resolve_template, workflow_globals
 from workflows.engine.locks import requirements
 from workflows.engine.nodes import FAILED, NodeError, epoch, failures, node_id, node_type, now
 
@@ -93,7 +94,7 @@ class Run:
         """Run the entrypoint, then the exit handler, and set the workflow phase."""
         self.status.update({"phase": "Running", "startedAt": now()})
         scope = Scope(self.name, {t["name"]: t for t in self.spec.get("templates", [])})
-        self._init_globals()
+        self.globals = workflow_globals(self.wf)
         saver = asyncio.create_task(self.saver())
         held: list[int] = []
         try:
@@ -137,19 +138,6 @@ class Run:
             node.pop("message", None)
         return held
 
-    def _init_globals(self) -> None:
-        meta = self.wf["metadata"]
-        params = {p["name"]: str(p.get("value", "")) for p in (self.spec.get("arguments") or {}).get("parameters", [])}
-        self.globals = {
-            "workflow.name": self.name,
-            "workflow.namespace": meta.get("namespace", "default"),
-            "workflow.uid": meta.get("uid", ""),
-            "workflow.creationTimestamp": meta.get("creationTimestamp", ""),
-            "workflow.serviceAccountName": self.spec.get("serviceAccountName", ""),
-            "workflow.parameters": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
-            **{f"workflow.parameters.{k}": v for k, v in params.items()},
-        }
-
     async def _entry(self, scope: Scope) -> dict[str, Any]:
         args = {"parameters": (self.spec.get("arguments") or {}).get("parameters", [])}
         call = self.execute_template(self.name, self.name, {"template": self.spec["entrypoint"]}, scope, args, None)
@@ -181,21 +169,6 @@ class Run:
             return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
         return phase, message
 
-    def resolve(self, invocation: Mapping[str, Any], scope: Scope) -> tuple[dict[str, Any], Scope]:
-        """Find the template a task or step names (``template`` or ``templateRef``)."""
-        if "templateRef" in invocation:
-            ref = invocation["templateRef"]
-            try:
-                owner = self.engine.library.get("workflowtemplate", ref["name"])
-            except KeyError as exc:
-                raise NodeError(str(exc.args[0])) from exc
-            ref_scope = Scope(ref["name"], {t["name"]: t for t in owner["spec"].get("templates", [])})
-            return self.resolve({"template": ref["template"]}, ref_scope)
-        name = invocation["template"]
-        if name not in scope.templates:
-            raise NodeError(f"template {name!r} not found in {scope.owner}")
-        return json.loads(json.dumps(scope.templates[name])), scope
-
     async def execute_template(
         self,
         name: str,
@@ -211,7 +184,7 @@ class Run:
         ``link`` is called with the node as soon as it exists, to place it in the node tree.
         """
         try:
-            tmpl, tmpl_scope = self.resolve(invocation, scope)
+            tmpl, tmpl_scope = resolve_template(self.engine.library, invocation, scope)
         except NodeError as exc:
             node = self.new_node(name, display, "Skipped", str(invocation.get("template", "")), boundary)
             if link:
@@ -226,16 +199,10 @@ class Run:
         except (NodeError, ExpressionError) as exc:
             return self.finish(node, "Error", str(exc))
         memo = tmpl.get("memoize")
-        if memo:
-            cached = self.engine.cache.get(memo["cache"]["configMap"]["name"], memo["key"], memo.get("maxAge"))
-            node["memoizationStatus"] = {
-                "hit": cached is not None,
-                "key": memo["key"],
-                "cacheName": memo["cache"]["configMap"]["name"],
-            }
-            if cached is not None:
-                node["outputs"] = cached
-                return self.finish(node, "Succeeded", "cached: outputs reused (memoized)")
+        cached = memo_lookup(self.engine.cache, node, memo) if memo else None
+        if cached is not None:
+            node["outputs"] = cached
+            return self.finish(node, "Succeeded", "cached: outputs reused (memoized)")
         try:
             held = await self._lock(tmpl.get("synchronization"), node)
         except NodeError as exc:
