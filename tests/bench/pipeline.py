@@ -146,14 +146,14 @@ def engine(env: dict[str, str], state: Path) -> tuple[float, dict[str, float]]:
 
 def main() -> None:
     """Bring up a platform, seed 10,000 rows, compare, print and write the figures."""
-    from workflows.local import stack
+    from workflows.local import credentials, stack
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(Path(tmp) / "state", free_port_block())
         env = settings_env(settings)
         stack.up(settings)
         try:
-            env.update(stack.load_credentials(settings))  # what the engine hands steps from the Secret
+            env.update(credentials.load_credentials(settings))  # what the engine hands steps from the Secret
             env.update({k: v for k, v in settings.as_env().items() if k.startswith(("CTCD_", "MLFLOW_"))})
             subprocess.run(
                 [sys.executable, "-m", "workflows.cli", "data", "seed", TECHNIQUE, "--rows", str(ROWS)],
