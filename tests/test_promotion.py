@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows.delivery import ledger, overlays, promotion
+from workflows.delivery import ledger, overlays, promotion, rollback
 from workflows.platform import gitrepo
 from workflows.settings import REPO_ROOT
 
@@ -109,12 +109,12 @@ def test_rollback_walks_the_ledger_back_and_never_reverts(remote: str) -> None:
     promotion.promote(remote, "main", desired("3", strategy="canary", canary_percent=20), {}, to_main=True)  # r3
     promotion.rollout(remote, "main", "intent-classifier", "staging")  # r4: v3 100%
     assert _served(remote) == ("3", None)
-    promotion.rollback(remote, "main", "intent-classifier", "staging")  # r5: back to r2, v2 100%
+    rollback.rollback(remote, "main", "intent-classifier", "staging")  # r5: back to r2, v2 100%
     assert _served(remote) == ("2", None)
-    promotion.rollback(remote, "main", "intent-classifier", "staging")  # r6: walks on to r1, v1 100%
+    rollback.rollback(remote, "main", "intent-classifier", "staging")  # r6: walks on to r1, v1 100%
     assert _served(remote) == ("1", None)
-    with pytest.raises(promotion.RollbackError, match="nothing earlier to roll back to"):
-        promotion.rollback(remote, "main", "intent-classifier", "staging")
+    with pytest.raises(rollback.RollbackError, match="nothing earlier to roll back to"):
+        rollback.rollback(remote, "main", "intent-classifier", "staging")
     assert not any(subject.startswith("Revert") for subject in log(remote))
     with gitrepo.scratch_clone(remote, "main") as repo:
         trailers = gitrepo.trailers(repo, "HEAD")
@@ -137,15 +137,15 @@ def test_rollback_to_a_revision_restores_its_pins_and_refuses_an_orphaned_canary
     promotion.promote(remote, "main", desired("1"), {}, to_main=True)  # r1
     promotion.promote(remote, "main", desired("2", strategy="canary", canary_percent=30), {}, to_main=True)  # r2
     promotion.promote(remote, "main", desired("4"), {}, to_main=True)  # r3: v4 100%, v1 no longer rolled out
-    with pytest.raises(promotion.RollbackError, match="revision 2 was a canary .* over a model that no longer serves"):
-        promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=2)
-    promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=1)  # r4: v1 100%
-    promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=2)  # over v1 again: restorable
+    with pytest.raises(rollback.RollbackError, match="revision 2 was a canary .* over a model that no longer serves"):
+        rollback.rollback(remote, "main", "intent-classifier", "staging", to_revision=2)
+    rollback.rollback(remote, "main", "intent-classifier", "staging", to_revision=1)  # r4: v1 100%
+    rollback.rollback(remote, "main", "intent-classifier", "staging", to_revision=2)  # over v1 again: restorable
     assert _served(remote) == ("2", 30)
-    with pytest.raises(promotion.RollbackError, match="revision 9 is not in the ledger"):
-        promotion.rollback(remote, "main", "intent-classifier", "staging", to_revision=9)
-    with pytest.raises(promotion.RollbackError, match="never been promoted"):
-        promotion.rollback(remote, "main", "invoice-matcher", "production")
+    with pytest.raises(rollback.RollbackError, match="revision 9 is not in the ledger"):
+        rollback.rollback(remote, "main", "intent-classifier", "staging", to_revision=9)
+    with pytest.raises(rollback.RollbackError, match="never been promoted"):
+        rollback.rollback(remote, "main", "invoice-matcher", "production")
 
 
 def test_a_users_own_commit_of_an_older_version_is_flagged_in_the_ledger(remote: str, tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ def _branches(remote: str, prefix: str) -> list[str]:
 def test_a_first_canary_took_all_the_traffic_so_rollback_restores_it_at_100(remote: str) -> None:
     promotion.promote(remote, "main", desired("1", strategy="canary", canary_percent=20), {}, to_main=True)  # r1
     promotion.promote(remote, "main", desired("2"), {}, to_main=True)  # r2
-    promotion.rollback(remote, "main", "intent-classifier", "staging")
+    rollback.rollback(remote, "main", "intent-classifier", "staging")
     assert _served(remote) == ("1", None)  # not a 20% canary against v2
 
 
@@ -304,7 +304,7 @@ def test_rolling_back_to_an_ab_split_restores_the_split_and_it_renders(remote: s
     promotion.promote(remote, "main", desired("1"), {}, to_main=True)
     promotion.promote(remote, "main", desired("1", strategy="ab", b_pin=pin("2"), weights=(70, 30)), {}, True)
     promotion.promote(remote, "main", desired("2"), {}, to_main=True)  # ends the split: the ab component goes
-    promotion.rollback(remote, "main", "intent-classifier", "staging")
+    rollback.rollback(remote, "main", "intent-classifier", "staging")
     checkout = tmp_path / "checkout"
     gitrepo.git(tmp_path, "clone", "--quiet", remote, str(checkout))
     docs = kustomize(checkout / "gitops" / "models" / "intent-classifier" / "overlays" / "staging")

@@ -15,7 +15,7 @@ import httpx
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import ctcd
-from workflows.delivery import observed, overlays, promotion
+from workflows.delivery import observed, overlays, promotion, rollback
 from workflows.platform import registry as reg
 from workflows.settings import Settings
 
@@ -113,9 +113,9 @@ def test_a_promotion_history_replays_into_exactly_the_pinned_splits(
         ("full v2", lambda: commit(overlays.Desired(NAME, ENV, "full", v2)), NAME, {"2": 100}),
         ("canary v1 30%", lambda: commit(overlays.Desired(NAME, ENV, "canary", v1, canary_percent=30)), NAME,
          {"2": 70, "1": 30}),
-        ("rollback", lambda: promotion.rollback(remote, "main", NAME, ENV), NAME, {"2": 100}),
-        ("second rollback", lambda: promotion.rollback(remote, "main", NAME, ENV), f"{NAME}-ab", {"1": 70, "2": 30}),
-        ("third rollback", lambda: promotion.rollback(remote, "main", NAME, ENV), NAME, {"2": 100}),
+        ("rollback", lambda: rollback.rollback(remote, "main", NAME, ENV), NAME, {"2": 100}),
+        ("second rollback", lambda: rollback.rollback(remote, "main", NAME, ENV), f"{NAME}-ab", {"1": 70, "2": 30}),
+        ("third rollback", lambda: rollback.rollback(remote, "main", NAME, ENV), NAME, {"2": 100}),
     ]  # fmt: skip
     measured = []
     for label, move, model, expected in moves:

@@ -69,10 +69,10 @@ def rollback(
     ] = None,
 ) -> None:
     """Serve an earlier model again: a new commit pinning it (like `kubectl rollout undo`), never a revert."""
-    from workflows.delivery import promotion
+    from workflows.delivery import rollback as undo
 
     config = settings()
-    result = promotion.rollback(config.git_remote, config.git_branch, technique, env, to_revision)
+    result = undo.rollback(config.git_remote, config.git_branch, technique, env, to_revision)
     note = "" if result.changed else " (already serving it: nothing committed)"
     console.print(f"[green]✓[/] rolled back {technique} in {env}: commit {result.commit[:12]}{note}")
 
