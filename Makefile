@@ -51,13 +51,14 @@ fuzz: $(STAMP) ## The fuzz tests with 10,000 generated inputs each, and 20 seque
 soak: $(STAMP) ## Restart and kill -9 random services under traffic for CTCD_SOAK_SECONDS (180), checking each round
 	$(BIN)/python -m tests.soak
 
-test-fast: $(STAMP) ## Unit tests only (no services)
-	$(BIN)/pytest tests/unit
+test-fast: $(STAMP) ## The lanes that need no services: tests/unit and tests/engine
+	$(BIN)/pytest tests/unit tests/engine
 
-lint: $(STAMP) ## ruff (E, F, I, D, B), mypy and the secret scan
+lint: $(STAMP) ## ruff (E, F, I, D, B), mypy, the layer contracts (import-linter) and the secret scan
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m tests.secret_scan
 
 compile: $(STAMP) ## Compile the Hera templates and each technique's KServe base into gitops/

@@ -1,10 +1,23 @@
-"""Shared fixtures: a throwaway embedded platform (real SeaweedFS + real MLflow) on free ports."""
+"""Shared fixtures and the test lanes.
+
+Each folder is a lane, marked by its name so that ``-m`` selects by lane as well as by path:
+
+- ``unit``: no services (fakes allowed; real git repositories, kustomize and schemas);
+- ``engine``: the local Argo engine on Argo's own examples, with no platform;
+- ``integration``: one part at a time against the real embedded platform;
+- ``e2e``: the whole loop (training, the gate, promotion, serving, the bridge) and living with it.
+
+The session platform (real SeaweedFS + real MLflow + serving + the bridge, on free ports) is started once, by the
+first test that asks for it.  Lanes run in that order, and inside ``e2e`` the tests that move shared state run last.
+"""
 
 from __future__ import annotations
 
 import os
 import random
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +27,7 @@ from workflows.local import stack
 from workflows.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+CTCD = [sys.executable, "-m", "workflows.cli"]
 
 
 def _free(port: int) -> bool:
@@ -73,3 +87,37 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     stack.up(settings)
     yield settings
     stack.down(settings)
+
+
+LANES = ("unit", "engine", "integration", "e2e")
+LATE_E2E = (  # the replayed history rewrites production's pins; faults stop services; the bridge and loop move aliases
+    "test_replay.py",
+    "test_faults.py",
+    "test_recovery.py",
+    "test_bridge.py",
+    "test_loop_model.py",
+)
+
+
+def _lane(item: pytest.Item) -> str:
+    parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+    return parts[0] if len(parts) > 1 and parts[0] in LANES else ""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its lane, then order the lanes and the state-moving e2e tests."""
+    for item in items:
+        if _lane(item):
+            item.add_marker(getattr(pytest.mark, _lane(item)))
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        lane = _lane(item)
+        late = Path(str(item.fspath)).name
+        return (LANES.index(lane) if lane else 0, LATE_E2E.index(late) + 1 if lane == "e2e" and late in LATE_E2E else 0)
+
+    items.sort(key=key)
+
+
+def ctcd(settings: Settings, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run the ``ctcd`` command against these settings, as a user's shell would."""
+    return subprocess.run([*CTCD, *args], env=settings_env(settings), capture_output=True, text=True, timeout=timeout)

@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import free_port_block, make_settings
+from tests.conftest import ctcd, free_port_block, make_settings
 from tests.e2e import test_recovery as checks
-from tests.e2e.conftest import SMALL, ctcd, run_template
+from tests.e2e.conftest import SMALL, run_template
 from workflows.local import stack
 
 SERVICES = ("s3", "mlflow", "bridge", "serving", "revisions", "everything")

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import ctcd
-from workflows.delivery import bridge, promotion
+from tests.conftest import ctcd
+from workflows.delivery import bridge, promotion, webhook
 from workflows.platform import gitrepo
 from workflows.settings import Settings
 
@@ -89,9 +89,9 @@ def test_webhooks_with_a_bad_signature_are_refused(runs: dict[str, Any], platfor
     good = {
         "X-MLflow-Delivery-Id": delivery,
         "X-MLflow-Timestamp": stamp,
-        "X-MLflow-Signature": bridge.sign(secret, delivery, stamp, payload),
+        "X-MLflow-Signature": webhook.sign(secret, delivery, stamp, payload),
     }
-    forged = {**good, "X-MLflow-Signature": bridge.sign("not-the-secret", delivery, stamp, payload)}
+    forged = {**good, "X-MLflow-Signature": webhook.sign("not-the-secret", delivery, stamp, payload)}
     stale = {**good, "X-MLflow-Timestamp": str(int(time.time()) - 3600)}
     for headers, expected in (
         (forged, "signature does not match"),

@@ -21,8 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.contract import get
-from tests.conftest import free_port_block, make_settings
-from tests.e2e.conftest import ctcd
+from tests.conftest import ctcd, free_port_block, make_settings
 from workflows.local import stack
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import ctcd, run_template
+from tests.conftest import ctcd
+from tests.e2e.conftest import run_template
 from workflows.engine.store import RunStore
 from workflows.local import runs as engine_runs
 from workflows.local import stack

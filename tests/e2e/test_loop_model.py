@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import ctcd
+from tests.conftest import ctcd
 from workflows.delivery import bridge, ledger, observed, overlays, promotion
 from workflows.platform import gitrepo
 from workflows.settings import Settings

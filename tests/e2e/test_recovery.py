@@ -27,7 +27,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import ctcd
+from tests.conftest import ctcd
 from workflows.delivery import bridge, overlays, promotion
 from workflows.engine.store import RunStore
 from workflows.local import stack, supervisor

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import ctcd
+from tests.conftest import ctcd
 from workflows.delivery import observed, overlays, promotion, rollback
 from workflows.platform import registry as reg
 from workflows.settings import Settings

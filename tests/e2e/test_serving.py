@@ -15,7 +15,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import ctcd
+from tests.conftest import ctcd
 from workflows.delivery import overlays, promotion
 from workflows.platform import registry as reg
 from workflows.settings import Settings

@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.contract import get
-from tests.e2e.conftest import SMALL, ctcd
+from tests.conftest import ctcd
+from tests.e2e.conftest import SMALL
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 from workflows.training import datasets

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from models.contract import get
-from workflows.delivery import bridge
+from workflows.delivery import webhook
 from workflows.local import bridge_server
 from workflows.training import evaluation
 from workflows.training.validation import DatasetError, parse
@@ -99,7 +99,7 @@ def receiver() -> TestClient:
 def _signed(body: bytes, delivery: str = "d-1", stamp: str | None = None) -> dict[str, str]:
     stamp = stamp or str(int(time.time()))
     return {
-        "X-MLflow-Signature": bridge.sign("s3cret", delivery, stamp, body),
+        "X-MLflow-Signature": webhook.sign("s3cret", delivery, stamp, body),
         "X-MLflow-Delivery-Id": delivery,
         "X-MLflow-Timestamp": stamp,
         "Content-Type": "application/json",

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests import secret_scan
-from workflows.delivery import bridge, overlays, promotion
+from workflows.delivery import bridge, overlays, promotion, webhook
 from workflows.platform.gitrepo import GitError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,10 +114,10 @@ def test_webhook_signatures_are_compared_in_constant_time(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(bridge.hmac, "compare_digest", spy)
     stamp = str(int(time.time()))
-    good = {"X-MLflow-Signature": bridge.sign("s3cr3t", "d1", stamp, "{}"), "X-MLflow-Delivery-Id": "d1"}
+    good = {"X-MLflow-Signature": webhook.sign("s3cr3t", "d1", stamp, "{}"), "X-MLflow-Delivery-Id": "d1"}
     good["X-MLflow-Timestamp"] = stamp
-    assert bridge.verify("s3cr3t", good, "{}") == ""
-    assert bridge.verify("s3cr3t", {**good, "X-MLflow-Signature": "v1,forged"}, "{}") == "signature does not match"
+    assert webhook.verify("s3cr3t", good, "{}") == ""
+    assert webhook.verify("s3cr3t", {**good, "X-MLflow-Signature": "v1,forged"}, "{}") == "signature does not match"
     assert len(calls) == 2
 
 

@@ -39,13 +39,13 @@ def data_add(
 ) -> None:
     """Validate a CSV/Parquet file (local or in S3) and add it to a technique's training data."""
     from workflows.platform.s3 import s3_client
-    from workflows.training import datasets
+    from workflows.training import datasets, sources
 
     config = settings()
     spec = technique_named(technique)
     config.require_reachable("s3")
     client = s3_client(config)
-    raw = datasets.read_source(client, source)
+    raw = sources.read_source(client, source)
     keys = datasets.collect(client, config, spec, source, raw)
     console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
 

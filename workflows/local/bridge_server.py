@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from workflows.delivery import bridge
+from workflows.delivery import bridge, webhook
 from workflows.platform import registry
 from workflows.settings import Settings, get_settings
 
@@ -74,7 +74,7 @@ class Health:
 class Replays:
     """Delivery ids seen within the signature's time window; a second delivery of one is refused."""
 
-    def __init__(self, window: float = bridge.MAX_SKEW_SECONDS * 2) -> None:
+    def __init__(self, window: float = webhook.MAX_SKEW_SECONDS * 2) -> None:
         self.window = window
         self.seen: dict[str, float] = {}
 
@@ -113,7 +113,7 @@ def app(settings: Settings, secret: str, wake: threading.Event, health: Health |
         payload = await _read_capped(request, MAX_BODY)
         if payload is None:
             return refuse(413, f"the body is larger than {MAX_BODY} bytes")
-        problem = bridge.verify(secret, request.headers, payload)
+        problem = webhook.verify(secret, request.headers, payload)
         if problem:
             return refuse(401, problem)
         if not replays.first_time(request.headers["x-mlflow-delivery-id"]):

@@ -37,7 +37,8 @@ def _row_hashes(frame: Any, columns: list[str]) -> list[str]:
     ]
 
 
-def _state(client: Any, settings: Settings, technique: str) -> dict[str, Any]:
+def collection_state(client: Any, settings: Settings, technique: str) -> dict[str, Any]:
+    """What collection has seen of a technique (``collections.json``): S3 keys taken, the SQL watermark, months."""
     try:
         raw = client.get_object(Bucket=settings.datasets_bucket, Key=f"{technique}/collections.json")["Body"].read()
         return dict(json.loads(raw))
@@ -134,7 +135,7 @@ def collect(
     Raises:
         DatasetError: The new rows break the contract (nothing is written).
     """
-    state = _state(client, settings, technique.name)
+    state = collection_state(client, settings, technique.name)
     before = json.loads(json.dumps(state, default=str))
     month = int(state.get("months", 0))
     if source == "generator":

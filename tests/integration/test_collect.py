@@ -77,7 +77,7 @@ def test_s3_file_of_only_known_rows_adds_nothing_but_is_not_read_again(store: tu
     replay = collection.collect(client, settings, TECHNIQUE, "s3", location=location)
     assert (replay.new_rows, replay.duplicates) == (0, 100)
     assert datasets.snapshot(client, settings, TECHNIQUE).version == version
-    assert collection._state(client, settings, TECHNIQUE.name)["s3_keys"][-1].endswith("/b.csv")
+    assert collection.collection_state(client, settings, TECHNIQUE.name)["s3_keys"][-1].endswith("/b.csv")
 
 
 def test_a_malformed_s3_file_is_refused_by_name_and_nothing_is_written(store: tuple[Settings, Any]) -> None:
@@ -115,7 +115,7 @@ def test_sql_source_reads_past_its_watermark_only(store: tuple[Settings, Any], t
     _sql(database, pd.concat([_frame(150, 6, 1), first.head(30)]), start=401)
     february = collection.collect(client, settings, TECHNIQUE, "sql", location=url)
     assert february.duplicates >= 30 and february.new_rows + february.duplicates == 180
-    assert collection._state(client, settings, TECHNIQUE.name)["sql_watermark"] == 580
+    assert collection.collection_state(client, settings, TECHNIQUE.name)["sql_watermark"] == 580
     before = _objects(client, settings.datasets_bucket)
     assert collection.collect(client, settings, TECHNIQUE, "sql", location=url).new_rows == 0
     assert _objects(client, settings.datasets_bucket) == before

@@ -43,7 +43,7 @@ def _serve(app: Starlette, port: int) -> uvicorn.Server:
 def gateway_url() -> Iterator[str]:
     upstream_port, gateway_port = _port(), _port()
     upstream = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.servers.crashing_model", str(upstream_port)],
+        [sys.executable, "-m", "tests.integration.servers.crashing_model", str(upstream_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,1 @@
+"""Tests of one part at a time against the real embedded platform (SeaweedFS, MLflow, KServe servers, git)."""
