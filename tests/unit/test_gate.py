@@ -50,7 +50,7 @@ def test_unknown_direction_is_refused() -> None:
 def test_webhook_signature_matches_mlflow_and_is_checked() -> None:
     from mlflow.webhooks.delivery import _generate_hmac_signature
 
-    from workflows.delivery.bridge import sign, verify
+    from workflows.delivery.webhook import sign, verify
 
     assert sign("s3cret", "d1", "1700000000", '{"a":1}') == _generate_hmac_signature(
         "s3cret", "d1", "1700000000", '{"a":1}'

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests import secret_scan
-from workflows.delivery import bridge, overlays, promotion, webhook
+from workflows.delivery import overlays, promotion, webhook
 from workflows.platform.gitrepo import GitError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def test_webhook_signatures_are_compared_in_constant_time(monkeypatch: pytest.Mo
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(bridge.hmac, "compare_digest", spy)
+    monkeypatch.setattr(webhook.hmac, "compare_digest", spy)
     stamp = str(int(time.time()))
     good = {"X-MLflow-Signature": webhook.sign("s3cr3t", "d1", stamp, "{}"), "X-MLflow-Delivery-Id": "d1"}
     good["X-MLflow-Timestamp"] = stamp

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from models.contract import UnknownTechnique
 from workflows.cli import data, delivery, models, platform, runs, serving
 from workflows.cli.output import report
 from workflows.errors import CtcdError
@@ -29,8 +28,14 @@ class CtcdGroup(TyperGroup):
         """Run the command; a :class:`CtcdError` becomes its message, its hint and its exit code."""
         try:
             return super().invoke(ctx)
-        except (CtcdError, UnknownTechnique) as exc:
+        except CtcdError as exc:
             raise typer.Exit(report(exc)) from exc
+        except KeyError as exc:
+            from models.contract import UnknownTechnique  # imported only when it is needed: it loads every technique
+
+            if isinstance(exc, UnknownTechnique):
+                raise typer.Exit(report(exc)) from exc
+            raise
 
 
 def _group(help_: str) -> typer.Typer:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from models.contract import Technique, UnknownTechnique, get
 from workflows.errors import CtcdError
 from workflows.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from models.contract import Technique, UnknownTechnique
 
 console = Console(width=None if sys.stdout.isatty() else 250)  # piped: whole rows, as kubectl prints them
 err_console = Console(stderr=True)
@@ -26,7 +28,7 @@ def report(exc: CtcdError | UnknownTechnique) -> int:
     ``UnknownTechnique`` comes from ``models``, which imports nothing of ``workflows``, so it is named here
     beside the root error.
     """
-    if isinstance(exc, UnknownTechnique):
+    if not isinstance(exc, CtcdError):
         message, hint, code = str(exc), "", 1
     else:
         message, hint, code = exc.message, exc.hint, exc.exit_code
@@ -43,6 +45,8 @@ def settings() -> Settings:
 
 def technique_named(name: str) -> Technique:
     """A technique by name (an unknown one raises ``UnknownTechnique``, which lists the known ones)."""
+    from models.contract import get
+
     return get(name)
 
 
