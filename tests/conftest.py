@@ -28,6 +28,8 @@ from workflows.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 CTCD = [sys.executable, "-m", "workflows.cli"]
+# Variables that point a process at some platform: a test platform's processes get their own, never these.
+FOREIGN = ("MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CTCD_S3_ENDPOINT_URL")
 
 
 def _free(port: int) -> bool:
@@ -66,8 +68,9 @@ def make_settings(state_dir: Path, base: int, **extra: object) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that make a `ctcd` subprocess use these settings."""
+    inherited = {k: v for k, v in os.environ.items() if k not in FOREIGN}
     return {
-        **os.environ,
+        **inherited,
         "CTCD_STATE_DIR": str(settings.state_dir),
         "CTCD_S3_PORT": str(settings.s3_port),
         "CTCD_MLFLOW_PORT": str(settings.mlflow_port),

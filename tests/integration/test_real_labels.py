@@ -58,11 +58,14 @@ def test_odd_labels_validate_train_and_log_to_mlflow(
     )
     assert train["intent"].nunique() == 150 and any("?" in x for x in train["intent"])
     fitted = technique.fit(train, {"C": [3.0], "cv_folds": 2}, seed=0)
-    mlflow.set_tracking_uri(platform.mlflow_tracking_uri)
-    mlflow.set_experiment("ctcd-real-labels")
-    with mlflow.start_run() as run:
-        pass
-    scores = log_evaluation(technique.spec, fitted.model, test, "clinc150-subset", run.info.run_id)
+    mlflow.set_tracking_uri(platform.mlflow_tracking_uri)  # also exports MLFLOW_TRACKING_URI: undone below
+    try:
+        mlflow.set_experiment("ctcd-real-labels")
+        with mlflow.start_run() as run:
+            pass
+        scores = log_evaluation(technique.spec, fitted.model, test, "clinc150-subset", run.info.run_id)
+    finally:
+        mlflow.set_tracking_uri(None)  # later platforms' `ctcd` processes must not inherit this one's server
     client = MlflowClient(tracking_uri=platform.mlflow_tracking_uri)
     logged = client.get_run(run.info.run_id).data.metrics
     mapping = json.loads(Path(client.download_artifacts(run.info.run_id, "evaluation/metric_names.json")).read_text())
