@@ -38,10 +38,6 @@ class CtcdGroup(TyperGroup):
             raise
 
 
-def _group(help_: str) -> typer.Typer:
-    return typer.Typer(help=help_, no_args_is_help=True)
-
-
 app = typer.Typer(cls=CtcdGroup, help="ctcd: continuous training, continuous delivery on Argo.", no_args_is_help=True)
 
 
@@ -68,26 +64,23 @@ for command in TOP_LEVEL:
     app.command()(command)
 app.command("compile")(platform.compile_)
 
-runs_app = _group("Inspect workflow runs of the local engine.")
-runs_app.command("list")(runs.runs_list)
-runs_app.command("get")(runs.runs_get)
-runs_app.command("logs")(runs.runs_logs)
-app.add_typer(runs_app, name="runs")
-
-data_app = _group("Techniques' datasets in S3: seed sample data, add your own files.")
-data_app.command("seed")(data.data_seed)
-data_app.command("add")(data.data_add)
-data_app.command("ls")(data.data_ls)
-data_app.command("rm")(data.data_rm)
-app.add_typer(data_app, name="data")
-
-get_app = _group("Show serving objects, like `kubectl get`.")
-get_app.command("isvc")(serving.get_isvc)
-app.add_typer(get_app, name="get")
-
-serving_app = _group("Local serving (the stand-in for Argo CD + KServe).")
-serving_app.command("wait")(serving.serving_wait)
-app.add_typer(serving_app, name="serving")
+GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
+    "runs": (
+        "Inspect workflow runs of the local engine.",
+        {"list": runs.runs_list, "get": runs.runs_get, "logs": runs.runs_logs},
+    ),
+    "data": (
+        "Techniques' datasets in S3: seed sample data, add your own files.",
+        {"seed": data.data_seed, "add": data.data_add, "ls": data.data_ls, "rm": data.data_rm},
+    ),
+    "get": ("Show serving objects, like `kubectl get`.", {"isvc": serving.get_isvc}),
+    "serving": ("Local serving (the stand-in for Argo CD + KServe).", {"wait": serving.serving_wait}),
+}
+for group_name, (group_help, verbs) in GROUPS.items():
+    group = typer.Typer(help=group_help, no_args_is_help=True)
+    for verb, command in verbs.items():
+        group.command(verb)(command)
+    app.add_typer(group, name=group_name)
 
 
 def main() -> None:

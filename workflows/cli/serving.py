@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -69,7 +70,7 @@ def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
     )
 
 
-def _converged(path: Any, commit: str) -> list[dict[str, Any]] | None:
+def _converged(path: Path, commit: str) -> list[dict[str, Any]] | None:
     """Serving's InferenceServices once it serves ``commit`` and every one is Ready, else None."""
     try:
         status = json.loads(path.read_text()) if path.exists() else {}

@@ -9,7 +9,6 @@ from typing import Any
 from workflows.errors import CtcdError
 
 FAILED = ("Failed", "Error")
-FULFILLED = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 
 
 class NodeError(CtcdError):
