@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workflows.engine.nodes import NodeError
@@ -15,6 +16,7 @@ class LocalObjects:
 
     configmaps: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    volumes: Path | None = None  # where named PersistentVolumeClaims keep their files
 
     def all_of(self, source: Mapping[str, Any]) -> dict[str, str]:
         """Every key of the object an ``envFrom`` entry names, with its prefix.

@@ -91,6 +91,15 @@ class RunStore:
             record = {"pid": pid, "create_time": 0.0}  # it died at once: the run settles as lost
         (self.run_dir(name) / "worker.json").write_text(json.dumps(record))
 
+    def worker(self, name: str) -> dict[str, Any] | None:
+        """The recorded worker of a run while it still runs, else None."""
+        path = self.run_dir(name) / "worker.json"
+        try:
+            record: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return record if is_running(record) else None
+
     def worker_alive(self, name: str) -> bool:
         """Whether a run's worker still runs (True while none is recorded: it is being started)."""
         path = self.run_dir(name) / "worker.json"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.engine.executor import Engine
+from workflows.local import applied
 from workflows.engine.objects import LocalObjects
 from workflows.engine.spec import TemplateLibrary
 from workflows.engine.store import TERMINAL, RunStore
@@ -28,8 +29,12 @@ S3_SECRET = "ctcd-s3-credentials"
 
 
 def library(settings: Settings) -> TemplateLibrary:
-    """WorkflowTemplates from every folder of ``CTCD_TEMPLATE_PATH``."""
-    return TemplateLibrary(Path(p) for p in settings.template_path.split(os.pathsep) if p)
+    """WorkflowTemplates from every folder of ``CTCD_TEMPLATE_PATH``, then those a user added (which win)."""
+    lib = TemplateLibrary(Path(p) for p in settings.template_path.split(os.pathsep) if p)
+    for kind in ("WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"):
+        for doc in applied.all_of(settings, kind):
+            lib.add(doc)
+    return lib
 
 
 def local_objects(settings: Settings) -> LocalObjects:
@@ -41,7 +46,8 @@ def local_objects(settings: Settings) -> LocalObjects:
         secrets[S3_SECRET] = s3_credentials(settings)
     except RuntimeError:
         pass
-    return LocalObjects(configmaps={CONFIGMAP: settings.as_env()}, secrets=secrets)
+    configmaps = {**applied.configmaps(settings), CONFIGMAP: settings.as_env()}
+    return LocalObjects(configmaps=configmaps, secrets=secrets, volumes=settings.state_dir / "volumes")
 
 
 def build_engine(settings: Settings) -> Engine:
