@@ -52,6 +52,11 @@ def download(client: Any, bucket: str, key: str, dest: Path, raw: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "artifact.tgz"
         client.download_file(bucket, key, str(archive))
+        with archive.open("rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"
+        if not gzipped:  # stored without an archive (a key-only or raw artifact): use the file as it is
+            shutil.move(str(archive), str(dest))
+            return
         unpacked = Path(tmp) / "unpacked"
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(unpacked, filter="data")

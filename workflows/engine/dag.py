@@ -14,6 +14,8 @@ from workflows.engine.frames import (
     loop_items,
     parallelism_limiter,
     publish,
+    skip_unresolved,
+    skipped_outputs,
     template_outputs,
     with_item,
 )
@@ -38,7 +40,7 @@ class DagRun:
             n: expand_depends(t.get("depends"), t.get("dependencies"), continue_on) for n, t in self.tasks.items()
         }
         self.done: dict[str, dict[str, Any]] = {}
-        self.frame = Frame(dict(run.globals), {})
+        self.frame = Frame({}, {}, run.globals, run.global_artifacts)
         self.frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
         self.limiter = parallelism_limiter(tmpl)
         self._check_graph()
@@ -103,7 +105,11 @@ class DagRun:
             f"{self.node['name']}.{name}", name, "Skipped", str(self.tasks[name].get("template", "")), self.node["id"]
         )
         self._link_task(name, node)
-        return self.run_.finish(node, phase, message)
+        if phase == "Omitted":
+            node["outputs"] = skipped_outputs(self.run_.engine.library, self.tasks[name], self.scope)
+        self.run_.finish(node, phase, message)
+        publish(self.frame, f"tasks.{name}", [node], expanded=False)
+        return node
 
     def _link_task(self, name: str, node: dict[str, Any]) -> None:
         deps = self.logic[name][1]
@@ -114,7 +120,8 @@ class DagRun:
     async def _run_task(self, name: str) -> dict[str, Any]:
         run, full = self.run_, f"{self.node['name']}.{name}"
         try:
-            task = substitute_all(self.tasks[name], self.frame.scope(), ("inputs.", "tasks."))
+            raw = self.tasks[name]
+            task = {**substitute_all(skip_unresolved(raw, self.frame), self.frame.scope(), ("inputs.", "tasks.")), **_hooks(raw)}
             items = loop_items(task)
         except (ExpressionError, NodeError) as exc:
             node = run.new_node(full, name, "Skipped", str(self.tasks[name].get("template", "")), self.node["id"])
@@ -202,3 +209,8 @@ def _results(run: Run, node: Mapping[str, Any]) -> dict[str, bool]:
         "AnySucceeded": any(c["phase"] == "Succeeded" for c in children),
         "AllFailed": bool(children) and all(c["phase"] == "Failed" for c in children),
     }
+
+
+def _hooks(item: dict[str, Any]) -> dict[str, Any]:
+    """A step's hooks, kept unsubstituted: they are resolved when they fire, with the step's own outputs."""
+    return {k: item[k] for k in ("hooks",) if k in item}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.engine.expr import substitute, substitute_all
+from workflows.engine.expr import TAG, substitute, substitute_all
 from workflows.engine.nodes import NodeError
 
 
@@ -27,10 +27,18 @@ class Frame:
 
     params: dict[str, str]
     artifacts: dict[str, dict[str, Any]]
+    shared: Mapping[str, str] = field(default_factory=dict)  # the run's globals, as they grow (workflow.outputs)
+    shared_artifacts: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)  # `tasks.NAME` / `steps.NAME` prefixes that were skipped
 
     def scope(self) -> dict[str, str]:
         """Parameters for substitution; artifact references stay as tags until they are resolved."""
-        return {**self.params, **{name: "{{" + name + "}}" for name in self.artifacts}}
+        arts = {**self.shared_artifacts, **self.artifacts}
+        return {**self.shared, **self.params, **{name: "{{" + name + "}}" for name in arts}}
+
+    def artifact(self, name: str) -> dict[str, Any] | None:
+        """An artifact published in this frame or globally."""
+        return self.artifacts.get(name) or self.shared_artifacts.get(name)
 
 
 def as_param(value: Any) -> str:
@@ -93,6 +101,24 @@ def with_item(item_spec: Mapping[str, Any], item: Any, frame: Frame) -> dict[str
     return dict(substitute_all(body, {**frame.scope(), **scope}, ("item",)))
 
 
+def skip_unresolved(item: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
+    """A step or task without its hooks, and without the parameter arguments that name an output of a skipped
+    or omitted step which has none: the consumer's input default then applies (Argo v4).
+    """
+    body = {k: v for k, v in item.items() if k != "hooks"}
+    params = (body.get("arguments") or {}).get("parameters")
+    if not params or not frame.skipped:
+        return body
+    scope = frame.scope()
+
+    def unresolved(value: Any) -> bool:
+        refs = TAG.findall(str(value))
+        return any(r not in scope and any(r.startswith(p + ".outputs.") for p in frame.skipped) for r in refs)
+
+    kept = [p for p in params if not unresolved(p.get("value", ""))]
+    return {**body, "arguments": {**body["arguments"], "parameters": kept}}
+
+
 def expands(item: Mapping[str, Any]) -> bool:
     """Whether a task or step loops."""
     return any(k in item for k in ("withItems", "withParam", "withSequence"))
@@ -107,6 +133,10 @@ def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], expanded: bo
         outputs = node.get("outputs") or {}
         frame.params[f"{prefix}.status"] = node["phase"]
         frame.params[f"{prefix}.id"] = node["id"]
+        if node.get("podIP"):
+            frame.params[f"{prefix}.ip"] = node["podIP"]
+        if node["phase"] in ("Skipped", "Omitted"):
+            frame.skipped.add(prefix)
         for key in ("result", "exitCode"):
             if key in outputs:
                 frame.params[f"{prefix}.outputs.{key}" if key == "result" else f"{prefix}.exitCode"] = outputs[key]
@@ -117,6 +147,9 @@ def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], expanded: bo
         return
     results = [_json_or_text(n["outputs"]["result"]) for n in nodes if "result" in (n.get("outputs") or {})]
     frame.params[f"{prefix}.outputs.result"] = json.dumps(results)
+    per_node = [{p["name"]: p["value"] for p in (n.get("outputs") or {}).get("parameters", [])} for n in nodes]
+    if any(per_node):
+        frame.params[f"{prefix}.outputs.parameters"] = json.dumps([m for m in per_node if m])
     names = {p["name"] for n in nodes for p in (n.get("outputs") or {}).get("parameters", [])}
     for name in names:
         values = [
@@ -139,7 +172,7 @@ def resolve_artifact_args(arguments: Mapping[str, Any], frame: Frame) -> dict[st
     for art in arguments.get("artifacts", []):
         if "from" in art:
             ref = re.fullmatch(r"\{\{\s*(.+?)\s*\}\}", art["from"])
-            source = frame.artifacts.get(ref.group(1)) if ref else None
+            source = frame.artifact(ref.group(1)) if ref else None
             if source is None:
                 if art.get("optional"):
                     continue
@@ -156,34 +189,90 @@ def artifact_location(given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
-    """A DAG's or steps template's outputs, from the parameters and artifacts its children published."""
+    """A DAG's or steps template's outputs, from what its children published (``parameter``, ``expression``,
+    ``from`` or ``fromExpression``).
+
+    Raises:
+        NodeError: An output cannot be resolved and has no default.
+    """
+    from workflows.engine.expressions import evaluate, render
+
     outputs: dict[str, Any] = {}
     params = []
     for param in (tmpl.get("outputs") or {}).get("parameters", []):
-        source = (param.get("valueFrom") or {}).get("parameter")
-        if source:
-            params.append({"name": param["name"], "value": substitute(source, frame.params)})
+        value_from = param.get("valueFrom") or {}
+        value: Any = None
+        if value_from.get("parameter"):
+            value = substitute(value_from["parameter"], {**frame.shared, **frame.params})
+            value = None if TAG.fullmatch(value) else value
+        elif value_from.get("expression"):
+            value = _evaluated(lambda: evaluate(value_from["expression"], {**frame.shared, **frame.params}), param["name"])
+            value = None if value is None else render(value)
+        if value is None and "default" in value_from:
+            value = as_param(value_from["default"])
+        if value is None:
+            raise NodeError(f"outputs.parameters.{param['name']}: {_source(value_from)} did not resolve and has no default")
+        params.append({"name": param["name"], "value": value, **_global(param)})
     if params:
         outputs["parameters"] = params
     arts = []
     for art in (tmpl.get("outputs") or {}).get("artifacts", []):
-        ref = re.fullmatch(r"\{\{\s*(.+?)\s*\}\}", art.get("from", ""))
-        if ref and ref.group(1) in frame.artifacts:
-            arts.append({**frame.artifacts[ref.group(1)], "name": art["name"]})
+        source = _output_artifact(art, frame, evaluate)
+        if source is not None:
+            arts.append({**source, "name": art["name"], **_global(art)})
     if arts:
         outputs["artifacts"] = arts
     return outputs
 
 
+def _source(value_from: Mapping[str, Any]) -> str:
+    return next((f"{k} {v!r}" for k, v in value_from.items() if k in ("parameter", "expression")), "valueFrom")
+
+
+def _global(output: Mapping[str, Any]) -> dict[str, str]:
+    return {"globalName": output["globalName"]} if output.get("globalName") else {}
+
+
+def _evaluated(compute: Any, name: str) -> Any:
+    from workflows.engine.expr import ExpressionError
+
+    try:
+        return compute()
+    except ExpressionError as exc:
+        raise NodeError(f"outputs.{name}: {exc}") from exc
+
+
+def _output_artifact(art: Mapping[str, Any], frame: Frame, evaluate: Any) -> dict[str, Any] | None:
+    if art.get("fromExpression"):
+        arts = {**frame.shared_artifacts, **frame.artifacts}
+        value = _evaluated(lambda: evaluate(art["fromExpression"], {**frame.shared, **frame.params}, arts), art["name"])
+        if not isinstance(value, dict):
+            if art.get("optional"):
+                return None
+            raise NodeError(f"outputs.artifacts.{art['name']}: fromExpression did not name an artifact ({value!r})")
+        return value
+    ref = re.fullmatch(r"\{\{\s*(.+?)\s*\}\}", art.get("from", ""))
+    found = frame.artifact(ref.group(1)) if ref else None
+    return dict(found) if found else None
+
+
 def bind_inputs(
-    globals_: Mapping[str, str], tmpl: dict[str, Any], args: Mapping[str, Any], node: dict[str, Any]
+    globals_: Mapping[str, str],
+    tmpl: dict[str, Any],
+    args: Mapping[str, Any],
+    node: dict[str, Any],
+    lookup: Callable[[str, Mapping[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
     """Bind a template's inputs from the call's arguments and substitute them into its body."""
     given = {p["name"]: p for p in args.get("parameters", [])}
     bound: list[dict[str, Any]] = []
     for param in (tmpl.get("inputs") or {}).get("parameters", []):
         source = given.get(param["name"], {})
-        value = source.get("value", param.get("value", param.get("default")))
+        value = source.get("value", param.get("value"))
+        if value is None:
+            value = configmap_value(param, lookup)
+        if value is None:
+            value = param.get("default")
         if value is None:
             raise NodeError(f"inputs.parameters.{param['name']} was not supplied")
         value = as_param(value)
@@ -205,10 +294,36 @@ def bind_inputs(
     return {**body, "inputs": node["inputs"]}
 
 
-def workflow_globals(workflow: Mapping[str, Any]) -> dict[str, str]:
-    """The ``workflow.*`` values every template of a run sees."""
+def configmap_value(param: Mapping[str, Any], lookup: Callable[[str, Mapping[str, Any]], str] | None) -> str | None:
+    """A parameter's value from ``valueFrom.configMapKeyRef`` (None when it has none, or an optional key is absent).
+
+    Raises:
+        NodeError: The ConfigMap or key does not exist and the reference is not optional.
+    """
+    ref = (param.get("valueFrom") or {}).get("configMapKeyRef")
+    if not ref or lookup is None:
+        return None
+    try:
+        return lookup("configMapKeyRef", ref)
+    except NodeError:
+        if ref.get("optional") or "default" in param or "default" in (param.get("valueFrom") or {}):
+            return (param.get("valueFrom") or {}).get("default")
+        raise
+
+
+def workflow_globals(
+    workflow: Mapping[str, Any], lookup: Callable[[str, Mapping[str, Any]], str] | None = None
+) -> dict[str, str]:
+    """The ``workflow.*`` values every template of a run sees (ConfigMap-sourced parameters resolved).
+
+    Raises:
+        NodeError: A parameter's ConfigMap key does not exist locally.
+    """
     meta, spec = workflow["metadata"], workflow["spec"]
-    params = {p["name"]: str(p.get("value", "")) for p in (spec.get("arguments") or {}).get("parameters", [])}
+    params = {}
+    for param in (spec.get("arguments") or {}).get("parameters", []):
+        value = param.get("value")
+        params[param["name"]] = str(value if value is not None else configmap_value(param, lookup) or "")
     return {
         "workflow.name": meta["name"],
         "workflow.namespace": meta.get("namespace", "default"),
@@ -221,11 +336,16 @@ def workflow_globals(workflow: Mapping[str, Any]) -> dict[str, str]:
 
 
 def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) -> tuple[dict[str, Any], Scope]:
-    """Find the template a task or step names (``template`` or ``templateRef``)."""
+    """Find the template a task or step names (``template``, ``templateRef`` — with ``clusterScope`` for a
+    ClusterWorkflowTemplate — or ``inline``).
+    """
+    if "inline" in invocation:
+        return {"name": str(invocation.get("name", "inline")), **json.loads(json.dumps(invocation["inline"]))}, scope
     if "templateRef" in invocation:
         ref = invocation["templateRef"]
+        kind = "clusterworkflowtemplate" if ref.get("clusterScope") else "workflowtemplate"
         try:
-            owner = library.get("workflowtemplate", ref["name"])
+            owner = library.get(kind, ref["name"])
         except KeyError as exc:
             raise NodeError(str(exc.args[0])) from exc
         ref_scope = Scope(ref["name"], {t["name"]: t for t in owner["spec"].get("templates", [])})
@@ -234,3 +354,19 @@ def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) 
     if name not in scope.templates:
         raise NodeError(f"template {name!r} not found in {scope.owner}")
     return json.loads(json.dumps(scope.templates[name])), scope
+
+
+def skipped_outputs(library: Any, invocation: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
+    """What a skipped or omitted node's outputs resolve to (Argo v4): each output parameter's
+    ``valueFrom.default``; parameters without one stay absent, so a consumer's input default applies.
+    """
+    try:
+        tmpl, _ = resolve_template(library, invocation, scope)
+    except NodeError:
+        return {}
+    params = [
+        {"name": p["name"], "value": as_param(p["valueFrom"]["default"])}
+        for p in (tmpl.get("outputs") or {}).get("parameters", [])
+        if "default" in (p.get("valueFrom") or {})
+    ]
+    return {"parameters": params} if params else {}

@@ -36,8 +36,11 @@ def epoch(stamp: str) -> float:
 
 
 def node_type(tmpl: Mapping[str, Any]) -> str:
-    """The node type a template makes: DAG, Steps or Pod."""
-    return "DAG" if "dag" in tmpl else "Steps" if "steps" in tmpl else "Pod"
+    """The node type a template makes: DAG, Steps, HTTP, Suspend or Pod."""
+    for key, kind in (("dag", "DAG"), ("steps", "Steps"), ("http", "HTTP"), ("suspend", "Suspend")):
+        if key in tmpl:
+            return kind
+    return "Pod"
 
 
 def continues(item: Mapping[str, Any], node: Mapping[str, Any]) -> bool:

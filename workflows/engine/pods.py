@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine import artifacts
-from workflows.engine.expr import substitute, substitute_all
+from workflows.engine import artifacts, containers, images, processes, suspend, volumes
+from workflows.engine.expr import substitute_all
 from workflows.engine.frames import as_param
 from workflows.engine.nodes import NodeError, now
-from workflows.engine.processes import spawn
 
 if TYPE_CHECKING:
     from workflows.engine.run import Run
@@ -27,36 +26,135 @@ HERA_OUTPUTS_ENV = "hera__outputs_directory"
 
 
 async def run_pod(run: Run, node: dict[str, Any], tmpl: dict[str, Any], attempt: int) -> None:
-    """Run a container or script template as a host process and record its outputs."""
-    body = dict(tmpl.get("script") or tmpl["container"])
-    node_dir = run.dir / "nodes" / node["id"]
-    fs_root = node_dir / "fs"
+    """Run a container, script or containerSet template as host processes and record its outputs.
+
+    Init containers run first, in order; sidecars run beside the main container and are stopped when it
+    ends; a ``daemon`` template's node stays Running (daemoned) until its scope ends.
+    """
     extra = {"retries": str(attempt), "pod.name": node["id"], "node.name": node["name"]}
-    body = substitute_all(body, extra)
-    mapping = path_mapping(tmpl, fs_root)
+    tmpl = {**tmpl, **{k: substitute_all(tmpl[k], extra) for k in ("script", "container", "containerSet") if k in tmpl}}
+    node_dir = run.dir / "nodes" / node["id"]
+    mapping = path_mapping(tmpl, node_dir / "fs", volumes.mounts(run, node_dir, tmpl))
     for art in (tmpl.get("inputs") or {}).get("artifacts", []):
         await asyncio.to_thread(fetch_input, run, art, mapping)
-    argv = [remap(a, mapping) for a in [*body.get("command", []), *body.get("args", [])]]
+    if tmpl.get("daemon"):
+        await daemon(run, node, tmpl, mapping, node_dir)
+        return
+    await suspend.while_suspended(run)
+    async with run.pod_slots:  # a pod holds its slot until it is complete, as in Argo
+        node.update({"startedAt": now(), "hostNodeName": "localhost"})
+        for init in tmpl.get("initContainers") or []:
+            code, _ = await spawn_container(run, _part(node, init), init, mapping, node_dir)
+            if code != 0:
+                run.finish(node, "Failed", f"init container {init.get('name')} failed (exit code {code})")
+                return
+        sidecars = [await start_container(run, _part(node, c), c, mapping, node_dir) for c in tmpl.get("sidecars") or []]
+        try:
+            if "containerSet" in tmpl:
+                code, stdout = await containers.run_set(run, node, tmpl, mapping, node_dir)
+            else:
+                code, stdout = await spawn_container(run, node, tmpl.get("script") or tmpl["container"], mapping, node_dir)
+        finally:
+            for sidecar in sidecars:
+                await sidecar.stop()
+        await _finish_pod(run, node, tmpl, mapping, code, stdout)
+
+
+async def _finish_pod(
+    run: Run, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str], code: int, stdout: str
+) -> None:
+    node["outputs"] = {"exitCode": str(code)}
+    if "script" in tmpl or stdout:
+        node["outputs"]["result"] = stdout.strip()[-262144:]
+    if code != 0:
+        run.finish(node, "Failed", f"Error (exit code {code})")
+        return
+    await asyncio.to_thread(collect_outputs, run, node, tmpl, mapping)
+    run.finish(node, "Succeeded")
+
+
+def _part(node: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """A stand-in node for a pod's extra container (init or sidecar): its own log, under the pod's id."""
+    return {"id": f"{node['id']}-{body.get('name', 'container')}", "name": f"{node['name']}.{body.get('name', '')}"}
+
+
+def container_argv(run: Run, node: Mapping[str, Any], body: Mapping[str, Any], mapping: Mapping[str, str]) -> list[str]:
+    """The host command line of one container or script, as its image would run it."""
+    command, args = list(body.get("command") or []), list(body.get("args") or [])
+    standin = images.local_argv(str(body.get("image", "")), command, args)
+    argv = standin or [remap(a, mapping) for a in [*command, *args]]
+    if standin:
+        argv = [*argv[:4], *[remap(a, mapping) for a in argv[4:]]]
     if "source" in body:
-        node_dir.mkdir(parents=True, exist_ok=True)
-        script = node_dir / "script"
-        script.write_text(remap(substitute(body["source"], extra), mapping))
+        script = run.dir / "nodes" / node["id"] / "script"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(remap(body["source"], mapping))
+        script.chmod(0o755)  # Argo's script file is executable: `command: [sh, -c]` runs it as a program
         argv.append(str(script))
     if argv and argv[0] in ("python", "python3", "python3.11"):
         argv[0] = sys.executable
-    env = pod_env(run, body, mapping)
-    run.log(node, f"image {body.get('image', '-')!r} ignored: running `{' '.join(argv)[:300]}` as a local process")
-    async with run.pod_slots:  # a pod holds its slot until it is complete, as in Argo
-        node.update({"startedAt": now(), "hostNodeName": "localhost"})
-        code, stdout = await spawn(run, node, argv, env, Path(remap(body.get("workingDir", ""), mapping) or node_dir))
-        node["outputs"] = {"exitCode": str(code)}
-        if "script" in tmpl or stdout:
-            node["outputs"]["result"] = stdout.strip()[-262144:]
-        if code != 0:
-            run.finish(node, "Failed", f"Error (exit code {code})")
+    if not argv:
+        raise NodeError(f"container {body.get('name', '')!r} of image {body.get('image')!r} has no command to run")
+    return argv
+
+
+async def start_container(
+    run: Run, node: dict[str, Any], body: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
+) -> processes.Child:
+    """Start one container in the background (a sidecar or a daemon)."""
+    argv = container_argv(run, node, body, mapping)
+    run.log(node, f"image {body.get('image', '-')!r}: running `{' '.join(argv)[:300]}` as a local process")
+    cwd = Path(remap(body.get("workingDir", ""), mapping) or node_dir)
+    return await processes.start(run, node, argv, pod_env(run, body, mapping), cwd)
+
+
+async def spawn_container(
+    run: Run, node: dict[str, Any], body: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
+) -> tuple[int, str]:
+    """Run one container to its exit; return its exit code and stdout."""
+    child = await start_container(run, node, body, mapping, node_dir)
+    return await child.wait()
+
+
+async def daemon(run: Run, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str], node_dir: Path) -> None:
+    """Start a daemon template; its node is Running (daemoned) until the scope that started it ends."""
+    body = tmpl.get("script") or tmpl["container"]
+    node.update({"startedAt": now(), "hostNodeName": "localhost", "podIP": "127.0.0.1", "daemoned": True})
+    child = await start_container(run, node, body, mapping, node_dir)
+    await _until_ready(run, node, body, child)
+    if child.proc.returncode is not None:
+        code, _ = await child.wait()
+        run.finish(node, "Failed", f"daemon exited (exit code {code}) before its scope ended")
+        return
+    run.daemons.setdefault(node.get("boundaryID", ""), []).append((node, child))
+
+
+async def _until_ready(run: Run, node: dict[str, Any], body: Mapping[str, Any], child: processes.Child) -> None:
+    """Wait for a daemon's readinessProbe (an httpGet or tcpSocket port on 127.0.0.1), for at most 60 s."""
+    probe = body.get("readinessProbe") or {}
+    port = (probe.get("httpGet") or probe.get("tcpSocket") or {}).get("port")
+    await asyncio.sleep(min(float(probe.get("initialDelaySeconds", 0)), 5.0))
+    if not port:
+        return
+    for _ in range(600):
+        if child.proc.returncode is not None:
             return
-        await asyncio.to_thread(collect_outputs, run, node, tmpl, mapping)
-        run.finish(node, "Succeeded")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", int(port))
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        run.log(node, f"ready: port {port} answers")
+        return
+
+
+async def stop_daemons(run: Run, scope_id: str) -> None:
+    """Stop the daemons a steps or DAG template started, as Argo does when their scope ends."""
+    for node, child in run.daemons.pop(scope_id, []):
+        await child.stop()
+        if node["phase"] == "Running":
+            run.finish(node, "Succeeded", "daemon stopped: its scope ended")
 
 
 def pod_env(run: Run, body: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, str]:
@@ -106,9 +204,10 @@ def collect_outputs(run: Run, node: dict[str, Any], tmpl: dict[str, Any], mappin
         path = Path(mapping.get(value_from.get("path", ""), "/nonexistent"))
         if path.is_file():
             text = path.read_text()
-            params.append({"name": param["name"], "value": text[:-1] if text.endswith("\n") else text})
+            value = text[:-1] if text.endswith("\n") else text
+            params.append({"name": param["name"], "value": value, **_global(param)})
         elif "default" in value_from:
-            params.append({"name": param["name"], "value": as_param(value_from["default"])})
+            params.append({"name": param["name"], "value": as_param(value_from["default"]), **_global(param)})
         else:
             raise NodeError(f"output parameter {param['name']}: {value_from.get('path')} was not written")
     arts = [upload_artifact(run, node, art, mapping) for art in outputs.get("artifacts", [])]
@@ -129,23 +228,35 @@ def upload_artifact(run: Run, node: dict[str, Any], art: dict[str, Any], mapping
         artifacts.upload(run.engine.s3(), bucket, key, source, artifacts.is_raw(art))
     except FileNotFoundError as exc:
         raise NodeError(str(exc)) from exc
-    record = {"name": art["name"], "path": art["path"], "s3": {"bucket": bucket, "key": key}}
+    record = {"name": art["name"], "path": art["path"], "s3": {"bucket": bucket, "key": key}, **_global(art)}
     if art.get("archive"):
         record["archive"] = art["archive"]
     return record
 
 
-def path_mapping(tmpl: Mapping[str, Any], fs_root: Path) -> dict[str, str]:
-    """Map every container path a template declares to a host path under the node's own folder."""
+def _global(output: Mapping[str, Any]) -> dict[str, str]:
+    return {"globalName": output["globalName"]} if output.get("globalName") else {}
+
+
+def path_mapping(tmpl: Mapping[str, Any], fs_root: Path, mounts: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Map every container path a template declares to a host path: into its volume when it lies under a
+    mount, else under the node's own folder.  Mount paths themselves map to their volume folders.
+    """
     paths = {a["path"] for a in (tmpl.get("inputs") or {}).get("artifacts", []) if a.get("path")}
     outputs = tmpl.get("outputs") or {}
     paths |= {a["path"] for a in outputs.get("artifacts", []) if a.get("path")}
     paths |= {(p.get("valueFrom") or {}).get("path", "") for p in outputs.get("parameters", [])} - {""}
     body = tmpl.get("script") or tmpl.get("container") or {}
     paths |= {e.get("value", "") for e in body.get("env", []) if e.get("name") == HERA_OUTPUTS_ENV} - {""}
-    mapping = {p: str(fs_root) + p for p in paths if p.startswith("/")}
-    for host in mapping.values():
-        Path(host).parent.mkdir(parents=True, exist_ok=True)
+    mounts = dict(mounts or {})
+    mapping = dict(mounts)
+    for path in paths:
+        if not path.startswith("/"):
+            continue
+        mount = next((m for m in sorted(mounts, key=len, reverse=True) if path == m or path.startswith(m + "/")), None)
+        mapping[path] = mounts[mount] + path[len(mount) :] if mount else str(fs_root) + path
+    for container_path, host in mapping.items():
+        (Path(host) if container_path in mounts else Path(host).parent).mkdir(parents=True, exist_ok=True)
     return mapping
 
 

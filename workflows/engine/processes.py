@@ -21,6 +21,48 @@ if TYPE_CHECKING:
 DRAIN_SECONDS = 2.0  # output a step's leftovers may still flush after it exited
 
 
+class Child:
+    """A step's running process, its output pumped to the node's log (and kept, for ``outputs.result``)."""
+
+    def __init__(self, run: Run, node: dict[str, Any], proc: Any, log_path: Path) -> None:
+        self.run, self.node, self.proc = run, node, proc
+        self.out: list[bytes] = []
+        self.log = log_path.open("ab")
+        self.pumps = [
+            asyncio.ensure_future(_pump(proc.stdout, self.log, self.out)),
+            asyncio.ensure_future(_pump(proc.stderr, self.log, None)),
+        ]
+
+    async def wait(self) -> tuple[int, str]:
+        """Wait for the process to exit; kill what it left in its group; return its code and stdout."""
+        try:
+            await _exited(self.proc)
+        finally:
+            await self.stop()
+        return int(self.proc.returncode or 0), b"".join(self.out).decode(errors="replace")
+
+    async def stop(self) -> None:
+        """Stop the process (if it still runs) and its group, then drain its output."""
+        if self.proc.returncode is None:
+            await _kill(self.proc)
+        _kill_group(self.proc.pid)
+        _, late = await asyncio.wait(self.pumps, timeout=DRAIN_SECONDS)
+        for pump in late:
+            pump.cancel()
+        self.log.close()
+        self.run.engine.store.forget_pod(self.run.name, self.node["id"])
+
+
+async def start(run: Run, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Child:
+    """Start a step's process in the background (a daemon or sidecar) and return it."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    log_path = run.engine.store.log_path(run.name, node["id"])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    proc = await _start(run, node, argv, env, cwd)
+    run.engine.store.record_pod(run.name, node["id"], proc.pid)
+    return Child(run, node, proc, log_path)
+
+
 async def spawn(run: Run, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     """Run a step's process to its exit; whatever it left running in its process group is killed then.
 
@@ -28,27 +70,8 @@ async def spawn(run: Run, node: dict[str, Any], argv: list[str], env: dict[str, 
     forked (joblib/loky) that still hold its output pipes are killed with the group, and the output is
     drained for at most ``DRAIN_SECONDS`` more.
     """
-    cwd.mkdir(parents=True, exist_ok=True)
-    log_path = run.engine.store.log_path(run.name, node["id"])
-    proc = await _start(run, node, argv, env, cwd)
-    run.engine.store.record_pod(run.name, node["id"], proc.pid)
-    out: list[bytes] = []
-    with log_path.open("ab") as log:
-        pumps = [
-            asyncio.ensure_future(_pump(proc.stdout, log, out)),
-            asyncio.ensure_future(_pump(proc.stderr, log, None)),
-        ]
-        try:
-            await _exited(proc)
-        finally:
-            if proc.returncode is None:
-                await _kill(proc)
-            _kill_group(proc.pid)
-            _, late = await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
-            for pump in late:
-                pump.cancel()
-            run.engine.store.forget_pod(run.name, node["id"])
-    return int(proc.returncode or 0), b"".join(out).decode(errors="replace")
+    child = await start(run, node, argv, env, cwd)
+    return await child.wait()
 
 
 async def _start(run: Run, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Any:

@@ -10,13 +10,21 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine import dag, pods, retry, steps
+from workflows.engine import dag, hooks, http, pods, retry, steps, suspend
 from workflows.engine.cache import memo_lookup
-from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration
-from workflows.engine.frames import Frame, Scope, bind_inputs, resolve_artifact_args, resolve_template, workflow_globals
+from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration, substitute_all
+from workflows.engine.frames import (
+    Frame,
+    Scope,
+    bind_inputs,
+    resolve_artifact_args,
+    resolve_template,
+    skipped_outputs,
+    workflow_globals,
+)
 from workflows.engine.locks import requirements
 from workflows.engine.nodes import FAILED, NodeError, epoch, failures, node_id, node_type, now
 
@@ -38,6 +46,8 @@ class Run:
         limit = min(engine.parallelism, int(self.spec.get("parallelism") or engine.parallelism))
         self.pod_slots = asyncio.Semaphore(limit)
         self.globals: dict[str, str] = {}
+        self.global_artifacts: dict[str, dict[str, Any]] = {}
+        self.daemons: dict[str, list[Any]] = {}
         self._dirty = True
 
     def touch(self) -> None:
@@ -94,14 +104,23 @@ class Run:
         """Run the entrypoint, then the exit handler, and set the workflow phase."""
         self.status.update({"phase": "Running", "startedAt": now()})
         scope = Scope(self.name, {t["name"]: t for t in self.spec.get("templates", [])})
-        self.globals = workflow_globals(self.wf)
+        self.scope = scope
         saver = asyncio.create_task(self.saver())
         held: list[int] = []
         try:
             held = await self._lock(self.spec.get("synchronization"), None)
             self.status.pop("message", None)
             self.status["phase"] = "Running"
+            try:
+                self.globals = workflow_globals(self.wf, self.engine.objects.lookup)
+            except NodeError as exc:
+                self.status.update(phase="Error", message=str(exc))
+                return
+            run_hooks = hooks.Hooks(self, {k: v for k, v in (self.spec.get("hooks") or {}).items()}, scope, self.name)
+            frame = Frame({}, {}, self.globals, self.global_artifacts)
+            run_hooks.check({"workflow.status": "Running"}, frame, None, None)
             root = await self._entry(scope)
+            await run_hooks.settle()
             phase = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
             message = root.get("message")
             phase, message = await self._exit_handler(scope, phase, message)  # the run stays Running meanwhile
@@ -155,16 +174,20 @@ class Run:
             return self.finish(root, "Failed", "Max duration limit exceeded")
 
     async def _exit_handler(self, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
-        """Run ``onExit`` (if any) with ``workflow.status``; return the run's final phase and message."""
-        on_exit = self.spec.get("onExit")
-        if not on_exit:
+        """Run ``onExit`` (or the ``exit`` hook) with ``workflow.status``; return the run's final phase and message."""
+        exit_hook = (self.spec.get("hooks") or {}).get("exit")
+        if self.spec.get("onExit"):
+            invocation: dict[str, Any] = {"template": self.spec["onExit"]}
+        elif exit_hook:
+            invocation = {k: v for k, v in exit_hook.items() if k in ("template", "templateRef", "inline")}
+        else:
             return phase, message
         self.globals["workflow.status"] = phase
         self.globals["workflow.failures"] = json.dumps(failures(self.nodes))
         self.globals["workflow.duration"] = f"{time.time() - epoch(self.status['startedAt']):.3f}"
-        node = await self.execute_template(
-            f"{self.name}.onExit", f"{self.name}.onExit", {"template": on_exit}, scope, {}, None
-        )
+        args = substitute_all((exit_hook or {}).get("arguments") or {}, self.globals) if not self.spec.get("onExit") else {}
+        name = f"{self.name}.onExit"
+        node = await self.execute_template(name, name, invocation, scope, args, None)
         if node["phase"] in FAILED and phase == "Succeeded":
             return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
         return phase, message
@@ -195,7 +218,7 @@ class Run:
         if link:
             link(node)
         try:
-            tmpl = bind_inputs(self.globals, tmpl, args, node)
+            tmpl = bind_inputs(self.globals, tmpl, args, node, self.engine.objects.lookup)
         except (NodeError, ExpressionError) as exc:
             return self.finish(node, "Error", str(exc))
         memo = tmpl.get("memoize")
@@ -237,6 +260,7 @@ class Run:
             if when and not evaluate_when(when):
                 node = self.new_node(name, display, "Skipped", str(item.get("template", "")), boundary)
                 link(node)
+                node["outputs"] = skipped_outputs(self.engine.library, item, scope)
                 return self.finish(node, "Skipped", f"when '{when}' evaluated false")
             args = resolve_artifact_args(item.get("arguments") or {}, frame)
         except (ExpressionError, NodeError) as exc:
@@ -244,7 +268,13 @@ class Run:
             link(node)
             return self.finish(node, "Error", str(exc))
         async with limiter or contextlib.nullcontext():
-            return await self.execute_template(name, display, item, scope, args, boundary, link)
+            if not hooks.step_hooks(item):
+                return await self.execute_template(name, display, item, scope, args, boundary, link)
+
+            def call(linked: Callable[[dict[str, Any]], None]) -> Awaitable[dict[str, Any]]:
+                return self.execute_template(name, display, item, scope, args, boundary, linked)
+
+            return await hooks.around_step(self, item, frame, scope, boundary, call, link)
 
     async def run_body(self, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, attempt: int) -> dict[str, Any]:
         """Run a template's body by kind (DAG, steps or pod) within its deadline."""
@@ -253,6 +283,10 @@ class Run:
             body = dag.DagRun(self, node, tmpl, scope).run()
         elif "steps" in tmpl:
             body = steps.run_steps(self, node, tmpl, scope)
+        elif "http" in tmpl:
+            body = http.run_http(self, node, tmpl)
+        elif "suspend" in tmpl:
+            body = suspend.run_suspend(self, node, tmpl)
         else:
             body = pods.run_pod(self, node, tmpl, attempt)
         try:
@@ -268,4 +302,27 @@ class Run:
             raise
         except (NodeError, ExpressionError, OSError) as exc:
             self.finish(node, "Error", str(exc))
+        finally:
+            if node["type"] in ("DAG", "Steps"):
+                await pods.stop_daemons(self, node["id"])
+        if node["phase"] == "Succeeded":
+            self.publish_globals(node)
         return node
+
+    def publish_globals(self, node: dict[str, Any]) -> None:
+        """Make outputs with a ``globalName`` visible as ``workflow.outputs.*`` and in the run's status."""
+        outputs = node.get("outputs") or {}
+        status = self.status.setdefault("outputs", {})
+        for param in outputs.get("parameters", []):
+            if param.get("globalName"):
+                self.globals[f"workflow.outputs.parameters.{param['globalName']}"] = param["value"]
+                kept = [p for p in status.get("parameters", []) if p["name"] != param["globalName"]]
+                status["parameters"] = [*kept, {"name": param["globalName"], "value": param["value"]}]
+        for art in outputs.get("artifacts", []):
+            if art.get("globalName"):
+                record = {**{k: v for k, v in art.items() if k != "globalName"}, "name": art["globalName"]}
+                self.global_artifacts[f"workflow.outputs.artifacts.{art['globalName']}"] = record
+                kept = [a for a in status.get("artifacts", []) if a["name"] != art["globalName"]]
+                status["artifacts"] = [*kept, record]
+        if not status:
+            self.status.pop("outputs", None)

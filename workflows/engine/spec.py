@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from workflows.engine.images import KNOWN_IMAGES, known_entrypoint
 from workflows.errors import CtcdError
 
 # Keys the engine implements, per object kind.  Cluster-only keys are in the *_IGNORED sets.
@@ -26,8 +27,20 @@ WORKFLOW_SPEC = {
     "parallelism",
     "activeDeadlineSeconds",
     "workflowTemplateRef",
+    "hooks",
+    "volumes",
+    "volumeClaimTemplates",
+    "artifactGC",
+    "templateDefaults",
 }
 WORKFLOW_SPEC_IGNORED = {
+    "podResources",
+    "hostAliases",
+    "volumeClaimGC",
+    "retryStrategy",
+    "shutdown",
+    "suspend",
+    "archiveLogs",
     "serviceAccountName",
     "artifactRepositoryRef",
     "podGC",
@@ -39,7 +52,6 @@ WORKFLOW_SPEC_IGNORED = {
     "tolerations",
     "affinity",
     "workflowMetadata",
-    "archiveLogs",
     "podSpecPatch",
     "metrics",
     "priority",
@@ -64,8 +76,20 @@ TEMPLATE = {
     "activeDeadlineSeconds",
     "timeout",
     "parallelism",
+    "containerSet",
+    "http",
+    "suspend",
+    "daemon",
+    "sidecars",
+    "initContainers",
+    "volumes",
+    "data",
+    "plugin",
+    "resource",
 }
 TEMPLATE_IGNORED = {
+    "podResources",
+    "hostAliases",
     "metadata",
     "nodeSelector",
     "tolerations",
@@ -81,7 +105,7 @@ TEMPLATE_IGNORED = {
     "executor",
     "failFast",
 }
-CONTAINER = {"image", "command", "args", "env", "envFrom", "workingDir"}
+CONTAINER = {"image", "command", "args", "env", "envFrom", "workingDir", "volumeMounts", "dependencies", "mirrorVolumeMounts"}
 CONTAINER_IGNORED = {
     "name",
     "resources",
@@ -93,16 +117,52 @@ CONTAINER_IGNORED = {
     "startupProbe",
     "terminationMessagePath",
     "terminationMessagePolicy",
+    "lifecycle",
+    "stdin",
+    "tty",
+    "volumeDevices",
+    "resizePolicy",
 }
 SCRIPT = CONTAINER | {"source"}
 DAG = {"tasks", "target", "failFast"}
-STEP = {"name", "template", "templateRef", "arguments", "when", "withItems", "withParam", "withSequence", "continueOn"}
+STEP = {
+    "name",
+    "template",
+    "templateRef",
+    "inline",
+    "arguments",
+    "when",
+    "withItems",
+    "withParam",
+    "withSequence",
+    "continueOn",
+    "hooks",
+    "onExit",
+    "description",
+}
 TASK = STEP | {"dependencies", "depends"}
 INPUTS = {"parameters", "artifacts"}
 OUTPUTS = {"parameters", "artifacts", "result", "exitCode"}
-PARAMETER = {"name", "value", "default", "enum", "description", "valueFrom"}
-VALUE_FROM = {"path", "default", "parameter"}
-ARTIFACT = {"name", "path", "from", "s3", "raw", "optional", "archive", "mode", "recurseMode"}
+PARAMETER = {"name", "value", "default", "enum", "description", "valueFrom", "globalName"}
+VALUE_FROM = {"path", "default", "parameter", "expression", "configMapKeyRef", "supplied", "event", "jsonPath", "jqFilter"}
+ARTIFACT = {
+    "name",
+    "path",
+    "from",
+    "fromExpression",
+    "s3",
+    "raw",
+    "optional",
+    "archive",
+    "mode",
+    "recurseMode",
+    "subPath",
+    "globalName",
+    "artifactGC",
+    "deleted",
+    "archiveLogs",
+    "plugin",
+}
 S3_ARTIFACT = {"key", "bucket", "endpoint", "insecure", "region", "accessKeySecret", "secretKeySecret", "useSDKCreds"}
 RETRY = {"limit", "retryPolicy", "backoff", "affinity", "expression"}
 BACKOFF = {"duration", "factor", "maxDuration", "cap"}
@@ -162,21 +222,37 @@ def validate(workflow: Mapping[str, Any]) -> None:
             check.problems.append(f"spec.entrypoint: no template named {spec['entrypoint']!r}")
     if "synchronization" in spec:
         _check_sync(check, spec["synchronization"], "spec.synchronization")
-    _check_no_expression_tags(check, workflow, "")
     if check.problems:
         raise UnsupportedSpec(check.problems)
 
 
+BODIES = ("container", "script", "dag", "steps", "containerSet", "http", "suspend", "resource", "data", "plugin")
+REFUSED_BODIES = {
+    "resource": "resource templates create Kubernetes objects, which need a cluster",
+    "data": "data templates read from a cluster's artifact sources; not implemented locally",
+    "plugin": "executor plugins run as cluster sidecars; not available locally",
+}
+
+
 def _check_template(check: _Checker, tmpl: Any, path: str) -> None:
     tmpl = check.keys(tmpl, path, TEMPLATE, TEMPLATE_IGNORED)
-    kinds = [k for k in ("container", "script", "dag", "steps") if k in tmpl]
+    kinds = [k for k in BODIES if k in tmpl]
     if len(kinds) != 1:
-        check.problems.append(f"{path}: needs exactly one of container, script, dag or steps (found {kinds or 'none'})")
+        check.problems.append(f"{path}: needs exactly one of {', '.join(BODIES[:7])} (found {kinds or 'none'})")
+    for kind in kinds:
+        if kind in REFUSED_BODIES:
+            check.problems.append(f"{path}.{kind}: {REFUSED_BODIES[kind]}")
     _check_io(check, tmpl, path)
     if "container" in tmpl:
         _check_container(check, tmpl["container"], f"{path}.container", CONTAINER)
     if "script" in tmpl:
         _check_container(check, tmpl["script"], f"{path}.script", SCRIPT)
+    for key in ("sidecars", "initContainers"):
+        for cpath, body in check.each(tmpl.get(key), f"{path}.{key}"):
+            _check_container(check, body, cpath, CONTAINER)
+    if isinstance(tmpl.get("containerSet"), dict):
+        for cpath, body in check.each(tmpl["containerSet"].get("containers"), f"{path}.containerSet.containers"):
+            _check_container(check, body, cpath, CONTAINER)
     if "dag" in tmpl:
         dag = check.keys(tmpl["dag"], f"{path}.dag", DAG)
         for tpath, task in check.each(dag.get("tasks"), f"{path}.dag.tasks"):
@@ -185,6 +261,10 @@ def _check_template(check: _Checker, tmpl: Any, path: str) -> None:
         for gpath, group in check.each(tmpl["steps"], f"{path}.steps"):
             for spath, step in check.each(group, gpath):
                 _check_invocation(check, step, spath, STEP)
+    _check_template_extras(check, tmpl, path)
+
+
+def _check_template_extras(check: _Checker, tmpl: dict[str, Any], path: str) -> None:
     if "synchronization" in tmpl:
         _check_sync(check, tmpl["synchronization"], f"{path}.synchronization")
     if "memoize" in tmpl:
@@ -234,8 +314,11 @@ def _check_artifact(check: _Checker, art: Any, path: str) -> None:
 
 def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -> None:
     body = check.keys(body, path, allowed, CONTAINER_IGNORED)
-    if "script" not in path and not body.get("command"):
-        check.problems.append(f"{path}.command: required locally (the image's entrypoint is not known)")
+    if "script" not in path and not body.get("command") and not known_entrypoint(str(body.get("image", ""))):
+        check.problems.append(
+            f"{path}.command: the image {body.get('image')!r} has no command here, and its entrypoint is not known "
+            f"locally (images with a known entrypoint: {', '.join(KNOWN_IMAGES)}); give the container a command"
+        )
     for epath, env in check.each(body.get("env"), f"{path}.env"):
         env = check.keys(env, epath, ENV)
         value_from = env.get("valueFrom")
@@ -253,13 +336,13 @@ def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -
 
 def _check_invocation(check: _Checker, item: Any, path: str, allowed: set[str]) -> None:
     item = check.keys(item, path, allowed)
-    if ("template" in item) == ("templateRef" in item):
-        check.problems.append(f"{path}: needs exactly one of template or templateRef")
+    if sum(k in item for k in ("template", "templateRef", "inline")) != 1:
+        check.problems.append(f"{path}: needs exactly one of template, templateRef or inline")
+    if isinstance(item.get("inline"), dict):
+        _check_template(check, {"name": item.get("name", "inline"), **item["inline"]}, f"{path}.inline")
     if isinstance(item.get("templateRef"), dict):
         ref = item["templateRef"]
         check.keys(ref, f"{path}.templateRef", {"name", "template", "clusterScope"})
-        if ref.get("clusterScope"):
-            check.problems.append(f"{path}.templateRef.clusterScope: ClusterWorkflowTemplates are not supported")
     arguments = check.keys(item.get("arguments", {}), f"{path}.arguments", INPUTS)
     for ppath, param in check.each(arguments.get("parameters"), f"{path}.arguments.parameters"):
         check.keys(param, ppath, PARAMETER)
@@ -267,17 +350,6 @@ def _check_invocation(check: _Checker, item: Any, path: str, allowed: set[str]) 
         _check_artifact(check, art, apath)
     if "withSequence" in item:
         check.keys(item["withSequence"], f"{path}.withSequence", SEQUENCE)
-
-
-def _check_no_expression_tags(check: _Checker, value: Any, path: str) -> None:
-    if isinstance(value, str) and "{{=" in value:
-        check.problems.append(f"{path.lstrip('.')}: expression tags `{{{{= ...}}}}` are not supported")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_no_expression_tags(check, item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_no_expression_tags(check, item, f"{path}[{i}]")
 
 
 def load_documents(path: Path) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from workflows.engine.frames import (
     loop_items,
     parallelism_limiter,
     publish,
+    skip_unresolved,
     template_outputs,
     with_item,
 )
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 async def run_steps(run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
     """Run a steps template: each group in order, the steps of a group in parallel."""
-    frame = Frame(dict(run.globals), {})
+    frame = Frame({}, {}, run.globals, run.global_artifacts)
     frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
     limiter = parallelism_limiter(tmpl)
     previous: list[dict[str, Any]] = []
@@ -52,7 +53,7 @@ async def _run_step(
     run: Run, group: dict[str, Any], step: dict[str, Any], frame: Frame, scope: Scope, limiter: asyncio.Semaphore | None
 ) -> list[dict[str, Any]]:
     try:
-        step = substitute_all(step, frame.scope(), ("inputs.", "steps."))
+        step = {**substitute_all(skip_unresolved(step, frame), frame.scope(), ("inputs.", "steps.")), **_hooks(step)}
         items = loop_items(step)
     except (ExpressionError, NodeError) as exc:
         skipped = run.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])
@@ -83,3 +84,8 @@ def _step_nodes(
     results: list[list[dict[str, Any]]], group: list[dict[str, Any]]
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return [(node, step) for step, nodes in zip(group, results, strict=True) for node in nodes]
+
+
+def _hooks(item: dict[str, Any]) -> dict[str, Any]:
+    """A step's hooks, kept unsubstituted: they are resolved when they fire, with the step's own outputs."""
+    return {k: item[k] for k in ("hooks",) if k in item}

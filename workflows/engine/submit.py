@@ -45,7 +45,8 @@ def from_reference(library: TemplateLibrary, reference: str) -> dict[str, Any]:
 
 def from_file(path: Path) -> dict[str, Any]:
     """The Workflow in a YAML file (a WorkflowTemplate file is submitted as a Workflow of its own)."""
-    docs = [d for d in load_documents(path) if d["kind"] in ("Workflow", "WorkflowTemplate")]
+    docs = [d for d in load_documents(path) if d["kind"] == "Workflow"]
+    docs = docs or [d for d in load_documents(path) if d["kind"] == "WorkflowTemplate"]
     if len(docs) != 1:
         raise SubmitError(f"{path}: expected exactly one Workflow or WorkflowTemplate, found {len(docs)}")
     doc = copy.deepcopy(docs[0])
@@ -66,7 +67,8 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
     ref = spec.get("workflowTemplateRef")
     if ref:
         try:
-            base = copy.deepcopy(library.get("workflowtemplate", ref["name"])["spec"])
+            kind = "clusterworkflowtemplate" if ref.get("clusterScope") else "workflowtemplate"
+            base = copy.deepcopy(library.get(kind, ref["name"])["spec"])
         except KeyError as exc:
             raise SubmitError(str(exc.args[0])) from exc
         overrides = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters", [])}
@@ -101,7 +103,7 @@ def _apply_parameters(arguments: Mapping[str, Any], parameters: Mapping[str, str
             raise SubmitError(f"unknown parameter {key!r} (this workflow declares: {known})")
         declared[key]["value"] = value
     for param in declared.values():
-        if "value" not in param:
+        if "value" not in param and "valueFrom" not in param:
             if "default" not in param:
                 raise SubmitError(f"parameter {param['name']!r} has no value: pass -p {param['name']}=VALUE")
             param["value"] = param["default"]

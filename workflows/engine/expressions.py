@@ -1,0 +1,119 @@
+"""Where Argo evaluates expressions: ``{{= ...}}`` tags in any string, and whole expressions over a run's values.
+
+The variables are the tags a template could use (``inputs.parameters.x``, ``tasks.A.outputs.result``,
+``workflow.name``, ``item``…), nested at their dots as Argo does, so ``tasks['flip-coin'].outputs.result``
+and ``inputs.parameters["should-print"]`` both work.  An expression naming a variable that is not known yet
+(``tasks`` while a DAG is still being bound) is left for later, unless the caller says it must resolve now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from workflows.engine.expr import ExpressionError
+from workflows.engine.exprlang import Evaluator, Missing, Node, parse
+from workflows.engine.functions import FUNCTIONS, to_string
+
+
+@lru_cache(maxsize=2048)
+def compiled(source: str) -> Node:
+    """The parsed tree of an expression (cached: the same tags recur in every loop item)."""
+    return parse(source)
+
+
+def variables(scope: Mapping[str, Any], artifacts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Flat tag names nested at their dots; a name's children win over its own JSON-string value."""
+    env: dict[str, Any] = {}
+    for key in sorted({**scope, **(artifacts or {})}, key=lambda k: k.count(".")):
+        value = (artifacts or {}).get(key, scope.get(key))
+        parts = key.split(".")
+        node = env
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if not isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = value
+    return env
+
+
+def evaluate(source: str, scope: Mapping[str, Any], artifacts: Mapping[str, Any] | None = None) -> Any:
+    """Evaluate one expression over a scope of tag values.
+
+    Raises:
+        Missing: It names a variable the scope does not have.
+        ExpressionError: It cannot be parsed or evaluated.
+    """
+    return Evaluator(variables(scope, artifacts), FUNCTIONS).run(compiled(source))
+
+
+def evaluate_bool(source: str, scope: Mapping[str, Any], artifacts: Mapping[str, Any] | None = None) -> bool:
+    """Evaluate an expression that must be true or false (a hook's, a retry's).
+
+    Raises:
+        ExpressionError: It is not boolean, or cannot be evaluated.
+    """
+    value = evaluate(source, scope, artifacts)
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ExpressionError(f"expression {source!r} evaluated to {value!r}, not true or false")
+
+
+def _tag_end(text: str, start: int) -> int:
+    """The index of the ``}}`` closing the expression tag opened at ``start`` (quotes and braces respected)."""
+    depth, quote, i = 0, "", start + 3
+    while i < len(text):
+        char = text[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"`":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            if depth == 0 and text.startswith("}}", i):
+                return i
+            depth -= 1
+        i += 1
+    raise ExpressionError(f"unterminated expression tag in {text[start:start + 60]!r}")
+
+
+def expand_tags(text: str, scope: Mapping[str, Any], strict: bool) -> str:
+    """Replace every ``{{= expr}}`` tag whose variables are known; with ``strict``, each must resolve.
+
+    Raises:
+        ExpressionError: A tag cannot be evaluated (or, with ``strict``, names an unknown variable).
+    """
+    out, pos = [], 0
+    env: dict[str, Any] | None = None
+    while (start := text.find("{{=", pos)) != -1:
+        end = _tag_end(text, start)
+        source = text[start + 3 : end]
+        env = variables(scope) if env is None else env
+        try:
+            value = Evaluator(env, FUNCTIONS).run(compiled(source))
+        except Missing as exc:
+            if strict:
+                raise ExpressionError(f"failed to evaluate {{{{={source.strip()}}}}}: {exc}") from exc
+            out.append(text[pos : end + 2])
+        except ExpressionError as exc:
+            raise ExpressionError(f"failed to evaluate {{{{={source.strip()}}}}}: {exc}") from exc
+        else:
+            out.append(text[pos:start] + to_string(value))
+        pos = end + 2
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def render(value: Any) -> str:
+    """An expression's value as a parameter string."""
+    return to_string(value) if not isinstance(value, dict | list) else json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,107 @@
+"""Lifecycle hooks: templates that run when an expression becomes true, or when a step (or the run) exits.
+
+At the workflow level ``spec.hooks`` sees ``workflow.status``; at the step or task level a hook sees the
+step's own ``steps.NAME.status`` / ``tasks.NAME.status`` and, for ``exit``, its outputs.  Each hook fires at
+most once.  A hook's own failure does not change the step's phase; a failed workflow-level ``exit`` hook
+fails the run, as ``onExit`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from workflows.engine.expr import ExpressionError, substitute_all
+from workflows.engine.expressions import evaluate_bool
+from workflows.engine.frames import Frame, publish, resolve_artifact_args
+from workflows.engine.nodes import add_child
+
+if TYPE_CHECKING:
+    from workflows.engine.frames import Scope
+    from workflows.engine.run import Run
+
+Call = Callable[[Callable[[dict[str, Any]], None]], Awaitable[dict[str, Any]]]
+
+
+def step_hooks(item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A step's or task's hooks (the older ``onExit: TEMPLATE`` field counts as an ``exit`` hook)."""
+    hooks = dict(item.get("hooks") or {})
+    if item.get("onExit") and "exit" not in hooks:
+        hooks["exit"] = {"template": item["onExit"]}
+    return hooks
+
+
+class Hooks:
+    """The hooks of one step, task or run, and which of them already fired."""
+
+    def __init__(self, run: Run, hooks: Mapping[str, dict[str, Any]], scope: Scope, owner: str) -> None:
+        self.run, self.hooks, self.scope, self.owner = run, dict(hooks), scope, owner
+        self.fired: set[str] = set()
+        self.pending: list[asyncio.Future[dict[str, Any]]] = []
+
+    def check(self, values: Mapping[str, str], frame: Frame, parent: dict[str, Any] | None, boundary: str | None) -> None:
+        """Start every not-yet-fired hook whose expression is true now."""
+        for name, hook in self.hooks.items():
+            if name == "exit" or name in self.fired or not hook.get("expression"):
+                continue
+            try:
+                due = evaluate_bool(hook["expression"], {**frame.scope(), **values})
+            except ExpressionError:
+                continue  # it names something not known yet (a status still to come)
+            if due:
+                self.fired.add(name)
+                self.pending.append(asyncio.ensure_future(self.fire(name, hook, frame, parent, boundary)))
+
+    async def fire(
+        self, name: str, hook: Mapping[str, Any], frame: Frame, parent: dict[str, Any] | None, boundary: str | None
+    ) -> dict[str, Any]:
+        """Run one hook's template as a node under ``parent``."""
+        node_name = f"{self.owner}.onExit" if name == "exit" else f"{self.owner}.hooks.{name}"
+        invocation = {k: v for k, v in hook.items() if k in ("template", "templateRef", "inline")}
+        try:
+            arguments = substitute_all(hook.get("arguments") or {}, frame.scope())
+            args = resolve_artifact_args(arguments, frame)
+        except (ExpressionError, ValueError) as exc:
+            args = {}
+            self.run.log(parent or {"id": self.run.name}, f"hook {name}: {exc}")
+        link = (lambda n: add_child(parent, n)) if parent is not None else None
+        return await self.run.execute_template(node_name, node_name, invocation, self.scope, args, boundary, link)
+
+    async def settle(self) -> None:
+        """Wait for the hooks that were started."""
+        if self.pending:
+            await asyncio.gather(*self.pending)
+        self.pending = []
+
+
+async def around_step(
+    run: Run, item: Mapping[str, Any], frame: Frame, scope: Scope, boundary: str, call: Call, link: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Run a step or task with its hooks: expression hooks while it runs and when it ends, then ``exit``."""
+    hooks = Hooks(run, step_hooks(item), scope, "")
+    holder: dict[str, dict[str, Any]] = {}
+
+    def linked(node: dict[str, Any]) -> None:
+        holder["node"] = node
+        hooks.owner = node["name"]
+        link(node)
+
+    task = asyncio.ensure_future(call(linked))
+    while not task.done():
+        if "node" in holder:
+            hooks.check(_status(item, holder["node"]), frame, holder["node"], boundary)
+        await asyncio.wait([task], timeout=0.2)
+    node = task.result()
+    own = Frame(dict(frame.params), dict(frame.artifacts), frame.shared, frame.shared_artifacts)
+    for prefix in ("steps", "tasks"):
+        publish(own, f"{prefix}.{item['name']}", [node], expanded=False)
+    hooks.check(_status(item, node), own, node, boundary)
+    if "exit" in hooks.hooks:
+        hooks.pending.append(asyncio.ensure_future(hooks.fire("exit", hooks.hooks["exit"], own, node, boundary)))
+    await hooks.settle()
+    return node
+
+
+def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
+    return {f"{prefix}.{item['name']}.status": str(node["phase"]) for prefix in ("steps", "tasks")}

@@ -1,0 +1,40 @@
+"""Images whose entrypoint the local engine knows, and the local program that stands in for each.
+
+A container with no ``command`` runs its image's entrypoint, which a host process cannot read from an image.
+For these well-known images the engine runs a small local program that behaves as the entrypoint does:
+
+- ``argoproj/argosay:v2`` (Argo's test image): ``echo [TEXT [FILE]]``, ``cat FILE``, ``sleep SECONDS``,
+  ``exit [CODE]``, ``assert_contains FILE TEXT``; no arguments prints ``hello argo``.
+- ``nginx``: serves its welcome page on 127.0.0.1:80 (also when called as ``nginx -g 'daemon off;'``).
+
+Any other image without a command is refused before the run starts, naming the image.
+"""
+
+from __future__ import annotations
+
+import sys
+
+KNOWN_IMAGES = ("argoproj/argosay:v2", "nginx")
+
+
+def _base(image: str) -> tuple[str, str]:
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    for prefix in ("docker.io/", "library/"):
+        name = name.removeprefix(prefix)
+    return name, tag
+
+
+def known_entrypoint(image: str) -> bool:
+    """Whether the engine can run this image's entrypoint locally."""
+    name, tag = _base(image)
+    return (name == "argoproj/argosay" and tag in ("v2", "")) or name == "nginx"
+
+
+def local_argv(image: str, command: list[str], args: list[str]) -> list[str] | None:
+    """The local program standing in for an image's entrypoint, or None when the command runs as it is."""
+    name, _ = _base(image)
+    if name == "nginx" and (not command or command[0] in ("nginx", "/usr/sbin/nginx")):
+        return [sys.executable, "-m", "workflows.engine.standins", "nginx"]
+    if not command and known_entrypoint(image):
+        return [sys.executable, "-m", "workflows.engine.standins", "argosay", *args]
+    return None
