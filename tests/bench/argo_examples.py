@@ -63,13 +63,19 @@ def selected(found: list[tuple[Path, dict[str, Any]]], only: list[str]) -> list[
     return chosen
 
 
-def failure(workflow: dict[str, Any]) -> str:
-    """The run's message and the first failed node's message."""
+def failure(settings: Settings, workflow: dict[str, Any]) -> str:
+    """The run's message, the first failed node's message and the last lines of its log."""
+    from workflows.engine.store import RunStore
+
     status = workflow.get("status") or {}
     bad = [n for n in (status.get("nodes") or {}).values() if n.get("phase") in ("Failed", "Error")]
     first = min(bad, key=lambda n: n.get("finishedAt", "")) if bad else None
     detail = f"{first['displayName']}: {first.get('message', '')}" if first else ""
-    return " | ".join(x for x in (status.get("message", ""), detail) if x)[:300]
+    if first:
+        log = RunStore(settings.state_dir).log_path(workflow["metadata"]["name"], first["id"])
+        lines = log.read_text(errors="replace").splitlines()[-2:] if log.exists() else []
+        detail += " | log: " + " / ".join(lines)
+    return " | ".join(x for x in (status.get("message", ""), detail) if x)[:900]
 
 
 def run_one(settings: Settings, name: str, doc: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -95,14 +101,14 @@ def run_one(settings: Settings, name: str, doc: dict[str, Any], timeout: float) 
             os.killpg(int(worker["pid"]), signal.SIGKILL)
         phase = "Timeout"
     seconds = round(time.monotonic() - start, 1)
-    return {"example": name, "outcome": phase, "seconds": seconds, "detail": failure(workflow), "run": run}
+    return {"example": name, "outcome": phase, "seconds": seconds, "detail": failure(settings, workflow), "run": run}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the examples and print the tally."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("examples", type=Path)
-    parser.add_argument("only", nargs="*")
+    parser.add_argument("--only", nargs="*", default=[], help="example names (or paths under examples/) to run")
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=240.0)
     args = parser.parse_args(argv)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(result: dict[str, Any]) -> dict[str, Any]:
     mark = "ok  " if result["outcome"] == "Succeeded" else "FAIL"
-    print(f"{mark} {result['example']:<58} {result['outcome']:<9} {result['seconds']:>6}s  {result['detail'][:160]}")
+    print(f"{mark} {result['example']:<58} {result['outcome']:<9} {result['seconds']:>6}s  {result['detail'][:900]}")
     sys.stdout.flush()
     return result
 

@@ -37,8 +37,11 @@ def upload(client: Any, bucket: str, key: str, source: Path, raw: bool) -> None:
 
 
 def download(client: Any, bucket: str, key: str, dest: Path, raw: bool) -> None:
-    """Download ``s3://bucket/key`` to ``dest`` (unpacking a tar.gz unless ``raw``)."""
+    """Download ``s3://bucket/key`` to ``dest`` (unpacking a tar.gz unless ``raw``); a key that is a folder
+    (a prefix of several objects) downloads as that folder."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if not raw and _is_folder(client, bucket, key):
+        raw = True
     if raw:
         listing = client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/")
         if listing.get("KeyCount", 0) > 0:
@@ -65,3 +68,13 @@ def download(client: Any, bucket: str, key: str, dest: Path, raw: bool) -> None:
         if dest.exists():
             shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
         shutil.move(str(source), str(dest))
+
+
+def _is_folder(client: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` names no object but is the prefix of some."""
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+        return False
+    except Exception:  # botocore's ClientError (404) — the key is not an object
+        listing = client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        return bool(listing.get("KeyCount", 0))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from workflows.engine.expr import ExpressionError, evaluate_depends, expand_depends, substitute_all
 from workflows.engine.frames import (
     Frame,
+    input_artifacts,
     input_params,
     item_label,
     loop_items,
@@ -42,6 +43,7 @@ class DagRun:
         self.done: dict[str, dict[str, Any]] = {}
         self.frame = Frame({}, {}, run.globals, run.global_artifacts)
         self.frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
+        self.frame.artifacts.update(input_artifacts(tmpl))
         self.limiter = parallelism_limiter(tmpl)
         self._check_graph()
 

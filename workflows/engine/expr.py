@@ -50,15 +50,8 @@ def substitute(text: str, scope: Mapping[str, str], strict_prefixes: tuple[str, 
     if "{{=" in text:
         from workflows.engine.expressions import expand_tags
 
-        text = expand_tags(text, scope, strict=bool(strict_prefixes) and _strict_expressions(text, strict_prefixes))
+        text = expand_tags(text, scope, tuple(p.rstrip(".") for p in strict_prefixes))
     return TAG.sub(repl, text)
-
-
-def _strict_expressions(text: str, strict_prefixes: tuple[str, ...]) -> bool:
-    """Expression tags must resolve now when the caller resolves every strict prefix they could name."""
-    return "item" in strict_prefixes or all(p in strict_prefixes for p in ("inputs.", "steps.")) or all(
-        p in strict_prefixes for p in ("inputs.", "tasks.")
-    )
 
 
 def substitute_all(value: Any, scope: Mapping[str, str], strict_prefixes: tuple[str, ...] = ()) -> Any:

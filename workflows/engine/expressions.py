@@ -87,8 +87,9 @@ def _tag_end(text: str, start: int) -> int:
     raise ExpressionError(f"unterminated expression tag in {text[start:start + 60]!r}")
 
 
-def expand_tags(text: str, scope: Mapping[str, Any], strict: bool) -> str:
-    """Replace every ``{{= expr}}`` tag whose variables are known; with ``strict``, each must resolve.
+def expand_tags(text: str, scope: Mapping[str, Any], strict: tuple[str, ...] = ()) -> str:
+    """Replace every ``{{= expr}}`` tag whose variables are known; a tag naming an unknown variable whose root
+    is in ``strict`` (``inputs``, ``tasks``…) is an error, any other is left for a later pass.
 
     Raises:
         ExpressionError: A tag cannot be evaluated (or, with ``strict``, names an unknown variable).
@@ -102,7 +103,7 @@ def expand_tags(text: str, scope: Mapping[str, Any], strict: bool) -> str:
         try:
             value = Evaluator(env, FUNCTIONS).run(compiled(source))
         except Missing as exc:
-            if strict:
+            if exc.name in strict:
                 raise ExpressionError(f"failed to evaluate {{{{={source.strip()}}}}}: {exc}") from exc
             out.append(text[pos : end + 2])
         except ExpressionError as exc:

@@ -51,6 +51,12 @@ def input_params(tmpl: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list((tmpl.get("inputs") or {}).get("parameters", []))
 
 
+def input_artifacts(tmpl: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A DAG's or steps template's bound input artifacts, as ``inputs.artifacts.NAME`` references."""
+    arts = (tmpl.get("inputs") or {}).get("artifacts", [])
+    return {f"inputs.artifacts.{a['name']}": a for a in arts if artifact_location(a)}
+
+
 def parallelism_limiter(tmpl: Mapping[str, Any]) -> asyncio.Semaphore | None:
     """A template's own ``parallelism`` as a semaphore, or None when it sets none."""
     return asyncio.Semaphore(int(tmpl["parallelism"])) if tmpl.get("parallelism") else None
@@ -177,7 +183,8 @@ def resolve_artifact_args(arguments: Mapping[str, Any], frame: Frame) -> dict[st
                 if art.get("optional"):
                     continue
                 raise NodeError(f"artifact argument {art['name']}: cannot resolve {art['from']}")
-            art = {**{k: v for k, v in source.items() if k != "name"}, "name": art["name"]}
+            extra = {"subPath": art["subPath"]} if art.get("subPath") else {}
+            art = {**{k: v for k, v in source.items() if k not in ("name", "globalName")}, "name": art["name"], **extra}
         arts.append(art)
     resolved["artifacts"] = arts
     return resolved
@@ -185,7 +192,7 @@ def resolve_artifact_args(arguments: Mapping[str, Any], frame: Frame) -> dict[st
 
 def artifact_location(given: Mapping[str, Any]) -> dict[str, Any]:
     """Where an artifact argument points (its S3, raw or archive fields)."""
-    return {k: given[k] for k in ("s3", "raw", "archive") if k in given}
+    return {k: given[k] for k in ("s3", "raw", "archive", "subPath") if k in given}
 
 
 def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
@@ -275,19 +282,28 @@ def bind_inputs(
             value = param.get("default")
         if value is None:
             raise NodeError(f"inputs.parameters.{param['name']} was not supplied")
-        value = as_param(value)
+        value = substitute(as_param(value), globals_) if "{{" in as_param(value) else as_param(value)
         if param.get("enum") and value not in [str(e) for e in param["enum"]]:
             raise NodeError(f"inputs.parameters.{param['name']}={value!r} is not one of {param['enum']}")
         bound.append({**param, "value": value})
     given_arts = {a["name"]: a for a in args.get("artifacts", [])}
     arts = [
-        {**a, **artifact_location(given_arts.get(a["name"], {}))}
+        substitute_all({**a, **artifact_location(given_arts.get(a["name"], {}))}, globals_)
         for a in (tmpl.get("inputs") or {}).get("artifacts", [])
     ]
     scope = dict(globals_)
     scope["inputs.parameters"] = json.dumps([{"name": p["name"], "value": p["value"]} for p in bound])
     scope.update({f"inputs.parameters.{p['name']}": p["value"] for p in bound})
     scope.update({f"inputs.artifacts.{a['name']}.path": a.get("path", "") for a in arts})
+    scope.update({f"inputs.artifacts.{a['name']}": "{{inputs.artifacts." + a["name"] + "}}" for a in arts})
+    outputs = tmpl.get("outputs") or {}
+    scope.update({f"outputs.artifacts.{a['name']}.path": a.get("path", "") for a in outputs.get("artifacts", [])})
+    scope.update(
+        {
+            f"outputs.parameters.{p['name']}.path": (p.get("valueFrom") or {}).get("path", "")
+            for p in outputs.get("parameters", [])
+        }
+    )
     body = {k: v for k, v in tmpl.items() if k not in ("inputs",)}
     body = substitute_all(body, scope, ("inputs.",))
     node["inputs"] = {k: v for k, v in (("parameters", bound), ("artifacts", arts)) if v}
@@ -331,6 +347,7 @@ def workflow_globals(
         "workflow.creationTimestamp": meta.get("creationTimestamp", ""),
         "workflow.serviceAccountName": spec.get("serviceAccountName", ""),
         "workflow.parameters": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
+        "workflow.parameters.json": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
         **{f"workflow.parameters.{k}": v for k, v in params.items()},
     }
 

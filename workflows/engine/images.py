@@ -6,6 +6,7 @@ For these well-known images the engine runs a small local program that behaves a
 - ``argoproj/argosay:v2`` (Argo's test image): ``echo [TEXT [FILE]]``, ``cat FILE``, ``sleep SECONDS``,
   ``exit [CODE]``, ``assert_contains FILE TEXT``; no arguments prints ``hello argo``.
 - ``nginx``: serves its welcome page on 127.0.0.1:80 (also when called as ``nginx -g 'daemon off;'``).
+- ``docker/whalesay`` and ``argoproj/argosay:v1``: their ``cowsay`` is on the step's PATH.
 
 Any other image without a command is refused before the run starts, naming the image.
 """
@@ -13,6 +14,7 @@ Any other image without a command is refused before the run starts, naming the i
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 KNOWN_IMAGES = ("argoproj/argosay:v2", "nginx")
 
@@ -38,3 +40,22 @@ def local_argv(image: str, command: list[str], args: list[str]) -> list[str] | N
     if not command and known_entrypoint(image):
         return [sys.executable, "-m", "workflows.engine.standins", "argosay", *args]
     return None
+
+
+COWSAY_IMAGES = ("docker/whalesay", "argoproj/argosay:v1")
+
+
+def tools(image: str, state: Path) -> Path | None:
+    """A folder of the image's well-known tools (``cowsay``) to put first on the step's PATH, or None."""
+    name, tag = _base(image)
+    if name != "docker/whalesay" and not (name == "argoproj/argosay" and tag == "v1"):
+        return None
+    folder = state / "image-tools"
+    script = folder / "cowsay"
+    if not script.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".cowsay.{id(folder)}"
+        tmp.write_text(f'#!/bin/sh\nexec {sys.executable} -m workflows.engine.standins cowsay "$@"\n')
+        tmp.chmod(0o755)
+        tmp.replace(script)
+    return folder

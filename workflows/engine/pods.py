@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from workflows.engine.run import Run
 
 HERA_OUTPUTS_ENV = "hera__outputs_directory"
+BASH = shutil.which("bash")
 
 
 async def run_pod(run: Run, node: dict[str, Any], tmpl: dict[str, Any], attempt: int) -> None:
@@ -93,6 +96,8 @@ def container_argv(run: Run, node: Mapping[str, Any], body: Mapping[str, Any], m
         argv.append(str(script))
     if argv and argv[0] in ("python", "python3", "python3.11"):
         argv[0] = sys.executable
+    elif argv and argv[0] in ("sh", "/bin/sh") and BASH:
+        argv[0] = BASH  # images' sh (busybox ash) takes `>& file` and other forms the host's dash refuses
     if not argv:
         raise NodeError(f"container {body.get('name', '')!r} of image {body.get('image')!r} has no command to run")
     return argv
@@ -104,7 +109,7 @@ async def start_container(
     """Start one container in the background (a sidecar or a daemon)."""
     argv = container_argv(run, node, body, mapping)
     run.log(node, f"image {body.get('image', '-')!r}: running `{' '.join(argv)[:300]}` as a local process")
-    cwd = Path(remap(body.get("workingDir", ""), mapping) or node_dir)
+    cwd = Path(remap(body.get("workingDir", ""), mapping) or node_dir / "fs")  # a container starts in `/`
     return await processes.start(run, node, argv, pod_env(run, body, mapping), cwd)
 
 
@@ -160,6 +165,9 @@ async def stop_daemons(run: Run, scope_id: str) -> None:
 def pod_env(run: Run, body: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, str]:
     """A step's environment: the platform's, then ``envFrom``, then ``env`` (paths mapped)."""
     env = {**os.environ, **run.engine.base_env, "ARGO_WORKFLOW_NAME": run.name, **run.engine.thread_env()}
+    tools = images.tools(str(body.get("image", "")), run.engine.store.root.parent)
+    if tools:
+        env["PATH"] = f"{tools}{os.pathsep}{env.get('PATH', '')}"
     for source in body.get("envFrom", []):
         env.update(run.engine.objects.all_of(source))
     for item in body.get("env", []):
@@ -174,8 +182,18 @@ def pod_env(run: Run, body: Mapping[str, Any], mapping: Mapping[str, str]) -> di
 
 
 def fetch_input(run: Run, art: dict[str, Any], mapping: Mapping[str, str]) -> None:
-    """Put an input artifact (raw or from S3) where the template expects it."""
+    """Put an input artifact (raw or from S3; only its ``subPath`` when one is given) where the template expects it."""
     dest = Path(mapping[art["path"]])
+    if art.get("subPath"):
+        with tempfile.TemporaryDirectory() as tmp:
+            whole = Path(tmp) / "artifact"
+            fetch_input(run, {k: v for k, v in art.items() if k != "subPath"}, {art["path"]: str(whole)})
+            part = whole / art["subPath"]
+            if not part.exists():
+                raise NodeError(f"inputs.artifacts.{art['name']}: subPath {art['subPath']!r} is not in the artifact")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(part, dest) if part.is_dir() else shutil.copyfile(part, dest)
+        return
     if "raw" in art:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(art["raw"].get("data", ""))
@@ -238,25 +256,49 @@ def _global(output: Mapping[str, Any]) -> dict[str, str]:
     return {"globalName": output["globalName"]} if output.get("globalName") else {}
 
 
+SYSTEM_FOLDERS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "proc", "run", "sbin", "sys", "usr", "var"}
+
+
+def _folders_above(path: str) -> set[str]:
+    """The folders holding a declared path (``/mnt/out`` for ``/mnt/out/part.json``), which a step may make
+    or list itself; system folders of the image (``/usr``, ``/dev``…) are never mapped."""
+    parts = path.strip("/").split("/")[:-1]
+    if not parts or parts[0] in SYSTEM_FOLDERS:
+        return set()
+    return {"/" + "/".join(parts[: i + 1]) for i in range(len(parts))}
+
+
 def path_mapping(tmpl: Mapping[str, Any], fs_root: Path, mounts: Mapping[str, str] | None = None) -> dict[str, str]:
     """Map every container path a template declares to a host path: into its volume when it lies under a
     mount, else under the node's own folder.  Mount paths themselves map to their volume folders.
     """
-    paths = {a["path"] for a in (tmpl.get("inputs") or {}).get("artifacts", []) if a.get("path")}
+    inputs = {a["path"] for a in (tmpl.get("inputs") or {}).get("artifacts", []) if a.get("path")}
     outputs = tmpl.get("outputs") or {}
-    paths |= {a["path"] for a in outputs.get("artifacts", []) if a.get("path")}
-    paths |= {(p.get("valueFrom") or {}).get("path", "") for p in outputs.get("parameters", [])} - {""}
     body = tmpl.get("script") or tmpl.get("container") or {}
-    paths |= {e.get("value", "") for e in body.get("env", []) if e.get("name") == HERA_OUTPUTS_ENV} - {""}
+    inputs |= {e.get("value", "") for e in body.get("env", []) if e.get("name") == HERA_OUTPUTS_ENV} - {""}
+    paths = set(inputs) | {a["path"] for a in outputs.get("artifacts", []) if a.get("path")}
+    paths |= {(p.get("valueFrom") or {}).get("path", "") for p in outputs.get("parameters", [])} - {""}
     mounts = dict(mounts or {})
     mapping = dict(mounts)
+    folders: set[str] = set()
+    for path in list(paths):
+        if path.endswith("/") and len(path) > 1:  # a folder: files under it map too
+            paths.add(path.rstrip("/"))
+        folders |= _folders_above(path.rstrip("/"))
+    paths |= folders
     for path in paths:
         if not path.startswith("/"):
             continue
         mount = next((m for m in sorted(mounts, key=len, reverse=True) if path == m or path.startswith(m + "/")), None)
         mapping[path] = mounts[mount] + path[len(mount) :] if mount else str(fs_root) + path
     for container_path, host in mapping.items():
-        (Path(host) if container_path in mounts else Path(host).parent).mkdir(parents=True, exist_ok=True)
+        if container_path in mounts or container_path.endswith("/"):
+            Path(host).mkdir(parents=True, exist_ok=True)
+        elif container_path in inputs or any(container_path.startswith(i + "/") for i in inputs):
+            # Argo puts input artifacts in place, folders and all; hera's outputs folder is made for its runner
+            Path(host).parent.mkdir(parents=True, exist_ok=True)
+        elif container_path in folders and container_path.count("/") == 1:  # an image has /tmp, /mnt…
+            Path(host).mkdir(parents=True, exist_ok=True)
     return mapping
 
 

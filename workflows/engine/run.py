@@ -158,7 +158,12 @@ class Run:
         return held
 
     async def _entry(self, scope: Scope) -> dict[str, Any]:
-        args = {"parameters": (self.spec.get("arguments") or {}).get("parameters", [])}
+        arguments = self.spec.get("arguments") or {}
+        params = [
+            {"name": p["name"], "value": self.globals.get(f"workflow.parameters.{p['name']}", "")}
+            for p in arguments.get("parameters", [])
+        ]
+        args = {"parameters": params, "artifacts": arguments.get("artifacts", [])}
         call = self.execute_template(self.name, self.name, {"template": self.spec["entrypoint"]}, scope, args, None)
         deadline = self.spec.get("activeDeadlineSeconds")
         if deadline is None:

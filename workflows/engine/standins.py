@@ -76,8 +76,20 @@ def nginx() -> int:
     return 0
 
 
+def cowsay(args: list[str]) -> int:
+    """The message in a speech bubble, as whalesay's ``cowsay`` prints it."""
+    text = " ".join(args) or sys.stdin.read().strip()
+    print(" " + "_" * (len(text) + 2))
+    print(f"< {text} >")
+    print(" " + "-" * (len(text) + 2))
+    print("    \\\n     \\\n      ~~~ the whale ~~~")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Dispatch to the stand-in named first."""
+    if argv and argv[0] == "cowsay":
+        return cowsay(argv[1:])
     if argv and argv[0] == "argosay":
         return argosay(argv[1:])
     if argv and argv[0] == "nginx":

@@ -9,6 +9,7 @@ from workflows.engine.expr import ExpressionError, substitute_all
 from workflows.engine.frames import (
     Frame,
     expands,
+    input_artifacts,
     input_params,
     item_label,
     loop_items,
@@ -29,6 +30,7 @@ async def run_steps(run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope:
     """Run a steps template: each group in order, the steps of a group in parallel."""
     frame = Frame({}, {}, run.globals, run.global_artifacts)
     frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
+    frame.artifacts.update(input_artifacts(tmpl))
     limiter = parallelism_limiter(tmpl)
     previous: list[dict[str, Any]] = []
     for index, group in enumerate(tmpl["steps"]):
