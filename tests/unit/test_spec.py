@@ -32,34 +32,58 @@ def test_typo_in_spec_is_refused_with_its_path() -> None:
         validate(wf)
 
 
-def test_unsupported_template_features_are_each_named() -> None:
+def test_what_needs_kubernetes_is_refused_with_its_reason() -> None:
     wf = workflow(
         templates=[
-            {"name": "main", "sidecars": [{"name": "s"}], "container": {"image": "x", "command": ["a"]}},
+            {
+                "name": "main",
+                "sidecars": [{"name": "s", "image": "influxdb:1.2"}],
+                "container": {"image": "x", "command": ["a"]},
+            },
             {"name": "r", "resource": {"action": "create"}},
         ]
     )
     with pytest.raises(UnsupportedSpec) as info:
         validate(wf)
-    assert "spec.templates[0].sidecars: not supported by the local engine" in info.value.problems
-    assert "spec.templates[1].resource: not supported by the local engine" in info.value.problems
+    assert any(
+        p.startswith("spec.templates[0].sidecars[0].command: the image 'influxdb:1.2'") for p in info.value.problems
+    )
+    assert "spec.templates[1].resource: resource templates create Kubernetes objects, which need a cluster" in (
+        info.value.problems
+    )
 
 
 def test_cluster_only_fields_are_accepted() -> None:
-    wf = workflow(serviceAccountName="sa", podGC={"strategy": "OnPodSuccess"})
+    wf = workflow(serviceAccountName="sa", podGC={"strategy": "OnPodSuccess"}, podResources={"limits": {}})
     wf["spec"]["templates"][0]["container"]["resources"] = {"limits": {"cpu": "1"}}
     validate(wf)
 
 
-def test_container_without_command_is_refused() -> None:
+def test_container_without_command_is_refused_naming_the_image() -> None:
     wf = workflow(templates=[{"name": "main", "container": {"image": "alpine"}}])
-    with pytest.raises(UnsupportedSpec, match=r"container\.command: required locally"):
+    with pytest.raises(UnsupportedSpec, match=r"container\.command: the image 'alpine' has no command here"):
         validate(wf)
 
 
-def test_expression_tags_are_refused() -> None:
-    wf = workflow(templates=[{"name": "main", "container": {"image": "x", "command": ["echo", "{{=1+1}}"]}}])
-    with pytest.raises(UnsupportedSpec, match="expression tags"):
+def test_images_with_a_known_entrypoint_need_no_command() -> None:
+    validate(workflow(templates=[{"name": "main", "container": {"image": "argoproj/argosay:v2", "args": ["echo"]}}]))
+
+
+def test_expression_tags_and_new_template_kinds_are_accepted() -> None:
+    wf = workflow(
+        templates=[
+            {"name": "main", "container": {"image": "x", "command": ["echo", "{{=1+1}}"]}},
+            {"name": "h", "http": {"url": "http://127.0.0.1:1/"}},
+            {"name": "s", "suspend": {"duration": "1s"}},
+            {"name": "c", "containerSet": {"containers": [{"name": "main", "image": "x", "command": ["true"]}]}},
+        ]
+    )
+    validate(wf)
+
+
+def test_a_typo_is_still_refused() -> None:
+    wf = workflow(templates=[{"name": "main", "container": {"image": "x", "command": ["a"]}, "daemonn": True}])
+    with pytest.raises(UnsupportedSpec, match=r"spec.templates\[0\].daemonn: not supported"):
         validate(wf)
 
 

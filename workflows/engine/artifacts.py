@@ -37,8 +37,10 @@ def upload(client: Any, bucket: str, key: str, source: Path, raw: bool) -> None:
 
 
 def download(client: Any, bucket: str, key: str, dest: Path, raw: bool) -> None:
-    """Download ``s3://bucket/key`` to ``dest`` (unpacking a tar.gz unless ``raw``); a key that is a folder
-    (a prefix of several objects) downloads as that folder."""
+    """Download ``s3://bucket/key`` to ``dest`` (unpacking a tar.gz unless ``raw``).
+
+    A key that is a folder (a prefix of several objects) downloads as that folder.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not raw and _is_folder(client, bucket, key):
         raw = True

@@ -1,6 +1,7 @@
-"""``containerSet`` templates: several containers in one pod, sharing its volumes, started as their
-``dependencies`` complete.  Each container is a ``Container`` node under the pod; the pod's result is the
-output of the container named ``main``.
+"""``containerSet`` templates: several containers in one pod.
+
+They share its volumes and start as their ``dependencies`` complete.  Each container is a ``Container`` node
+under the pod; the pod's result is the output of the container named ``main``.
 """
 
 from __future__ import annotations

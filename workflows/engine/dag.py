@@ -123,7 +123,10 @@ class DagRun:
         run, full = self.run_, f"{self.node['name']}.{name}"
         try:
             raw = self.tasks[name]
-            task = {**substitute_all(skip_unresolved(raw, self.frame), self.frame.scope(), ("inputs.", "tasks.")), **_hooks(raw)}
+            task = {
+                **substitute_all(skip_unresolved(raw, self.frame), self.frame.scope(), ("inputs.", "tasks.")),
+                **_hooks(raw),
+            }
             items = loop_items(task)
         except (ExpressionError, NodeError) as exc:
             node = run.new_node(full, name, "Skipped", str(self.tasks[name].get("template", "")), self.node["id"])

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from workflows.engine.evaluator import Evaluator
 from workflows.engine.expr import ExpressionError
-from workflows.engine.exprlang import Evaluator, Missing, Node, parse
+from workflows.engine.exprlang import Missing, Node, parse
 from workflows.engine.functions import FUNCTIONS, to_string
 
 
@@ -61,7 +62,7 @@ def evaluate_bool(source: str, scope: Mapping[str, Any], artifacts: Mapping[str,
     if isinstance(value, bool):
         return value
     if value in ("true", "false"):
-        return value == "true"
+        return bool(value == "true")
     raise ExpressionError(f"expression {source!r} evaluated to {value!r}, not true or false")
 
 
@@ -84,12 +85,14 @@ def _tag_end(text: str, start: int) -> int:
                 return i
             depth -= 1
         i += 1
-    raise ExpressionError(f"unterminated expression tag in {text[start:start + 60]!r}")
+    raise ExpressionError(f"unterminated expression tag in {text[start : start + 60]!r}")
 
 
 def expand_tags(text: str, scope: Mapping[str, Any], strict: tuple[str, ...] = ()) -> str:
-    """Replace every ``{{= expr}}`` tag whose variables are known; a tag naming an unknown variable whose root
-    is in ``strict`` (``inputs``, ``tasks``…) is an error, any other is left for a later pass.
+    """Replace every ``{{= expr}}`` tag whose variables are known.
+
+    A tag naming an unknown variable whose root is in ``strict`` (``inputs``, ``tasks``…) is an error; any other
+    is left for a later pass.
 
     Raises:
         ExpressionError: A tag cannot be evaluated (or, with ``strict``, names an unknown variable).

@@ -108,8 +108,9 @@ def with_item(item_spec: Mapping[str, Any], item: Any, frame: Frame) -> dict[str
 
 
 def skip_unresolved(item: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
-    """A step or task without its hooks, and without the parameter arguments that name an output of a skipped
-    or omitted step which has none: the consumer's input default then applies (Argo v4).
+    """A step or task without its hooks, and without arguments naming outputs a skipped step never had.
+
+    Such an argument is dropped, so the consumer's input default then applies (Argo v4).
     """
     body = {k: v for k, v in item.items() if k != "hooks"}
     params = (body.get("arguments") or {}).get("parameters")
@@ -196,8 +197,9 @@ def artifact_location(given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
-    """A DAG's or steps template's outputs, from what its children published (``parameter``, ``expression``,
-    ``from`` or ``fromExpression``).
+    """A DAG's or steps template's outputs, from what its children published.
+
+    Parameters come from ``valueFrom.parameter`` or ``expression``, artifacts from ``from`` or ``fromExpression``.
 
     Raises:
         NodeError: An output cannot be resolved and has no default.
@@ -213,20 +215,22 @@ def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
             value = substitute(value_from["parameter"], {**frame.shared, **frame.params})
             value = None if TAG.fullmatch(value) else value
         elif value_from.get("expression"):
-            value = _evaluated(lambda: evaluate(value_from["expression"], {**frame.shared, **frame.params}), param["name"])
+            value = _evaluated(evaluate, str(value_from["expression"]), {**frame.shared, **frame.params}, param["name"])
             value = None if value is None else render(value)
         if value is None and "default" in value_from:
             value = as_param(value_from["default"])
         if value is None:
-            raise NodeError(f"outputs.parameters.{param['name']}: {_source(value_from)} did not resolve and has no default")
+            raise NodeError(
+                f"outputs.parameters.{param['name']}: {_source(value_from)} did not resolve and has no default"
+            )
         params.append({"name": param["name"], "value": value, **_global(param)})
     if params:
         outputs["parameters"] = params
     arts = []
     for art in (tmpl.get("outputs") or {}).get("artifacts", []):
-        source = _output_artifact(art, frame, evaluate)
-        if source is not None:
-            arts.append({**source, "name": art["name"], **_global(art)})
+        found = _output_artifact(art, frame, evaluate)
+        if found is not None:
+            arts.append({**found, "name": art["name"], **_global(art)})
     if arts:
         outputs["artifacts"] = arts
     return outputs
@@ -240,11 +244,11 @@ def _global(output: Mapping[str, Any]) -> dict[str, str]:
     return {"globalName": output["globalName"]} if output.get("globalName") else {}
 
 
-def _evaluated(compute: Any, name: str) -> Any:
+def _evaluated(evaluate: Any, source: str, scope: Mapping[str, Any], name: str, arts: Any = None) -> Any:
     from workflows.engine.expr import ExpressionError
 
     try:
-        return compute()
+        return evaluate(source, scope, arts)
     except ExpressionError as exc:
         raise NodeError(f"outputs.{name}: {exc}") from exc
 
@@ -252,7 +256,7 @@ def _evaluated(compute: Any, name: str) -> Any:
 def _output_artifact(art: Mapping[str, Any], frame: Frame, evaluate: Any) -> dict[str, Any] | None:
     if art.get("fromExpression"):
         arts = {**frame.shared_artifacts, **frame.artifacts}
-        value = _evaluated(lambda: evaluate(art["fromExpression"], {**frame.shared, **frame.params}, arts), art["name"])
+        value = _evaluated(evaluate, art["fromExpression"], {**frame.shared, **frame.params}, art["name"], arts)
         if not isinstance(value, dict):
             if art.get("optional"):
                 return None
@@ -353,8 +357,9 @@ def workflow_globals(
 
 
 def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) -> tuple[dict[str, Any], Scope]:
-    """Find the template a task or step names (``template``, ``templateRef`` — with ``clusterScope`` for a
-    ClusterWorkflowTemplate — or ``inline``).
+    """Find the template a task or step names.
+
+    It is named by ``template``, ``templateRef`` (with ``clusterScope`` for a ClusterWorkflowTemplate) or ``inline``.
     """
     if "inline" in invocation:
         return {"name": str(invocation.get("name", "inline")), **json.loads(json.dumps(invocation["inline"]))}, scope
@@ -374,8 +379,10 @@ def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) 
 
 
 def skipped_outputs(library: Any, invocation: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
-    """What a skipped or omitted node's outputs resolve to (Argo v4): each output parameter's
-    ``valueFrom.default``; parameters without one stay absent, so a consumer's input default applies.
+    """What a skipped or omitted node's outputs resolve to (Argo v4).
+
+    They are each output parameter's ``valueFrom.default``; parameters without one stay absent, so a
+    consumer's input default applies.
     """
     try:
         tmpl, _ = resolve_template(library, invocation, scope)

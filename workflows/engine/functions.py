@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workflows.engine.evaluator import Namespace
 from workflows.engine.expr import ExpressionError
-from workflows.engine.exprlang import Namespace
 
 
 def _predicate(function: Any) -> Callable[[Any], Any]:
@@ -76,7 +76,7 @@ def to_json(value: Any) -> str:
 
 def jsonpath(document: Any, path: str) -> Any:
     """Argo's ``jsonpath(json, path)``: one value for a plain path, a list for wildcards, slices and filters."""
-    from jsonpath_ng.ext import parse as parse_path
+    from jsonpath_ng.ext.parser import parse as parse_path
 
     data = json.loads(document) if isinstance(document, str) else document
     expression = path.replace("&&", "&").replace("||", "|")
@@ -102,7 +102,9 @@ def _closure_builtins() -> dict[str, Callable[..., Any]]:
         "any": lambda items, fn: any(_predicate(fn)(x) is True for x in _seq(items)),
         "none": lambda items, fn: not any(_predicate(fn)(x) is True for x in _seq(items)),
         "one": lambda items, fn: sum(_predicate(fn)(x) is True for x in _seq(items)) == 1,
-        "count": lambda items, fn=None: sum((fn is None and bool(x)) or (fn and _predicate(fn)(x) is True) for x in _seq(items)),
+        "count": lambda items, fn=None: sum(
+            (fn is None and bool(x)) or (fn and _predicate(fn)(x) is True) for x in _seq(items)
+        ),
         "find": lambda items, fn: next((x for x in _seq(items) if _predicate(fn)(x) is True), None),
         "findIndex": lambda items, fn: next((i for i, x in enumerate(_seq(items)) if _predicate(fn)(x) is True), -1),
         "sortBy": lambda items, fn: sorted(_seq(items), key=_predicate(fn)),

@@ -9,13 +9,15 @@ fails the run, as ``onExit`` does.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workflows.engine.expr import ExpressionError, substitute_all
 from workflows.engine.expressions import evaluate_bool
 from workflows.engine.frames import Frame, publish, resolve_artifact_args
-from workflows.engine.nodes import add_child
+from workflows.engine.nodes import FAILED, add_child, epoch, failures
 
 if TYPE_CHECKING:
     from workflows.engine.frames import Scope
@@ -40,7 +42,9 @@ class Hooks:
         self.fired: set[str] = set()
         self.pending: list[asyncio.Future[dict[str, Any]]] = []
 
-    def check(self, values: Mapping[str, str], frame: Frame, parent: dict[str, Any] | None, boundary: str | None) -> None:
+    def check(
+        self, values: Mapping[str, str], frame: Frame, parent: dict[str, Any] | None, boundary: str | None
+    ) -> None:
         """Start every not-yet-fired hook whose expression is true now."""
         for name, hook in self.hooks.items():
             if name == "exit" or name in self.fired or not hook.get("expression"):
@@ -76,7 +80,13 @@ class Hooks:
 
 
 async def around_step(
-    run: Run, item: Mapping[str, Any], frame: Frame, scope: Scope, boundary: str, call: Call, link: Callable[[dict[str, Any]], None]
+    run: Run,
+    item: Mapping[str, Any],
+    frame: Frame,
+    scope: Scope,
+    boundary: str,
+    call: Call,
+    link: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     """Run a step or task with its hooks: expression hooks while it runs and when it ends, then ``exit``."""
     hooks = Hooks(run, step_hooks(item), scope, "")
@@ -105,3 +115,23 @@ async def around_step(
 
 def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
     return {f"{prefix}.{item['name']}.status": str(node["phase"]) for prefix in ("steps", "tasks")}
+
+
+async def exit_handler(run: Run, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
+    """Run ``onExit`` (or the ``exit`` hook) with ``workflow.status``; return the run's final phase and message."""
+    exit_hook = (run.spec.get("hooks") or {}).get("exit")
+    if run.spec.get("onExit"):
+        invocation: dict[str, Any] = {"template": run.spec["onExit"]}
+    elif exit_hook:
+        invocation = {k: v for k, v in exit_hook.items() if k in ("template", "templateRef", "inline")}
+    else:
+        return phase, message
+    run.globals["workflow.status"] = phase
+    run.globals["workflow.failures"] = json.dumps(failures(run.nodes))
+    run.globals["workflow.duration"] = f"{time.time() - epoch(run.status['startedAt']):.3f}"
+    args = substitute_all((exit_hook or {}).get("arguments") or {}, run.globals) if not run.spec.get("onExit") else {}
+    name = f"{run.name}.onExit"
+    node = await run.execute_template(name, name, invocation, scope, args, None)
+    if node["phase"] in FAILED and phase == "Succeeded":
+        return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
+    return phase, message

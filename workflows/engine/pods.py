@@ -7,6 +7,7 @@ Every path a template declares is mapped into the node's own folder, so parallel
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -51,12 +52,16 @@ async def run_pod(run: Run, node: dict[str, Any], tmpl: dict[str, Any], attempt:
             if code != 0:
                 run.finish(node, "Failed", f"init container {init.get('name')} failed (exit code {code})")
                 return
-        sidecars = [await start_container(run, _part(node, c), c, mapping, node_dir) for c in tmpl.get("sidecars") or []]
+        sidecars = [
+            await start_container(run, _part(node, c), c, mapping, node_dir) for c in tmpl.get("sidecars") or []
+        ]
         try:
             if "containerSet" in tmpl:
                 code, stdout = await containers.run_set(run, node, tmpl, mapping, node_dir)
             else:
-                code, stdout = await spawn_container(run, node, tmpl.get("script") or tmpl["container"], mapping, node_dir)
+                code, stdout = await spawn_container(
+                    run, node, tmpl.get("script") or tmpl["container"], mapping, node_dir
+                )
         finally:
             for sidecar in sidecars:
                 await sidecar.stop()
@@ -104,13 +109,28 @@ def container_argv(run: Run, node: Mapping[str, Any], body: Mapping[str, Any], m
 
 
 async def start_container(
-    run: Run, node: dict[str, Any], body: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
+    run: Run,
+    node: dict[str, Any],
+    body: Mapping[str, Any],
+    mapping: Mapping[str, str],
+    node_dir: Path,
+    pod_ip: str = "127.0.0.1",
 ) -> processes.Child:
     """Start one container in the background (a sidecar or a daemon)."""
     argv = container_argv(run, node, body, mapping)
     run.log(node, f"image {body.get('image', '-')!r}: running `{' '.join(argv)[:300]}` as a local process")
     cwd = Path(remap(body.get("workingDir", ""), mapping) or node_dir / "fs")  # a container starts in `/`
-    return await processes.start(run, node, argv, pod_env(run, body, mapping), cwd)
+    env = {**pod_env(run, body, mapping), "CTCD_POD_IP": pod_ip}
+    return await processes.start(run, node, argv, env, cwd)
+
+
+def pod_ip(node: Mapping[str, Any]) -> str:
+    """A loopback address of the pod's own (all of 127.0.0.0/8 is loopback).
+
+    Two daemons serving the same port, as two pods would on a cluster, then do not collide.
+    """
+    digest = int(hashlib.sha256(str(node["id"]).encode()).hexdigest(), 16)
+    return f"127.{digest % 250 + 1}.{(digest >> 8) % 256}.{(digest >> 16) % 254 + 1}"
 
 
 async def spawn_container(
@@ -121,11 +141,14 @@ async def spawn_container(
     return await child.wait()
 
 
-async def daemon(run: Run, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str], node_dir: Path) -> None:
+async def daemon(
+    run: Run, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str], node_dir: Path
+) -> None:
     """Start a daemon template; its node is Running (daemoned) until the scope that started it ends."""
     body = tmpl.get("script") or tmpl["container"]
-    node.update({"startedAt": now(), "hostNodeName": "localhost", "podIP": "127.0.0.1", "daemoned": True})
-    child = await start_container(run, node, body, mapping, node_dir)
+    address = pod_ip(node)
+    node.update({"startedAt": now(), "hostNodeName": "localhost", "podIP": address, "daemoned": True})
+    child = await start_container(run, node, body, mapping, node_dir, address)
     await _until_ready(run, node, body, child)
     if child.proc.returncode is not None:
         code, _ = await child.wait()
@@ -145,7 +168,7 @@ async def _until_ready(run: Run, node: dict[str, Any], body: Mapping[str, Any], 
         if child.proc.returncode is not None:
             return
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", int(port))
+            _, writer = await asyncio.open_connection(node.get("podIP", "127.0.0.1"), int(port))
         except OSError:
             await asyncio.sleep(0.1)
             continue
@@ -260,8 +283,10 @@ SYSTEM_FOLDERS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "proc", 
 
 
 def _folders_above(path: str) -> set[str]:
-    """The folders holding a declared path (``/mnt/out`` for ``/mnt/out/part.json``), which a step may make
-    or list itself; system folders of the image (``/usr``, ``/dev``…) are never mapped."""
+    """The folders holding a declared path (``/mnt/out`` for ``/mnt/out/part.json``).
+
+    A step may make or list them itself.  System folders of the image (``/usr``, ``/dev``…) are never mapped.
+    """
     parts = path.strip("/").split("/")[:-1]
     if not parts or parts[0] in SYSTEM_FOLDERS:
         return set()
@@ -269,8 +294,10 @@ def _folders_above(path: str) -> set[str]:
 
 
 def path_mapping(tmpl: Mapping[str, Any], fs_root: Path, mounts: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Map every container path a template declares to a host path: into its volume when it lies under a
-    mount, else under the node's own folder.  Mount paths themselves map to their volume folders.
+    """Map every container path a template declares to a host path.
+
+    A path goes into its volume when it lies under a mount, else under the node's own folder.  Mount paths
+    themselves map to their volume folders.
     """
     inputs = {a["path"] for a in (tmpl.get("inputs") or {}).get("artifacts", []) if a.get("path")}
     outputs = tmpl.get("outputs") or {}

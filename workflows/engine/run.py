@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workflows.engine import dag, hooks, http, pods, retry, steps, suspend
 from workflows.engine.cache import memo_lookup
-from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration, substitute_all
+from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration
 from workflows.engine.frames import (
     Frame,
     Scope,
@@ -26,7 +24,7 @@ from workflows.engine.frames import (
     workflow_globals,
 )
 from workflows.engine.locks import requirements
-from workflows.engine.nodes import FAILED, NodeError, epoch, failures, node_id, node_type, now
+from workflows.engine.nodes import FAILED, NodeError, node_id, node_type, now
 
 if TYPE_CHECKING:
     from workflows.engine.executor import Engine
@@ -119,11 +117,11 @@ class Run:
             run_hooks = hooks.Hooks(self, {k: v for k, v in (self.spec.get("hooks") or {}).items()}, scope, self.name)
             frame = Frame({}, {}, self.globals, self.global_artifacts)
             run_hooks.check({"workflow.status": "Running"}, frame, None, None)
-            root = await self._entry(scope)
+            root = await entry(self, scope)
             await run_hooks.settle()
             phase = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
             message = root.get("message")
-            phase, message = await self._exit_handler(scope, phase, message)  # the run stays Running meanwhile
+            phase, message = await hooks.exit_handler(self, scope, phase, message)  # the run stays Running meanwhile
             self.status["phase"] = phase
             if message:
                 self.status["message"] = message
@@ -156,46 +154,6 @@ class Run:
             node.update(phase="Running", startedAt=now())
             node.pop("message", None)
         return held
-
-    async def _entry(self, scope: Scope) -> dict[str, Any]:
-        arguments = self.spec.get("arguments") or {}
-        params = [
-            {"name": p["name"], "value": self.globals.get(f"workflow.parameters.{p['name']}", "")}
-            for p in arguments.get("parameters", [])
-        ]
-        args = {"parameters": params, "artifacts": arguments.get("artifacts", [])}
-        call = self.execute_template(self.name, self.name, {"template": self.spec["entrypoint"]}, scope, args, None)
-        deadline = self.spec.get("activeDeadlineSeconds")
-        if deadline is None:
-            return await call
-        task = asyncio.ensure_future(call)
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout=float(deadline))
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            root = self.nodes[self.name]
-            return self.finish(root, "Failed", "Max duration limit exceeded")
-
-    async def _exit_handler(self, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
-        """Run ``onExit`` (or the ``exit`` hook) with ``workflow.status``; return the run's final phase and message."""
-        exit_hook = (self.spec.get("hooks") or {}).get("exit")
-        if self.spec.get("onExit"):
-            invocation: dict[str, Any] = {"template": self.spec["onExit"]}
-        elif exit_hook:
-            invocation = {k: v for k, v in exit_hook.items() if k in ("template", "templateRef", "inline")}
-        else:
-            return phase, message
-        self.globals["workflow.status"] = phase
-        self.globals["workflow.failures"] = json.dumps(failures(self.nodes))
-        self.globals["workflow.duration"] = f"{time.time() - epoch(self.status['startedAt']):.3f}"
-        args = substitute_all((exit_hook or {}).get("arguments") or {}, self.globals) if not self.spec.get("onExit") else {}
-        name = f"{self.name}.onExit"
-        node = await self.execute_template(name, name, invocation, scope, args, None)
-        if node["phase"] in FAILED and phase == "Succeeded":
-            return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
-        return phase, message
 
     async def execute_template(
         self,
@@ -311,23 +269,47 @@ class Run:
             if node["type"] in ("DAG", "Steps"):
                 await pods.stop_daemons(self, node["id"])
         if node["phase"] == "Succeeded":
-            self.publish_globals(node)
+            publish_globals(self, node)
         return node
 
-    def publish_globals(self, node: dict[str, Any]) -> None:
-        """Make outputs with a ``globalName`` visible as ``workflow.outputs.*`` and in the run's status."""
-        outputs = node.get("outputs") or {}
-        status = self.status.setdefault("outputs", {})
-        for param in outputs.get("parameters", []):
-            if param.get("globalName"):
-                self.globals[f"workflow.outputs.parameters.{param['globalName']}"] = param["value"]
-                kept = [p for p in status.get("parameters", []) if p["name"] != param["globalName"]]
-                status["parameters"] = [*kept, {"name": param["globalName"], "value": param["value"]}]
-        for art in outputs.get("artifacts", []):
-            if art.get("globalName"):
-                record = {**{k: v for k, v in art.items() if k != "globalName"}, "name": art["globalName"]}
-                self.global_artifacts[f"workflow.outputs.artifacts.{art['globalName']}"] = record
-                kept = [a for a in status.get("artifacts", []) if a["name"] != art["globalName"]]
-                status["artifacts"] = [*kept, record]
-        if not status:
-            self.status.pop("outputs", None)
+
+def publish_globals(run: Run, node: dict[str, Any]) -> None:
+    """Make outputs with a ``globalName`` visible as ``workflow.outputs.*`` and in the run's status."""
+    outputs = node.get("outputs") or {}
+    status = run.status.setdefault("outputs", {})
+    for param in outputs.get("parameters", []):
+        if param.get("globalName"):
+            run.globals[f"workflow.outputs.parameters.{param['globalName']}"] = param["value"]
+            kept = [p for p in status.get("parameters", []) if p["name"] != param["globalName"]]
+            status["parameters"] = [*kept, {"name": param["globalName"], "value": param["value"]}]
+    for art in outputs.get("artifacts", []):
+        if art.get("globalName"):
+            record = {**{k: v for k, v in art.items() if k != "globalName"}, "name": art["globalName"]}
+            run.global_artifacts[f"workflow.outputs.artifacts.{art['globalName']}"] = record
+            kept = [a for a in status.get("artifacts", []) if a["name"] != art["globalName"]]
+            status["artifacts"] = [*kept, record]
+    if not status:
+        run.status.pop("outputs", None)
+
+
+async def entry(run: Run, scope: Scope) -> dict[str, Any]:
+    """Run the entrypoint with the workflow's arguments, within ``activeDeadlineSeconds``."""
+    arguments = run.spec.get("arguments") or {}
+    params = [
+        {"name": p["name"], "value": run.globals.get(f"workflow.parameters.{p['name']}", "")}
+        for p in arguments.get("parameters", [])
+    ]
+    args = {"parameters": params, "artifacts": arguments.get("artifacts", [])}
+    call = run.execute_template(run.name, run.name, {"template": run.spec["entrypoint"]}, scope, args, None)
+    deadline = run.spec.get("activeDeadlineSeconds")
+    if deadline is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout=float(deadline))
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        root = run.nodes[run.name]
+        return run.finish(root, "Failed", "Max duration limit exceeded")

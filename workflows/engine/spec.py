@@ -15,164 +15,33 @@ from typing import Any
 
 import yaml
 
+from workflows.engine.fields import (
+    ARTIFACT,
+    BACKOFF,
+    CONTAINER,
+    CONTAINER_IGNORED,
+    DAG,
+    ENV,
+    INPUTS,
+    MEMOIZE,
+    OUTPUTS,
+    PARAMETER,
+    RETRY,
+    RETRY_POLICIES,
+    S3_ARTIFACT,
+    SCRIPT,
+    SEQUENCE,
+    STEP,
+    SYNCHRONIZATION,
+    TASK,
+    TEMPLATE,
+    TEMPLATE_IGNORED,
+    VALUE_FROM,
+    WORKFLOW_SPEC,
+    WORKFLOW_SPEC_IGNORED,
+)
 from workflows.engine.images import KNOWN_IMAGES, known_entrypoint
 from workflows.errors import CtcdError
-
-# Keys the engine implements, per object kind.  Cluster-only keys are in the *_IGNORED sets.
-WORKFLOW_SPEC = {
-    "entrypoint",
-    "arguments",
-    "templates",
-    "onExit",
-    "parallelism",
-    "activeDeadlineSeconds",
-    "workflowTemplateRef",
-    "hooks",
-    "volumes",
-    "volumeClaimTemplates",
-    "artifactGC",
-    "templateDefaults",
-}
-WORKFLOW_SPEC_IGNORED = {
-    "podResources",
-    "hostAliases",
-    "volumeClaimGC",
-    "retryStrategy",
-    "shutdown",
-    "suspend",
-    "archiveLogs",
-    "serviceAccountName",
-    "artifactRepositoryRef",
-    "podGC",
-    "ttlStrategy",
-    "imagePullSecrets",
-    "securityContext",
-    "podMetadata",
-    "nodeSelector",
-    "tolerations",
-    "affinity",
-    "workflowMetadata",
-    "podSpecPatch",
-    "metrics",
-    "priority",
-    "podPriorityClassName",
-    "dnsPolicy",
-    "dnsConfig",
-    "hostNetwork",
-    "automountServiceAccountToken",
-    "executor",
-    "podDisruptionBudget",
-    "schedulerName",
-}
-TEMPLATE = {
-    "name",
-    "inputs",
-    "outputs",
-    "container",
-    "script",
-    "dag",
-    "steps",
-    "retryStrategy",
-    "activeDeadlineSeconds",
-    "timeout",
-    "parallelism",
-    "containerSet",
-    "http",
-    "suspend",
-    "daemon",
-    "sidecars",
-    "initContainers",
-    "volumes",
-    "data",
-    "plugin",
-    "resource",
-}
-TEMPLATE_IGNORED = {
-    "podResources",
-    "hostAliases",
-    "metadata",
-    "nodeSelector",
-    "tolerations",
-    "affinity",
-    "securityContext",
-    "serviceAccountName",
-    "automountServiceAccountToken",
-    "podSpecPatch",
-    "priorityClassName",
-    "archiveLocation",
-    "metrics",
-    "schedulerName",
-    "executor",
-    "failFast",
-}
-CONTAINER = {"image", "command", "args", "env", "envFrom", "workingDir", "volumeMounts", "dependencies", "mirrorVolumeMounts"}
-CONTAINER_IGNORED = {
-    "name",
-    "resources",
-    "securityContext",
-    "imagePullPolicy",
-    "ports",
-    "livenessProbe",
-    "readinessProbe",
-    "startupProbe",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-    "lifecycle",
-    "stdin",
-    "tty",
-    "volumeDevices",
-    "resizePolicy",
-}
-SCRIPT = CONTAINER | {"source"}
-DAG = {"tasks", "target", "failFast"}
-STEP = {
-    "name",
-    "template",
-    "templateRef",
-    "inline",
-    "arguments",
-    "when",
-    "withItems",
-    "withParam",
-    "withSequence",
-    "continueOn",
-    "hooks",
-    "onExit",
-    "description",
-}
-TASK = STEP | {"dependencies", "depends"}
-INPUTS = {"parameters", "artifacts"}
-OUTPUTS = {"parameters", "artifacts", "result", "exitCode"}
-PARAMETER = {"name", "value", "default", "enum", "description", "valueFrom", "globalName"}
-VALUE_FROM = {"path", "default", "parameter", "expression", "configMapKeyRef", "supplied", "event", "jsonPath", "jqFilter"}
-ARTIFACT = {
-    "name",
-    "path",
-    "from",
-    "fromExpression",
-    "s3",
-    "raw",
-    "optional",
-    "archive",
-    "mode",
-    "recurseMode",
-    "subPath",
-    "globalName",
-    "artifactGC",
-    "deleted",
-    "archiveLogs",
-    "plugin",
-}
-S3_ARTIFACT = {"key", "bucket", "endpoint", "insecure", "region", "accessKeySecret", "secretKeySecret", "useSDKCreds"}
-RETRY = {"limit", "retryPolicy", "backoff", "affinity", "expression"}
-BACKOFF = {"duration", "factor", "maxDuration", "cap"}
-ENV = {"name", "value", "valueFrom"}
-SEQUENCE = {"count", "start", "end", "format"}
-RETRY_POLICIES = {"Always", "OnFailure", "OnError", "OnTransientError"}
-WORKFLOW_SPEC |= {"synchronization"}
-TEMPLATE |= {"synchronization", "memoize"}
-SYNCHRONIZATION = {"mutex", "mutexes", "semaphore", "semaphores"}
-MEMOIZE = {"key", "maxAge", "cache"}
 
 
 class UnsupportedSpec(CtcdError, ValueError):

@@ -1,17 +1,22 @@
 """Local programs that stand in for well-known images' entrypoints (see :mod:`workflows.engine.images`).
 
 ``python -m workflows.engine.standins argosay ARGS…`` behaves as Argo's ``argosay`` test image;
-``python -m workflows.engine.standins nginx`` serves nginx's welcome page on 127.0.0.1:80 until it is stopped.
+``python -m workflows.engine.standins nginx`` serves nginx's welcome page on port 80 of the pod's loopback address
+(``CTCD_POD_IP``, 127.0.0.1 for a sidecar) until it is stopped.
 """
 
 from __future__ import annotations
 
 import http.server
+import os
 import sys
 import time
 from pathlib import Path
 
-WELCOME = b"<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n"
+WELCOME = (
+    b"<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head>\n"
+    b"<body><h1>Welcome to nginx!</h1></body></html>\n"
+)
 
 
 def argosay(args: list[str]) -> int:
@@ -70,8 +75,9 @@ class _Welcome(http.server.BaseHTTPRequestHandler):
 
 def nginx() -> int:
     """Serve the welcome page on 127.0.0.1:80, as the nginx image does on its pod's address."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 80), _Welcome)
-    print("nginx stand-in serving on 127.0.0.1:80", flush=True)
+    address = os.environ.get("CTCD_POD_IP", "127.0.0.1")
+    server = http.server.ThreadingHTTPServer((address, 80), _Welcome)
+    print(f"nginx stand-in serving on {address}:80", flush=True)
     server.serve_forever()
     return 0
 

@@ -77,4 +77,4 @@ def _folder(run: Run, node_dir: Path, volume: Mapping[str, Any]) -> Path:
             ref = volume[kind].get("name") or volume[kind].get("secretName", "")
             for key, value in store.get(ref, {}).items():
                 (folder / key).write_text(value)
-    return folder
+    return Path(folder)
