@@ -62,7 +62,7 @@ def make_settings(state_dir: Path, base: int, **extra: object) -> Settings:
         s3_endpoint_url="",
         mlflow_tracking_uri="",
         git_remote="",
-        **extra,
+        **{"scheduler": False, **extra},
     )  # type: ignore[arg-type]
 
 
@@ -78,6 +78,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CTCD_BRIDGE_PORT": str(settings.bridge_port),
         "CTCD_NOTIFY_URL": settings.notify_url,
         "CTCD_TEMPLATE_PATH": settings.template_path,
+        "CTCD_SCHEDULER": str(settings.scheduler).lower(),
     }
 
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
             per step; ``CTCD_ENGINE_WARM=false`` starts every step as a fresh interpreter, as a pod does).
         startup_timeout: Seconds ``ctcd up`` waits for each service to become healthy.
         template_path: Folders (separated by ``os.pathsep``) holding compiled WorkflowTemplates.
+        scheduler: Fire CronWorkflows on their schedules while the platform is up (``CTCD_SCHEDULER=false``
+            leaves them to ``ctcd cron trigger``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CTCD_", extra="ignore")
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     engine_warm: bool = True
     startup_timeout: float = Field(default=60.0, gt=0)
     template_path: str = str(REPO_ROOT / "gitops" / "platform" / "workflow-templates")
+    scheduler: bool = True
 
     @field_validator("state_dir")
     @classmethod

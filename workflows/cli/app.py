@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from workflows.cli import data, delivery, models, platform, runs, serving
+from workflows.cli import data, delivery, library, models, platform, runs, serving
 from workflows.cli.output import report
 from workflows.errors import CtcdError
 
@@ -63,15 +63,48 @@ TOP_LEVEL: tuple[Callable[..., None], ...] = (
 for command in TOP_LEVEL:
     app.command()(command)
 app.command("compile")(platform.compile_)
+app.command("lint")(library.lint)
 
 GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
     "runs": (
         "Inspect workflow runs of the local engine.",
-        {"list": runs.runs_list, "get": runs.runs_get, "logs": runs.runs_logs},
+        {
+            "list": runs.runs_list,
+            "get": runs.runs_get,
+            "logs": runs.runs_logs,
+            "watch": runs.runs_watch,
+            "stop": runs.runs_stop,
+            "terminate": runs.runs_terminate,
+            "suspend": runs.runs_suspend,
+            "resume": runs.runs_resume,
+            "retry": runs.runs_retry,
+            "resubmit": runs.runs_resubmit,
+            "delete": runs.runs_delete,
+        },
     ),
     "data": (
         "Techniques' datasets in S3: seed sample data, add your own files.",
         {"seed": data.data_seed, "add": data.data_add, "ls": data.data_ls, "rm": data.data_rm},
+    ),
+    "template": (
+        "Your own WorkflowTemplates and ClusterWorkflowTemplates, like `argo template`.",
+        {
+            "create": library.template_create,
+            "list": library.template_list,
+            "get": library.template_get,
+            "delete": library.template_delete,
+        },
+    ),
+    "cron": (
+        "CronWorkflows and their local scheduler, like `argo cron`.",
+        {
+            "list": library.cron_list,
+            "create": library.cron_create,
+            "delete": library.cron_delete,
+            "trigger": library.cron_trigger,
+            "suspend": library.cron_suspend,
+            "resume": library.cron_resume,
+        },
     ),
     "get": ("Show serving objects, like `kubectl get`.", {"isvc": serving.get_isvc}),
     "serving": ("Local serving (the stand-in for Argo CD + KServe).", {"wait": serving.serving_wait}),

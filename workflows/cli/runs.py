@@ -209,3 +209,79 @@ def runs_logs(
         if path.exists():
             for line in path.read_text(errors="replace").splitlines():
                 print(f"{pod['displayName']}: {line}")
+
+
+NameArg = Annotated[str, typer.Argument(help="The run's name (from `ctcd runs list`).")]
+
+
+def runs_stop(name: NameArg) -> None:
+    """Stop a run: running steps are killed, then the exit handler runs (like `argo stop`)."""
+    from workflows.local import actions
+
+    actions.stop(settings(), name, "stop")
+    console.print(f"{name} stopped — `ctcd runs get {name}` shows it end")
+
+
+def runs_terminate(name: NameArg) -> None:
+    """Terminate a run at once, skipping its exit handler (like `argo terminate`)."""
+    from workflows.local import actions
+
+    actions.stop(settings(), name, "terminate")
+    console.print(f"{name} terminated")
+
+
+def runs_suspend(name: NameArg) -> None:
+    """Suspend a run: no new step starts until `ctcd runs resume` (like `argo suspend`)."""
+    from workflows.local import actions
+
+    actions.suspend_run(settings(), name)
+    console.print(f"{name} suspended — resume it with `ctcd runs resume {name}`")
+
+
+def runs_resume(
+    name: NameArg,
+    parameter: Annotated[
+        list[str] | None, typer.Option("--parameter", "-p", help="key=value for a suspend step's outputs.")
+    ] = None,
+) -> None:
+    """Resume a suspended run, or its suspend steps (like `argo resume`)."""
+    from workflows.local import actions
+
+    actions.resume(settings(), name, parse_params(parameter or []))
+    console.print(f"{name} resumed")
+
+
+def runs_retry(name: NameArg, wait_: WaitOpt = False) -> None:
+    """Run a Failed run again: its Succeeded steps keep their outputs, the rest run (like `argo retry`)."""
+    from workflows.local import actions
+
+    config = settings()
+    actions.retry(config, name)
+    console.print(f"{name} retried — follow it with `ctcd runs get {name}`")
+    if wait_:
+        _wait_and_report(config, name, quiet=False)
+
+
+def runs_resubmit(name: NameArg, wait_: WaitOpt = False) -> None:
+    """Submit a run's spec again as a new run (like `argo resubmit`); prints the new run's name."""
+    from workflows.local import actions
+
+    config = settings()
+    fresh = actions.resubmit(config, name)["metadata"]["name"]
+    print(fresh)
+    if wait_:
+        _wait_and_report(config, fresh, quiet=True)
+
+
+def runs_delete(name: NameArg) -> None:
+    """Delete a run and its logs (a running run is terminated first), like `argo delete`."""
+    from workflows.local import actions
+
+    actions.delete(settings(), name)
+    console.print(f"{name} deleted")
+
+
+def runs_watch(name: NameArg) -> None:
+    """Follow a run until it ends, then show its node tree (like `argo watch`)."""
+    _load(name)
+    _wait_and_report(settings(), name, quiet=False)

@@ -119,6 +119,8 @@ def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
 
 async def exit_handler(run: Run, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
     """Run ``onExit`` (or the ``exit`` hook) with ``workflow.status``; return the run's final phase and message."""
+    if run.stopped == "terminate":  # terminate skips the exit handler; stop runs it
+        return "Failed", "Stopped with strategy 'Terminate'"
     exit_hook = (run.spec.get("hooks") or {}).get("exit")
     if run.spec.get("onExit"):
         invocation: dict[str, Any] = {"template": run.spec["onExit"]}

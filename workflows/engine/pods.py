@@ -285,12 +285,13 @@ SYSTEM_FOLDERS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "proc", 
 def _folders_above(path: str) -> set[str]:
     """The folders holding a declared path (``/mnt/out`` for ``/mnt/out/part.json``).
 
-    A step may make or list them itself.  System folders of the image (``/usr``, ``/dev``…) are never mapped.
+    A step may make or list them itself.  Top folders (``/tmp``) are not mapped whole, so a host path given as a
+    parameter (``/tmp/job/input``) stays as it is; system folders of the image (``/usr``…) are never mapped.
     """
     parts = path.strip("/").split("/")[:-1]
     if not parts or parts[0] in SYSTEM_FOLDERS:
         return set()
-    return {"/" + "/".join(parts[: i + 1]) for i in range(len(parts))}
+    return {"/" + "/".join(parts[: i + 1]) for i in range(1, len(parts))}  # never a top folder such as /tmp
 
 
 def path_mapping(tmpl: Mapping[str, Any], fs_root: Path, mounts: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -324,8 +325,8 @@ def path_mapping(tmpl: Mapping[str, Any], fs_root: Path, mounts: Mapping[str, st
         elif container_path in inputs or any(container_path.startswith(i + "/") for i in inputs):
             # Argo puts input artifacts in place, folders and all; hera's outputs folder is made for its runner
             Path(host).parent.mkdir(parents=True, exist_ok=True)
-        elif container_path in folders and container_path.count("/") == 1:  # an image has /tmp, /mnt…
-            Path(host).mkdir(parents=True, exist_ok=True)
+        elif container_path.startswith("/") and container_path.count("/") > 1:  # an image has /tmp, /mnt…
+            (fs_root / container_path.strip("/").split("/")[0]).mkdir(parents=True, exist_ok=True)
     return mapping
 
 

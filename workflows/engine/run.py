@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine import dag, hooks, http, pods, retry, steps, suspend
+from workflows.engine import control, dag, hooks, http, pods, retry, steps, suspend
 from workflows.engine.cache import memo_lookup
 from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration
 from workflows.engine.frames import (
@@ -46,6 +46,8 @@ class Run:
         self.globals: dict[str, str] = {}
         self.global_artifacts: dict[str, dict[str, Any]] = {}
         self.daemons: dict[str, list[Any]] = {}
+        self.stopped: str | None = None  # "stop" or "terminate" when a user ended the run
+        self.reused: dict[str, dict[str, Any]] = self.status.pop("retriedFrom", None) or {}
         self._dirty = True
 
     def touch(self) -> None:
@@ -184,6 +186,10 @@ class Run:
             tmpl = bind_inputs(self.globals, tmpl, args, node, self.engine.objects.lookup)
         except (NodeError, ExpressionError) as exc:
             return self.finish(node, "Error", str(exc))
+        previous = self.reused.get(name)
+        if previous is not None and kind == "Pod":  # a retried run keeps what already succeeded
+            node["outputs"] = previous.get("outputs") or {}
+            return self.finish(node, "Succeeded", "reused: succeeded before the run was retried")
         memo = tmpl.get("memoize")
         cached = memo_lookup(self.engine.cache, node, memo) if memo else None
         if cached is not None:
@@ -261,7 +267,8 @@ class Run:
             message = "Pod was active on the node longer than the specified deadline"
             self.finish(node, "Failed", message if node["type"] in ("Pod", "Retry") else "Step exceeded its deadline")
         except asyncio.CancelledError:
-            self.finish(node, "Failed", "terminated: the workflow exceeded its deadline")
+            if node["phase"] == "Running":
+                self.finish(node, "Failed", control.stopped_message(self.stopped))
             raise
         except (NodeError, ExpressionError, OSError) as exc:
             self.finish(node, "Error", str(exc))
@@ -303,10 +310,10 @@ async def entry(run: Run, scope: Scope) -> dict[str, Any]:
     call = run.execute_template(run.name, run.name, {"template": run.spec["entrypoint"]}, scope, args, None)
     deadline = run.spec.get("activeDeadlineSeconds")
     if deadline is None:
-        return await call
-    task = asyncio.ensure_future(call)
+        return await control.interruptible(run, call) or run.nodes[run.name]
+    task = asyncio.ensure_future(control.interruptible(run, call))
     try:
-        return await asyncio.wait_for(asyncio.shield(task), timeout=float(deadline))
+        return await asyncio.wait_for(asyncio.shield(task), timeout=float(deadline)) or run.nodes[run.name]
     except TimeoutError:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -69,21 +69,31 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
     """Prepare a run, record it as Pending and start a detached worker; return the workflow object."""
     lib = library(settings)
     workflow = from_reference(lib, source) if from_ref else from_file(Path(source))
-    workflow = prepare(lib, workflow, parameters)
+    return submit_workflow(settings, workflow, parameters)
+
+
+def submit_workflow(
+    settings: Settings, workflow: dict[str, Any], parameters: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Prepare a Workflow object, record it as Pending and start a detached worker for it."""
+    workflow = prepare(library(settings), workflow, parameters or {})
+    RunStore(settings.state_dir).save(workflow)
+    _start_worker(settings, workflow["metadata"]["name"])
+    return workflow
+
+
+def _start_worker(settings: Settings, name: str) -> None:
     store = RunStore(settings.state_dir)
-    store.save(workflow)
-    folder = store.run_dir(workflow["metadata"]["name"])
-    with open(folder / "engine.log", "ab") as log:
+    with open(store.run_dir(name) / "engine.log", "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "workflows.local.worker", workflow["metadata"]["name"]],
+            [sys.executable, "-m", "workflows.local.worker", name],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "CTCD_STATE_DIR": str(settings.state_dir)},
             start_new_session=True,
         )
-    store.record_worker(workflow["metadata"]["name"], worker.pid)
-    return workflow
+    store.record_worker(name, worker.pid)
 
 
 def execute(settings: Settings, name: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Nothing here starts a process; :mod:`~workflows.local.stack` does, under :mod:`~
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,13 @@ def services(settings: Settings, generate_credentials: bool = False) -> list[Ser
         creds = load_credentials(settings)
     else:
         creds = {}
-    return [_s3(settings, creds), _mlflow(settings, creds), _serving(settings, creds), _bridge(settings, creds)]
+    return [
+        _s3(settings, creds),
+        _mlflow(settings, creds),
+        _serving(settings, creds),
+        _bridge(settings, creds),
+        *([_scheduler(settings, creds)] if settings.scheduler else []),
+    ]
 
 
 def _s3(settings: Settings, creds: dict[str, str]) -> Service:
@@ -209,4 +216,33 @@ def _bridge(settings: Settings, creds: dict[str, str]) -> Service:
         },
         health=lambda: http_ok(url + "/healthz", (200, 503)),
         problem=lambda: http_problem(url + "/healthz", (200,)),
+    )
+
+
+HEARTBEAT_SECONDS = 20.0  # the scheduler touches its heartbeat every few seconds
+
+
+def _heartbeat_problem(path: Path) -> str:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return "no heartbeat yet"
+    return "" if age < HEARTBEAT_SECONDS else f"no heartbeat for {age:.0f}s"
+
+
+def _scheduler(settings: Settings, creds: dict[str, str]) -> Service:
+    heartbeat = settings.state_dir / "scheduler.heartbeat"
+    return Service(
+        name="scheduler",
+        url=f"CronWorkflows ({heartbeat.name})",
+        ports={},
+        command=[sys.executable, "-m", "workflows.local.scheduler"],
+        env={
+            **creds,
+            **settings.as_env(),
+            "CTCD_TEMPLATE_PATH": settings.template_path,
+            "CTCD_ENGINE_PARALLELISM": str(settings.engine_parallelism),
+        },
+        health=lambda: not _heartbeat_problem(heartbeat),
+        problem=lambda: _heartbeat_problem(heartbeat),
     )
