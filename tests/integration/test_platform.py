@@ -6,14 +6,19 @@ import json
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+import yaml
 
 from tests.conftest import free_port_block, make_settings, settings_env
-from workflows.local import stack
+from workflows.engine.store import RunStore
+from workflows.local import scheduler, stack
+from workflows.settings import Settings
 
 CTCD = [sys.executable, "-m", "workflows.cli"]
 
@@ -23,7 +28,7 @@ def ctcd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_lifecycle_up_status_down(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "state", free_port_block())
+    settings = make_settings(tmp_path / "state", free_port_block(), scheduler=True)
     env = settings_env(settings)
     first = ctcd(env, "up")
     assert first.returncode == 0, first.stderr
@@ -34,12 +39,13 @@ def test_lifecycle_up_status_down(tmp_path: Path) -> None:
             ("mlflow", "running", True),
             ("serving", "running", True),
             ("bridge", "running", True),
+            ("scheduler", "running", True),
         ]
         assert status[1]["url"] == f"http://127.0.0.1:{settings.mlflow_port}"
         pids = [s["pid"] for s in status]
 
         again = ctcd(env, "up")  # idempotent: nothing restarted
-        assert again.returncode == 0 and again.stdout.count("already running") == 4
+        assert again.returncode == 0 and again.stdout.count("already running") == 5
         assert [s["pid"] for s in json.loads(ctcd(env, "status", "-o", "json").stdout)] == pids
 
         # the MLflow UI opens at the URL status prints
@@ -55,12 +61,15 @@ def test_lifecycle_up_status_down(tmp_path: Path) -> None:
         creds = settings.credentials_file
         assert creds.stat().st_mode & 0o777 == 0o600
         assert set(json.loads(creds.read_text())) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+        _the_scheduler_fires_and_survives_kill_9(settings, env, tmp_path / "cron.yaml")
+        pids = [s["pid"] for s in json.loads(ctcd(env, "status", "-o", "json").stdout)]
     finally:
         down = ctcd(env, "down")
     assert down.returncode == 0 and "mlflow" in down.stdout and "s3" in down.stdout
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     after = json.loads(ctcd(env, "status", "-o", "json").stdout)
-    assert [s["state"] for s in after] == ["stopped", "stopped", "stopped", "stopped"]
+    assert [s["state"] for s in after] == ["stopped"] * 5
 
 
 def test_port_taken_is_a_clear_error_and_starts_nothing(tmp_path: Path) -> None:
@@ -95,3 +104,50 @@ def test_status_of_unhealthy_platform_exits_non_zero(tmp_path: Path) -> None:
     result = ctcd(settings_env(settings), "status")
     assert result.returncode == 3
     assert "stopped" in result.stdout
+
+
+def _scheduled_runs(settings: Settings, cron: str) -> list[str]:
+    return [
+        w["metadata"]["name"]
+        for w in RunStore(settings.state_dir).list()
+        if (w["metadata"].get("labels") or {}).get("workflows.argoproj.io/cron-workflow") == cron
+    ]
+
+
+def _the_scheduler_fires_and_survives_kill_9(settings: Settings, env: dict[str, str], cron: Path) -> None:
+    cron.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "CronWorkflow",
+                "metadata": {"name": "every-minute"},
+                "spec": {
+                    "schedules": ["* * * * *"],
+                    "workflowSpec": {
+                        "entrypoint": "hi",
+                        "templates": [{"name": "hi", "container": {"image": "alpine", "command": ["echo", "hi"]}}],
+                    },
+                },
+            }
+        )
+    )
+    assert ctcd(env, "cron", "create", str(cron)).returncode == 0
+    assert _wait(lambda: "checkedUntil" in scheduler.load_state(settings, "every-minute"))
+    state = scheduler.load_state(settings, "every-minute")  # as if the platform had been up for a minute
+    scheduler.save_state(settings, "every-minute", {**state, "checkedUntil": state["checkedUntil"] - 61})
+    assert _wait(lambda: _scheduled_runs(settings, "every-minute"))
+
+    pid = next(s["pid"] for s in stack.status(settings) if s["name"] == "scheduler")
+    psutil.Process(pid).kill()  # kill -9: status tells the truth, and `up` brings it back
+    assert _wait(lambda: ctcd(env, "status").returncode == 3)
+    assert ctcd(env, "up").returncode == 0
+    assert _wait(lambda: ctcd(env, "status").returncode == 0)
+
+
+def _wait(check: Callable[[], object], timeout: float = 45) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True

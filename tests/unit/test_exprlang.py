@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from workflows.engine.expr import ExpressionError, substitute
-from workflows.engine.exprlang import Missing
 from workflows.engine.expressions import evaluate, expand_tags
+from workflows.engine.exprlang import Missing
 
 SCOPE = {
     "inputs.parameters.num": "3",

@@ -47,3 +47,13 @@ def test_the_cluster_configmap_sets_what_local_steps_get(tmp_path: Path) -> None
     local = Settings(state_dir=tmp_path).as_env()
     assert set(configmap["data"]) == set(local) - {"CTCD_STATE_DIR"}  # the state folder exists only locally
     assert configmap["data"]["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == local["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+
+
+def test_the_scheduler_is_a_service_unless_turned_off(tmp_path: Path) -> None:
+    from workflows.local.services import services
+
+    on = Settings(state_dir=tmp_path, scheduler=True)  # type: ignore[call-arg]
+    off = Settings(state_dir=tmp_path, scheduler=False)  # type: ignore[call-arg]
+    assert [s.name for s in services(on)] == ["s3", "mlflow", "serving", "bridge", "scheduler"]
+    assert "scheduler" not in [s.name for s in services(off)]
+    assert Settings.model_fields["scheduler"].default is True
