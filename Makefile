@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench images up down status clean
+.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench argo-examples images up down status clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,13 @@ bench: $(STAMP) ## Print benchmark figures against peers (and write bench-result
 	$(BIN)/python -m tests.bench.registry_sync
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.cold_start
+
+argo-examples: $(STAMP) ## Run Argo's upstream examples (ARGO_EXAMPLES=…/argo-workflows/examples) on the local engine
+	@if [ ! -d "$(ARGO_EXAMPLES)" ]; then \
+	  echo "set ARGO_EXAMPLES to the examples/ folder of an argo-workflows checkout"; \
+	  echo "  e.g. git clone --depth 1 https://github.com/argoproj/argo-workflows && make argo-examples ARGO_EXAMPLES=argo-workflows/examples"; \
+	  exit 2; fi
+	$(BIN)/python -m tests.bench.argo_examples "$(ARGO_EXAMPLES)" --jobs $${JOBS:-6}
 
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 images: ## Build the trainer and predictor images (needs a Docker engine)

@@ -293,3 +293,32 @@ def test_cron_fires_on_schedule_and_honours_its_policies(platform: Settings, tmp
         assert ctcd(platform, "cron", "delete", "cli-cron").returncode == 0
     missing = ctcd(platform, "cron", "trigger", "cli-cron")
     assert missing.returncode != 0 and "cron list" in missing.stdout + missing.stderr
+
+
+def test_apply_a_configmap_that_a_run_reads(platform: Settings, tmp_path: Path) -> None:
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cli-settings"},
+        "data": {"greeting": "bonjour"},
+    }
+    applied_now = ctcd(platform, "apply", str(_write(tmp_path / "cm.yaml", configmap)))
+    assert applied_now.returncode == 0 and "configmap/cli-settings created" in applied_now.stdout
+    ref = {"configMapKeyRef": {"name": "cli-settings", "key": "greeting"}}
+    reader = {
+        **_shell("read", "echo {{inputs.parameters.greeting}}"),
+        "inputs": {"parameters": [{"name": "greeting", "valueFrom": ref}]},
+    }
+    name = _submit(
+        platform,
+        _write(tmp_path / "reader.yaml", _workflow("cli-cm", [{"name": "read", "template": "read"}], [reader])),
+    )
+    assert runs.wait(platform, name, timeout=60)["status"]["phase"] == "Succeeded"
+    assert "bonjour" in ctcd(platform, "runs", "logs", name).stdout
+
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}
+    refused = ctcd(
+        platform, "apply", str(_write(tmp_path / "svc.yaml", configmap | {"metadata": {"name": "cli-other"}}, service))
+    )
+    assert refused.returncode != 0 and "Service 'web' cannot be added here" in refused.stdout + refused.stderr
+    assert "cli-other" not in applied.names(platform, "ConfigMap")  # all checked first: nothing half-applied

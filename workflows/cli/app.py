@@ -64,6 +64,7 @@ for command in TOP_LEVEL:
     app.command()(command)
 app.command("compile")(platform.compile_)
 app.command("lint")(library.lint)
+app.command("apply")(library.apply)
 
 GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
     "runs": (

@@ -1,4 +1,4 @@
-"""``ctcd template``, ``ctcd cron`` and ``ctcd lint``: a user's own Argo objects on the local platform.
+"""``ctcd template``, ``ctcd cron``, ``ctcd apply`` and ``ctcd lint``: a user's own objects on the local platform.
 
 WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows a user adds are kept in the state folder next to
 the repo's library (``argo template create`` / ``argo cron create``); ``lint`` checks a file offline as
@@ -73,11 +73,19 @@ def _add(file: Path, kinds: tuple[str, ...]) -> None:
 
     docs = _documents(file)
     for doc in docs:
-        problems = lint_problems(doc, str(file)) if doc.get("kind") in kinds else []
+        argo = str(doc.get("apiVersion", "")).startswith("argoproj.io/")
+        problems = lint_problems(doc, str(file)) if argo and doc.get("kind") in kinds else []
         if problems:
             raise CtcdError(f"{file}: {doc['kind']} is not valid:\n  - " + "\n  - ".join(problems))
     for line in applied.apply(settings(), docs, kinds):
         console.print(line)
+
+
+def apply(file: FileArg) -> None:
+    """Add ConfigMaps, PersistentVolumeClaims, templates and CronWorkflows from a file (like `kubectl apply -f`)."""
+    from workflows.local.applied import KINDS
+
+    _add(file, KINDS)
 
 
 def template_create(file: FileArg) -> None:
