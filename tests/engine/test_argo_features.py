@@ -180,16 +180,18 @@ def test_http_success_condition_timed_and_resumed_suspends(engine: Engine, pong:
     assert node(wf, "show")["outputs"]["result"] == "answer=yes"
 
 
+def _until_started(wf: dict[str, Any], step: str) -> None:
+    _until(
+        lambda: any(n["displayName"] == step and n.get("hostNodeName") for n in wf["status"].get("nodes", {}).values())
+    )
+
+
 @pytest.mark.parametrize("strategy", ["stop", "terminate"])
 def test_stop_runs_the_exit_handler_and_terminate_does_not(engine: Engine, tmp_path: Path, strategy: str) -> None:
     marker = tmp_path / "m"
     workflow = prepare(engine.library, from_file(HERE / "workflows" / "control.yaml"), {"marker": str(marker)})
     thread, wf = _in_background(engine, workflow)
-    _until(
-        lambda: any(
-            n["displayName"] == "flaky" and n.get("hostNodeName") for n in wf["status"].get("nodes", {}).values()
-        )
-    )
+    _until_started(wf, "flaky")
     control.request(engine.store.run_dir(wf["metadata"]["name"]), strategy)
     thread.join(30)
     assert not thread.is_alive()
@@ -202,11 +204,7 @@ def test_a_retried_run_keeps_what_succeeded(engine: Engine, tmp_path: Path) -> N
     marker = tmp_path / "m"
     workflow = prepare(engine.library, from_file(HERE / "workflows" / "control.yaml"), {"marker": str(marker)})
     thread, wf = _in_background(engine, workflow)
-    _until(
-        lambda: any(
-            n["displayName"] == "flaky" and n.get("hostNodeName") for n in wf["status"].get("nodes", {}).values()
-        )
-    )
+    _until_started(wf, "flaky")
     run_dir = engine.store.run_dir(wf["metadata"]["name"])
     control.request(run_dir, "terminate")
     thread.join(30)
