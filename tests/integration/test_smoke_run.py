@@ -71,12 +71,15 @@ def test_unsupported_spec_is_refused_before_running(platform: Settings, tmp_path
     spec = tmp_path / "bad.yaml"
     spec.write_text(
         "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: bad-}\n"
-        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n    suspend: {}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+        "    resource: {action: create, manifest: 'kind: Pod'}\n"
     )
     before = ctcd(platform, "runs", "list", "-o", "name").stdout
     result = ctcd(platform, "submit", str(spec))
     assert result.returncode == 1
-    assert "spec.templates[0].suspend: not supported by the local engine" in result.stderr
+    assert "spec.templates[0].resource: resource templates create Kubernetes objects, which need a cluster" in (
+        result.stderr
+    )
     assert ctcd(platform, "runs", "list", "-o", "name").stdout == before
 
 
