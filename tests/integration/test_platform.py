@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -54,7 +55,7 @@ def test_lifecycle_up_status_down(tmp_path: Path) -> None:
 
         # every socket of every platform process listens on loopback only
         family = [p for pid in pids for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]]
-        listening = [c for proc in family for c in proc.connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        listening = [c for proc in family for c in _sockets(proc) if c.status == psutil.CONN_LISTEN]
         assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
 
         # the credentials are generated, private, and outside git
@@ -142,6 +143,14 @@ def _the_scheduler_fires_and_survives_kill_9(settings: Settings, env: dict[str, 
     assert _wait(lambda: ctcd(env, "status").returncode == 3)
     assert ctcd(env, "up").returncode == 0
     assert _wait(lambda: ctcd(env, "status").returncode == 0)
+
+
+def _sockets(proc: psutil.Process) -> list[Any]:
+    """A process's inet sockets; none for a short-lived child that ended since it was listed."""
+    try:
+        return list(proc.connections(kind="inet"))
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _wait(check: Callable[[], object], timeout: float = 45) -> bool:
