@@ -16,19 +16,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODELS_DIR = Path(__file__).resolve().parent
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ColumnType = Literal["string", "integer", "number", "date"]
 METRICS = {
     "accuracy": "maximize",
+    "answered_accuracy": "maximize",
+    "coverage": "maximize",
+    "oos_recall": "maximize",
     "f1_macro": "maximize",
     "roc_auc": "maximize",
     "average_precision": "maximize",
     "log_loss": "minimize",
     "brier": "minimize",
 }
+
+
+HANDOFF_METRICS = ("answered_accuracy", "coverage", "oos_recall")
 
 
 class UnknownTechnique(KeyError):
@@ -75,6 +81,25 @@ class MetricSpec(_Strict):
         return value
 
 
+class HandoffSpec(_Strict):
+    """When the model hands a question to a person: below a confidence threshold chosen on validation data.
+
+    Exactly one target: ``target_accuracy`` (the threshold is the lowest whose answered questions reach this
+    accuracy) or ``target_coverage`` (the share of questions answered).  Rows labelled ``out_of_scope_label``
+    are never a class to learn; evaluation reports how many of them were handed off.
+    """
+
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    target_coverage: float | None = Field(default=None, gt=0, le=1)
+    out_of_scope_label: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> HandoffSpec:
+        if (self.target_accuracy is None) == (self.target_coverage is None):
+            raise ValueError("give exactly one of target_accuracy or target_coverage")
+        return self
+
+
 class FieldSpec(_Strict):
     """One field of the serving signature."""
 
@@ -94,7 +119,8 @@ class TechniqueSpec(_Strict):
 
     name: str
     description: str
-    task: Literal["multiclass", "binary"]
+    problem: Literal["multiclass", "binary"]
+    task: str = ""
     dataset: DatasetSpec
     target: str
     metric: MetricSpec
@@ -103,13 +129,28 @@ class TechniqueSpec(_Strict):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     sample_rows: int = Field(default=1000, ge=10)
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    handoff: HandoffSpec | None = None
+    requirements: list[str] = Field(default_factory=list)
 
-    @field_validator("name")
+    @field_validator("name", "task")
     @classmethod
     def _dns(cls, value: str) -> str:
-        if not DNS1123.match(value):
-            raise ValueError(f"technique name {value!r} must be a DNS-1123 label (lowercase letters, digits, '-')")
+        if value and not DNS1123.match(value):
+            raise ValueError(f"{value!r} must be a DNS-1123 label (lowercase letters, digits, '-')")
         return value
+
+    @model_validator(mode="after")
+    def _handoff_metric(self) -> TechniqueSpec:
+        if self.metric.name in HANDOFF_METRICS and self.handoff is None:
+            raise ValueError(f"metric {self.metric.name!r} needs a handoff section (the threshold it is measured at)")
+        if self.metric.name == "oos_recall" and not (self.handoff and self.handoff.out_of_scope_label):
+            raise ValueError("metric 'oos_recall' needs handoff.out_of_scope_label")
+        return self
+
+    @property
+    def dataset_name(self) -> str:
+        """The task whose dataset (and frozen test split) this technique trains on: ``task``, else its own name."""
+        return self.task or self.name
 
     def feature_columns(self) -> list[str]:
         """Every dataset column but the target, in declared order."""
@@ -124,11 +165,14 @@ class FitResult:
         model: A fitted scikit-learn estimator (a Pipeline from raw columns to predictions).
         params: The hyper-parameters chosen (logged to MLflow).
         cv_scores: Cross-validated scores on the training data (logged to MLflow).
+        validation: Labels and class probabilities (columns in ``model.classes_`` order) of rows the model
+            chosen was not fit on (out-of-fold predictions); the hand-off threshold is chosen on them.
     """
 
     model: Any
     params: dict[str, Any] = field(default_factory=dict)
     cv_scores: dict[str, float] = field(default_factory=dict)
+    validation: tuple[Any, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +186,11 @@ class Technique:
     def name(self) -> str:
         """The technique's DNS-1123 name."""
         return self.spec.name
+
+    @property
+    def dataset(self) -> str:
+        """The S3 prefix of its dataset: its task's, shared by every technique of that task."""
+        return self.spec.dataset_name
 
     def fit(self, frame: Any, hyperparameters: dict[str, Any], seed: int = 0) -> FitResult:
         """Train on a validated frame."""

@@ -4,7 +4,9 @@
 the file's sha256 against the registry's tag before unpickling anything, and reads the input columns from the
 model's signature.  ``predict()`` speaks v1 (``{"instances": [...]}``) and v2 (Open Inference Protocol) and
 turns every bad payload into ``InvalidInput`` (HTTP 400) with a message; outputs are ``label`` and
-``confidence`` (the probability of the predicted class).  Requests that wait while the model is busy are
+``confidence`` (the probability of the predicted class).  A model registered with a hand-off threshold
+(``ctcd_handoff`` in its MLmodel metadata) answers ``handoff`` below it, with the ``reason`` and its best
+``candidate``, so that a person takes the question.  Requests that wait while the model is busy are
 scored together in one vectorized call (``serving.batcher``).
 """
 
@@ -28,6 +30,7 @@ from serving.batcher import Batcher
 _logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"
 MAX_ROWS = 10_000
+HANDOFF = "handoff"
 V2_DATATYPE = {"double": "FP64", "float": "FP64", "number": "FP64", "long": "INT64", "integer": "INT64"}
 
 
@@ -43,6 +46,17 @@ def _columns(model_dir: Path) -> list[tuple[str, str]]:
         raise ArtifactError(f"{model_dir}/MLmodel has no input signature; register models through ctcd")
     declared = (mlmodel.get("metadata") or {}).get("ctcd_input_types") or {}
     return [(c["name"], str(declared.get(c["name"], c["type"]))) for c in yaml.safe_load(signature)]
+
+
+def _handoff(model_dir: Path) -> dict[str, Any] | None:
+    """The hand-off threshold and its reason from the MLmodel metadata, when the model has one."""
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+    entry = (mlmodel.get("metadata") or {}).get("ctcd_handoff")
+    if not entry:
+        return None
+    if not isinstance(entry.get("threshold"), (int, float)):
+        raise ArtifactError(f"{model_dir}/MLmodel: ctcd_handoff.threshold is not a number")
+    return dict(entry)
 
 
 def find_artifact(model_dir: Path) -> Path:
@@ -84,6 +98,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         self.model: Any = None
         self.columns: list[tuple[str, str]] = []
         self.classes: list[Any] = []
+        self.handoff: dict[str, Any] | None = None
         self.batcher = Batcher(self._run, MAX_ROWS)
 
     def load(self) -> bool:
@@ -95,6 +110,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         with artifact.open("rb") as handle:
             self.model = cloudpickle.load(handle)
         self.columns = _columns(self.model_dir)
+        self.handoff = _handoff(self.model_dir)
         self.classes = [c.item() if hasattr(c, "item") else c for c in self.model.classes_]
         self.ready = True
         return self.ready
@@ -106,32 +122,56 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         ]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        """v2 model metadata: ``label`` (BYTES) and ``confidence`` (FP64), one per row."""
+        """v2 model metadata: ``label`` (BYTES) and ``confidence`` (FP64) per row, and ``reason``/``candidate``.
+
+        The last two (BYTES) only for a model that hands off.
+        """
+        extra = (
+            [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in ("reason", "candidate")] if self.handoff else []
+        )
         return [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
             {"name": "confidence", "datatype": "FP64", "shape": [-1]},
+            *extra,
         ]
+
+    def _decide(self, labels: list[Any], confidence: list[float]) -> dict[str, list[Any]]:
+        """The output columns: labels (``handoff`` below the threshold) and confidences.
+
+        For a model that hands off, also each row's reason ('' when answered) and best candidate.
+        """
+        columns: dict[str, list[Any]] = {"label": list(labels), "confidence": confidence}
+        if not self.handoff:
+            return columns
+        threshold, why = float(self.handoff["threshold"]), str(self.handoff.get("reason", ""))
+        low = [conf < threshold for conf in confidence]
+        columns["reason"] = [
+            f"confidence {conf:.3f} is below the hand-off threshold {threshold:.3f} ({why})" if is_low else ""
+            for conf, is_low in zip(confidence, low, strict=True)
+        ]
+        columns["candidate"] = list(labels)
+        columns["label"] = [HANDOFF if is_low else label for label, is_low in zip(labels, low, strict=True)]
+        return columns
 
     async def predict(
         self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> Any:
         """Predict labels and confidences for v1 or v2 requests."""
         if isinstance(payload, InferRequest):
-            labels, confidence = await self.batcher.submit(self._frame_from_v2(payload))
-            return InferResponse(
-                model_name=self.name,
-                infer_outputs=[
-                    InferOutput("label", [len(labels)], "BYTES", data=[str(x) for x in labels]),
-                    InferOutput("confidence", [len(labels)], "FP64", data=confidence),
-                ],
-                response_id=payload.id or str(uuid.uuid4()),
-            )
-        labels, confidence = await self.batcher.submit(self._frame_from_v1(payload))
-        return {
-            "predictions": [
-                {"label": label, "confidence": conf} for label, conf in zip(labels, confidence, strict=True)
+            columns = self._decide(*await self.batcher.submit(self._frame_from_v2(payload)))
+            rows = len(columns["label"])
+            outputs = [
+                InferOutput(name, [rows], "FP64", data=values)
+                if name == "confidence"
+                else InferOutput(name, [rows], "BYTES", data=[str(x) for x in values])
+                for name, values in columns.items()
             ]
-        }
+            return InferResponse(
+                model_name=self.name, infer_outputs=outputs, response_id=payload.id or str(uuid.uuid4())
+            )
+        columns = self._decide(*await self.batcher.submit(self._frame_from_v1(payload)))
+        names = list(columns)
+        return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]}
 
     def _run(self, frame: Any) -> tuple[list[Any], list[float]]:
         import sklearn

@@ -44,21 +44,35 @@ def build(c: float, seed: int) -> Any:
 
 
 def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
-    """Choose C by stratified k-fold cross-validation on the training rows, then refit on all of them."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    """Choose C by stratified k-fold cross-validation on the training rows, then refit on all of them.
+
+    The out-of-fold class probabilities of the chosen C are returned as the validation predictions (the
+    hand-off threshold is chosen on them).
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     from models.intent_classifier.features import normalize_many
 
     grid = hyperparameters.get("C", [8.0])
     grid = [float(c) for c in (grid if isinstance(grid, list) else [grid])]
     folds = StratifiedKFold(n_splits=int(hyperparameters.get("cv_folds", 3)), shuffle=True, random_state=seed)
-    texts, labels = normalize_many(frame["text"]), frame["intent"]
-    scores = {
-        c: float(cross_val_score(_vectorize_and_classify(c, seed), texts, labels, cv=folds, n_jobs=2).mean())
+    texts, labels = normalize_many(frame["text"]), np.asarray(frame["intent"])
+    classes = np.unique(labels)
+    out_of_fold = {
+        c: cross_val_predict(
+            _vectorize_and_classify(c, seed), texts, labels, cv=folds, n_jobs=2, method="predict_proba"
+        )
         for c in grid
     }
+    scores = {c: float((classes[p.argmax(axis=1)] == labels).mean()) for c, p in out_of_fold.items()}
     best = max(scores, key=lambda c: scores[c])
     model = build(best, seed).fit(frame[["text"]], labels)
     cv = {f"cv_accuracy_C_{c:g}": s for c, s in scores.items()}
     cv["cv_accuracy"] = scores[best]
-    return FitResult(model=model, params={"C": best, "cv_folds": folds.n_splits}, cv_scores=cv)
+    return FitResult(
+        model=model,
+        params={"C": best, "cv_folds": folds.n_splits},
+        cv_scores=cv,
+        validation=(labels, out_of_fold[best]),
+    )

@@ -24,9 +24,10 @@ def data_seed(
     client = s3_client(config)
     for name in techniques or sorted(discover()):
         technique = technique_named(name)
-        listing = client.list_objects_v2(Bucket=config.datasets_bucket, Prefix=f"{name}/train/", MaxKeys=1)
+        prefix = f"{technique.dataset}/train/"
+        listing = client.list_objects_v2(Bucket=config.datasets_bucket, Prefix=prefix, MaxKeys=1)
         if listing.get("KeyCount", 0):
-            console.print(f"[dim]{name}: already has data, nothing generated[/]")
+            console.print(f"[dim]{name}: s3://{config.datasets_bucket}/{prefix} already has data, nothing generated[/]")
             continue
         frame = technique.generate(rows or technique.spec.sample_rows, seed=0, batch=0)
         keys = datasets.collect(client, config, technique, f"{name}-sample.csv", datasets.frame_to_csv(frame))
@@ -35,30 +36,40 @@ def data_seed(
 
 def data_add(
     technique: str,
-    source: Annotated[str, typer.Argument(help="A local CSV/Parquet file or s3://bucket/key.")],
+    source: Annotated[str, typer.Argument(help="A local CSV, Parquet or JSON Lines file, or s3://bucket/key.")],
+    test: Annotated[
+        str | None, typer.Option("--test", help="Your own test file, frozen as the test split (first add only).")
+    ] = None,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Without --test: the share the first add carves out as test.")
+    ] = 0.2,
 ) -> None:
-    """Validate a CSV/Parquet file (local or in S3) and add it to a technique's training data."""
+    """Validate a file (local or S3) and add it to a technique's training data; the first add freezes the test split."""
     from workflows.platform.s3 import s3_client
     from workflows.training import datasets, sources
 
     config = settings()
     spec = technique_named(technique)
+    split = datasets.FrozenTest(fraction=test_fraction)
     config.require_reachable("s3")
     client = s3_client(config)
     raw = sources.read_source(client, source)
-    keys = datasets.collect(client, config, spec, source, raw)
+    if test is not None:
+        split = datasets.FrozenTest(name=test, raw=sources.read_source(client, test))
+    keys = datasets.collect(client, config, spec, source, raw, test=split)
     console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
 
 
 def data_ls(technique: str, output: OutputOpt = "table") -> None:
     """List a technique's files in S3: the test split, each batch (retired ones too), rows, classes, versions."""
     from workflows.platform.s3 import s3_client
-    from workflows.training import datasets
 
     config = settings()
     spec = technique_named(technique)
     config.require_reachable("s3")
-    listing = datasets.inventory(s3_client(config), config, spec)
+    from workflows.training import history
+
+    listing = history.inventory(s3_client(config), config, spec)
     if output == "json":
         print_json(listing)
         return
@@ -81,12 +92,13 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
 def data_rm(technique: str, batch: Annotated[str, typer.Argument(help="batch-0001, batch-0001.csv or 1.")]) -> None:
     """Retire a batch: it leaves the training set (a new dataset version) but stays in S3 as history."""
     from workflows.platform.s3 import s3_client
-    from workflows.training import datasets
 
     config = settings()
     spec = technique_named(technique)
     config.require_reachable("s3")
-    record = datasets.retire(s3_client(config), config, spec, batch)
+    from workflows.training import history
+
+    record = history.retire(s3_client(config), config, spec, batch)
     console.print(
         f"[green]✓[/] {technique}: retired {batch} (kept in S3; record {record}); the next run trains without it"
     )

@@ -43,7 +43,7 @@ def lineage(technique: str, dataset_version: str, workflow_run: str) -> dict[str
 
 def requirements(technique: Technique) -> list[str]:
     """Pinned requirements of the served model (the technique's libraries at their installed versions)."""
-    names = list(PINNED) + (["spacy"] if technique.name == "intent-classifier" else [])
+    names = list(dict.fromkeys([*PINNED, *technique.spec.requirements]))
     return [f"{name}=={metadata.version(name)}" for name in names]
 
 
@@ -59,12 +59,61 @@ def signature(technique: Technique) -> Any:
     )
 
 
-def model_metadata(technique: Technique) -> dict[str, Any]:
-    """What the MLmodel file carries beyond the signature: each input's declared type (the predictor checks dates)."""
-    return {"ctcd_input_types": {f.name: f.type for f in technique.spec.serving.inputs}}
+def model_metadata(technique: Technique, handoff: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the MLmodel file carries beyond the signature.
+
+    Each input's declared type (the predictor checks dates) and, for a technique that hands off, the chosen
+    threshold with its reason (``ctcd_handoff``).
+    """
+    meta: dict[str, Any] = {"ctcd_input_types": {f.name: f.type for f in technique.spec.serving.inputs}}
+    if handoff:
+        meta["ctcd_handoff"] = handoff
+    return meta
 
 
-def log_model(technique: Technique, model: Any, examples: Any, serialization: str) -> tuple[str, str]:
+def handoff_threshold(model_uri: str) -> float | None:
+    """The hand-off threshold a logged model carries (None when it answers every question)."""
+    from mlflow.models import get_model_info
+
+    entry = (get_model_info(model_uri).metadata or {}).get("ctcd_handoff") or {}
+    return float(entry["threshold"]) if "threshold" in entry else None
+
+
+def source_tags(workflow_run: str) -> dict[str, str]:
+    """The run's Source in the MLflow UI: the workflow run that trained it, at the code's commit."""
+    return {
+        "mlflow.source.type": "JOB",
+        "mlflow.source.name": f"argo workflow {workflow_run}",
+        "mlflow.source.git.commit": git_commit(),
+    }
+
+
+def log_inputs(bucket: str, version: Any, train: Any, test: Any, target: str) -> None:
+    """Log the exact training and test data as MLflow Datasets (the run page's Datasets panel).
+
+    The training dataset's source is the dataset version's manifest (the files and their sha256) and its digest
+    the version; the test dataset's source is the frozen split itself.
+    """
+    import mlflow
+
+    manifest = f"s3://{bucket}/{version.technique}/versions/{version.version}.json"
+    train_set = mlflow.data.from_pandas(
+        train, source=manifest, targets=target, name=f"{version.technique}-train", digest=version.version
+    )
+    test_set = mlflow.data.from_pandas(
+        test,
+        source=f"s3://{bucket}/{version.test['key']}",
+        targets=target,
+        name=f"{version.technique}-test",
+        digest=str(version.test["sha256"])[:16],
+    )
+    mlflow.log_input(train_set, context="training")
+    mlflow.log_input(test_set, context="evaluation")
+
+
+def log_model(
+    technique: Technique, model: Any, examples: Any, serialization: str, handoff: dict[str, Any] | None = None
+) -> tuple[str, str]:
     """Log the model in the active run; return its URI and the sha256 of its serialized file."""
     import mlflow
 
@@ -75,7 +124,7 @@ def log_model(technique: Technique, model: Any, examples: Any, serialization: st
         signature=signature(technique),
         input_example=examples[technique.spec.feature_columns()].head(3),
         pip_requirements=requirements(technique),
-        metadata=model_metadata(technique),
+        metadata=model_metadata(technique, handoff),
     )
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp))
@@ -101,11 +150,14 @@ def fail_stale_runs(experiment_id: str, workflow_run: str) -> list[str]:
     return [run.info.run_id for run in stale]
 
 
-def log_evaluation(spec: Any, model: Any, test: Any, dataset_version: str, run_id: str) -> dict[str, Any]:
-    """Score ``model`` on the frozen test split and log it to the run: metrics, per-class F1, plot, report.
+def log_evaluation(
+    spec: Any, model: Any, test: Any, dataset_version: str, run_id: str, threshold: float | None = None
+) -> dict[str, Any]:
+    """Score ``model`` on the frozen test split and log it to the run: metrics, per-class F1, plots, report.
 
     Per-class metric names are made valid for MLflow whatever the labels hold (``?``, spaces, any script); the
-    label → metric name mapping is logged as ``evaluation/metric_names.json``.
+    label → metric name mapping is logged as ``evaluation/metric_names.json``.  With a hand-off ``threshold``
+    the selective metrics and a risk-coverage plot are logged too.
 
     Returns:
         The scores (see :func:`workflows.training.evaluation.score`).
@@ -114,14 +166,19 @@ def log_evaluation(spec: Any, model: Any, test: Any, dataset_version: str, run_i
 
     from workflows.training import evaluation
 
-    scores = evaluation.score(spec, model, test)
+    scores = evaluation.score(spec, model, test, threshold)
     names = evaluation.metric_names("test_f1_", scores["per_class"])
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
         mlflow.log_metrics({names[k]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
         mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
         mlflow.log_figure(evaluation.plot(spec, model, test), "evaluation/plot.png")
+        if threshold is not None:
+            mlflow.log_figure(
+                evaluation.risk_coverage_plot(spec, model, test, threshold), "evaluation/risk_coverage.png"
+            )
         mlflow.log_dict(
-            {"dataset_version": dataset_version, "test_rows": len(test), **scores}, "evaluation/report.json"
+            {"dataset_version": dataset_version, "test_rows": len(test), "threshold": threshold, **scores},
+            "evaluation/report.json",
         )
     return scores

@@ -158,7 +158,7 @@ def fingerprint(inputs: FingerprintInput) -> FingerprintOutput:
     from workflows.training import fingerprint as keys
 
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
-        data_key = keys.data_key(s3, settings.datasets_bucket, technique.name, inputs.data_version)
+        data_key = keys.data_key(s3, settings.datasets_bucket, technique.dataset, inputs.data_version)
         current = registry.champion(registry.client(settings.mlflow_tracking_uri), technique.name)
     champion = str(current.version) if current is not None else ""
     code = keys.code_version(technique.package)
@@ -200,7 +200,7 @@ def train(inputs: TrainInput) -> TrainOutput:
     import mlflow
 
     from workflows.steps import mlflow_logging
-    from workflows.training import datasets
+    from workflows.training import datasets, evaluation
 
     hyperparameters = json.loads(inputs.hyperparameters or "{}")
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
@@ -209,16 +209,45 @@ def train(inputs: TrainInput) -> TrainOutput:
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         experiment = mlflow.set_experiment(technique.name)
         mlflow_logging.fail_stale_runs(experiment.experiment_id, inputs.workflow_name)
-        with mlflow.start_run(run_name=inputs.workflow_name) as run:
+        with mlflow.start_run(
+            run_name=inputs.workflow_name, tags=mlflow_logging.source_tags(inputs.workflow_name)
+        ) as run:
             on_abort(lambda: mlflow.MlflowClient().set_terminated(run.info.run_id, "FAILED"))
             mlflow.set_tags(mlflow_logging.lineage(technique.name, version.version, inputs.workflow_name))
-            _logger.info("fitting %s on %d rows (run %s)", technique.name, len(train_frame), run.info.run_id)
-            result = technique.fit(train_frame, hyperparameters, seed=0)
-            mlflow.log_params({**result.params, "train_rows": len(train_frame), "serialization": SERIALIZATION})
+            mlflow_logging.log_inputs(settings.datasets_bucket, version, train_frame, test_frame, technique.spec.target)
+            fit_frame = evaluation.in_scope(technique.spec, train_frame)
+            _logger.info("fitting %s on %d rows (run %s)", technique.name, len(fit_frame), run.info.run_id)
+            result = technique.fit(fit_frame, hyperparameters, seed=0)
+            threshold = _handoff(technique, result)
+            mlflow.log_params({**result.params, "train_rows": len(fit_frame), "serialization": SERIALIZATION})
             mlflow.log_metrics(result.cv_scores)
-            model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION)
+            handoff = threshold.metadata() if threshold else None
+            model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION, handoff)
             mlflow.set_tag("ctcd.model_sha256", sha)
     return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
+
+
+def _handoff(technique: Any, result: Any) -> Any:
+    """The hand-off threshold chosen on the fit's validation predictions (None for a technique without one)."""
+    import mlflow
+
+    from workflows.training import handoff
+
+    spec = technique.spec.handoff
+    if spec is None:
+        return None
+    if result.validation is None:
+        fail(f"{technique.name} declares a handoff but its fit() returned no validation predictions to choose it on")
+    threshold = handoff.choose(spec, *result.validation, result.model.classes_)
+    mlflow.log_param("handoff_threshold", threshold.threshold)
+    mlflow.log_metrics(
+        {
+            "validation_coverage": threshold.validation_coverage,
+            "validation_answered_accuracy": threshold.validation_accuracy,
+        }
+    )
+    _logger.info("%s: hand-off below %.4f (%s)", technique.name, threshold.threshold, threshold.reason)
+    return threshold
 
 
 @step("train", retry_strategy=RETRY)
@@ -235,7 +264,10 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         model = mlflow.sklearn.load_model(inputs.model_uri)
         on_abort(lambda: mlflow.MlflowClient().set_terminated(inputs.run_id, "FAILED"))
-        scores = mlflow_logging.log_evaluation(technique.spec, model, test_frame, version.version, inputs.run_id)
+        threshold = mlflow_logging.handoff_threshold(inputs.model_uri)
+        scores = mlflow_logging.log_evaluation(
+            technique.spec, model, test_frame, version.version, inputs.run_id, threshold
+        )
     return float(scores["metric"])
 
 
@@ -251,6 +283,7 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
     """Re-score the champion version the run started with on the same test split."""
     import mlflow
 
+    from workflows.steps import mlflow_logging
     from workflows.training import datasets, evaluation
 
     if not inputs.champion_version:
@@ -260,8 +293,10 @@ def score_champion(inputs: ChampionInput) -> ChampionOutput:
         version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
         _, test_frame = datasets.frames(s3, settings, technique, version)
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-        model = mlflow.sklearn.load_model(f"models:/{technique.name}/{inputs.champion_version}")
-    metric = evaluation.score(technique.spec, model, test_frame)["metric"]
+        uri = f"models:/{technique.name}/{inputs.champion_version}"
+        model = mlflow.sklearn.load_model(uri)
+        threshold = mlflow_logging.handoff_threshold(uri)
+    metric = evaluation.score(technique.spec, model, test_frame, threshold)["metric"]
     _logger.info("champion %s v%s scores %.4f", technique.name, inputs.champion_version, metric)
     return ChampionOutput(version=inputs.champion_version, metric=str(metric))
 

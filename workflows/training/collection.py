@@ -17,7 +17,7 @@ from typing import Any
 from models.contract import Technique
 from workflows.settings import Settings
 from workflows.training import datasets
-from workflows.training.validation import DatasetError, parse
+from workflows.training.validation import JSON_LINES, DatasetError, parse
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ def collection_state(client: Any, settings: Settings, technique: str) -> dict[st
 
 def _existing(client: Any, settings: Settings, technique: Technique) -> set[str]:
     bucket, seen = settings.datasets_bucket, set()
-    keys = datasets._batch_keys(client, bucket, technique.name)
-    test = f"{technique.name}/{datasets.TEST_KEY}"
-    for key in keys + ([test] if datasets._exists(client, bucket, test) else []):
-        frame = parse(key, datasets._read(client, bucket, key), technique.spec)
+    keys = datasets.batch_keys(client, bucket, technique.dataset)
+    test = f"{technique.dataset}/{datasets.TEST_KEY}"
+    for key in keys + ([test] if datasets.exists(client, bucket, test) else []):
+        frame = parse(key, datasets.read_object(client, bucket, key), technique.spec)
         seen.update(_row_hashes(frame, list(technique.spec.dataset.columns)))
     return seen
 
@@ -74,7 +74,7 @@ def from_s3(client: Any, prefix: str, seen: list[str], technique: Technique) -> 
             o["Key"]
             for page in listing
             for o in page.get("Contents", [])
-            if o["Key"].endswith((".csv", ".parquet")) and f"s3://{bucket}/{o['Key']}" not in seen
+            if o["Key"].endswith((".csv", ".parquet", *JSON_LINES)) and f"s3://{bucket}/{o['Key']}" not in seen
         )
     except client.exceptions.NoSuchBucket as exc:
         raise DatasetError(
@@ -135,7 +135,7 @@ def collect(
     Raises:
         DatasetError: The new rows break the contract (nothing is written).
     """
-    state = collection_state(client, settings, technique.name)
+    state = collection_state(client, settings, technique.dataset)
     before = json.loads(json.dumps(state, default=str))
     month = int(state.get("months", 0))
     if source == "generator":
@@ -155,13 +155,13 @@ def collect(
     keys: list[str] = []
     if len(fresh):
         keys = datasets.collect(
-            client, settings, technique, f"{technique.name}-month-{month}.csv", datasets.frame_to_csv(fresh)
+            client, settings, technique, f"{technique.dataset}-month-{month}.csv", datasets.frame_to_csv(fresh)
         )
         state["months"] = month + 1
     if state != before:  # rows added, or a source read to its end (all duplicates): remember where it stopped
         client.put_object(
             Bucket=settings.datasets_bucket,
-            Key=f"{technique.name}/collections.json",
+            Key=f"{technique.dataset}/collections.json",
             Body=json.dumps(state, default=str).encode(),
         )
     return Collected(new_rows=len(fresh), duplicates=duplicates, keys=keys, month=month)

@@ -44,21 +44,34 @@ def predictions(spec: TechniqueSpec, model: Any, frame: Any) -> tuple[Any, Any]:
     return model.predict(features), model.predict_proba(features)
 
 
-def score(spec: TechniqueSpec, model: Any, test: Any) -> dict[str, Any]:
-    """The test metrics of a model: the primary one under ``metric`` plus the others of its task.
+def in_scope(spec: TechniqueSpec, frame: Any) -> Any:
+    """The rows of ``frame`` that are not labelled out of scope (all rows when the technique declares no label)."""
+    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    return frame if label is None else frame[frame[spec.target].astype(str) != label].reset_index(drop=True)
+
+
+def score(spec: TechniqueSpec, model: Any, test: Any, threshold: float | None = None) -> dict[str, Any]:
+    """The test metrics of a model: the primary one under ``metric`` plus the others of its problem.
+
+    The classification metrics are over in-scope rows; with a hand-off ``threshold`` the selective ones
+    (coverage, answered accuracy, out-of-scope recall) are over every row.
 
     Returns:
         ``{"metric": float, "metrics": {name: float}, "per_class": {label: {precision, recall, f1, support}}}``
+
+    Raises:
+        ValueError: The primary metric is a hand-off one and the model has no threshold.
     """
     from sklearn import metrics as m
 
-    y = test[spec.target]
-    predicted, proba = predictions(spec, model, test)
+    scoped = in_scope(spec, test)
+    y = scoped[spec.target]
+    predicted, proba = predictions(spec, model, scoped)
     values: dict[str, float] = {
         "accuracy": float(m.accuracy_score(y, predicted)),
         "f1_macro": float(m.f1_score(y, predicted, average="macro")),
     }
-    if spec.task == "binary":
+    if spec.problem == "binary":
         positive = proba[:, list(model.classes_).index(1)]
         values.update(
             roc_auc=float(m.roc_auc_score(y, positive)),
@@ -66,9 +79,31 @@ def score(spec: TechniqueSpec, model: Any, test: Any) -> dict[str, Any]:
             brier=float(m.brier_score_loss(y, positive)),
         )
     values["log_loss"] = float(m.log_loss(y, proba, labels=model.classes_))
+    if threshold is not None:
+        values.update(selective(spec, model, test, threshold))
+    if spec.metric.name not in values:
+        raise ValueError(f"{spec.name}: metric {spec.metric.name!r} needs a model with a hand-off threshold")
     report = m.classification_report(y, predicted, output_dict=True, zero_division=0)
     per_class = {str(k): v for k, v in report.items() if k not in ("accuracy", "macro avg", "weighted avg")}
     return {"metric": values[spec.metric.name], "metrics": values, "per_class": per_class}
+
+
+def selective(spec: TechniqueSpec, model: Any, test: Any, threshold: float) -> dict[str, float]:
+    """Coverage, answered accuracy and out-of-scope recall of the hand-off on every row of ``test``."""
+    from workflows.training import handoff
+
+    predicted, proba = predictions(spec, model, test)
+    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    return handoff.selective_metrics(test[spec.target], predicted, proba.max(axis=1), threshold, label)
+
+
+def risk_coverage_plot(spec: TechniqueSpec, model: Any, test: Any, threshold: float) -> Any:
+    """The risk-coverage curve of the model on ``test``, the threshold marked."""
+    from workflows.training import handoff
+
+    predicted, proba = predictions(spec, model, test)
+    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    return handoff.plot(test[spec.target], predicted, proba.max(axis=1), threshold, label, spec.name)
 
 
 def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
@@ -80,8 +115,9 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
     from sklearn.calibration import CalibrationDisplay
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    test = in_scope(spec, test)
     predicted, proba = predictions(spec, model, test)
-    if spec.task == "binary":
+    if spec.problem == "binary":
         fig, ax = plt.subplots(figsize=(6, 6))
         CalibrationDisplay.from_predictions(test[spec.target], proba[:, 1], n_bins=10, ax=ax, name=spec.name)
         ax.set_title(f"{spec.name}: calibration on the frozen test split")

@@ -1,4 +1,4 @@
-"""Where a user's data file comes from: a local CSV or Parquet file, or one S3 object.
+"""Where a user's data file comes from: a local CSV, Parquet or JSON Lines file, or one S3 object.
 
 Every way a read can fail becomes a one-line :class:`~workflows.training.validation.DatasetError` that names the
 file and the fix; nothing is written until the bytes have been read whole.
@@ -44,8 +44,8 @@ def read_source(client: Any, source: str) -> bytes:
             raise DatasetError(f"{source}: larger than the {MAX_FILE_BYTES >> 20} MiB limit; split it into batches")
         return path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(f"{source}: no such file; give the path of a CSV or Parquet file") from None
+        raise DatasetError(f"{source}: no such file; give the path of a CSV, Parquet or JSON Lines file") from None
     except IsADirectoryError:
-        raise DatasetError(f"{source}: is a folder; give one CSV or Parquet file") from None
+        raise DatasetError(f"{source}: is a folder; give one CSV, Parquet or JSON Lines file") from None
     except OSError as exc:
         raise DatasetError(f"{source}: cannot be read ({exc.strerror or exc})") from None

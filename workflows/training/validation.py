@@ -8,6 +8,7 @@ N is line N+1) and the column, plus what to do.  Validation never raises anythin
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +17,7 @@ from models.contract import TechniqueSpec
 from workflows.errors import CtcdError
 
 MAX_FILE_BYTES = 256 * 2**20
+JSON_LINES = (".jsonl", ".ndjson")
 INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 BINARY_CLASSES = ("0", "1")
@@ -48,7 +50,12 @@ def parse(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
     if b"\x00" in raw and not name.endswith(".parquet"):
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise DatasetError(f"{name}: line {line} holds a NUL byte (0x00); remove it, it would cut the value short")
-    frame = _read_parquet(name, raw) if name.endswith(".parquet") else _read_csv(name, raw, spec)
+    if name.endswith(".parquet"):
+        frame = _read_parquet(name, raw)
+    elif name.endswith(JSON_LINES):
+        frame = _read_json_lines(name, raw)
+    else:
+        frame = _read_csv(name, raw, spec)
     _check_columns(name, list(frame.columns), spec)
     if frame.empty:
         raise DatasetError(f"{name}: has a header but no data rows")
@@ -90,6 +97,25 @@ def _check_field_counts(name: str, text: str, spec: TechniqueSpec) -> None:
         raise DatasetError(f"{name}: not a readable CSV ({exc})") from exc
 
 
+def _read_json_lines(name: str, raw: bytes) -> Any:
+    """One JSON object per line; every value is read as text and typed by the contract like a CSV cell."""
+    import pandas as pd
+
+    rows = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{name}: line {number} is not JSON ({exc}); write one object per line") from exc
+        if not isinstance(row, dict):
+            raise DatasetError(f"{name}: line {number} is a JSON {type(row).__name__}, not an object with the columns")
+        rows.append({str(k): "" if v is None else str(v) for k, v in row.items()})
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return pd.DataFrame(rows, columns=columns).fillna("")
+
+
 def _read_parquet(name: str, raw: bytes) -> Any:
     import pandas as pd
 
@@ -126,7 +152,7 @@ def _typed(name: str, frame: Any, spec: TechniqueSpec) -> Any:
             out[column] = values
             continue
         out[column] = [_convert(name, row, column, kind, value) for row, value in enumerate(values, start=1)]
-    if spec.task == "binary":
+    if spec.problem == "binary":
         _check_binary(name, list(out[spec.target]), spec.target)
     return out
 
@@ -187,13 +213,15 @@ def check_classes(name: str, labels: Iterable[Any], minimum: int) -> None:
         )
 
 
-def check_labels_seen(test_name: str, test_labels: Iterable[Any], train_labels: Iterable[Any]) -> None:
-    """Every label of the frozen test split must occur in the training data.
+def check_labels_seen(
+    test_name: str, test_labels: Iterable[Any], train_labels: Iterable[Any], out_of_scope: str | None = None
+) -> None:
+    """Every label of the frozen test split must occur in the training data (out-of-scope rows need not).
 
     Raises:
         DatasetError: Naming the unseen labels.
     """
-    unseen = sorted({str(x) for x in test_labels} - {str(x) for x in train_labels})
+    unseen = sorted({str(x) for x in test_labels} - {str(x) for x in train_labels} - {out_of_scope})
     if unseen:
         raise DatasetError(
             f"{test_name}: label(s) {', '.join(map(repr, unseen[:10]))} never occur in the training data; "
