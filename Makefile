@@ -74,6 +74,7 @@ bench: $(STAMP) ## Print benchmark figures against peers (and write bench-result
 	$(BIN)/python -m tests.bench.registry_sync
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.cold_start
+	$(BIN)/python -m tests.bench.clinc150
 
 argo-examples: $(STAMP) ## Run Argo's upstream examples (ARGO_EXAMPLES=…/argo-workflows/examples) on the local engine
 	@if [ ! -d "$(ARGO_EXAMPLES)" ]; then \

@@ -3,7 +3,9 @@
 A technique is one sub-package with a ``technique.yaml`` (validated by :class:`TechniqueSpec`) and two
 modules: ``train.py`` with ``fit(frame, hyperparameters, seed) -> FitResult`` and ``generate.py`` with
 ``generate(rows, seed, batch) -> DataFrame``.  Adding a technique means adding one folder: workflows,
-serving and gitops discover techniques through :func:`discover`.
+serving and gitops discover techniques through :func:`discover`.  Several techniques may solve one ``task``
+(``intents``): they train on its one dataset and frozen test split, and serve the same signature, so that they
+can be compared, and served side by side.
 """
 
 from __future__ import annotations
@@ -229,7 +231,37 @@ def discover() -> dict[str, Technique]:
         if spec.name in found:
             raise ValueError(f"{path}: technique name {spec.name!r} is used twice")
         found[spec.name] = Technique(spec=spec, package=f"models.{path.parent.name}")
+    _check_tasks(found)
     return found
+
+
+SHARED = ("problem", "dataset", "target", "serving")
+
+
+def _check_tasks(techniques: dict[str, Technique]) -> None:
+    """Techniques of one task share its dataset, frozen split and serving signature, so these must agree.
+
+    Raises:
+        ValueError: Two techniques of one task differ in one of them; the message names both and the field.
+    """
+    first: dict[str, TechniqueSpec] = {}
+    for technique in techniques.values():
+        spec = technique.spec
+        other = first.setdefault(spec.dataset_name, spec)
+        for name in SHARED:
+            if getattr(spec, name) != getattr(other, name):
+                raise ValueError(
+                    f"techniques {other.name!r} and {spec.name!r} solve task {spec.dataset_name!r} but declare "
+                    f"different {name!r}; techniques of one task share its dataset and serving signature"
+                )
+
+
+def by_task() -> dict[str, list[str]]:
+    """Technique names by the task (dataset) they share, each list sorted; a technique without a task is its own."""
+    tasks: dict[str, list[str]] = {}
+    for name in sorted(discover()):
+        tasks.setdefault(discover()[name].dataset, []).append(name)
+    return tasks
 
 
 def get(name: str) -> Technique:

@@ -1,7 +1,8 @@
-"""Training of the intent classifier: spaCy-normalized text, word and character TF-IDF, logistic regression.
+"""Training of the intent classifier: spaCy-normalized text, word and character TF-IDF, a linear SVM.
 
-The regularization strength is chosen by stratified cross-validation on the training data only.  The
-normalization step is stateless, so it runs once before cross-validation; the served model is one Pipeline
+The regularization strength is chosen by stratified cross-validation on the training data only, and the
+softmax temperature that turns the SVM's scores into probabilities is fitted on the same out-of-fold scores.
+The normalization step is stateless, so it runs once before cross-validation; the served model is one Pipeline
 from a frame with a ``text`` column to intents (with probabilities for the confidence).
 """
 
@@ -12,10 +13,11 @@ from typing import Any
 from models.contract import FitResult
 
 
-def _vectorize_and_classify(c: float, seed: int) -> Any:
+def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from models.intent_classifier.classifier import SoftmaxSVC
 
     features = FeatureUnion(
         [
@@ -28,51 +30,51 @@ def _vectorize_and_classify(c: float, seed: int) -> Any:
             ),
         ]
     )
-    classifier = LogisticRegression(C=c, max_iter=200, tol=1e-3, random_state=seed)
+    classifier = SoftmaxSVC(C=c, temperature=temperature, seed=seed)
     return Pipeline([("tfidf", features), ("classifier", classifier)])
 
 
-def build(c: float, seed: int) -> Any:
+def build(c: float, seed: int, temperature: float = 1.0) -> Any:
     """The served pipeline: a frame with a ``text`` column in, intents out."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     from models.intent_classifier.features import normalize_frame
 
-    inner = _vectorize_and_classify(c, seed)
+    inner = _vectorize_and_classify(c, seed, temperature)
     return Pipeline([("normalize", FunctionTransformer(normalize_frame)), *inner.steps])
 
 
 def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
     """Choose C by stratified k-fold cross-validation on the training rows, then refit on all of them.
 
-    The out-of-fold class probabilities of the chosen C are returned as the validation predictions (the
-    hand-off threshold is chosen on them).
+    The out-of-fold scores of the chosen C fit the softmax temperature; their probabilities are returned as
+    the validation predictions (the hand-off threshold is chosen on them).
     """
     import numpy as np
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    from models.intent_classifier.classifier import fit_temperature, softmax
     from models.intent_classifier.features import normalize_many
 
-    grid = hyperparameters.get("C", [8.0])
+    grid = hyperparameters.get("C", [0.5])
     grid = [float(c) for c in (grid if isinstance(grid, list) else [grid])]
     folds = StratifiedKFold(n_splits=int(hyperparameters.get("cv_folds", 3)), shuffle=True, random_state=seed)
     texts, labels = normalize_many(frame["text"]), np.asarray(frame["intent"])
     classes = np.unique(labels)
-    out_of_fold = {
-        c: cross_val_predict(
-            _vectorize_and_classify(c, seed), texts, labels, cv=folds, n_jobs=2, method="predict_proba"
-        )
+    scores = {
+        c: cross_val_predict(_vectorize_and_classify(c, seed), texts, labels, cv=folds, method="decision_function")
         for c in grid
     }
-    scores = {c: float((classes[p.argmax(axis=1)] == labels).mean()) for c, p in out_of_fold.items()}
-    best = max(scores, key=lambda c: scores[c])
-    model = build(best, seed).fit(frame[["text"]], labels)
-    cv = {f"cv_accuracy_C_{c:g}": s for c, s in scores.items()}
-    cv["cv_accuracy"] = scores[best]
+    accuracy = {c: float((classes[s.argmax(axis=1)] == labels).mean()) for c, s in scores.items()}
+    best = max(accuracy, key=lambda c: accuracy[c])
+    temperature = fit_temperature(scores[best], labels, classes)
+    model = build(best, seed, temperature).fit(frame[["text"]], labels)
+    cv = {f"cv_accuracy_C_{c:g}": a for c, a in accuracy.items()}
+    cv["cv_accuracy"] = accuracy[best]
     return FitResult(
         model=model,
-        params={"C": best, "cv_folds": folds.n_splits},
+        params={"C": best, "cv_folds": folds.n_splits, "temperature": round(temperature, 4)},
         cv_scores=cv,
-        validation=(labels, out_of_fold[best]),
+        validation=(labels, softmax(scores[best], temperature)),
     )

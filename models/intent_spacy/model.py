@@ -46,13 +46,22 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 }
 
 
-def _pipeline(architecture: str, labels: list[str]) -> Any:
+def _pipeline(architecture: str, labels: list[str], length: int) -> Any:
+    """A blank English pipeline with one untrained ``textcat`` whose hashed feature table has ``length`` rows.
+
+    The optimizer updates the whole table (``length`` × classes weights) on every batch, so ``length`` and the
+    batch size set the training time.
+    """
+    import copy
+
     import spacy
 
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+    model = copy.deepcopy(ARCHITECTURES[architecture])
+    (model.get("linear_model") or model)["length"] = length
     nlp = spacy.blank("en")
-    textcat = nlp.add_pipe("textcat", config={"model": ARCHITECTURES[architecture]})
+    textcat: Any = nlp.add_pipe("textcat", config={"model": model})
     for label in labels:
         textcat.add_label(label)
     return nlp
@@ -72,32 +81,47 @@ class SpacyTextClassifier(*_estimator_base()):  # type: ignore[misc]
             small CNN over the tokens).
         epochs: Passes over the training rows at most.
         patience: Stop after this many epochs without a better validation score.
+        batch_size: Rows per update.
+        length: Rows of the hashed feature table.
+        learn_rate: Adam's learning rate.
         seed: Seeds the shuffling and the weights.
     """
 
-    def __init__(self, architecture: str = "bow", epochs: int = 12, patience: int = 3, seed: int = 0) -> None:
+    def __init__(
+        self,
+        architecture: str = "bow",
+        epochs: int = 12,
+        patience: int = 3,
+        batch_size: int = 256,
+        length: int = 2**14,
+        learn_rate: float = 0.001,
+        seed: int = 0,
+    ) -> None:
         self.architecture, self.epochs, self.patience, self.seed = architecture, epochs, patience, seed
+        self.batch_size, self.length, self.learn_rate = batch_size, length, learn_rate
         self.nlp: Any = None
         self.history: list[float] = []
 
     def fit(self, texts: list[str], labels: list[str], validation: tuple[list[str], list[str]]) -> SpacyTextClassifier:  # type: ignore[override]
         """Train, keeping the weights of the epoch with the best accuracy on ``validation`` (texts, labels)."""
         import numpy as np
+        from spacy import util
         from spacy.training import Example
-        from spacy.util import fix_random_seed, minibatch
 
-        fix_random_seed(self.seed)
+        util.fix_random_seed(self.seed)  # type: ignore[attr-defined]
         self.classes_ = np.unique(np.asarray(labels, dtype=object).astype(str))
-        self.nlp = _pipeline(self.architecture, list(self.classes_))
+        self.nlp = _pipeline(self.architecture, list(self.classes_), self.length)
+        negatives = dict.fromkeys(map(str, self.classes_), 0.0)
         examples = [
-            Example.from_dict(self.nlp.make_doc(text), {"cats": {str(label): 1.0}})
+            Example.from_dict(self.nlp.make_doc(text), {"cats": {**negatives, str(label): 1.0}})
             for text, label in zip(texts, labels, strict=True)
         ]
         optimizer = self.nlp.initialize(lambda: examples[:500])
+        optimizer.learn_rate = self.learn_rate
         best, best_bytes, waited, shuffle = -1.0, b"", 0, random.Random(self.seed)
         for _ in range(self.epochs):
             shuffle.shuffle(examples)
-            for batch in minibatch(examples, size=64):
+            for batch in util.minibatch(examples, size=self.batch_size):  # type: ignore[no-untyped-call]
                 self.nlp.update(batch, sgd=optimizer, drop=0.2)
             score = float((self.predict(validation[0]) == np.asarray(validation[1]).astype(str)).mean())
             self.history.append(score)
@@ -132,4 +156,4 @@ class SpacyTextClassifier(*_estimator_base()):  # type: ignore[misc]
         """Rebuild the pipeline from its bytes."""
         raw = state.pop("nlp_bytes")
         self.__dict__.update(state)
-        self.nlp = _pipeline(self.architecture, list(self.classes_)).from_bytes(raw) if raw else None
+        self.nlp = _pipeline(self.architecture, list(self.classes_), self.length).from_bytes(raw) if raw else None

@@ -26,12 +26,20 @@ def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
         architecture=str(hyperparameters.get("architecture", "bow")),
         epochs=int(hyperparameters.get("epochs", 12)),
         patience=int(hyperparameters.get("patience", 3)),
+        batch_size=int(hyperparameters.get("batch_size", 256)),
+        length=int(hyperparameters.get("length", 2**14)),
+        learn_rate=float(hyperparameters.get("learn_rate", 0.001)),
         seed=seed,
     ).fit(list(fit_x), list(fit_y), (list(val_x), list(val_y)))
     served = _served(model, frame)
     proba = model.predict_proba(list(val_x))
     accuracy = float((model.classes_[proba.argmax(axis=1)] == val_y).mean())
-    params = {"architecture": model.architecture, "epochs_run": len(model.history), "validation_fraction": share}
+    params = {
+        "architecture": model.architecture,
+        "epochs_run": len(model.history),
+        "best_epoch": int(np.argmax(model.history)) + 1,
+        "validation_fraction": share,
+    }
     return FitResult(
         model=served, params=params, cv_scores={"validation_accuracy": accuracy}, validation=(val_y, proba)
     )

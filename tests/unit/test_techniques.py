@@ -6,19 +6,46 @@ from pathlib import Path
 
 import pytest
 
-from models.contract import UnknownTechnique, discover, get, load_spec
+from models.contract import Technique, TechniqueSpec, UnknownTechnique, _check_tasks, discover, get, load_spec
 from models.intent_classifier.generate import intents
 from workflows.training.validation import parse
 
 
-def test_both_techniques_are_discovered_from_their_folders() -> None:
-    assert sorted(discover()) == ["intent-classifier", "invoice-matcher"]
+def test_the_techniques_are_discovered_from_their_folders() -> None:
+    assert sorted(discover()) == ["intent-classifier", "intent-spacy", "invoice-matcher"]
     assert get("invoice-matcher").spec.metric.direction == "maximize"
+
+
+def test_two_techniques_of_one_task_share_its_dataset() -> None:
+    assert get("intent-classifier").dataset == get("intent-spacy").dataset == "intents"
+    assert get("invoice-matcher").dataset == "invoice-matcher"  # no task: its own
+
+
+def test_techniques_of_one_task_must_agree_on_data_and_signature(tmp_path: Path) -> None:
+    base = get("intent-classifier").spec
+    other = base.model_copy(update={"name": "other", "target": "text"})
+    found = {t.name: t for t in (Technique(base, "a"), Technique(other, "b"))}
+    with pytest.raises(
+        ValueError, match="'intent-classifier' and 'other' solve task 'intents' but declare different 'target'"
+    ):
+        _check_tasks(found)
+
+
+def test_a_hand_off_metric_needs_a_hand_off(tmp_path: Path) -> None:
+    spec = get("invoice-matcher").spec.model_dump()
+    spec["metric"] = {"name": "coverage", "direction": "maximize"}
+    with pytest.raises(ValueError, match="metric 'coverage' needs a handoff section"):
+        TechniqueSpec.model_validate(spec)
+    spec["handoff"] = {"target_coverage": 0.9}
+    spec["metric"] = {"name": "oos_recall", "direction": "maximize"}
+    with pytest.raises(ValueError, match="metric 'oos_recall' needs handoff.out_of_scope_label"):
+        TechniqueSpec.model_validate(spec)
 
 
 def test_unknown_technique_lists_the_known_ones() -> None:
     with pytest.raises(
-        UnknownTechnique, match=r"unknown technique 'intent' \(known: intent-classifier, invoice-matcher\)"
+        UnknownTechnique,
+        match=r"unknown technique 'intent' \(known: intent-classifier, intent-spacy, invoice-matcher\)",
     ):
         get("intent")
 
@@ -30,7 +57,7 @@ def test_spec_errors_name_the_file(tmp_path: Path) -> None:
         load_spec(path)
 
 
-@pytest.mark.parametrize("name", ["intent-classifier", "invoice-matcher"])
+@pytest.mark.parametrize("name", ["intent-classifier", "intent-spacy", "invoice-matcher"])
 def test_generated_data_meets_the_contract_and_is_deterministic(name: str) -> None:
     technique = get(name)
     first = technique.generate(300, seed=3, batch=0)

@@ -76,6 +76,16 @@ def test_parquet_is_read_and_checked() -> None:
         parse("b.parquet", b"not parquet at all", INTENT)
 
 
+def test_json_lines_are_read_and_checked_like_csv() -> None:
+    raw = b'{"text": "block my card", "intent": "block_credit_card"}\n\n{"intent": "greet", "text": 42}\n'
+    frame = parse("u.jsonl", raw, INTENT)
+    assert list(frame["text"]) == ["block my card", "42"] and list(frame.columns) == ["text", "intent"]
+    with pytest.raises(DatasetError, match=r"b\.jsonl: line 2 is not JSON"):
+        parse("b.jsonl", b'{"text": "a", "intent": "b"}\n{"text": \n', INTENT)
+    with pytest.raises(DatasetError, match=r"c\.ndjson: missing column\(s\) intent"):
+        parse("c.ndjson", b'{"text": "a"}\n', INTENT)
+
+
 def test_too_small_class() -> None:
     with pytest.raises(DatasetError, match=r"fewer than 3 rows, too few to split: 'rare' \(1 row\)"):
         check_classes("train", ["a", "a", "a", "rare"], 3)
@@ -90,3 +100,11 @@ def test_garbage_bytes_never_raise_anything_but_dataset_error() -> None:
     for raw in (b"\x00\x01\x02", b'"unterminated,quote\n', b"text,intent\n" + b"a,b,c,d\n" * 3, b"\xff\xfe\x00"):
         with pytest.raises(DatasetError):
             parse("g.csv", raw, INTENT)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.2, 1.5])
+def test_a_test_fraction_must_leave_train_and_test_rows(share: float) -> None:
+    from workflows.training.datasets import FrozenTest
+
+    with pytest.raises(DatasetError, match=rf"--test-fraction {share}: give a share between 0 and 1"):
+        FrozenTest(fraction=share)

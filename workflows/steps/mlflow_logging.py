@@ -95,12 +95,13 @@ def log_inputs(bucket: str, version: Any, train: Any, test: Any, target: str) ->
     the version; the test dataset's source is the frozen split itself.
     """
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     manifest = f"s3://{bucket}/{version.technique}/versions/{version.version}.json"
-    train_set = mlflow.data.from_pandas(
+    train_set = from_pandas(
         train, source=manifest, targets=target, name=f"{version.technique}-train", digest=version.version
     )
-    test_set = mlflow.data.from_pandas(
+    test_set = from_pandas(
         test,
         source=f"s3://{bucket}/{version.test['key']}",
         targets=target,

@@ -238,7 +238,8 @@ def _handoff(technique: Any, result: Any) -> Any:
         return None
     if result.validation is None:
         fail(f"{technique.name} declares a handoff but its fit() returned no validation predictions to choose it on")
-    threshold = handoff.choose(spec, *result.validation, result.model.classes_)
+    labels, proba = result.validation
+    threshold = handoff.choose(spec, labels, proba, result.model.classes_)
     mlflow.log_param("handoff_threshold", threshold.threshold)
     mlflow.log_metrics(
         {

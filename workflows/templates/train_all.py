@@ -1,6 +1,8 @@
-"""The ``train-all`` WorkflowTemplate: every technique trains in parallel through ``train``'s DAG."""
+"""The ``train-all`` WorkflowTemplate: every technique (or the JSON list ``techniques``) trains in parallel."""
 
-from hera.workflows import DAG, Task, WorkflowTemplate
+import json
+
+from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 from hera.workflows.models import TemplateRef
 
 from models.contract import discover
@@ -12,12 +14,19 @@ with WorkflowTemplate(
     service_account_name=SERVICE_ACCOUNT,
     security_context=pod_security(),
     artifact_repository_ref=artifact_repository(),
-    arguments=[image_parameter()],
+    arguments=[
+        image_parameter(),
+        Parameter(
+            name="techniques",
+            value=json.dumps(sorted(discover())),
+            description="A JSON list of the techniques to train (default: every technique).",
+        ),
+    ],
 ) as template:
     with DAG(name="main"):
         Task(
             name="train",
             template_ref=TemplateRef(name="train", template="train-technique"),
             arguments={"technique": "{{item}}", "data-version": "", "hyperparameters": "{}"},
-            with_items=sorted(discover()),
+            with_param="{{workflow.parameters.techniques}}",
         )

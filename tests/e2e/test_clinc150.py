@@ -1,0 +1,123 @@
+"""Real customer utterances end to end: CLINC150 with its own test split, two techniques of one task, a hand-off.
+
+A user's own labelled CSV and test file (JSON Lines) go in through ``ctcd data add --test``; both intent
+techniques train on that one dataset version; the gate registers them; the training workflow promotes them;
+the served model hands the out-of-scope questions to a person, exactly as evaluation measured.  A fixed subset
+keeps this quick (``make bench`` runs the full dataset).  The test has its own platform, so the shared one's
+registry and datasets stay as the other e2e tests expect them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import clinc150
+from tests.conftest import ctcd, free_port_block, make_settings
+from workflows.local import stack
+from workflows.settings import Settings
+
+pytestmark = pytest.mark.skipif(not clinc150.available(), reason="CLINC150 is not beside the project")
+INTENTS, TRAIN_ROWS, TEST_ROWS = 15, 60, 20
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = make_settings(tmp_path_factory.mktemp("clinc"), free_port_block())
+    stack.up(settings)
+    yield settings
+    stack.down(settings)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("clinc-files")
+    train = clinc150.subset(clinc150.part("train", with_oos=True), INTENTS, TRAIN_ROWS, oos_rows=30)
+    test = clinc150.subset(clinc150.part("test", with_oos=True), INTENTS, TEST_ROWS, oos_rows=60)
+    test_path = folder / "test.jsonl"
+    test_path.write_text("".join(json.dumps(row) + "\n" for row in test.to_dict(orient="records")))
+    return {"train": clinc150.write_csv(train, folder / "train.csv"), "test": test_path, "test_frame": test}
+
+
+def _wait(check: Any, timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.5)
+    return value
+
+
+def _latest_run(client: MlflowClient, technique: str) -> Any:
+    experiment = client.get_experiment_by_name(technique)
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
+
+
+def test_own_test_split_is_frozen_once(own: Settings, files: dict[str, Any], tmp_path: Path) -> None:
+    added = ctcd(own, "data", "add", "intent-classifier", str(files["train"]), "--test", str(files["test"]))
+    assert added.returncode == 0, added.stdout + added.stderr
+    listing = json.loads(ctcd(own, "data", "ls", "intent-spacy", "-o", "json").stdout)  # one task, one dataset
+    roles = {f["role"]: f for f in listing["files"]}
+    assert roles["test"]["key"] == "intents/test/frozen.csv" and roles["test"]["rows"] == len(files["test_frame"])
+    assert roles["train"]["rows"] == INTENTS * TRAIN_ROWS + 30
+
+    again = ctcd(own, "data", "add", "intent-spacy", str(files["train"]), "--test", str(files["test"]))
+    assert again.returncode != 0 and "frozen by its first collection" in again.stdout + again.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hi", "intent": "greeting"}\n[1, 2]\n')
+    refused = ctcd(own, "data", "add", "intent-spacy", str(bad))
+    assert refused.returncode != 0 and "line 2 is a JSON list, not an object" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_both_techniques_train_on_one_version_and_log_the_hand_off(own: Settings, files: dict[str, Any]) -> None:
+    for technique in ("intent-classifier", "intent-spacy"):
+        trained = ctcd(own, "retrain", technique, "--wait")
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+    client = MlflowClient(own.mlflow_tracking_uri)
+    runs = {t: _latest_run(client, t) for t in ("intent-classifier", "intent-spacy")}
+    versions = {r.data.tags["ctcd.dataset_version"] for r in runs.values()}
+    assert len(versions) == 1  # the same files, the same frozen split
+    for technique, run in runs.items():
+        metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+        assert 0 < float(params["handoff_threshold"]) < 1
+        assert 0 < metrics["test_coverage"] <= 1 and 0 <= metrics["test_oos_recall"] <= 1
+        assert metrics["test_answered_accuracy"] >= metrics["test_in_scope_accuracy_with_handoff"]
+        assert tags["mlflow.source.name"].startswith("argo workflow ") and tags["mlflow.source.git.commit"]
+        inputs = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
+        assert ("intents-train", versions.copy().pop()) in inputs, technique
+        assert any(name == "intents-test" for name, _ in inputs)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+        assert "evaluation/risk_coverage.png" in artifacts
+    print({t: {k: round(v, 4) for k, v in r.data.metrics.items() if k.startswith("test_")} for t, r in runs.items()})
+
+
+def test_the_served_model_hands_off_what_evaluation_measured(own: Settings, files: dict[str, Any]) -> None:
+    client = MlflowClient(own.mlflow_tracking_uri)
+    run = _latest_run(client, "intent-classifier")
+    url = f"{own.gateway_url}/v1/models/intent-classifier:predict"
+
+    def served() -> bool:
+        return httpx.post(url, json={"instances": ["hello"]}, timeout=10).status_code == 200
+
+    _wait(served)
+    test = files["test_frame"]
+    reply = httpx.post(url, json={"instances": [{"text": t} for t in test["text"]]}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    predictions = reply.json()["predictions"]
+    handed = [p for p in predictions if p["label"] == "handoff"]
+    assert handed and all("below the hand-off threshold" in p["reason"] and p["candidate"] for p in handed)
+    answered = [p for p in predictions if p["label"] != "handoff"]
+    assert all(p["reason"] == "" for p in answered)
+    coverage = len(answered) / len(predictions)
+    oos = [p for p, label in zip(predictions, test["intent"], strict=True) if label == clinc150.OOS]
+    recall = sum(p["label"] == "handoff" for p in oos) / len(oos)
+    # serving answers exactly as the registered evaluation said it would, row for row
+    assert coverage == pytest.approx(run.data.metrics["test_coverage"], abs=1e-9)
+    assert recall == pytest.approx(run.data.metrics["test_oos_recall"], abs=1e-9)
