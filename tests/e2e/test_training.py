@@ -128,7 +128,7 @@ def test_a_bad_file_fails_the_run_and_registers_nothing(
     runs: dict[str, Any], platform: Settings, registry: MlflowClient
 ) -> None:
     client = s3_client(platform)
-    key = "intent-classifier/train/batch-9999.csv"
+    key = "intents/train/batch-9999.csv"  # the intents task's dataset
     client.put_object(Bucket=platform.datasets_bucket, Key=key, Body=b"text,label\nhello,greet\n")
     versions_before = len(registry.search_model_versions("name = 'intent-classifier'"))
     try:

@@ -43,7 +43,7 @@ def _ctcd(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _train_keys(settings: Settings) -> list[str]:
-    listing = s3_client(settings).list_objects_v2(Bucket=BUCKET, Prefix=f"{TECHNIQUE}/train/")
+    listing = s3_client(settings).list_objects_v2(Bucket=BUCKET, Prefix=f"{get(TECHNIQUE).dataset}/train/")
     return sorted(o["Key"] for o in listing.get("Contents", []))
 
 

@@ -63,3 +63,15 @@ def test_webhook_signature_matches_mlflow_and_is_checked() -> None:
     assert verify("s3cret", headers, "{}", now=1700000010) == ""
     assert verify("other", headers, "{}", now=1700000010) == "signature does not match"
     assert "replay" in verify("s3cret", headers, "{}", now=1700009999)
+
+
+def test_the_models_table_marks_each_tasks_leader() -> None:
+    from workflows.cli.models import leaders
+
+    rows = [
+        {"technique": "a", "task": "intents", "direction": "maximize", "champion_value": 0.91},
+        {"technique": "b", "task": "intents", "direction": "maximize", "champion_value": 0.93},
+        {"technique": "c", "task": "intents", "direction": "maximize", "champion_value": None},
+        {"technique": "d", "task": "matching", "direction": "minimize", "champion_value": 0.2},
+    ]
+    assert [r["technique"] for r in leaders(rows) if r["leads"]] == ["b", "d"]

@@ -1,4 +1,8 @@
-"""``ctcd models``: each technique's newest registered version and what the gate decided about it."""
+"""``ctcd models``: each technique's newest registered version, what the gate decided, and each task's leader.
+
+Techniques of one task are scored on the same frozen test split, so their champions' test metrics compare
+directly: the task's leader is the technique whose champion scores best.
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,18 @@ def models(output: OutputOpt = "table") -> None:
     config = settings()
     config.require_reachable("mlflow")
     client = registry.client(config.mlflow_tracking_uri)
-    rows = [_row(client, name, technique) for name, technique in sorted(discover().items())]
+    rows = leaders([_row(client, name, technique) for name, technique in sorted(discover().items())])
     if output == "json":
         print_json(rows)
         return
-    table = Table("TECHNIQUE", "VERSION", "METRIC", "VALUE", "CHAMPION METRIC", "DECISION", "CHAMPION NOW", "WHY")
+    table = Table(
+        "TECHNIQUE", "TASK", "VERSION", "METRIC", "VALUE", "CHAMPION METRIC", "DECISION", "CHAMPION NOW", "WHY"
+    )
     for r in rows:
         colour = "green" if r["decision"] == "better" else "yellow"
         table.add_row(
             r["technique"],
+            r["task"] + (" [bold](leads)[/]" if r["leads"] else ""),
             f"v{r['version']}",
             r["metric"],
             number(r["challenger"]),
@@ -37,15 +44,29 @@ def models(output: OutputOpt = "table") -> None:
     console.print(table)
 
 
-def _row(client: Any, name: str, technique: Any) -> dict[str, str]:
+def leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark each task's leader: the technique whose champion has the best test metric (tasks of one technique too)."""
+    for row in rows:
+        rivals = [r for r in rows if r["task"] == row["task"] and r["champion_value"] is not None]
+        sign = 1 if row["direction"] == "maximize" else -1
+        best = max(rivals, key=lambda r: sign * r["champion_value"], default=None)
+        row["leads"] = best is row
+    return rows
+
+
+def _row(client: Any, name: str, technique: Any) -> dict[str, Any]:
     from workflows.platform import registry
     from workflows.training.gate import from_tags
 
     version = registry.latest(client, name)
     champ = registry.champion(client, name)
     gate = from_tags(version.tags) if version else {}
+    held = from_tags(champ.tags).get("challenger") if champ else None
     return {
         "technique": name,
+        "task": technique.dataset,
+        "direction": technique.spec.metric.direction,
+        "champion_value": float(held) if held else None,
         "version": version.version if version else "-",
         "metric": technique.spec.metric.name,
         "challenger": gate.get("challenger", "-"),
