@@ -88,7 +88,7 @@ def test_both_techniques_train_on_one_version_and_log_the_hand_off(own: Settings
         metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
         assert 0 < float(params["handoff_threshold"]) < 1
         assert 0 < metrics["test_coverage"] <= 1 and 0 <= metrics["test_oos_recall"] <= 1
-        assert metrics["test_answered_accuracy"] >= metrics["test_in_scope_accuracy_with_handoff"]
+        assert metrics["test_in_scope_accuracy_with_handoff"] <= metrics["test_accuracy"]  # a hand-off never adds
         assert tags["mlflow.source.name"].startswith("argo workflow ") and tags["mlflow.source.git.commit"]
         inputs = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
         assert ("intents-train", versions.copy().pop()) in inputs, technique
