@@ -95,6 +95,12 @@ def test_both_techniques_train_on_one_version_and_log_the_hand_off(own: Settings
         assert any(name == "intents-test" for name, _ in inputs)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
         assert "evaluation/risk_coverage.png" in artifacts
+    # the second technique's evaluation re-scored the first's champion on the same split, to the same figure
+    rescored = runs["intent-spacy"].data.metrics["task_intent-classifier_champion_accuracy"]
+    assert rescored == pytest.approx(runs["intent-classifier"].data.metrics["test_accuracy"], abs=1e-12)
+    leader = runs["intent-spacy"].data.tags["ctcd.task_leader"]
+    table = json.loads(ctcd(own, "models", "-o", "json").stdout)
+    assert [r["technique"] for r in table if r["task"] == "intents" and r["leads"]] == [leader]
     print({t: {k: round(v, 4) for k, v in r.data.metrics.items() if k.startswith("test_")} for t, r in runs.items()})
 
 

@@ -269,7 +269,42 @@ def evaluate(inputs: EvaluateInput) -> Annotated[float, Parameter(name="metric")
         scores = mlflow_logging.log_evaluation(
             technique.spec, model, test_frame, version.version, inputs.run_id, threshold
         )
+        _score_rivals(technique, test_frame, inputs.run_id, float(scores["metric"]))
     return float(scores["metric"])
+
+
+def _score_rivals(technique: Any, test_frame: Any, run_id: str, own: float) -> None:
+    """Re-score the champions of the task's other techniques on the same split; log them and the task's leader.
+
+    Logged on the challenger's run as ``task_<technique>_champion_<metric>`` and the tag ``ctcd.task_leader``.
+    It informs (``ctcd models`` shows the leader); the gate still compares the challenger with its own champion.
+    """
+    import mlflow
+
+    from models.contract import by_task, get
+    from workflows.platform import registry
+    from workflows.steps import mlflow_logging
+    from workflows.training import evaluation
+
+    spec, client = technique.spec, registry.client(mlflow.get_tracking_uri())
+    values = {technique.name: own}
+    for name in by_task()[technique.dataset]:
+        champion = registry.champion(client, name) if name != technique.name else None
+        if champion is None:
+            continue
+        uri = f"models:/{name}/{champion.version}"
+        rival = mlflow.sklearn.load_model(uri)
+        values[name] = float(
+            evaluation.score(get(name).spec, rival, test_frame, mlflow_logging.handoff_threshold(uri))["metric"]
+        )
+    sign = 1 if spec.metric.direction == "maximize" else -1
+    leader = max(values, key=lambda n: sign * values[n])
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(
+            {f"task_{n}_champion_{spec.metric.name}": v for n, v in values.items() if n != technique.name}
+        )
+        mlflow.set_tag("ctcd.task_leader", leader)
+    _logger.info("%s on the %s split: %s; leader %s", technique.name, technique.dataset, values, leader)
 
 
 @step(
