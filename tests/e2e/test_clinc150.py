@@ -63,6 +63,7 @@ def test_own_test_split_is_frozen_once(own: Settings, files: dict[str, Any], tmp
     added = ctcd(own, "data", "add", "intent-classifier", str(files["train"]), "--test", str(files["test"]))
     assert added.returncode == 0, added.stdout + added.stderr
     listing = json.loads(ctcd(own, "data", "ls", "intent-spacy", "-o", "json").stdout)  # one task, one dataset
+    assert (listing["technique"], listing["dataset"]) == ("intent-spacy", "intents")
     roles = {f["role"]: f for f in listing["files"]}
     assert roles["test"]["key"] == "intents/test/frozen.csv" and roles["test"]["rows"] == len(files["test_frame"])
     assert roles["train"]["rows"] == INTENTS * TRAIN_ROWS + 30

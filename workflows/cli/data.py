@@ -73,7 +73,9 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
     if output == "json":
         print_json(listing)
         return
-    table = Table("FILE", "ROLE", "ROWS", "CLASSES", "SMALLEST CLASS", title=f"s3://{listing['bucket']}/{technique}/")
+    table = Table(
+        "FILE", "ROLE", "ROWS", "CLASSES", "SMALLEST CLASS", title=f"s3://{listing['bucket']}/{spec.dataset}/"
+    )
     for item in listing["files"]:
         classes = item["classes"]
         smallest = min(classes.items(), key=lambda kv: kv[1]) if classes else ("-", 0)

@@ -109,4 +109,10 @@ def inventory(client: Any, settings: Settings, technique: Technique) -> dict[str
     for key in list_keys(client, bucket, key_of(technique.dataset, "versions/")):
         data = json.loads(read_object(client, bucket, key))
         versions.append({"version": data["version"], "batches": [b["key"] for b in data["batches"]]})
-    return {"technique": technique.dataset, "bucket": bucket, "files": files, "versions": versions}
+    return {
+        "technique": technique.name,
+        "dataset": technique.dataset,
+        "bucket": bucket,
+        "files": files,
+        "versions": versions,
+    }
