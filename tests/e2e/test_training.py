@@ -49,7 +49,9 @@ def test_run_logs_metrics_plot_report_model_and_pins(
     assert any(k.startswith("test_f1_") for k in run.data.metrics)  # per-class metrics
     assert any(k.startswith("cv_") for k in run.data.metrics)
     paths = {a.path for a in registry.list_artifacts(run.info.run_id, "evaluation")}
-    assert paths == {"evaluation/plot.png", "evaluation/report.json", "evaluation/metric_names.json"}
+    expected = {"evaluation/plot.png", "evaluation/report.json", "evaluation/metric_names.json"}
+    handoff = get(technique).spec.handoff is not None  # a technique that hands off adds its risk-coverage curve
+    assert paths == expected | ({"evaluation/risk_coverage.png"} if handoff else set())
     with tempfile.TemporaryDirectory() as tmp:
         plot = Path(registry.download_artifacts(run.info.run_id, "evaluation/plot.png", tmp))
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -105,8 +107,12 @@ def test_unchanged_data_and_code_reuse_the_cached_steps(runs: dict[str, Any], pl
 
 
 def test_models_table_reports_the_decisions(runs: dict[str, Any], platform: Settings) -> None:
-    rows = {r["technique"]: r for r in json.loads(ctcd(platform, "models", "-o", "json").stdout)}
+    table = json.loads(ctcd(platform, "models", "-o", "json").stdout)
+    rows = {r["technique"]: r for r in table if r["technique"] in SMALL}  # the ones these runs trained
     assert {r["decision"] for r in rows.values()} == {"not-better"}
+    untrained = [r for r in table if r["technique"] not in SMALL]
+    assert untrained and all(r["version"] == "-" and not r["leads"] for r in untrained)
+    assert rows["intent-classifier"]["leads"] and rows["intent-classifier"]["task"] == "intents"
     assert {r["champion"] for r in rows.values()} == {"1"}
 
 
@@ -159,7 +165,8 @@ def test_a_bad_file_fails_the_run_and_registers_nothing(
 def test_unknown_technique_is_refused_at_submit(platform: Settings) -> None:
     result = ctcd(platform, "submit", "--from", "workflowtemplate/train", "-p", "technique=fraud-detector")
     assert result.returncode == 1
-    assert "technique='fraud-detector' is not one of ['intent-classifier', 'invoice-matcher']" in result.stderr
+    known = "['intent-classifier', 'intent-spacy', 'invoice-matcher']"
+    assert f"technique='fraud-detector' is not one of {known}" in result.stderr
 
 
 def test_users_can_add_their_own_parquet_from_s3(runs: dict[str, Any], platform: Settings) -> None:
