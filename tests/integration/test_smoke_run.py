@@ -66,6 +66,12 @@ def test_failed_run_exits_non_zero_with_wait(platform: Settings, tmp_path) -> No
     assert result.returncode == 1
     assert "Error (exit code 4)" in result.stdout
 
+    quiet = ctcd(platform, "submit", str(spec), "--wait", "-o", "name")  # for scripts: the id on stdout, why on stderr
+    name = quiet.stdout.strip()
+    assert quiet.returncode == 1 and name.startswith("fail-") and "\n" not in name
+    assert f"{name} Failed" in quiet.stderr and "Error (exit code 4)" in quiet.stderr
+    assert f"logs: ctcd runs logs {name}" in quiet.stderr
+
 
 def test_unsupported_spec_is_refused_before_running(platform: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = tmp_path / "bad.yaml"

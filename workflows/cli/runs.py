@@ -137,7 +137,21 @@ def _wait_and_report(config: Settings, name: str, quiet: bool) -> None:
     if not quiet:
         _print_run(workflow)
     if workflow["status"]["phase"] != "Succeeded":
+        if quiet:  # stdout is only the run id, for scripts; say why on stderr
+            _print_failure(workflow)
         raise typer.Exit(1)
+
+
+def _print_failure(workflow: dict[str, Any]) -> None:
+    """One line per failed step on stderr, and where to read the logs."""
+    import sys
+
+    name, status = workflow["metadata"]["name"], workflow["status"]
+    failed = [n for n in status.get("nodes", {}).values() if n["type"] == "Pod" and n["phase"] in ("Failed", "Error")]
+    print(f"{name} {status.get('phase')}: {status.get('message', '')}".rstrip(": "), file=sys.stderr)
+    for node in failed:
+        print(f"  {node['displayName']}: {node.get('message', node['phase'])}", file=sys.stderr)
+    print(f"  logs: ctcd runs logs {name}", file=sys.stderr)
 
 
 def _print_run(workflow: dict[str, Any]) -> None:
