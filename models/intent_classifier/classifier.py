@@ -63,9 +63,11 @@ class SoftmaxSVC(*_base()):  # type: ignore[misc]
         return self
 
     def decision_function(self, features: Any) -> Any:
-        """The SVM's score for each class."""
+        """The SVM's score for each class (two columns for two classes, as for more)."""
+        import numpy as np
+
         scores = self.svm_.decision_function(features)
-        return scores if scores.ndim == 2 else __import__("numpy").column_stack([-scores, scores])
+        return scores if scores.ndim == 2 else np.column_stack([-scores, scores])
 
     def predict_proba(self, features: Any) -> Any:
         """Class probabilities, columns in ``classes_`` order."""
