@@ -254,6 +254,13 @@ def _check_tasks(techniques: dict[str, Technique]) -> None:
                     f"techniques {other.name!r} and {spec.name!r} solve task {spec.dataset_name!r} but declare "
                     f"different {name!r}; techniques of one task share its dataset and serving signature"
                 )
+    for technique in techniques.values():
+        spec = technique.spec
+        if spec.task and spec.task != spec.name and spec.task in techniques:
+            raise ValueError(
+                f"technique {spec.name!r} declares task {spec.task!r}, which is another technique's name; the task's "
+                "InferenceGraph and that technique's InferenceService would share one host. Rename the task"
+            )
 
 
 def by_task() -> dict[str, list[str]]:

@@ -53,9 +53,11 @@ def render() -> dict[str, str]:
     """Every generated file's text, by path relative to the repository root.
 
     That is each compiled template under ``gitops/platform/workflow-templates/`` and each discovered
-    technique's ``base/`` and ``ab/`` under ``gitops/models/<technique>/``.
+    technique's ``base/`` and ``ab/`` under ``gitops/models/<technique>/``, and the InferenceGraph ``base/`` of
+    each task that several techniques solve, under ``gitops/tasks/<task>/``.
     """
-    from models.contract import discover
+    from models.contract import by_task, discover
+    from workflows.delivery import routing
     from workflows.delivery.overlays import base_files
 
     files = {
@@ -70,12 +72,22 @@ def render() -> dict[str, str]:
     )
     for technique in discover():
         files.update({f"gitops/models/{technique}/{rel}": text for rel, text in base_files(technique).items()})
+    for task, techniques in by_task().items():
+        if len(techniques) > 1:  # a graph routes between the techniques of one task
+            files.update(
+                {f"gitops/tasks/{task}/{rel}": text for rel, text in routing.base_files(task, techniques).items()}
+            )
     return files
 
 
 def _generated(root: Path) -> set[str]:
     """Files on disk in the folders the compiler owns."""
-    patterns = [f"{TEMPLATES_REL}/*.yaml", "gitops/models/*/base/*.yaml", "gitops/models/*/ab/*.yaml"]
+    patterns = [
+        f"{TEMPLATES_REL}/*.yaml",
+        "gitops/models/*/base/*.yaml",
+        "gitops/models/*/ab/*.yaml",
+        "gitops/tasks/*/base/*.yaml",
+    ]
     return {str(p.relative_to(root)) for pattern in patterns for p in root.glob(pattern)}
 
 

@@ -1,6 +1,8 @@
 """The local ingress: routes v1/v2 requests to a revision by the InferenceService's traffic split.
 
-A request for an InferenceGraph name (``<technique>-ab``) first picks a service by the Splitter weights.
+A request for an InferenceGraph name (``<technique>-ab``, or a task such as ``intents``) first picks a service
+through the graph (:mod:`serving.local.graph`): Splitter weights, Switch conditions on the body, where an
+``x-channel`` header stands in for a missing ``parameters.channel``.
 Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.  A revision
 whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.  A
 revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the size limit get a 413.
@@ -25,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from serving.limits import BodyLimit
+from serving.local import graph as graph_routes
 
 PATH = re.compile(r"^(?:/namespaces/([a-z0-9][-a-z0-9]*))?/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
 DEFAULT_NAMESPACE = "ctcd-staging"
@@ -116,6 +119,22 @@ def namespace_of(host: str, domain: str) -> tuple[str, str] | None:
 
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+CHANNEL_HEADER = b"x-channel"
+
+
+def with_channel(doc: Any, channel: bytes | None) -> Any:
+    """The document a graph's conditions see: the body, plus ``parameters.channel`` from ``x-channel`` if it lacks one.
+
+    KServe's Switch reads the request body only; the local ingress lets a client name its channel by header too.
+    The body forwarded to the model is never changed.
+    """
+    if channel is None or not isinstance(doc, dict):
+        return doc
+    parameters = doc.get("parameters")
+    if isinstance(parameters, dict) and "channel" in parameters:
+        return doc
+    given = parameters if isinstance(parameters, dict) else {}
+    return {**doc, "parameters": {**given, "channel": channel.decode("latin-1")}}
 
 
 def _json(code: int, document: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
@@ -161,6 +180,22 @@ class Gateway:
             404, {"error": f"no InferenceService {name!r} in namespace {namespace} (known: {known or 'none'})"}
         )
 
+    def _through_graph(self, graph: dict[str, Any], body: bytes, headers: dict[bytes, bytes]) -> str | Answer:
+        """The service an InferenceGraph picks for this request, or the answer that refuses it."""
+        try:
+            doc = json.loads(body) if body.strip() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if graph_routes.needs_body(graph):
+                return _json(400, {"error": "the request body is not JSON; this InferenceGraph routes on it"})
+            doc = {}
+        doc = with_channel(doc, headers.get(CHANNEL_HEADER))
+        try:
+            return graph_routes.choose(graph, doc, self.rng)
+        except graph_routes.NoRoute as exc:
+            return _json(404, {"error": str(exc)})
+        except graph_routes.GraphError as exc:
+            return _json(503, {"error": f"InferenceGraph {graph['metadata']['name']}: {exc}"})
+
     async def route(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> Answer:
         """Pick the service (an InferenceGraph's weights first) and a revision by its traffic; forward to it."""
         match = PATH.match(path)
@@ -171,8 +206,10 @@ class Gateway:
         service = name
         graph = self.state.graphs.get(f"{namespace}/{name}")
         if graph is not None:
-            steps = graph["spec"]["nodes"]["root"]["steps"]
-            service = pick([(int(s["weight"]), s["serviceName"]) for s in steps], self.rng)
+            chosen = self._through_graph(graph, body, headers)
+            if isinstance(chosen, tuple):
+                return chosen
+            service = chosen
         routes = self.state.routes.get(f"{namespace}/{service}")
         if routes is None:
             return self._unknown(name, namespace)

@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from serving.local import graph as routing
 from serving.local import servers, status
 from serving.local.model import Revision, Service, traffic
 
@@ -93,7 +94,10 @@ class Reconciler:
     def apply(self, commit: str, docs: list[dict[str, Any]]) -> None:
         """Take a rendered desired state (InferenceServices and InferenceGraphs of every namespace) from a commit."""
         wanted = {_key(d): d for d in docs if d["kind"] == "InferenceService"}
-        self.graphs = {_key(d): d for d in docs if d["kind"] == "InferenceGraph"}
+        graphs = {_key(d): d for d in docs if d["kind"] == "InferenceGraph"}
+        for graph in graphs.values():
+            routing.check(graph)  # an unroutable graph refuses the whole commit; what runs keeps serving
+        self.graphs = graphs
         for doc in wanted.values():
             self._apply_service(doc)
         for key in list(self.services):
@@ -239,8 +243,15 @@ class Reconciler:
         return [status.inference_service(s, self.base_url, self.domain) for s in self.services.values()]
 
     def problems(self) -> list[str]:
-        """One line per InferenceService that is not Ready, saying why ([] when all serve)."""
-        return status.problems(self.items())
+        """One line per InferenceService that is not Ready, or graph step naming no service, saying why."""
+        found = status.problems(self.items())
+        for key, graph in sorted(self.graphs.items()):
+            namespace = key.split("/", 1)[0]
+            for service in sorted(
+                routing.services(graph) - {k.split("/", 1)[1] for k in self.services if k.startswith(namespace + "/")}
+            ):
+                found.append(f"{key}: routes to InferenceService {service}, which {namespace} does not serve")
+        return found
 
     def status(self) -> dict[str, Any]:
         """InferenceServices and InferenceGraphs with KServe-shaped status, plus the gateway's routes."""

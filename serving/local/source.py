@@ -23,7 +23,7 @@ def head(remote: str, branch: str) -> str:
 
 
 def render(remote: str, commit: str) -> list[dict[str, Any]]:
-    """Every overlay of every environment at ``commit``, rendered with ``kubectl kustomize``."""
+    """Every overlay (of techniques and of tasks) at ``commit``, rendered with ``kubectl kustomize``."""
     kubectl = str(Path(sys.executable).parent / "kubectl")
     with tempfile.TemporaryDirectory(prefix="ctcd-serving-") as tmp:
         repo = Path(tmp) / "repo"
@@ -35,7 +35,8 @@ def render(remote: str, commit: str) -> list[dict[str, Any]]:
         )
         subprocess.run(["git", "-C", str(repo), "checkout", "--quiet", commit], check=True, capture_output=True)
         docs: list[dict[str, Any]] = []
-        for overlay in sorted(repo.glob("gitops/models/*/overlays/*")):
+        overlays = [*sorted(repo.glob("gitops/models/*/overlays/*")), *sorted(repo.glob("gitops/tasks/*/overlays/*"))]
+        for overlay in overlays:
             out = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
             if out.returncode != 0:
                 raise RuntimeError(f"kubectl kustomize {overlay.relative_to(repo)} failed: {out.stderr.strip()}")

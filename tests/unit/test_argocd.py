@@ -23,7 +23,7 @@ def argocd_objects() -> list[dict[str, Any]]:
 
 def test_every_app_uses_the_fixed_project_and_automated_prune_self_heal() -> None:
     apps = [d for d in argocd_objects() if d["kind"] in ("Application", "ApplicationSet")]
-    assert {d["metadata"]["name"] for d in apps} == {"ctcd-root", "ctcd-platform", "ctcd-models"}
+    assert {d["metadata"]["name"] for d in apps} == {"ctcd-root", "ctcd-platform", "ctcd-models", "ctcd-tasks"}
     for app in apps:
         spec = app["spec"]["template"]["spec"] if app["kind"] == "ApplicationSet" else app["spec"]
         assert spec["project"] == "ctcd", app["metadata"]["name"]  # fixed, never templated
@@ -31,13 +31,24 @@ def test_every_app_uses_the_fixed_project_and_automated_prune_self_heal() -> Non
 
 
 def test_application_set_generates_one_app_per_overlay() -> None:
-    appset = next(d for d in argocd_objects() if d["kind"] == "ApplicationSet")
+    appset = next(d for d in argocd_objects() if d["metadata"]["name"] == "ctcd-models")
     assert appset["spec"]["goTemplate"] is True
     assert appset["spec"]["generators"][0]["git"]["directories"] == [{"path": "gitops/models/*/overlays/*"}]
     template = appset["spec"]["template"]
     assert template["spec"]["source"]["path"] == "{{.path.path}}"
     assert template["spec"]["destination"]["namespace"] == "ctcd-{{.path.basename}}"
     assert template["spec"]["ignoreDifferences"][0]["kind"] == "InferenceService"
+
+
+def test_task_application_set_generates_one_app_per_task_overlay_after_the_models() -> None:
+    appset = next(d for d in argocd_objects() if d["metadata"]["name"] == "ctcd-tasks")
+    assert appset["spec"]["generators"][0]["git"]["directories"] == [{"path": "gitops/tasks/*/overlays/*"}]
+    template = appset["spec"]["template"]
+    assert template["metadata"]["name"] == "task-{{index .path.segments 2}}-{{.path.basename}}"
+    assert template["spec"]["destination"]["namespace"] == "ctcd-{{.path.basename}}"
+    models = next(d for d in argocd_objects() if d["metadata"]["name"] == "ctcd-models")
+    wave = "argocd.argoproj.io/sync-wave"
+    assert int(appset["metadata"]["annotations"][wave]) > int(models["metadata"]["annotations"][wave])
 
 
 def test_project_restricts_sources_and_destinations() -> None:

@@ -54,6 +54,7 @@ TOP_LEVEL: tuple[Callable[..., None], ...] = (
     runs.retrain,
     models.models,
     delivery.promote,
+    delivery.route,
     delivery.merge,
     delivery.rollback,
     delivery.rollout,

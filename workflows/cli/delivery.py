@@ -1,4 +1,4 @@
-"""``ctcd promote``, ``merge``, ``rollout``, ``rollback`` and ``history``: git commits that move what is served."""
+"""``ctcd promote``, ``route``, ``merge``, ``rollout``, ``rollback``, ``history``: commits that move serving."""
 
 from __future__ import annotations
 
@@ -47,6 +47,35 @@ def promote(
     state = "merged into " + config.git_branch if result.merged else f"waiting on branch {result.branch}"
     note = "" if result.changed else " (already there: nothing new committed)"
     console.print(f"[green]✓[/] {technique} v{version} → {env}: commit {result.commit[:12]}, {state}{note}")
+
+
+def route(
+    task: str,
+    weights: Annotated[str, typer.Option(help="Percent per technique, e.g. intent-classifier=70,intent-spacy=30.")],
+    channel: Annotated[
+        list[str] | None, typer.Option(help="CHANNEL=TECHNIQUE: that channel's requests go to it alone (repeatable).")
+    ] = None,
+    env: EnvOpt = "staging",
+    to_main: Annotated[bool | None, typer.Option("--to-main/--branch", help="Default: per CTCD_AUTO_MERGE.")] = None,
+) -> None:
+    """Route a task's requests between its techniques: an A/B split, and a technique per channel (InferenceGraph)."""
+    from models.contract import by_task
+    from workflows.delivery import routing
+
+    config = settings()
+    techniques = by_task().get(task, [])
+    if len(techniques) < 2:
+        shared = sorted(t for t, members in by_task().items() if len(members) > 1)
+        raise CtcdError(f"no task {task!r} that several techniques solve (tasks: {', '.join(shared) or 'none'})")
+    try:
+        desired = routing.Routing(task, env, routing.parse_weights(weights), routing.parse_channels(channel or []))
+        direct = config.merges_by_itself(env) if to_main is None else to_main
+        branch, commit, changed = routing.route(config.git_remote, config.git_branch, desired, techniques, direct)
+    except CtcdError as exc:
+        raise CtcdError(f"cannot route {task} in {env}: {exc}") from exc
+    state = "merged into " + config.git_branch if direct else f"waiting on branch {branch} (`ctcd merge {branch}`)"
+    note = "" if changed else " (already there: nothing new committed)"
+    console.print(f"[green]✓[/] {task} in {env}: commit {commit[:12]}, {state}{note}")
 
 
 def merge(

@@ -32,8 +32,9 @@ PREDICTOR = {
     "securityContext",
 }
 MODEL = {"modelFormat", "runtime", "storageUri", "resources", "protocolVersion", "env", "args"}
-GRAPH_ROOT = {"routerType", "steps"}
-STEP = {"serviceName", "name", "weight", "serviceUrl", "condition", "dependency", "data"}
+GRAPH_NODE = {"routerType", "steps"}
+ROUTERS = ("Sequence", "Splitter", "Ensemble", "Switch")
+STEP = {"serviceName", "nodeName", "name", "weight", "serviceUrl", "condition", "dependency", "data"}
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -67,16 +68,34 @@ def _check_isvc(doc: dict[str, Any], where: str, problems: list[str]) -> None:
         problems.append(f"{where}.spec.predictor.canaryTrafficPercent: {canary!r} is not an integer from 0 to 100")
 
 
+def _check_step(step: Any, where: str, router: str, nodes: dict[str, Any], problems: list[str]) -> None:
+    step = _keys(step, STEP, where, problems)
+    targets = [k for k in ("serviceName", "serviceUrl", "nodeName") if step.get(k)]
+    if len(targets) != 1:
+        problems.append(f"{where}: needs exactly one of serviceName, serviceUrl or nodeName")
+    if step.get("nodeName") and step["nodeName"] not in nodes:
+        problems.append(f"{where}.nodeName: no node {step['nodeName']!r} in the graph")
+    if router == "Switch" and not step.get("condition"):
+        problems.append(f"{where}.condition: a Switch step needs a condition")
+    if router == "Splitter" and not isinstance(step.get("weight"), int):
+        problems.append(f"{where}.weight: a Splitter step needs an integer weight")
+
+
 def _check_graph(doc: dict[str, Any], where: str, problems: list[str]) -> None:
     if doc.get("apiVersion") != "serving.kserve.io/v1alpha1":
         problems.append(f"{where}.apiVersion: must be serving.kserve.io/v1alpha1")
     nodes = _keys(doc.get("spec"), {"nodes"}, f"{where}.spec", problems).get("nodes", {})
-    root = _keys(nodes.get("root"), GRAPH_ROOT, f"{where}.spec.nodes.root", problems)
-    steps = root.get("steps", [])
-    for i, step in enumerate(steps):
-        _keys(step, STEP, f"{where}.spec.nodes.root.steps[{i}]", problems)
-    if root.get("routerType") == "Splitter" and sum(int(s.get("weight", 0)) for s in steps) != 100:
-        problems.append(f"{where}.spec.nodes.root.steps: Splitter weights must sum to 100")
+    if "root" not in nodes:
+        problems.append(f"{where}.spec.nodes.root: the entry node is missing")
+    for name, value in nodes.items():
+        node = _keys(value, GRAPH_NODE, f"{where}.spec.nodes.{name}", problems)
+        router, steps = node.get("routerType"), node.get("steps") or []
+        if router not in ROUTERS:
+            problems.append(f"{where}.spec.nodes.{name}.routerType: {router!r} is not one of {', '.join(ROUTERS)}")
+        for i, step in enumerate(steps):
+            _check_step(step, f"{where}.spec.nodes.{name}.steps[{i}]", str(router), nodes, problems)
+        if router == "Splitter" and sum(int(s.get("weight", 0)) for s in steps if isinstance(s, dict)) != 100:
+            problems.append(f"{where}.spec.nodes.{name}.steps: Splitter weights must sum to 100")
 
 
 def validate(docs: list[dict[str, Any]], source: str) -> None:

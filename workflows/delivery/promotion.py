@@ -216,7 +216,7 @@ class StaleBranchError(gitrepo.GitError):
 
 
 def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
-    """Merge a promotion branch into ``main`` on the remote (no fast-forward), then delete the branch.
+    """Merge a promotion (or routing) branch into ``main`` on the remote (no fast-forward), then delete the branch.
 
     A branch whose version is not newer than the environment's pin, or whose version file main changed since the
     branch was made (a later promotion superseded it), is refused unless ``force``.  Branches the merge supersedes
@@ -226,13 +226,15 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
         GitError: The branch does not exist, or the merge conflicts.
         StaleBranchError: The branch is stale (the message names both versions).
     """
-    parts = parse_branch(branch)
+    from workflows.delivery import routing
+
+    parts = None if routing.is_branch(branch) else parse_branch(branch)  # a routing branch has no version to check
     overlays.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:
         if not gitrepo.remote_branch_exists(repo, branch):
             raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")
         gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
-        if not force:
+        if not force and parts is not None:
             _refuse_stale(repo, branch, parts)
 
         def apply() -> str | None:
@@ -251,7 +253,8 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
             else gitrepo.git(repo, "rev-parse", "HEAD").stdout.strip()
         )
         gitrepo.git(repo, "push", "--quiet", "origin", "--delete", branch, check=False)
-        prune_branches(repo, parts.environment, parts.technique, parts.version)
+        if parts is not None:
+            prune_branches(repo, parts.environment, parts.technique, parts.version)
     return head
 
 

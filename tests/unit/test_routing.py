@@ -1,0 +1,190 @@
+"""Routing between a task's techniques: the InferenceGraph files, their commits on a real git remote, refusals."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflows.delivery import overlays, promotion, routing
+from workflows.delivery.manifests import ManifestError, kustomize, validate
+from workflows.platform import gitrepo
+from workflows.settings import REPO_ROOT
+
+TECHNIQUES = ["intent-classifier", "intent-spacy"]
+SHA = "c" * 64
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def rendered(tmp_path: Path, plan: routing.Routing) -> dict[str, object]:
+    folder = tmp_path / "gitops" / "tasks" / plan.task
+    write(folder, {**routing.base_files(plan.task, TECHNIQUES), **routing.overlay_files(plan)})
+    docs = kustomize(folder / "overlays" / plan.environment)
+    validate(docs, plan.task)
+    assert len(docs) == 1
+    return docs[0]
+
+
+def test_the_compiled_base_splits_equally_between_the_tasks_techniques() -> None:
+    docs = kustomize(REPO_ROOT / "gitops" / "tasks" / "intents" / "base")
+    validate(docs, "intents base")
+    steps = docs[0]["spec"]["nodes"]["root"]["steps"]
+    assert docs[0]["kind"] == "InferenceGraph" and docs[0]["metadata"]["name"] == "intents"
+    assert {s["serviceName"]: s["weight"] for s in steps} == {"intent-classifier": 50, "intent-spacy": 50}
+    assert routing.graph("t", None, ["a", "b", "c"])["spec"]["nodes"]["root"]["steps"][0]["weight"] == 34
+
+
+def test_an_overlay_without_channels_is_a_splitter_in_the_environments_namespace(tmp_path: Path) -> None:
+    plan = routing.Routing("intents", "production", {"intent-classifier": 80, "intent-spacy": 20})
+    doc = rendered(tmp_path, plan)
+    assert doc["metadata"]["namespace"] == "ctcd-production"  # type: ignore[index]
+    nodes = doc["spec"]["nodes"]  # type: ignore[index]
+    assert list(nodes) == ["root"] and nodes["root"]["routerType"] == "Splitter"
+    assert [(s["serviceName"], s["weight"]) for s in nodes["root"]["steps"]] == [
+        ("intent-classifier", 80),
+        ("intent-spacy", 20),
+    ]
+
+
+def test_channels_make_a_switch_whose_default_goes_on_to_the_split(tmp_path: Path) -> None:
+    plan = routing.Routing(
+        "intents", "staging", {"intent-classifier": 70, "intent-spacy": 30}, {"chat": "intent-spacy"}
+    )
+    nodes = rendered(tmp_path, plan)["spec"]["nodes"]  # type: ignore[index]
+    root, split = nodes["root"], nodes[routing.SPLIT_NODE]
+    assert root["routerType"] == "Switch" and split["routerType"] == "Splitter"
+    assert root["steps"][0] == {
+        "name": "chat",
+        "condition": '[@this].#(parameters.channel=="chat")',
+        "serviceName": "intent-spacy",
+    }
+    assert root["steps"][-1] == {"name": "default", "condition": "@this", "nodeName": "split"}
+    text = routing.overlay_files(plan)["overlays/staging/routing.yaml"]
+    assert routing.read_routing("intents", "staging", text) == plan
+
+
+@pytest.mark.parametrize(
+    ("weights", "channels", "message"),
+    [
+        ({"intent-classifier": 70, "intent-spacy": 20}, {}, "must be 0..100 each and sum to 100"),
+        ({"intent-classifier": 110, "intent-spacy": -10}, {}, "must be 0..100 each"),
+        ({"Intent_Classifier": 100}, {}, "technique 'Intent_Classifier'"),
+        ({"intent-classifier": 100}, {"default": "intent-spacy"}, "reserved"),
+        ({"intent-classifier": 100}, {'chat")': "intent-spacy"}, "channel"),
+    ],
+)
+def test_bad_routing_is_refused_by_name(weights: dict[str, int], channels: dict[str, str], message: str) -> None:
+    with pytest.raises(overlays.GitopsError, match=message):
+        routing.Routing("intents", "staging", weights, channels)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("intent-classifier:70", "TECHNIQUE=PERCENT"), ("intent-classifier=seventy", "TECHNIQUE=PERCENT")],
+)
+def test_bad_weight_text_is_refused_with_the_form_to_use(text: str, message: str) -> None:
+    with pytest.raises(overlays.GitopsError, match=message):
+        routing.parse_weights(text)
+
+
+def test_channel_text_parses_and_a_bad_one_says_the_form() -> None:
+    assert routing.parse_channels(["chat=intent-spacy", " web = intent-classifier"]) == {
+        "chat": "intent-spacy",
+        "web": "intent-classifier",
+    }
+    with pytest.raises(overlays.GitopsError, match="CHANNEL=TECHNIQUE"):
+        routing.parse_channels(["chat"])
+
+
+def test_the_schema_check_refuses_a_broken_graph() -> None:
+    plan = routing.Routing("intents", "staging", {"intent-classifier": 100}, {"chat": "intent-spacy"})
+    doc = routing.graph("intents", plan, TECHNIQUES)
+    doc["spec"]["nodes"]["root"]["steps"][0].pop("condition")
+    doc["spec"]["nodes"]["root"]["steps"][1]["nodeName"] = "nowhere"
+    doc["spec"]["nodes"]["split"]["steps"][0]["weight"] = 60
+    with pytest.raises(ManifestError) as caught:
+        validate([doc], "broken")
+    assert "needs a condition" in str(caught.value)
+    assert "no node 'nowhere'" in str(caught.value)
+    assert "Splitter weights must sum to 100" in str(caught.value)
+
+
+# --- commits on a real git remote --------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def remote(tmp_path: Path) -> str:
+    source = tmp_path / "source"
+    for folder in ("models", "tasks"):
+        shutil.copytree(
+            REPO_ROOT / "gitops" / folder, source / "gitops" / folder, ignore=shutil.ignore_patterns("overlays")
+        )
+    gitrepo.git(tmp_path, "init", "--quiet", "--initial-branch", "main", str(source))
+    gitrepo.git(source, "add", ".")
+    gitrepo.git(source, "commit", "--quiet", "-m", "initial")
+    bare = tmp_path / "gitops.git"
+    gitrepo.ensure_remote(bare, source, "main")
+    return str(bare)
+
+
+def serve(remote: str, technique: str, env: str = "staging") -> None:
+    pin = overlays.Pin("1", f"s3://ctcd-artifacts/mlflow/1/models/{technique}/artifacts", SHA, "run-1", "ds1")
+    promotion.promote(remote, "main", overlays.Desired(technique, env, "full", pin), {}, to_main=True)
+
+
+def subjects(remote: str) -> list[str]:
+    out = subprocess.run(["git", "--git-dir", remote, "log", "--format=%s", "main"], capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def test_a_route_is_one_commit_of_the_routing_file_and_a_rerun_commits_nothing(remote: str) -> None:
+    serve(remote, "intent-classifier")
+    serve(remote, "intent-spacy")
+    plan = routing.Routing(
+        "intents", "staging", {"intent-classifier": 70, "intent-spacy": 30}, {"chat": "intent-spacy"}
+    )
+    branch, commit, changed = routing.route(remote, "main", plan, TECHNIQUES, to_main=True)
+    assert branch == "main" and changed
+    assert subjects(remote)[0] == "Route intents in staging: intent-classifier=70,intent-spacy=30, chat→intent-spacy"
+    with gitrepo.scratch_clone(remote, "main") as repo:
+        changed_files = gitrepo.git(repo, "show", "--format=", "--name-only", "HEAD").stdout.split()
+        assert gitrepo.trailers(repo, "HEAD")["Weights"] == "intent-classifier=70,intent-spacy=30"
+    assert changed_files == [
+        "gitops/tasks/intents/overlays/staging/kustomization.yaml",
+        "gitops/tasks/intents/overlays/staging/routing.yaml",
+    ]
+    assert routing.current(remote, "main", "intents", "staging") == plan
+    again = routing.route(remote, "main", plan, TECHNIQUES, to_main=True)
+    assert again == ("main", commit, False)
+
+
+def test_a_technique_not_served_or_outside_the_task_is_refused_before_any_commit(remote: str) -> None:
+    serve(remote, "intent-classifier")
+    before = subjects(remote)
+    plan = routing.Routing("intents", "staging", {"intent-classifier": 50, "intent-spacy": 50})
+    with pytest.raises(overlays.GitopsError, match=r"intent-spacy is not served in staging: promote a version"):
+        routing.route(remote, "main", plan, TECHNIQUES, to_main=True)
+    outsider = routing.Routing("intents", "staging", {"intent-classifier": 50, "invoice-matcher": 50})
+    with pytest.raises(overlays.GitopsError, match="invoice-matcher does not solve task intents"):
+        routing.route(remote, "main", outsider, TECHNIQUES, to_main=True)
+    assert subjects(remote) == before
+
+
+def test_production_routing_waits_on_a_branch_that_merge_lands(remote: str) -> None:
+    for technique in TECHNIQUES:
+        serve(remote, technique, "production")
+    plan = routing.Routing("intents", "production", {"intent-classifier": 90, "intent-spacy": 10})
+    branch, _, changed = routing.route(remote, "main", plan, TECHNIQUES, to_main=False)
+    assert branch == "route/production/intents" and changed and routing.is_branch(branch)
+    assert routing.current(remote, "main", "intents", "production") is None
+    promotion.merge(remote, "main", branch)
+    assert routing.current(remote, "main", "intents", "production") == plan
+    assert subjects(remote)[0] == f"Merge {branch}"
