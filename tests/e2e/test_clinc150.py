@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,52 @@ def test_the_served_model_hands_off_what_evaluation_measured(own: Settings, file
     # serving answers exactly as the registered evaluation said it would, row for row
     assert coverage == pytest.approx(run.data.metrics["test_coverage"], abs=1e-9)
     assert recall == pytest.approx(run.data.metrics["test_oos_recall"], abs=1e-9)
+
+
+def _services(http: httpx.Client, url: str, texts: list[str], **extra: Any) -> Counter[str]:
+    """Which technique answered each utterance, one request per utterance (each must be a real answer)."""
+    counts: Counter[str] = Counter()
+    headers, parameters = extra.get("headers", {}), extra.get("parameters")
+    for text in texts:
+        body: dict[str, Any] = {"instances": [{"text": text}]}
+        if parameters is not None:
+            body["parameters"] = parameters
+        reply = http.post(url, json=body, headers=headers)
+        assert reply.status_code == 200 and len(reply.json()["predictions"]) == 1, reply.text
+        counts[reply.headers["x-ctcd-service"]] += 1
+    return counts
+
+
+def test_the_task_graph_splits_between_techniques_and_routes_a_channel(own: Settings, files: dict[str, Any]) -> None:
+    for technique in ("intent-classifier", "intent-spacy"):
+        url = f"{own.gateway_url}/v1/models/{technique}:predict"
+        _wait(lambda url=url: httpx.post(url, json={"instances": ["hello"]}, timeout=10).status_code == 200)
+    unknown = ctcd(own, "route", "invoices", "--weights", "invoice-matcher=100")
+    assert unknown.returncode != 0 and "no task 'invoices' that several techniques solve" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    weights = "intent-classifier=70,intent-spacy=30"
+    routed = ctcd(own, "route", "intents", "--weights", weights, "--channel", "chat=intent-spacy")
+    assert routed.returncode == 0, routed.stderr
+    url = f"{own.gateway_url}/v1/models/intents:predict"
+    _wait(lambda: httpx.post(url, json={"instances": ["hello"]}, timeout=10).status_code == 200)
+    texts = [str(t) for t in files["test_frame"]["text"]]
+    with httpx.Client(timeout=30) as http:
+        split = _services(http, url, texts)
+        by_header = _services(http, url, texts[:100], headers={"x-channel": "chat"})
+        by_body = _services(http, url, texts[:100], parameters={"channel": "chat"})
+        other_channel = _services(http, url, texts, headers={"x-channel": "web"})
+    n = len(texts)
+    bound = 4 * (n * 0.7 * 0.3) ** 0.5  # four standard deviations of a 70/30 binomial
+    assert abs(split["intent-classifier"] - 0.7 * n) < bound and sum(split.values()) == n, split
+    assert abs(other_channel["intent-classifier"] - 0.7 * n) < bound, other_channel  # an unrouted channel splits
+    assert by_header == Counter({"intent-spacy": 100}) and by_body == Counter({"intent-spacy": 100})
+    health = httpx.get(f"{own.gateway_url}/healthz", timeout=10).json()
+    assert health["status"] == "ok", health  # the graph names only services the namespace serves
+    shown = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)
+    assert shown["status"]["conditions"][0]["status"] == "True", shown
+    assert shown["spec"]["nodes"]["root"]["routerType"] == "Switch"
+    table = ctcd(own, "get", "ig").stdout
+    assert "chat→intent-spacy" in table and "intent-classifier 70%" in table, table
+    print(
+        {"split": dict(split), "web": dict(other_channel), "chat header": dict(by_header), "chat body": dict(by_body)}
+    )

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from workflows.delivery import overlays, promotion, routing
 from workflows.delivery.manifests import ManifestError, kustomize, validate

@@ -108,7 +108,7 @@ GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
             "resume": library.cron_resume,
         },
     ),
-    "get": ("Show serving objects, like `kubectl get`.", {"isvc": serving.get_isvc}),
+    "get": ("Show serving objects, like `kubectl get`.", {"isvc": serving.get_isvc, "ig": serving.get_ig}),
     "serving": ("Local serving (the stand-in for Argo CD + KServe).", {"wait": serving.serving_wait}),
 }
 for group_name, (group_help, verbs) in GROUPS.items():

@@ -161,6 +161,33 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
     return table
 
 
+def _routes(graph: dict[str, Any]) -> str:
+    """``chat→intent-spacy, intent-classifier 70%, intent-spacy 30%``: where a graph sends requests."""
+    parts = []
+    for node in graph["spec"]["nodes"].values():
+        for step in node.get("steps", []):
+            if node.get("routerType") == "Switch" and step.get("serviceName"):
+                parts.append(f"{step.get('name', '?')}→{step['serviceName']}")
+            elif node.get("routerType") == "Splitter":
+                parts.append(f"{step.get('serviceName') or step.get('nodeName')} {step.get('weight', 0)}%")
+    return ", ".join(parts)
+
+
+def ig_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
+    """The ``kubectl get ig`` view (NAME URL READY) with where each graph routes."""
+    table = Table(*(["NAMESPACE"] if namespaces else []), "NAME", "URL", "READY", "ROUTES", box=None)
+    for item in items:
+        ready: dict[str, Any] = next((c for c in item["status"].get("conditions", []) if c["type"] == "Ready"), {})
+        table.add_row(
+            *([item["metadata"]["namespace"]] if namespaces else []),
+            item["metadata"]["name"],
+            item["status"].get("url", ""),
+            ready.get("status", "Unknown") + (f" ({ready['message']})" if ready.get("message") else ""),
+            _routes(item),
+        )
+    return table
+
+
 def _delivery_cells(delivery: dict[str, Any]) -> list[str]:
     return [delivery.get("sync", ""), delivery.get("health", "")]
 

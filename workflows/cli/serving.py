@@ -1,4 +1,4 @@
-"""``ctcd get isvc``, ``serving wait`` and ``predict``: what local serving runs, in kubectl's and KServe's shape."""
+"""``ctcd get isvc``, ``get ig``, ``serving wait``, ``predict``: what local serving runs, in KServe's shape."""
 
 from __future__ import annotations
 
@@ -45,6 +45,35 @@ def get_isvc(
         console.print(render.isvc_table(items, namespaces=all_namespaces))
         for line in render.delivery_notes(items):
             console.print(escape(line))
+
+
+def get_ig(
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace (default: staging's, ctcd-staging).")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every environment.")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """InferenceGraphs served locally (a task's split and channels, a technique's A/B), like `kubectl get ig`."""
+    from workflows.cli import render
+    from workflows.delivery import overlays
+    from workflows.local import stack
+
+    config = settings()
+    wanted = None if all_namespaces else (namespace or overlays.NAMESPACE["staging"])
+    items = [g for g in stack.served_graphs(config) if wanted in (None, g["metadata"]["namespace"])]
+    items = [g for g in items if name in (None, g["metadata"]["name"])]
+    if name and not items:
+        where = "" if all_namespaces else f" in namespace {wanted}"
+        raise CtcdError(f'inferencegraphs "{name}" not found{where}', hint="all environments: `ctcd get ig -A`")
+    body = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
+    if output == "json":
+        print_json(body)
+    elif output == "yaml":
+        print_yaml(body)
+    else:
+        console.print(render.ig_table(items, namespaces=all_namespaces))
 
 
 def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 180.0) -> None:

@@ -244,6 +244,29 @@ def served(settings: Settings) -> list[dict[str, Any]]:
     return items
 
 
+def served_graphs(settings: Settings) -> list[dict[str, Any]]:
+    """The InferenceGraphs local serving reports, each Ready when every InferenceService it routes to is Ready."""
+    path = settings.state_dir / "serving" / "status.json"
+    try:
+        graphs: list[dict[str, Any]] = json.loads(path.read_text())["graphs"] if path.exists() else []
+    except (OSError, ValueError, KeyError):
+        graphs = []
+    ready = {
+        f"{i['metadata'].get('namespace')}/{i['metadata']['name']}"
+        for i in served(settings)
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
+    }
+    for graph in graphs:
+        namespace, nodes = graph["metadata"]["namespace"], graph["spec"]["nodes"].values()
+        targets = {s["serviceName"] for n in nodes for s in n.get("steps", []) if s.get("serviceName")}
+        missing = sorted(t for t in targets if f"{namespace}/{t}" not in ready)
+        why = f"not ready: {', '.join(missing)}" if missing else ""
+        graph["status"]["conditions"] = [
+            {"type": "Ready", "status": "False" if missing else "True", **({"message": why} if why else {})}
+        ]
+    return graphs
+
+
 def _serving_down(settings: Settings) -> str:
     if supervisor.tree(_pids(settings), "serving").leader is None:
         return "local serving is not running; `ctcd up` starts it"
