@@ -10,6 +10,8 @@ registry and datasets stay as the other e2e tests expect them.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -178,3 +180,21 @@ def test_the_task_graph_splits_between_techniques_and_routes_a_channel(own: Sett
     print(
         {"split": dict(split), "web": dict(other_channel), "chat header": dict(by_header), "chat body": dict(by_body)}
     )
+
+
+def test_the_routing_survives_kill_9_of_serving(own: Settings, files: dict[str, Any]) -> None:
+    leader = {row["name"]: row["pid"] for row in stack.status(own)}["serving"]
+    os.kill(leader, signal.SIGKILL)
+    _wait(lambda: not {r["name"]: r for r in stack.status(own)}["serving"]["healthy"], 30)
+    down = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)
+    assert down["status"]["conditions"][0]["status"] == "False", down  # never Ready while nothing serves
+    up = ctcd(own, "up")
+    assert up.returncode == 0 and "Traceback" not in up.stdout + up.stderr, up.stdout + up.stderr
+    assert stack.wait_serving(own, 120) == ""
+    url = f"{own.gateway_url}/v1/models/intents:predict"
+    texts = [str(t) for t in files["test_frame"]["text"]][:50]
+    with httpx.Client(timeout=30) as http:
+        assert _services(http, url, texts, headers={"x-channel": "chat"}) == Counter({"intent-spacy": 50})
+        assert set(_services(http, url, texts)) <= {"intent-classifier", "intent-spacy"}
+    shown = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)
+    assert shown["status"]["conditions"][0]["status"] == "True", shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,38 @@ def test_production_routing_waits_on_a_branch_that_merge_lands(remote: str) -> N
     promotion.merge(remote, "main", branch)
     assert routing.current(remote, "main", "intents", "production") == plan
     assert subjects(remote)[0] == f"Merge {branch}"
+
+
+def test_concurrent_routing_and_promotion_both_land_and_the_last_route_wins(remote: str) -> None:
+    serve(remote, "intent-classifier")
+    serve(remote, "intent-spacy")
+    plans = [routing.Routing("intents", "staging", {"intent-classifier": w, "intent-spacy": 100 - w}) for w in (10, 90)]
+    pin = overlays.Pin("2", "s3://ctcd-artifacts/mlflow/1/models/v2/artifacts", SHA, "run-2", "ds1")
+    moves = [lambda p=p: routing.route(remote, "main", p, TECHNIQUES, to_main=True) for p in plans]
+    moves.append(
+        lambda: promotion.promote(
+            remote, "main", overlays.Desired("intent-classifier", "staging", "full", pin), {}, to_main=True
+        )
+    )
+    errors: list[BaseException] = []
+
+    def run(move: object) -> None:
+        try:
+            move()  # type: ignore[operator]
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in moves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    routes = [s for s in subjects(remote) if s.startswith("Route intents")]
+    assert len(routes) == 2  # neither routing change was lost
+    assert promotion.current(remote, "main", "intent-classifier", "staging")["a"]["version"] == "2"  # type: ignore[index]
+    final = routing.current(remote, "main", "intents", "staging")
+    latest = plans[0] if routes[0].endswith("intent-classifier=10,intent-spacy=90") else plans[1]
+    assert final == latest  # main says what the last landed commit said
+    with gitrepo.scratch_clone(remote, "main") as repo:
+        validate(kustomize(repo / "gitops" / "tasks" / "intents" / "overlays" / "staging"), "after the race")
