@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
+from serving.local import graph
 from workflows.delivery import overlays, promotion, routing
 from workflows.delivery.manifests import ManifestError, kustomize, validate
 from workflows.platform import gitrepo
@@ -120,8 +132,8 @@ def test_the_schema_check_refuses_a_broken_graph() -> None:
 # --- commits on a real git remote --------------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def remote(tmp_path: Path) -> str:
+def make_remote(tmp_path: Path) -> str:
+    """A bare GitOps remote holding this project's generated bases and no overlay yet."""
     source = tmp_path / "source"
     for folder in ("models", "tasks"):
         shutil.copytree(
@@ -133,6 +145,11 @@ def remote(tmp_path: Path) -> str:
     bare = tmp_path / "gitops.git"
     gitrepo.ensure_remote(bare, source, "main")
     return str(bare)
+
+
+@pytest.fixture()
+def remote(tmp_path: Path) -> str:
+    return make_remote(tmp_path)
 
 
 def serve(remote: str, technique: str, env: str = "staging") -> None:
@@ -223,3 +240,74 @@ def test_concurrent_routing_and_promotion_both_land_and_the_last_route_wins(remo
     assert final == latest  # main says what the last landed commit said
     with gitrepo.scratch_clone(remote, "main") as repo:
         validate(kustomize(repo / "gitops" / "tasks" / "intents" / "overlays" / "staging"), "after the race")
+
+
+# --- sequences of routing moves (hypothesis) ---------------------------------------------------------------------
+
+WEIGHTS = st.integers(0, 100).map(lambda w: {"intent-classifier": w, "intent-spacy": 100 - w})
+CHANNELS = st.dictionaries(st.sampled_from(["app", "web", "chat"]), st.sampled_from(TECHNIQUES), max_size=2)
+
+
+class RoutingMoves(RuleBasedStateMachine):
+    """Promote, route, merge a production route: main always says the last landed routing, and it renders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="ctcd-routing-"))
+        self.remote = make_remote(self.folder)
+        self.served: dict[str, set[str]] = {env: set() for env in overlays.ENVIRONMENTS}
+        self.routed: dict[str, routing.Routing | None] = dict.fromkeys(overlays.ENVIRONMENTS)
+        self.pending: routing.Routing | None = None
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @initialize(technique=st.sampled_from(TECHNIQUES))
+    def training_promoted(self, technique: str) -> None:
+        """Training has promoted one technique, or both, to staging (as every training run does)."""
+        for each in {technique, "intent-classifier"}:
+            self.promote(each, "staging")
+
+    @rule(technique=st.sampled_from(TECHNIQUES), env=st.sampled_from(overlays.ENVIRONMENTS))
+    def promote(self, technique: str, env: str) -> None:
+        serve(self.remote, technique, env)
+        self.served[env].add(technique)
+
+    @rule(env=st.sampled_from(overlays.ENVIRONMENTS), weights=WEIGHTS, channels=CHANNELS)
+    def route(self, env: str, weights: dict[str, int], channels: dict[str, str]) -> None:
+        plan = routing.Routing("intents", env, weights, channels)
+        before = subjects(self.remote)
+        if not plan.techniques() <= self.served[env]:
+            with pytest.raises(overlays.GitopsError, match="is not served in"):
+                routing.route(self.remote, "main", plan, TECHNIQUES, to_main=env == "staging")
+            assert subjects(self.remote) == before  # nothing half-written
+            return
+        routing.route(self.remote, "main", plan, TECHNIQUES, to_main=env == "staging")
+        if env == "staging":
+            self.routed[env] = plan
+        else:
+            self.pending = plan
+
+    @precondition(lambda self: self.pending is not None)
+    @rule()
+    def merge_production(self) -> None:
+        promotion.merge(self.remote, "main", routing.branch_name("production", "intents"))
+        self.routed["production"], self.pending = self.pending, None
+
+    @invariant()
+    def main_says_the_last_landed_routing_and_it_renders(self) -> None:
+        for env, plan in self.routed.items():
+            assert routing.current(self.remote, "main", "intents", env) == plan
+        with gitrepo.scratch_clone(self.remote, "main") as repo:
+            for overlay in sorted((repo / "gitops" / "tasks" / "intents" / "overlays").glob("*")):
+                docs = kustomize(overlay)
+                validate(docs, overlay.name)
+                graph.check(docs[0])  # local serving can route it
+                assert graph.services(docs[0]) <= self.served[overlay.name]
+
+
+def test_any_sequence_of_routing_moves_keeps_main_truthful() -> None:
+    run_state_machine_as_test(
+        RoutingMoves,
+        settings=settings(max_examples=8, stateful_step_count=8, deadline=None, derandomize=True, database=None),
+    )

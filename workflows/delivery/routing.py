@@ -44,7 +44,7 @@ class Routing:
     Attributes:
         task: The task (the graph's name).
         environment: staging or production.
-        weights: Technique → percent of the requests no channel claims (sums to 100).
+        weights: Technique → percent of the requests no channel claims (sums to 100; a 0 is dropped).
         channels: Channel → the technique that answers it alone.
     """
 
@@ -62,6 +62,7 @@ class Routing:
             raise GitopsError(f"weights {_show(self.weights)} must be 0..100 each and sum to 100")
         for technique in self.weights:
             check_name(technique, "technique")
+        object.__setattr__(self, "weights", {t: w for t, w in self.weights.items() if w > 0})  # 0 is no step
         for channel, technique in self.channels.items():
             check_name(channel, "channel")
             check_name(technique, "technique")
