@@ -155,11 +155,29 @@ def measure(spec: loadgen.Target, rows: int) -> dict[str, Any]:
     return asyncio.run(run())
 
 
+TASK_GRAPH = {
+    "metadata": {"name": "intents"},
+    "spec": {
+        "nodes": {
+            "root": {
+                "routerType": "Switch",
+                "steps": [
+                    {"name": "chat", "condition": '[@this].#(parameters.channel=="chat")', "serviceName": NAME},
+                    {"name": "default", "condition": "@this", "nodeName": "split"},
+                ],
+            },
+            "split": {"routerType": "Splitter", "steps": [{"name": NAME, "serviceName": NAME, "weight": 100}]},
+        }
+    },
+}
+
+
 def _gateway_command(port: int, target_port: int) -> list[str]:
+    graphs = {"ctcd-staging/intents": TASK_GRAPH}
     code = (
         "import sys, types, uvicorn; from serving.local.gateway import app; "
-        f"s = types.SimpleNamespace(routes={{'ctcd-staging/{NAME}': [(100, {target_port}, 'bench')]}}, graphs={{}}, "
-        "commit=''); "
+        f"s = types.SimpleNamespace(routes={{'ctcd-staging/{NAME}': [(100, {target_port}, 'bench')]}}, "
+        f"graphs={graphs!r}, commit=''); "
         f"uvicorn.run(app(s, seed=0), host='127.0.0.1', port={port}, log_level='warning')"
     )
     return [sys.executable, "-c", code]
@@ -207,6 +225,7 @@ def peers(folder: Path, model_dir: Path, sha: str) -> Iterator[tuple[str, Any, s
         gateway = _free_port()
         with server(_gateway_command(gateway, port), f"http://127.0.0.1:{gateway}/healthz", folder / "gateway.log"):
             yield "ctcd via gateway", gateway, "v1", lambda _: f"/v1/models/{NAME}:predict"
+            yield "ctcd via task graph", gateway, "v1", lambda _: "/v1/models/intents:predict"  # Switch + Splitter
     if os.environ.get("CTCD_BENCH_PEERS") == "ctcd":  # just the predictor and the gateway in front of it
         return
     port = _free_port()
@@ -257,6 +276,13 @@ def gateway_cost(figures: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         lines.append(
             f"gateway, {rows}-row: {ratio:.2f}x the direct predictor's throughput at concurrency {CONCURRENCY}, "
             f"p50 {added:+.2f} ms (aim: >= 0.80x, <= +1 ms)"
+        )
+    graph = figures.get("ctcd via task graph", {})
+    for rows in sorted(set(through) & set(graph), key=int):
+        ratio = graph[rows]["throughput_rps"] / through[rows]["throughput_rps"]
+        added = graph[rows]["p50_ms"] - through[rows]["p50_ms"]
+        lines.append(
+            f"task graph (Switch + Splitter), {rows}-row: {ratio:.2f}x the gateway's throughput, p50 {added:+.2f} ms"
         )
     return lines
 
