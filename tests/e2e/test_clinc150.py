@@ -170,6 +170,10 @@ def test_the_task_graph_splits_between_techniques_and_routes_a_channel(own: Sett
     assert abs(split["intent-classifier"] - 0.7 * n) < bound and sum(split.values()) == n, split
     assert abs(other_channel["intent-classifier"] - 0.7 * n) < bound, other_channel  # an unrouted channel splits
     assert by_header == Counter({"intent-spacy": 100}) and by_body == Counter({"intent-spacy": 100})
+    v2 = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [texts[0]]}]}
+    oip = httpx.post(f"{own.gateway_url}/v2/models/intents/infer", json={**v2, "parameters": {"channel": "chat"}})
+    assert oip.status_code == 200 and oip.headers["x-ctcd-service"] == "intent-spacy", oip.text
+    assert oip.json()["model_name"] == "intent-spacy" and oip.json()["outputs"][0]["name"] == "label"
     health = httpx.get(f"{own.gateway_url}/healthz", timeout=10).json()
     assert health["status"] == "ok", health  # the graph names only services the namespace serves
     shown = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)

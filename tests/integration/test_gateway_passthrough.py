@@ -39,6 +39,19 @@ def _serve(app: Starlette, port: int) -> uvicorn.Server:
     return server
 
 
+CHAT_ONLY = {  # a Switch with no default step: KServe refuses what no condition matches
+    "metadata": {"name": "task"},
+    "spec": {
+        "nodes": {
+            "root": {
+                "routerType": "Switch",
+                "steps": [{"name": "chat", "condition": '[@this].#(parameters.channel=="chat")', "serviceName": "m"}],
+            }
+        }
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def gateway_url() -> Iterator[str]:
     upstream_port, gateway_port = _port(), _port()
@@ -54,7 +67,7 @@ def gateway_url() -> Iterator[str]:
                 "ctcd-staging/m": [(100, upstream_port, "m-predictor-00001")],
                 "ctcd-production/m": [(100, upstream_port, "m-predictor-00007")],
             },
-            graphs={},
+            graphs={"ctcd-staging/task": CHAT_ONLY},
             commit="c",
             problems=[],
         )
@@ -141,3 +154,17 @@ def test_the_namespace_comes_from_the_host_or_the_path(
 def test_an_unknown_namespace_is_a_404_naming_it(gateway_url: str) -> None:
     reply = httpx.post(f"{gateway_url}/namespaces/ctcd-qa/v1/models/m:predict", json={}, timeout=10)
     assert reply.status_code == 404 and "in namespace ctcd-qa" in reply.json()["error"]
+
+
+def test_a_switch_routes_on_the_body_or_the_channel_header_and_refuses_the_rest(gateway_url: str) -> None:
+    url = f"{gateway_url}/v1/models/task:predict"
+    by_body = httpx.post(url, json={"bad": False, "parameters": {"channel": "chat"}}, timeout=10)
+    assert by_body.status_code == 200 and by_body.headers["x-ctcd-service"] == "m", by_body.text
+    by_header = httpx.post(url, json={"bad": False}, headers={"x-channel": "chat"}, timeout=10)
+    assert by_header.status_code == 200 and by_header.headers["x-ctcd-service"] == "m", by_header.text
+    body_wins = httpx.post(url, json={"parameters": {"channel": "web"}}, headers={"x-channel": "chat"}, timeout=10)
+    assert body_wins.status_code == 404 and "None of the routes matched" in body_wins.json()["error"]
+    unrouted = httpx.post(url, json={"bad": False}, timeout=10)
+    assert unrouted.status_code == 404 and "None of the routes matched" in unrouted.json()["error"]
+    garbled = httpx.post(url, content=b"{not json", headers={"x-channel": "chat"}, timeout=10)
+    assert garbled.status_code == 400 and "not JSON" in garbled.json()["error"]
