@@ -179,6 +179,14 @@ def test_the_task_graph_splits_between_techniques_and_routes_a_channel(own: Sett
     shown = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)
     assert shown["status"]["conditions"][0]["status"] == "True", shown
     assert shown["spec"]["nodes"]["root"]["routerType"] == "Switch"
+    missing = ctcd(own, "get", "ig", "intents", "-n", "ctcd-production")
+    assert (
+        missing.returncode != 0 and 'inferencegraphs "intents" not found in namespace ctcd-production' in missing.stderr
+    )
+    assert "ctcd get ig -A" in missing.stderr and "Traceback" not in missing.stderr
+    assert (
+        json.loads(ctcd(own, "get", "isvc", "intent-spacy", "-o", "json").stdout)["metadata"]["name"] == "intent-spacy"
+    )
     table = ctcd(own, "get", "ig").stdout
     assert "chat→intent-spacy" in table and "intent-classifier 70%" in table, table
     print(

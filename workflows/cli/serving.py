@@ -14,66 +14,69 @@ from rich.table import Table
 from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings, technique_named
 from workflows.errors import CtcdError
 
+NameArg = Annotated[str | None, typer.Argument()]
+NamespaceOpt = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="Namespace (default: staging's, ctcd-staging).")
+]
+AllOpt = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every environment.")]
 
-def get_isvc(
-    name: Annotated[str | None, typer.Argument()] = None,
-    namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="Namespace (default: staging's, ctcd-staging).")
-    ] = None,
-    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every environment.")] = False,
-    output: OutputOpt = "table",
-) -> None:
-    """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
-    from workflows.cli import render
-    from workflows.delivery import observed, overlays
-    from workflows.local import stack
 
-    config = settings()
-    wanted = None if all_namespaces else (namespace or overlays.NAMESPACE["staging"])
-    items = [i for i in stack.served(config) if wanted in (None, i["metadata"].get("namespace"))]
+def _select(items: list[dict[str, Any]], name: str | None, namespace: str | None, every: bool, kind: str) -> Any:
+    """The objects ``kubectl get KIND [NAME] [-n NS | -A]`` shows: one object when named, else a List.
+
+    Raises:
+        CtcdError: A named object is not there (the hint shows how to look in every environment).
+    """
+    from workflows.delivery import overlays
+
+    wanted = None if every else (namespace or overlays.NAMESPACE["staging"])
+    items = [i for i in items if wanted in (None, i["metadata"].get("namespace"))]
     items = [i for i in items if name in (None, i["metadata"]["name"])]
-    observed.annotate(config, items)
     if name and not items:
-        where = "" if all_namespaces else f" in namespace {wanted}"
-        raise CtcdError(f'inferenceservices "{name}" not found{where}', hint="all environments: `ctcd get isvc -A`")
-    body = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
+        where = "" if every else f" in namespace {wanted}"
+        short = {"inferenceservices": "isvc", "inferencegraphs": "ig"}[kind]
+        raise CtcdError(f'{kind} "{name}" not found{where}', hint=f"all environments: `ctcd get {short} -A`")
+    return items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def _emit(body: Any, output: str) -> bool:
+    """Print ``-o json|yaml``; False when the caller prints its table."""
     if output == "json":
         print_json(body)
     elif output == "yaml":
         print_yaml(body)
-    else:
+    return output in ("json", "yaml")
+
+
+def get_isvc(
+    name: NameArg = None, namespace: NamespaceOpt = None, all_namespaces: AllOpt = False, output: OutputOpt = "table"
+) -> None:
+    """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
+    from workflows.cli import render
+    from workflows.delivery import observed
+    from workflows.local import stack
+
+    config = settings()
+    served = stack.served(config)
+    observed.annotate(config, served)
+    body = _select(served, name, namespace, all_namespaces, "inferenceservices")
+    if not _emit(body, output):
+        items = [body] if name else body["items"]
         console.print(render.isvc_table(items, namespaces=all_namespaces))
         for line in render.delivery_notes(items):
             console.print(escape(line))
 
 
 def get_ig(
-    name: Annotated[str | None, typer.Argument()] = None,
-    namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="Namespace (default: staging's, ctcd-staging).")
-    ] = None,
-    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every environment.")] = False,
-    output: OutputOpt = "table",
+    name: NameArg = None, namespace: NamespaceOpt = None, all_namespaces: AllOpt = False, output: OutputOpt = "table"
 ) -> None:
     """InferenceGraphs served locally (a task's split and channels, a technique's A/B), like `kubectl get ig`."""
     from workflows.cli import render
-    from workflows.delivery import overlays
     from workflows.local import stack
 
-    config = settings()
-    wanted = None if all_namespaces else (namespace or overlays.NAMESPACE["staging"])
-    items = [g for g in stack.served_graphs(config) if wanted in (None, g["metadata"]["namespace"])]
-    items = [g for g in items if name in (None, g["metadata"]["name"])]
-    if name and not items:
-        where = "" if all_namespaces else f" in namespace {wanted}"
-        raise CtcdError(f'inferencegraphs "{name}" not found{where}', hint="all environments: `ctcd get ig -A`")
-    body = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
-    if output == "json":
-        print_json(body)
-    elif output == "yaml":
-        print_yaml(body)
-    else:
-        console.print(render.ig_table(items, namespaces=all_namespaces))
+    body = _select(stack.served_graphs(settings()), name, namespace, all_namespaces, "inferencegraphs")
+    if not _emit(body, output):
+        console.print(render.ig_table([body] if name else body["items"], namespaces=all_namespaces))
 
 
 def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 180.0) -> None:
