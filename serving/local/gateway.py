@@ -34,14 +34,6 @@ DEFAULT_NAMESPACE = "ctcd-staging"
 RESENDS = 3  # attempts per revision when its server dropped a pooled connection
 
 
-def pick(choices: list[tuple[int, Any]], rng: random.Random) -> Any:
-    """A weighted random choice among ``(weight, value)`` pairs with positive weight."""
-    live = [(w, v) for w, v in choices if w > 0]
-    if not live:
-        return None
-    return rng.choices([v for _, v in live], weights=[w for w, _ in live], k=1)[0]
-
-
 class Upstream:
     """Keep-alive connections to the model servers (aiohttp), opened on first use inside the server's loop."""
 
@@ -216,7 +208,7 @@ class Gateway:
         kind = headers.get(b"content-type", b"application/json").decode("latin-1")
         candidates = [(pct, (port, rev)) for pct, port, rev in routes]
         while True:
-            target = pick(candidates, self.rng)
+            target = graph_routes.pick(candidates, self.rng)
             if target is None:
                 no_revision = {"error": f"{service} has no ready revision"}
                 return _json(503, no_revision, [(b"x-ctcd-service", service.encode())])

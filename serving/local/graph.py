@@ -89,7 +89,7 @@ def compile_condition(text: str) -> Any:
 
 
 def check(graph: dict[str, Any]) -> None:
-    """Refuse a graph local serving cannot route (every condition, node name and weight is checked).
+    """Refuse a graph local serving cannot route: its router types, Switch conditions and node names are checked.
 
     Raises:
         GraphError: The message names the node and step.
@@ -136,11 +136,19 @@ def choose(graph: dict[str, Any], doc: Any, rng: random.Random) -> str:
     raise GraphError(f"InferenceGraph {graph['metadata']['name']} loops: more than {MAX_DEPTH} nodes deep")
 
 
+def pick(choices: list[tuple[int, Any]], rng: random.Random) -> Any:
+    """A weighted random choice among ``(weight, value)`` pairs with positive weight (None when there is none)."""
+    live = [(w, v) for w, v in choices if w > 0]
+    if not live:
+        return None
+    return rng.choices([v for _, v in live], weights=[w for w, _ in live], k=1)[0]
+
+
 def _split(node: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    steps = [s for s in node["steps"] if int(s.get("weight", 0)) > 0]
-    if not steps:
+    step = pick([(int(s.get("weight", 0)), s) for s in node["steps"]], rng)
+    if step is None:
         raise GraphError("a Splitter node has no step with a positive weight")
-    return dict(rng.choices(steps, weights=[int(s["weight"]) for s in steps], k=1)[0])
+    return dict(step)
 
 
 def _switch(node: dict[str, Any], doc: Any, node_name: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from serving.local import graph as routing
+from serving.local import graph as graph_routes
 from serving.local import servers, status
 from serving.local.model import Revision, Service, traffic
 
@@ -96,7 +96,7 @@ class Reconciler:
         wanted = {_key(d): d for d in docs if d["kind"] == "InferenceService"}
         graphs = {_key(d): d for d in docs if d["kind"] == "InferenceGraph"}
         for graph in graphs.values():
-            routing.check(graph)  # an unroutable graph refuses the whole commit; what runs keeps serving
+            graph_routes.check(graph)  # an unroutable graph refuses the whole commit; what runs keeps serving
         self.graphs = graphs
         for doc in wanted.values():
             self._apply_service(doc)
@@ -247,19 +247,24 @@ class Reconciler:
         found = status.problems(self.items())
         for key, graph in sorted(self.graphs.items()):
             namespace = key.split("/", 1)[0]
-            for service in sorted(
-                routing.services(graph) - {k.split("/", 1)[1] for k in self.services if k.startswith(namespace + "/")}
-            ):
-                found.append(f"{key}: routes to InferenceService {service}, which {namespace} does not serve")
+            for service in sorted(graph_routes.services(graph)):
+                if f"{namespace}/{service}" not in self.services:
+                    found.append(f"{key}: routes to InferenceService {service}, which {namespace} does not serve")
         return found
 
     def status(self) -> dict[str, Any]:
         """InferenceServices and InferenceGraphs with KServe-shaped status, plus the gateway's routes."""
-        graphs = [status.inference_graph(k, g, self.base_url, self.domain) for k, g in self.graphs.items()]
+        items = self.items()
+        ready = {
+            f"{i['metadata']['namespace']}/{i['metadata']['name']}"
+            for i in items
+            if i["status"]["conditions"][0]["status"] == "True"
+        }
+        graphs = [status.inference_graph(k, g, self.base_url, self.domain, ready) for k, g in self.graphs.items()]
         return {
             "commit": self.commit,
             "error": self.error,
-            "items": self.items(),
+            "items": items,
             "graphs": graphs,
             "routes": self.routes(),
             "updated": status.now(),

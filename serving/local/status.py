@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from serving.local import graph as graph_routes
 from serving.local.model import Service, traffic
 
 
@@ -65,9 +66,16 @@ def inference_service(service: Service, base_url: str, domain: str) -> dict[str,
     }
 
 
-def inference_graph(key: str, graph: dict[str, Any], base_url: str, domain: str) -> dict[str, Any]:
-    """One InferenceGraph (``key`` is ``namespace/name``) with its URL."""
+def inference_graph(key: str, graph: dict[str, Any], base_url: str, domain: str, ready: set[str]) -> dict[str, Any]:
+    """One InferenceGraph (``key`` is ``namespace/name``) with its URL, Ready when the services it routes to are.
+
+    ``ready`` holds ``namespace/name`` of each Ready InferenceService; the rest are named in the condition.
+    """
     namespace, name = key.split("/", 1)
+    waiting = sorted(s for s in graph_routes.services(graph) if f"{namespace}/{s}" not in ready)
+    condition = {"type": "Ready", "status": "False" if waiting else "True", "lastTransitionTime": now()}
+    if waiting:
+        condition.update(reason="ServicesNotReady", message=f"not ready: {', '.join(waiting)}")
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "InferenceGraph",
@@ -76,6 +84,7 @@ def inference_graph(key: str, graph: dict[str, Any], base_url: str, domain: str)
         "status": {
             "url": f"http://{host(name, namespace, domain)}",
             "address": {"url": path_url(base_url, name, namespace)},
+            "conditions": [condition],
         },
     }
 

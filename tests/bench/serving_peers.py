@@ -155,25 +155,16 @@ def measure(spec: loadgen.Target, rows: int) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-TASK_GRAPH = {
-    "metadata": {"name": "intents"},
-    "spec": {
-        "nodes": {
-            "root": {
-                "routerType": "Switch",
-                "steps": [
-                    {"name": "chat", "condition": '[@this].#(parameters.channel=="chat")', "serviceName": NAME},
-                    {"name": "default", "condition": "@this", "nodeName": "split"},
-                ],
-            },
-            "split": {"routerType": "Splitter", "steps": [{"name": NAME, "serviceName": NAME, "weight": 100}]},
-        }
-    },
-}
+def _task_graph() -> dict[str, Any]:
+    """The graph ``ctcd route`` writes for a channel and a split (Switch + Splitter), all to the one model here."""
+    from workflows.delivery import routing
+
+    plan = routing.Routing("intents", "staging", {NAME: 100}, {"chat": NAME})
+    return routing.graph("intents", plan, [NAME])
 
 
 def _gateway_command(port: int, target_port: int) -> list[str]:
-    graphs = {"ctcd-staging/intents": TASK_GRAPH}
+    graphs = {"ctcd-staging/intents": _task_graph()}
     code = (
         "import sys, types, uvicorn; from serving.local.gateway import app; "
         f"s = types.SimpleNamespace(routes={{'ctcd-staging/{NAME}': [(100, {target_port}, 'bench')]}}, "

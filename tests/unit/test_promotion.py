@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -167,20 +167,9 @@ def test_concurrent_promotions_both_land(remote: str) -> None:
         desired("7", technique="invoice-matcher"),
         desired("8", env="production", technique="intent-classifier"),
     ]
-    errors: list[BaseException] = []
-
-    def run(d: overlays.Desired) -> None:
-        try:
-            promotion.promote(remote, "main", d, {}, to_main=True)
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(d,)) for d in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        done = [pool.submit(promotion.promote, remote, "main", d, {}, to_main=True) for d in jobs]
+    assert [f.exception() for f in done if f.exception()] == []
     for d in jobs:
         assert promotion.current(remote, "main", d.technique, d.environment)["a"]["version"] == d.pin.version  # type: ignore[index]
     assert len(log(remote)) == 1 + len(jobs)  # the initial commit and exactly one per promotion

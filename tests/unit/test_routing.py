@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -218,20 +218,9 @@ def test_concurrent_routing_and_promotion_both_land_and_the_last_route_wins(remo
             remote, "main", overlays.Desired("intent-classifier", "staging", "full", pin), {}, to_main=True
         )
     )
-    errors: list[BaseException] = []
-
-    def run(move: object) -> None:
-        try:
-            move()  # type: ignore[operator]
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(m,)) for m in moves]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    with ThreadPoolExecutor(len(moves)) as pool:
+        done = [pool.submit(move) for move in moves]
+    assert not [f.exception() for f in done if f.exception()]
     routes = [s for s in subjects(remote) if s.startswith("Route intents")]
     assert len(routes) == 2  # neither routing change was lost
     assert promotion.current(remote, "main", "intent-classifier", "staging")["a"]["version"] == "2"  # type: ignore[index]

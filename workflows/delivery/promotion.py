@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from workflows.delivery import overlays
+from workflows.delivery import overlays, routing
 from workflows.platform import gitrepo
 
 _logger = logging.getLogger(__name__)
@@ -226,8 +226,6 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
         GitError: The branch does not exist, or the merge conflicts.
         StaleBranchError: The branch is stale (the message names both versions).
     """
-    from workflows.delivery import routing
-
     parts = None if routing.is_branch(branch) else parse_branch(branch)  # a routing branch has no version to check
     overlays.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:

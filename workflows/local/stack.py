@@ -227,44 +227,38 @@ def served(settings: Settings) -> list[dict[str, Any]]:
     ``status.json`` is what serving last wrote; after a crash it would still say Ready, so unless the serving
     process runs and its gateway answers, every condition says why nothing is served.
     """
-    path = settings.state_dir / "serving" / "status.json"
-    try:
-        items: list[dict[str, Any]] = json.loads(path.read_text())["items"] if path.exists() else []
-    except (OSError, ValueError, KeyError):
-        items = []
+    items = _reported(settings, "items")
     down = _serving_down(settings)
     if down:
         for item in items:
-            item["status"]["conditions"] = [
-                {"type": kind, "status": "False", "reason": "ServingDown", "message": down}
-                for kind in ("Ready", "PredictorReady")
-            ]
+            item["status"]["conditions"] = [_down(kind, down) for kind in ("Ready", "PredictorReady")]
             for part in item["status"].get("components", {}).values():
                 part["traffic"] = []
     return items
 
 
 def served_graphs(settings: Settings) -> list[dict[str, Any]]:
-    """The InferenceGraphs local serving reports, each Ready when every InferenceService it routes to is Ready."""
+    """The InferenceGraphs local serving reports (Ready when every service they route to is), like :func:`served`."""
+    graphs = _reported(settings, "graphs")
+    down = _serving_down(settings)
+    if down:
+        for graph in graphs:
+            graph["status"]["conditions"] = [_down("Ready", down)]
+    return graphs
+
+
+def _reported(settings: Settings, kind: str) -> list[dict[str, Any]]:
+    """``items`` or ``graphs`` of what serving last wrote to ``status.json`` ([] when there is none to read)."""
     path = settings.state_dir / "serving" / "status.json"
     try:
-        graphs: list[dict[str, Any]] = json.loads(path.read_text())["graphs"] if path.exists() else []
+        found: list[dict[str, Any]] = json.loads(path.read_text())[kind] if path.exists() else []
     except (OSError, ValueError, KeyError):
-        graphs = []
-    ready = {
-        f"{i['metadata'].get('namespace')}/{i['metadata']['name']}"
-        for i in served(settings)
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
-    }
-    for graph in graphs:
-        namespace, nodes = graph["metadata"]["namespace"], graph["spec"]["nodes"].values()
-        targets = {s["serviceName"] for n in nodes for s in n.get("steps", []) if s.get("serviceName")}
-        missing = sorted(t for t in targets if f"{namespace}/{t}" not in ready)
-        why = f"not ready: {', '.join(missing)}" if missing else ""
-        graph["status"]["conditions"] = [
-            {"type": "Ready", "status": "False" if missing else "True", **({"message": why} if why else {})}
-        ]
-    return graphs
+        found = []
+    return found
+
+
+def _down(kind: str, why: str) -> dict[str, str]:
+    return {"type": kind, "status": "False", "reason": "ServingDown", "message": why}
 
 
 def _serving_down(settings: Settings) -> str:
