@@ -50,3 +50,21 @@ def test_a_reused_pid_leading_another_session_is_left_alone(tmp_path: Path) -> N
         assert stranger.poll() is None
     finally:
         stranger.kill()
+
+
+def test_a_stopped_process_its_parent_has_not_reaped_counts_as_gone() -> None:
+    """``ctcd down`` from another shell than the ``up`` that started a service sees zombies, not live processes."""
+    parent = subprocess.Popen(SLEEPER)  # its child is not ours, and it never reaps that child
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = psutil.Process(parent.pid).children()[0]
+        child.kill()
+        while child.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.status() == psutil.STATUS_ZOMBIE  # exited, waiting for its parent
+        assert supervisor.wait_gone([child], timeout=0) == []
+    finally:
+        parent.kill()
+        parent.wait(10)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,10 +142,34 @@ def terminate(processes: list[psutil.Process], timeout: float) -> None:
             proc.send_signal(signal.SIGTERM)
         except psutil.Error:
             continue
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    alive = wait_gone(processes, timeout)
     for proc in alive:
         try:
             proc.kill()
         except psutil.Error:
             continue
-    psutil.wait_procs(alive, timeout=5)
+    wait_gone(alive, 5.0)
+
+
+def _gone(proc: psutil.Process) -> bool:
+    """Whether a process has exited; a zombie has (its parent, perhaps the ``up`` that started it, reaps it later)."""
+    try:
+        if proc.status() != psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.NoSuchProcess:
+        return True
+    try:
+        proc.wait(timeout=0)  # reaps it when it is our own child; otherwise its parent will
+    except (psutil.Error, ChildProcessError):
+        pass
+    return True
+
+
+def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` seconds for the processes to exit; return those still running."""
+    end = time.monotonic() + timeout
+    alive = [p for p in processes if not _gone(p)]
+    while alive and time.monotonic() < end:
+        time.sleep(0.05)
+        alive = [p for p in alive if not _gone(p)]
+    return alive
