@@ -210,3 +210,20 @@ def test_the_routing_survives_kill_9_of_serving(own: Settings, files: dict[str, 
         assert set(_services(http, url, texts)) <= {"intent-classifier", "intent-spacy"}
     shown = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)
     assert shown["status"]["conditions"][0]["status"] == "True", shown
+
+
+def test_the_routing_survives_down_and_up(own: Settings, files: dict[str, Any]) -> None:
+    down = ctcd(own, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    up = ctcd(own, "up")
+    assert up.returncode == 0 and "Traceback" not in up.stdout + up.stderr, up.stdout + up.stderr
+    assert stack.wait_serving(own, 120) == ""
+    url = f"{own.gateway_url}/v1/models/intents:predict"
+    texts = [str(t) for t in files["test_frame"]["text"]]
+    with httpx.Client(timeout=30) as http:
+        assert _services(http, url, texts[:50], parameters={"channel": "chat"}) == Counter({"intent-spacy": 50})
+        split = _services(http, url, texts)
+    assert abs(split["intent-classifier"] - 0.7 * len(texts)) < 4 * (len(texts) * 0.21) ** 0.5, split
+    status = {row["name"]: row for row in stack.status(own)}
+    assert "Synced" in status["serving"]["reason"] and "Healthy" in status["serving"]["reason"], status["serving"]
+    print({"after down and up": dict(split)})
