@@ -154,9 +154,39 @@ class TechniqueSpec(_Strict):
         """The task whose dataset (and frozen test split) this technique trains on: ``task``, else its own name."""
         return self.task or self.name
 
+    def check_hyperparameters(self, overrides: Any) -> dict[str, Any]:
+        """Overrides of the declared hyper-parameters, each of its default's kind (a grid may be one value or a list).
+
+        Raises:
+            ValueError: Not an object, an undeclared name, or a value of another kind; the message names it.
+        """
+        if not isinstance(overrides, dict):
+            raise ValueError(f"hyper-parameters must be a JSON object, not {type(overrides).__name__}")
+        for name, value in overrides.items():
+            if name not in self.hyperparameters:
+                known = ", ".join(sorted(self.hyperparameters)) or "none"
+                raise ValueError(f"{self.name} has no hyper-parameter {name!r} (declared: {known})")
+            default = self.hyperparameters[name]
+            grid = default if isinstance(default, list) else [default]
+            given = value if isinstance(value, list) and isinstance(default, list) else [value]
+            if not given or not all(_same_kind(v, grid[0]) for v in given):
+                raise ValueError(
+                    f"hyper-parameter {name!r}: {value!r} is not of the declared kind (default {default!r})"
+                )
+        return dict(overrides)
+
     def feature_columns(self) -> list[str]:
         """Every dataset column but the target, in declared order."""
         return [c for c in self.dataset.columns if c != self.target]
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a hyper-parameter value is of its default's kind (an integer counts as a float, never a bool)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 @dataclass

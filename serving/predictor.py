@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import yaml
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from models import values
 from serving.batcher import Batcher
 
 _logger = logging.getLogger(__name__)
@@ -32,6 +32,21 @@ MODEL_FILE = "model.pkl"
 MAX_ROWS = 10_000
 HANDOFF = "handoff"
 V2_DATATYPE = {"double": "FP64", "float": "FP64", "number": "FP64", "long": "INT64", "integer": "INT64"}
+V2_DATATYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
 
 
 class ArtifactError(RuntimeError):
@@ -215,21 +230,13 @@ class Predictor(kserve.Model):  # type: ignore[misc]
     def _frame_from_v2(self, request: InferRequest) -> Any:
         names = [name for name, _ in self.columns]
         given = {i.name: i for i in request.inputs}
+        if len(given) != len(request.inputs):
+            twice = sorted({i.name for i in request.inputs if [j.name for j in request.inputs].count(i.name) > 1})
+            raise InvalidInput(f"input(s) {', '.join(twice)} given more than once; send each input once")
         missing = [n for n in names if n not in given]
         if missing:
             raise InvalidInput(f"missing input(s) {', '.join(missing)} (expected {names})")
-        columns = {}
-        for name in names:
-            data = given[name].data
-            if not isinstance(data, list) or not data:
-                raise InvalidInput(f"input {name!r} has no data")
-            flat = data
-            if any(isinstance(x, list) for x in flat):
-                raise InvalidInput(f"input {name!r} must be one-dimensional")
-            shape = list(given[name].shape or [])
-            if shape and math.prod(int(s) for s in shape) != len(flat):
-                raise InvalidInput(f"input {name!r}: shape {shape} does not match {len(flat)} values")
-            columns[name] = [x.decode() if isinstance(x, bytes) else x for x in flat]
+        columns = {name: _v2_column(given[name], kind) for name, kind in self.columns}
         lengths = {len(v) for v in columns.values()}
         if len(lengths) != 1:
             raise InvalidInput(f"inputs have different lengths {sorted(lengths)}")
@@ -249,11 +256,37 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         return pd.DataFrame(out)
 
 
+def _v2_column(tensor: Any, kind: str) -> list[Any]:
+    """One v2 input's values, after the checks of the Open Inference Protocol: datatype, shape, dimensions."""
+    name, datatype = tensor.name, str(tensor.datatype)
+    expected = V2_DATATYPE.get(kind, "BYTES")
+    if datatype not in V2_DATATYPES:
+        raise InvalidInput(f"input {name!r}: unknown datatype {datatype[:20]!r} (use one of {', '.join(V2_DATATYPES)})")
+    if (expected == "BYTES") != (datatype == "BYTES"):
+        raise InvalidInput(f"input {name!r}: datatype {datatype} does not fit this input; send it as {expected}")
+    data = tensor.data
+    if not isinstance(data, list) or not data:
+        raise InvalidInput(f"input {name!r} has no data")
+    if any(isinstance(x, list) for x in data):
+        raise InvalidInput(f"input {name!r} must be one-dimensional")
+    shape = list(tensor.shape or [])
+    if len(shape) != 1 or int(shape[0]) != len(data):
+        raise InvalidInput(
+            f"input {name!r}: shape {shape} does not fit its {len(data)} value(s); this model's inputs are "
+            f"one-dimensional, shape [{len(data)}]"
+        )
+    return [x.decode() if isinstance(x, bytes) else x for x in data]
+
+
 def _check_value(value: Any, kind: str, row: int, name: str) -> Any:
+    """One request value, held to the rule its column's training data was held to (:mod:`models.values`)."""
     if kind in ("double", "float", "long", "integer", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidInput(f"row {row}, field {name!r}: expected a number, got {value!r}"[:300])
-        return value
+        try:
+            return values.number(value)
+        except (values.BadValue, OverflowError) as exc:
+            raise InvalidInput(f"row {row}, field {name!r}: {exc}"[:300]) from None
     if not isinstance(value, str):
         raise InvalidInput(f"row {row}, field {name!r}: expected a string, got {type(value).__name__}")
     if not value.strip():
@@ -261,17 +294,8 @@ def _check_value(value: Any, kind: str, row: int, name: str) -> Any:
     if len(value) > 10_000:
         raise InvalidInput(f"row {row}, field {name!r}: longer than 10000 characters")
     if kind == "date":
-        return _date(value, row, name)
+        try:
+            return values.parse_date(value)
+        except values.BadValue as exc:
+            raise InvalidInput(f"row {row}, field {name!r}: {exc}") from None
     return value
-
-
-def _date(value: str, row: int, name: str) -> str:
-    """An ISO 8601 date (or date-time), the whole value, normalized to ``YYYY-MM-DD``."""
-    from datetime import date, datetime
-
-    text = value.strip()
-    try:
-        parsed = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()
-    except ValueError:
-        raise InvalidInput(f"row {row}, field {name!r}: {text[:40]!r} is not an ISO date such as 2026-01-31") from None
-    return parsed.isoformat()

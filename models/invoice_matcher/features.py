@@ -57,4 +57,4 @@ def pair_features(frame: Any) -> Any:
     out["name_token_overlap"] = [
         len(_tokens(p) & _tokens(c)) / max(1, len(_tokens(c))) for p, c in zip(payers, customers, strict=True)
     ]
-    return out[FEATURES]
+    return out[FEATURES].replace([np.inf, -np.inf], np.nan)  # a ratio to a near-zero amount: unknown, not infinite

@@ -49,9 +49,9 @@ def test_wrong_type_names_row_and_column() -> None:
 
 
 def test_bad_date_and_integer() -> None:
-    with pytest.raises(DatasetError, match=r"column 'transfer_date': '2026-13-45' is not a date"):
+    with pytest.raises(DatasetError, match=r"column 'transfer_date': '2026-13-45' is not an ISO date"):
         parse("d.csv", (MATCH_HEADER + GOOD_MATCH_ROW.replace("2026-01-02", "2026-13-45")).encode(), MATCHER)
-    with pytest.raises(DatasetError, match=r"column 'is_match': 'yes' is not a integer"):
+    with pytest.raises(DatasetError, match=r"column 'is_match': 'yes' is not an integer"):
         parse("i.csv", (MATCH_HEADER + GOOD_MATCH_ROW.replace(",1\n", ",yes\n")).encode(), MATCHER)
 
 
@@ -77,7 +77,7 @@ def test_parquet_is_read_and_checked() -> None:
 
 
 def test_json_lines_are_read_and_checked_like_csv() -> None:
-    raw = b'{"text": "block my card", "intent": "block_credit_card"}\n\n{"intent": "greet", "text": 42}\n'
+    raw = b'{"text": "block my card", "intent": "block_credit_card"}\n\n{"intent": "greet", "text": "42"}\n'
     frame = parse("u.jsonl", raw, INTENT)
     assert list(frame["text"]) == ["block my card", "42"] and list(frame.columns) == ["text", "intent"]
     with pytest.raises(DatasetError, match=r"b\.jsonl: line 2 is not JSON"):
@@ -108,3 +108,67 @@ def test_a_test_fraction_must_leave_train_and_test_rows(share: float) -> None:
 
     with pytest.raises(DatasetError, match=rf"--test-fraction {share}: give a share between 0 and 1"):
         FrozenTest(fraction=share)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ('{"nested": 1}', r"\{\"nested\": 1\} is a JSON dict, not a string value"),
+        ("[1, 2]", r"\[1, 2\] is a JSON list, not a string value"),
+        ("1.5", r"1\.5 is a JSON float, not a string value; write it as a JSON string"),
+        ("true", r"true is a JSON bool, not a string value"),
+    ],
+)
+def test_json_lines_take_only_text_for_a_text_column(value: str, why: str) -> None:
+    with pytest.raises(DatasetError, match=rf"n\.jsonl: line 1, column 'text': {why}"):
+        parse("n.jsonl", f'{{"text": {value}, "intent": "greet"}}\n'.encode(), INTENT)
+
+
+@pytest.mark.parametrize("column", [[1, 2], [1.5, 2.5], [b"x", b"y"], [True, False]])
+def test_parquet_refuses_numbers_bytes_or_bools_in_a_text_column(column: list[object]) -> None:
+    buffer = io.BytesIO()
+    pd.DataFrame({"text": ["a", "b"], "intent": column}).to_parquet(buffer)
+    with pytest.raises(DatasetError, match=r"q\.parquet: column 'intent' is stored as Parquet .*declares it string"):
+        parse("q.parquet", buffer.getvalue(), INTENT)
+
+
+def test_parquet_numbers_and_dates_are_typed_and_nulls_are_empty() -> None:
+    row = {"transfer_amount": 10.5, "invoice_amount": 11, "transfer_date": pd.Timestamp("2026-01-02")}
+    frame = pd.DataFrame(
+        [
+            {
+                **row,
+                "invoice_due_date": "2026-01-01",
+                "transfer_reference": None,
+                "invoice_number": "1",
+                "payer_name": "A",
+                "customer_name": "A",
+                "is_match": 1,
+            }
+        ]
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    parsed = parse("m.parquet", buffer.getvalue(), MATCHER)
+    assert parsed.loc[0, "transfer_date"] == "2026-01-02" and parsed.loc[0, "transfer_reference"] == ""
+    assert parsed.loc[0, "invoice_amount"] == 11.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("10.5,10.5", " 12.5 ,10.5", r"' 12\.5 ' has spaces around it"),
+        ("2026-01-02", "9999-12-31", r"'9999-12-31' is outside 1677-09-22 … 2262-04-11"),
+        ("2026-01-02", "1200-01-01", r"'1200-01-01' is outside"),
+        ("10.5,10.5", "1e300,10.5", r"1e300 is larger than 9007199254740992 in magnitude"),
+        ("10.5,10.5", "１,10.5", r"'１' is not a number"),
+    ],
+)
+def test_only_values_that_training_and_serving_can_handle_are_accepted(old: str, new: str, why: str) -> None:
+    with pytest.raises(DatasetError, match=rf"v\.csv: row 1 \(line 2\), column '\w+': {why}"):
+        parse("v.csv", (MATCH_HEADER + GOOD_MATCH_ROW.replace(old, new)).encode(), MATCHER)
+
+
+def test_a_utf8_byte_order_mark_is_accepted_in_csv_and_json_lines() -> None:
+    assert list(parse("b.csv", "\ufefftext,intent\nhi,greet\n".encode(), INTENT).columns) == ["text", "intent"]
+    assert parse("b.jsonl", '\ufeff{"text": "hi", "intent": "greet"}\n'.encode(), INTENT).loc[0, "text"] == "hi"

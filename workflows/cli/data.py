@@ -30,8 +30,8 @@ def data_seed(
             console.print(f"[dim]{name}: s3://{config.datasets_bucket}/{prefix} already has data, nothing generated[/]")
             continue
         frame = technique.generate(rows or technique.spec.sample_rows, seed=0, batch=0)
-        keys = datasets.collect(client, config, technique, f"{name}-sample.csv", datasets.frame_to_csv(frame))
-        console.print(f"[green]✓[/] {name}: {len(frame)} sample rows -> {', '.join(keys)}")
+        added = datasets.collect(client, config, technique, f"{name}-sample.csv", datasets.frame_to_csv(frame))
+        console.print(f"[green]✓[/] {name}: {len(frame)} sample rows -> {', '.join(added.keys)}")
 
 
 def data_add(
@@ -43,21 +43,31 @@ def data_add(
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", help="Without --test: the share the first add carves out as test.")
     ] = 0.2,
+    drop_test_overlap: Annotated[
+        bool,
+        typer.Option("--drop-test-overlap", help="Drop rows whose input is in the test split, not refuse the file."),
+    ] = False,
 ) -> None:
-    """Validate a file (local or S3) and add it to a technique's training data; the first add freezes the test split."""
+    """Validate a file (local or S3) and add it to a technique's training data; the first add freezes the test split.
+
+    A file that repeats an input of the frozen test split, or the rows of an active batch, is refused.
+    """
     from workflows.platform.s3 import s3_client
     from workflows.training import datasets, sources
 
     config = settings()
     spec = technique_named(technique)
-    split = datasets.FrozenTest(fraction=test_fraction)
+    split = datasets.FrozenTest(fraction=test_fraction, drop_test_overlap=drop_test_overlap)
     config.require_reachable("s3")
     client = s3_client(config)
     raw = sources.read_source(client, source)
     if test is not None:
-        split = datasets.FrozenTest(name=test, raw=sources.read_source(client, test))
-    keys = datasets.collect(client, config, spec, source, raw, test=split)
-    console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(keys)}")
+        frozen = sources.read_source(client, test)
+        split = datasets.FrozenTest(name=test, raw=frozen, drop_test_overlap=drop_test_overlap)
+    added = datasets.collect(client, config, spec, source, raw, test=split)
+    console.print(f"[green]✓[/] {technique}: added {source} -> {', '.join(added.keys)}")
+    if added.dropped:
+        console.print(f"  left out {added.dropped} row(s) whose input is in the frozen test split")
 
 
 def data_ls(technique: str, output: OutputOpt = "table") -> None:
@@ -74,7 +84,13 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
         print_json(listing)
         return
     table = Table(
-        "FILE", "ROLE", "ROWS", "CLASSES", "SMALLEST CLASS", title=f"s3://{listing['bucket']}/{spec.dataset}/"
+        "FILE",
+        "ROLE",
+        "ROWS",
+        "CLASSES",
+        "SMALLEST CLASS",
+        "TEST OVERLAP",
+        title=f"s3://{listing['bucket']}/{spec.dataset}/",
     )
     for item in listing["files"]:
         classes = item["classes"]
@@ -85,6 +101,7 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
             str(item["rows"]),
             str(len(classes)),
             f"{smallest[0]} ({smallest[1]})",
+            "-" if item["role"] == "test" else str(item["test_overlap"]),
         )
     console.print(table)
     for version in listing["versions"]:

@@ -31,6 +31,19 @@ def parse_params(values: list[str]) -> dict[str, str]:
     return params
 
 
+def check_hyperparameters(technique: str, text: str, option: str) -> None:
+    """Refuse hyper-parameters the technique does not declare, or of another kind, before anything is submitted.
+
+    Raises:
+        CtcdError: Naming the option, the value and the technique's declared hyper-parameters.
+    """
+    spec = technique_named(technique).spec
+    try:
+        spec.check_hyperparameters(json.loads(text))
+    except ValueError as exc:
+        raise CtcdError(f"{option} {text!r}: {exc}", hint="give a JSON object such as '{\"cv_folds\": 2}'") from exc
+
+
 def submit(
     file: Annotated[str | None, typer.Argument(help="A Workflow or WorkflowTemplate YAML file.")] = None,
     from_: Annotated[str | None, typer.Option("--from", help="workflowtemplate/NAME or cronworkflow/NAME.")] = None,
@@ -43,6 +56,8 @@ def submit(
     if (file is None) == (from_ is None):
         raise CtcdError("give either a FILE or --from workflowtemplate/NAME")
     params = parse_params(parameter or [])
+    if "hyperparameters" in params and "technique" in params:
+        check_hyperparameters(params["technique"], params["hyperparameters"], "-p hyperparameters=")
     if cluster:
         _submit_to_cluster(from_ or str(file), params, from_ is not None, output)
         return
@@ -66,12 +81,7 @@ def retrain(
     cluster: ClusterOpt = False,
 ) -> None:
     """Retrain a technique now (the admin's button): prints the run id to poll with `ctcd runs get`."""
-    technique_named(technique)
-    try:
-        if not isinstance(json.loads(hyperparameters), dict):
-            raise ValueError("not an object")
-    except ValueError as exc:
-        raise CtcdError(f"--hyperparameters {hyperparameters!r} must be a JSON object ({exc})") from exc
+    check_hyperparameters(technique, hyperparameters, "--hyperparameters")
     parameters = {"technique": technique, "hyperparameters": hyperparameters}
     if cluster:
         _submit_to_cluster("workflowtemplate/train", parameters, True, "name")

@@ -69,11 +69,12 @@ def collect(inputs: CollectInput) -> CollectOutput:
     except DatasetError as exc:
         fail(f"collection refused, nothing written: {exc}")
     _logger.info(
-        "%s month %d: %d new rows, %d duplicates dropped",
+        "%s month %d: %d new rows, %d duplicates dropped, %d rows left out as inputs of the test split",
         inputs.technique,
         found.month,
         found.new_rows,
         found.duplicates,
+        found.test_overlap,
     )
     return CollectOutput(new_rows=found.new_rows, month=found.month)
 

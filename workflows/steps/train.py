@@ -200,12 +200,16 @@ def train(inputs: TrainInput) -> TrainOutput:
     import mlflow
 
     from workflows.steps import mlflow_logging
-    from workflows.training import datasets, evaluation
+    from workflows.training import datasets, evaluation, leakage
 
-    hyperparameters = json.loads(inputs.hyperparameters or "{}")
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
+        try:
+            hyperparameters = technique.spec.check_hyperparameters(json.loads(inputs.hyperparameters or "{}"))
+        except ValueError as exc:  # refused input: exit 2, not retried
+            fail(f"hyperparameters {inputs.hyperparameters!r}: {exc}")
         version = datasets.load_version(s3, settings, technique, inputs.dataset_version)
         train_frame, test_frame = datasets.frames(s3, settings, technique, version)
+        train_frame, overlap = leakage.without_test_rows(train_frame, test_frame, technique.spec)
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         experiment = mlflow.set_experiment(technique.name)
         mlflow_logging.fail_stale_runs(experiment.experiment_id, inputs.workflow_name)
@@ -220,7 +224,7 @@ def train(inputs: TrainInput) -> TrainOutput:
             result = technique.fit(fit_frame, hyperparameters, seed=0)
             threshold = _handoff(technique, result)
             mlflow.log_params({**result.params, "train_rows": len(fit_frame), "serialization": SERIALIZATION})
-            mlflow.log_metrics(result.cv_scores)
+            mlflow.log_metrics({**result.cv_scores, "train_test_overlap_rows": overlap})
             handoff = threshold.metadata() if threshold else None
             model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION, handoff)
             mlflow.set_tag("ctcd.model_sha256", sha)

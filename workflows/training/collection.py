@@ -1,7 +1,8 @@
 """Collecting new rows for a technique: from a sample generator, a CSV/Parquet prefix in S3, or a SQL database.
 
 New rows are validated against the technique's contract, de-duplicated against every row already collected
-(train and frozen test) and within the batch, then appended as a new training batch.  The first collection
+(train and frozen test) and within the batch, rid of every row whose input is one of the frozen test split's
+(:mod:`~workflows.training.leakage`), then appended as a new training batch.  The first collection
 freezes the test split; later ones never touch it.  A source that yields nothing new adds no batch and changes
 no dataset version.  What has been read from S3 (keys) and SQL (the last value of the watermark column) is
 remembered in ``<technique>/collections.json`` so a source is never read twice.
@@ -16,7 +17,7 @@ from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
-from workflows.training import datasets
+from workflows.training import datasets, leakage
 from workflows.training.validation import JSON_LINES, DatasetError, parse
 
 
@@ -28,6 +29,7 @@ class Collected:
     duplicates: int
     keys: list[str]
     month: int
+    test_overlap: int = 0
 
 
 def _row_hashes(frame: Any, columns: list[str]) -> list[str]:
@@ -151,12 +153,18 @@ def collect(
         raise DatasetError(f"unknown source {source!r}: use generator, s3 or sql")
     raw = datasets.frame_to_csv(frame[list(technique.spec.dataset.columns)]) if len(frame) else b""
     frame = parse(f"{source} batch", raw, technique.spec) if raw else frame
-    fresh, duplicates = _dedupe(client, settings, technique, frame)
+    fresh, duplicates, test_overlap = _dedupe(client, settings, technique, frame)
     keys: list[str] = []
     if len(fresh):
-        keys = datasets.collect(
-            client, settings, technique, f"{technique.dataset}-month-{month}.csv", datasets.frame_to_csv(fresh)
+        added = datasets.collect(
+            client,
+            settings,
+            technique,
+            f"{technique.dataset}-month-{month}.csv",
+            datasets.frame_to_csv(fresh),
+            test=datasets.FrozenTest(drop_test_overlap=True),
         )
+        keys = added.keys
         state["months"] = month + 1
     if state != before:  # rows added, or a source read to its end (all duplicates): remember where it stopped
         client.put_object(
@@ -164,12 +172,13 @@ def collect(
             Key=f"{technique.dataset}/collections.json",
             Body=json.dumps(state, default=str).encode(),
         )
-    return Collected(new_rows=len(fresh), duplicates=duplicates, keys=keys, month=month)
+    return Collected(new_rows=len(fresh), duplicates=duplicates, keys=keys, month=month, test_overlap=test_overlap)
 
 
-def _dedupe(client: Any, settings: Settings, technique: Technique, frame: Any) -> tuple[Any, int]:
+def _dedupe(client: Any, settings: Settings, technique: Technique, frame: Any) -> tuple[Any, int, int]:
+    """New rows only: without rows already collected, repeats within the batch, and inputs of the test split."""
     if not len(frame):
-        return frame, 0
+        return frame, 0, 0
     columns = list(technique.spec.dataset.columns)
     seen = _existing(client, settings, technique)
     hashes = _row_hashes(frame, columns)
@@ -178,4 +187,10 @@ def _dedupe(client: Any, settings: Settings, technique: Technique, frame: Any) -
         keep.append(h not in seen and h not in kept)
         kept.add(h)
     fresh = frame[keep].reset_index(drop=True)
-    return fresh, len(frame) - len(fresh)
+    duplicates = len(frame) - len(fresh)
+    test_key = f"{technique.dataset}/{datasets.TEST_KEY}"
+    if not len(fresh) or not datasets.exists(client, settings.datasets_bucket, test_key):
+        return fresh, duplicates, 0
+    test = parse(test_key, datasets.read_object(client, settings.datasets_bucket, test_key), technique.spec)
+    fresh, overlap = leakage.without_test_rows(fresh, test, technique.spec)
+    return fresh, duplicates, overlap

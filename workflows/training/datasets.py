@@ -26,6 +26,7 @@ from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
+from workflows.training import leakage
 from workflows.training.validation import DatasetError, check_classes, check_labels_seen, parse
 
 _logger = logging.getLogger(__name__)
@@ -80,6 +81,19 @@ def _split(frame: Any, technique: Technique, seed: int, fraction: float) -> tupl
 
 
 @dataclass(frozen=True)
+class Added:
+    """What one add wrote.
+
+    Attributes:
+        keys: The S3 keys written (the frozen test split first, when this add froze it).
+        dropped: Rows left out because their input is one of the test split's.
+    """
+
+    keys: list[str]
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
 class FrozenTest:
     """How the first collection freezes the test split: the user's own file, or a stratified share carved out.
 
@@ -87,11 +101,13 @@ class FrozenTest:
         name: The test file's name or URL (for messages), when the user brings one.
         raw: Its bytes.
         fraction: The share carved out of the first file when there is no test file.
+        drop_test_overlap: Leave out the rows whose input is in the test split, instead of refusing the file.
     """
 
     name: str = ""
     raw: bytes | None = None
     fraction: float = TEST_FRACTION
+    drop_test_overlap: bool = False
 
     def __post_init__(self) -> None:
         """Refuse a share that leaves no training or no test rows."""
@@ -107,12 +123,14 @@ def collect(
     raw: bytes,
     seed: int = 0,
     test: FrozenTest | None = None,
-) -> list[str]:
+) -> Added:
     """Validate one file and add it to the technique's dataset; the first collection also freezes the test split.
 
     Adds are serialised per technique (a file lock on this machine) and atomic in S3 (conditional writes:
     ``If-None-Match: *``), so concurrent adds, here or elsewhere, each land under a batch number of their own
-    and exactly one of them freezes the test split.
+    and exactly one of them freezes the test split. No row whose input is in the test split enters training
+    (:mod:`~workflows.training.leakage`): such a file is refused, or those rows are dropped when asked; a share
+    carved out of the first file never leaves a copy of a test input in its training part.
 
     Args:
         client: A boto3 S3 client.
@@ -121,24 +139,26 @@ def collect(
         name: The file's name or URL (for messages; ``.parquet`` selects Parquet).
         raw: The file's bytes.
         seed: Seed of the stratified split on the first collection.
-        test: The user's own test file, or the share to carve out (only the first collection uses it).
+        test: The user's own test file, or the share to carve out (only the first collection uses it), and
+            whether to drop rows that repeat test inputs.
 
     Returns:
-        The S3 keys written.
+        The S3 keys written and the rows dropped.
 
     Raises:
-        DatasetError: The file breaks the technique's contract, adding it would leave a class too small to
-            train on, or a test file comes after the split was frozen; nothing is written.
+        DatasetError: The file breaks the technique's contract, repeats test inputs or an active batch, adding
+            it would leave a class too small to train on, or a test file comes after the split was frozen;
+            nothing is written.
     """
     frame = parse(name, raw, technique.spec)
     split = test or FrozenTest()
     test_frame = parse(split.name, split.raw, technique.spec) if split.raw is not None else None
     with dataset_lock(settings, technique.dataset):
         for _ in range(MAX_ATTEMPTS):
-            written = _try_collect(client, settings, technique, (name, frame), (split, test_frame), seed)
-            if written is not None:
-                _logger.info("collected %d rows of %s into %s", len(frame), name, ", ".join(written))
-                return written
+            added = _try_collect(client, settings, technique, (name, frame), (split, test_frame), seed)
+            if added is not None:
+                _logger.info("collected %s into %s (%d dropped)", name, ", ".join(added.keys), added.dropped)
+                return added
     raise DatasetError(f"{name}: {MAX_ATTEMPTS} concurrent adds to {technique.dataset} won the race; add it again")
 
 
@@ -149,19 +169,14 @@ def _try_collect(
     named: tuple[str, Any],
     test: tuple[FrozenTest, Any],
     seed: int,
-) -> list[str] | None:
+) -> Added | None:
     """One attempt; None when another writer took the batch number or froze the test split first."""
     bucket, target = settings.datasets_bucket, technique.spec.target
     (name, frame), (split, test_frame) = named, test
     written: list[str] = []
     test_key = key_of(technique.dataset, TEST_KEY)
     if not exists(client, bucket, test_key):
-        if test_frame is None:
-            frame, test_frame = _split(frame, technique, seed, split.fraction)
-        part = f"{name} (its training part, after the test split)" if split.raw is None else name
-        check_classes(part, frame[target], min_rows(technique))
-        where = split.name or f"the test split of {name}"
-        check_labels_seen(where, test_frame[target], frame[target], out_of_scope(technique))
+        frame, test_frame, dropped = _first_split(technique, (name, frame), (split, test_frame), seed)
         if not put_new(client, bucket, test_key, frame_to_csv(test_frame)):
             return None
         written.append(test_key)
@@ -171,12 +186,42 @@ def _try_collect(
             f"(s3://{bucket}/{test_key}) and never changes; add the file without --test to train on it"
         )
     else:
-        labels = [*_active_labels(client, bucket, technique), *frame[target]]
+        frozen = parse(f"s3://{bucket}/{test_key}", read_object(client, bucket, test_key), technique.spec)
+        frame, dropped = leakage.check_batch(name, frame, frozen, technique.spec, split.drop_test_overlap)
+        active = [
+            (key, parse(key, read_object(client, bucket, key), technique.spec))
+            for key in batch_keys(client, bucket, technique.dataset)
+        ]
+        leakage.check_not_duplicate(name, frame, active, technique.spec)
+        labels = [x for _, other in active for x in other[target]] + list(frame[target])
         check_classes(f"{name} added to s3://{bucket}/{technique.dataset}/train/", labels, min_rows(technique))
     key = key_of(technique.dataset, f"train/batch-{_next_batch(client, bucket, technique.dataset):04d}.csv")
     if not put_new(client, bucket, key, frame_to_csv(frame)):
         return None
-    return [*written, key]
+    return Added([*written, key], dropped)
+
+
+def _first_split(
+    technique: Technique, named: tuple[str, Any], test: tuple[FrozenTest, Any], seed: int
+) -> tuple[Any, Any, int]:
+    """The first collection's (train, test, dropped): the user's test file, or a stratified share carved out.
+
+    A training row whose input is also a test row is refused (or dropped, when asked) against the user's own
+    test file, and always dropped from a carved training part (a file that repeats an utterance would otherwise
+    put one copy on each side).
+    """
+    (name, frame), (split, test_frame) = named, test
+    target = technique.spec.target
+    if test_frame is None:
+        frame, test_frame = _split(frame, technique, seed, split.fraction)
+        frame, dropped = leakage.check_batch(name, frame, test_frame, technique.spec, drop=True)
+    else:
+        frame, dropped = leakage.check_batch(name, frame, test_frame, technique.spec, split.drop_test_overlap)
+    part = f"{name} (its training part, after the test split)" if split.raw is None else name
+    check_classes(part, frame[target], min_rows(technique))
+    where = split.name or f"the test split of {name}"
+    check_labels_seen(where, test_frame[target], frame[target], out_of_scope(technique))
+    return frame, test_frame, dropped
 
 
 def out_of_scope(technique: Technique) -> str | None:
@@ -217,7 +262,7 @@ def dataset_lock(settings: Settings, technique: str) -> Iterator[None]:
 
 def batch_number(key: str) -> int:
     """The number of a batch key (-1 when it is not one)."""
-    match = re.search(r"batch-(\d+)\.(?:csv|parquet)(?:\.json)?$", key)
+    match = re.search(r"batch-([0-9]+)\.(?:csv|parquet)(?:\.json)?$", key)
     return int(match.group(1)) if match else -1
 
 
@@ -240,14 +285,6 @@ def retired_keys(client: Any, bucket: str, technique: str) -> set[str]:
     prefix = key_of(technique, RETIRED)
     records = list_keys(client, bucket, prefix)
     return {key_of(technique, "train/" + k[len(prefix) :].removesuffix(".json")) for k in records}
-
-
-def _active_labels(client: Any, bucket: str, technique: Technique) -> list[Any]:
-    labels: list[Any] = []
-    for key in batch_keys(client, bucket, technique.dataset):
-        frame = parse(f"s3://{bucket}/{key}", read_object(client, bucket, key), technique.spec)
-        labels += list(frame[technique.spec.target])
-    return labels
 
 
 def batch_keys(client: Any, bucket: str, technique: str) -> list[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
+from workflows.training import leakage
 from workflows.training.datasets import (
     RETIRED,
     TEST_KEY,
@@ -69,7 +71,8 @@ def retire(client: Any, settings: Settings, technique: Technique, batch: str) ->
 
 
 def _find_batch(active: list[str], batch: str, technique: str, bucket: str) -> str:
-    wanted = int(batch) if batch.isdigit() else batch_number(batch if "." in batch else batch + ".csv")
+    ascii_digits = re.fullmatch(r"[0-9]+", batch) is not None  # not str.isdigit(): '１' is no batch number
+    wanted = int(batch) if ascii_digits else batch_number(batch if "." in batch else batch + ".csv")
     for key in active:
         if batch_number(key) == wanted and wanted >= 0:
             return key
@@ -82,7 +85,8 @@ def _find_batch(active: list[str], batch: str, technique: str, bucket: str) -> s
 def inventory(client: Any, settings: Settings, technique: Technique) -> dict[str, Any]:
     """What ``ctcd data ls`` shows: the test split, every batch with its rows and class counts, the versions.
 
-    Retired batches are listed with the role ``retired``.
+    Retired batches are listed with the role ``retired``; ``test_overlap`` counts a batch's rows whose input is
+    in the test split (0 by construction: adds refuse them).
     """
     bucket, target = settings.datasets_bucket, technique.spec.target
     retired = retired_keys(client, bucket, technique.dataset)
@@ -91,11 +95,14 @@ def inventory(client: Any, settings: Settings, technique: Technique) -> dict[str
     keys = ([test_key] if exists(client, bucket, test_key) else []) + [
         k for k in list_keys(client, bucket, key_of(technique.dataset, "train/")) if k.endswith((".csv", ".parquet"))
     ]
+    test = None
     for key in keys:
         raw = read_object(client, bucket, key)
         frame = parse(key, raw, technique.spec)
         counts = frame[target].astype(str).value_counts()
         role = "test" if key == test_key else ("retired" if key in retired else "train")
+        test = frame if role == "test" else test
+        overlap = 0 if role == "test" or test is None else sum(leakage.overlap_mask(frame, test, technique.spec))
         files.append(
             {
                 "key": key,
@@ -103,6 +110,7 @@ def inventory(client: Any, settings: Settings, technique: Technique) -> dict[str
                 "rows": len(frame),
                 "classes": {str(k): int(v) for k, v in counts.items()},
                 "sha256": sha256(raw),
+                "test_overlap": overlap,
             }
         )
     versions = []

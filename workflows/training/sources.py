@@ -34,11 +34,37 @@ def read_location(client: Any, url: str) -> bytes:
         ) from None
 
 
+SYSTEM_FOLDERS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run")
+SECRET_FOLDERS = (".ssh", ".gnupg", ".aws", ".kube")
+
+
+def _check_place(source: str, path: Path) -> None:
+    """Refuse, before reading a byte, a file that is not a regular file or that lives in a system folder.
+
+    Such a file is refused for where it lives, so the message names the place and never shows any content.
+    """
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise DatasetError(f"{source}: no such file; give the path of a CSV, Parquet or JSON Lines file") from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, say
+        raise DatasetError(f"{source}: cannot be resolved ({exc}); give the path of a data file") from None
+    system = any(real == Path(top) or Path(top) in real.parents for top in SYSTEM_FOLDERS)
+    if system or any(part in SECRET_FOLDERS for part in real.parts):
+        raise DatasetError(
+            f"{source}: resolves into {real.parent}, a system or credentials folder; ctcd reads data files only "
+            "from your own folders (its content is not shown)"
+        )
+    if real.exists() and not real.is_file() and not real.is_dir():
+        raise DatasetError(f"{source}: is not a regular file (a device, socket or pipe); give a data file")
+
+
 def read_source(client: Any, source: str) -> bytes:
     """The bytes of ``s3://bucket/key`` or of a local file; a one-line :class:`DatasetError` when it cannot be read."""
     if source.startswith("s3://"):
         return read_location(client, source)
     path = Path(source)
+    _check_place(source, path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise DatasetError(f"{source}: larger than the {MAX_FILE_BYTES >> 20} MiB limit; split it into batches")

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
+from models import values
 from models.contract import TechniqueSpec
 from workflows.errors import CtcdError
 
 MAX_FILE_BYTES = 256 * 2**20
 JSON_LINES = (".jsonl", ".ndjson")
-INTEGER = re.compile(r"[+-]?[0-9]+")
-NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 BINARY_CLASSES = ("0", "1")
+BOM = "\ufeff"
 
 
 class DatasetError(CtcdError, ValueError):
@@ -51,9 +50,9 @@ def parse(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise DatasetError(f"{name}: line {line} holds a NUL byte (0x00); remove it, it would cut the value short")
     if name.endswith(".parquet"):
-        frame = _read_parquet(name, raw)
+        frame = _read_parquet(name, raw, spec)
     elif name.endswith(JSON_LINES):
-        frame = _read_json_lines(name, raw)
+        frame = _read_json_lines(name, raw, spec)
     else:
         frame = _read_csv(name, raw, spec)
     _check_columns(name, list(frame.columns), spec)
@@ -65,19 +64,24 @@ def parse(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
 def _read_csv(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
     import pandas as pd
 
+    text = _utf8(name, raw)
+    _check_field_counts(name, text, spec)
     try:
-        text = raw.decode("utf-8")
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DatasetError(f"{name}: not a readable CSV ({str(exc).strip()})") from exc
+
+
+def _utf8(name: str, raw: bytes) -> str:
+    """The file's text; a UTF-8 byte order mark at its start is dropped, as spreadsheet programs write one."""
+    try:
+        return raw.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DatasetError(
             f"{name}: line {line} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "re-save the file as UTF-8"
         ) from exc
-    _check_field_counts(name, text, spec)
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DatasetError(f"{name}: not a readable CSV ({str(exc).strip()})") from exc
 
 
 def _check_field_counts(name: str, text: str, spec: TechniqueSpec) -> None:
@@ -97,33 +101,90 @@ def _check_field_counts(name: str, text: str, spec: TechniqueSpec) -> None:
         raise DatasetError(f"{name}: not a readable CSV ({exc})") from exc
 
 
-def _read_json_lines(name: str, raw: bytes) -> Any:
-    """One JSON object per line; every value is read as text and typed by the contract like a CSV cell."""
+def _read_json_lines(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
+    """One JSON object per line; each value must be of its column's JSON kind, then it is typed like a CSV cell."""
     import pandas as pd
 
     rows = []
-    for number, line in enumerate(raw.splitlines(), start=1):
+    for number, line in enumerate(_utf8(name, raw).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             raise DatasetError(f"{name}: line {number} is not JSON ({exc}); write one object per line") from exc
         if not isinstance(row, dict):
             raise DatasetError(f"{name}: line {number} is a JSON {type(row).__name__}, not an object with the columns")
-        rows.append({str(k): "" if v is None else str(v) for k, v in row.items()})
+        kinds = spec.dataset.columns
+        rows.append({str(k): _json_cell(name, number, str(k), v, kinds.get(str(k), "string")) for k, v in row.items()})
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return pd.DataFrame(rows, columns=columns).fillna("")
 
 
-def _read_parquet(name: str, raw: bytes) -> Any:
+JSON_KINDS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "date": (str,),
+    "number": (int, float, str),
+    "integer": (int, str),
+}
+
+
+def _json_cell(name: str, line: int, column: str, value: Any, kind: str) -> str:
+    """A JSON value as cell text: null is empty; an object, a list, a bool or a number for text is refused."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, JSON_KINDS[kind]):
+        shown = json.dumps(value)[:40]
+        raise DatasetError(
+            f"{name}: line {line}, column {column!r}: {shown} is a JSON {type(value).__name__}, not a {kind} value; "
+            f"write it as {'a JSON string' if kind in ('string', 'date') else 'a JSON number'}"
+        )
+    return value if isinstance(value, str) else repr(value)
+
+
+def _read_parquet(name: str, raw: bytes, spec: TechniqueSpec) -> Any:
+    """A Parquet file's declared columns as cell text, each column's Arrow type checked against its kind."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     try:
-        frame = pd.read_parquet(io.BytesIO(raw))
+        table = pq.read_table(io.BytesIO(raw))
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise DatasetError(f"{name}: not a readable Parquet file ({exc})") from exc
-    return frame.astype(str)
+    cells = {}
+    for field in table.schema:
+        kind = spec.dataset.columns.get(field.name, "string")
+        _check_arrow_type(name, field, kind)
+        cells[field.name] = [_parquet_cell(v) for v in table.column(field.name).to_pylist()]
+    return pd.DataFrame(cells, columns=table.schema.names)
+
+
+def _check_arrow_type(name: str, field: Any, kind: str) -> None:
+    import pyarrow as pa
+
+    arrow = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+    text = pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+    fits = {
+        "string": text,
+        "integer": pa.types.is_integer(arrow),
+        "number": pa.types.is_integer(arrow) or pa.types.is_floating(arrow),
+        "date": text or pa.types.is_date(arrow) or pa.types.is_timestamp(arrow),
+    }[kind]
+    if not fits and not pa.types.is_null(arrow):  # a column of nulls only: each cell is empty
+        raise DatasetError(
+            f"{name}: column {field.name!r} is stored as Parquet {arrow}, but the technique declares it {kind}; "
+            f"write it as {'text' if kind == 'string' else kind + ' values'}"
+        )
+
+
+def _parquet_cell(value: Any) -> str:
+    from datetime import date
+
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _check_columns(name: str, columns: list[str], spec: TechniqueSpec) -> None:
@@ -168,31 +229,13 @@ def _check_binary(name: str, values: list[Any], column: str) -> None:
 
 
 def _convert(name: str, row: int, column: str, kind: str, value: str) -> Any:
-    from datetime import date, datetime
-
     where = f"{name}: row {row} (line {row + 1}), column {column!r}"
-    text = value.strip()
-    if not text:
+    if not value.strip():
         raise DatasetError(f"{where}: is empty; every {kind} value is required")
     try:
-        if kind == "integer":
-            if not INTEGER.fullmatch(text):
-                raise ValueError(text)
-            return int(text)
-        if kind == "number":
-            if not NUMBER.fullmatch(text):
-                raise ValueError(text)
-            number = float(text)
-            if number in (float("inf"), float("-inf")):
-                raise ValueError(text)
-            return number
-        if kind == "date":
-            parsed = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()
-            return parsed.isoformat()
-    except ValueError as exc:
-        example = {"integer": "42", "number": "12.5", "date": "2026-01-31"}[kind]
-        raise DatasetError(f"{where}: {value[:60]!r} is not a {kind} (such as {example})") from exc
-    return value
+        return values.parse(value, kind)
+    except values.BadValue as exc:
+        raise DatasetError(f"{where}: {exc}") from None
 
 
 def check_classes(name: str, labels: Iterable[Any], minimum: int) -> None:
