@@ -3,19 +3,26 @@
 A lone request is scored at once (no added latency, no timer).  Under load, every request that arrived while
 the previous batch was being scored goes into one vectorized call, which costs little more than a single row,
 so throughput grows with concurrency.  Results are split back per request in order; if a combined call fails,
-each request is scored on its own so one bad request never fails another.
+each request is scored on its own so one bad request never fails another.  A request may carry a deadline (the
+time its caller stops waiting): one still queued past it is dropped with :class:`DeadlinePassed`, never scored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 _logger = logging.getLogger(__name__)
 Scores = tuple[list[Any], list[float]]
+Pending = tuple[Any, "asyncio.Future[Scores]", float]
+
+
+class DeadlinePassed(RuntimeError):
+    """The request's caller stopped waiting before the model reached it; it was not scored."""
 
 
 class Batcher:
@@ -31,18 +38,23 @@ class Batcher:
         self.max_rows = max_rows
         self.batches = 0
         self.requests = 0
-        self._pending: deque[tuple[Any, asyncio.Future[Scores]]] = deque()
+        self._pending: deque[Pending] = deque()
+        self.expired = 0
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
 
-    async def submit(self, frame: Any) -> Scores:
-        """Score ``frame`` (possibly together with other waiting requests)."""
+    async def submit(self, frame: Any, deadline: float = float("inf")) -> Scores:
+        """Score ``frame`` (possibly together with other waiting requests) unless ``deadline`` (Unix time) passes first.
+
+        Raises:
+            DeadlinePassed: The deadline passed while the request waited.
+        """
         loop = asyncio.get_running_loop()
         if self._wake is None or self._worker is None or self._worker.done():
             self._wake = asyncio.Event()
             self._worker = loop.create_task(self._run(self._wake))
         future: asyncio.Future[Scores] = loop.create_future()
-        self._pending.append((frame, future))
+        self._pending.append((frame, future, deadline))
         self._wake.set()
         return await future
 
@@ -60,7 +72,12 @@ class Batcher:
         while self._pending and rows + len(self._pending[0][0]) <= self.max_rows:
             batch.append(self._pending.popleft())
             rows += len(batch[-1][0])
-        return [item for item in batch if not item[1].done()]
+        now = time.time()
+        for _, future, deadline in batch:
+            if deadline < now and not future.done():
+                self.expired += 1
+                future.set_exception(DeadlinePassed("the caller stopped waiting before the model reached this request"))
+        return [(frame, future) for frame, future, _ in batch if not future.done()]
 
     def _score_batch(self, batch: list[tuple[Any, asyncio.Future[Scores]]]) -> None:
         if not batch:

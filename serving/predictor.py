@@ -31,6 +31,7 @@ _logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"
 MAX_ROWS = 10_000
 HANDOFF = "handoff"
+DEADLINE_HEADER = "x-ctcd-deadline"
 V2_DATATYPE = {"double": "FP64", "float": "FP64", "number": "FP64", "long": "INT64", "integer": "INT64"}
 V2_DATATYPES = (
     "BOOL",
@@ -171,9 +172,10 @@ class Predictor(kserve.Model):  # type: ignore[misc]
     async def predict(
         self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> Any:
-        """Predict labels and confidences for v1 or v2 requests."""
+        """Predict labels and confidences for v1 or v2 requests (skipped once the gateway's deadline has passed)."""
+        deadline = _deadline(headers or {})
         if isinstance(payload, InferRequest):
-            columns = self._decide(*await self.batcher.submit(self._frame_from_v2(payload)))
+            columns = self._decide(*await self.batcher.submit(self._frame_from_v2(payload), deadline))
             rows = len(columns["label"])
             outputs = [
                 InferOutput(name, [rows], "FP64", data=values)
@@ -184,7 +186,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
             return InferResponse(
                 model_name=self.name, infer_outputs=outputs, response_id=payload.id or str(uuid.uuid4())
             )
-        columns = self._decide(*await self.batcher.submit(self._frame_from_v1(payload)))
+        columns = self._decide(*await self.batcher.submit(self._frame_from_v1(payload), deadline))
         names = list(columns)
         return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]}
 
@@ -254,6 +256,15 @@ class Predictor(kserve.Model):  # type: ignore[misc]
                 values.append(_check_value(record[j], kind, i, name))
             out[name] = values
         return pd.DataFrame(out)
+
+
+def _deadline(headers: dict[str, str]) -> float:
+    """When the gateway stops waiting (``x-ctcd-deadline``, Unix time); no header or a bad one: never."""
+    given = headers.get(DEADLINE_HEADER) or headers.get(DEADLINE_HEADER.title()) or ""
+    try:
+        return float(given) if given else float("inf")
+    except ValueError:
+        return float("inf")
 
 
 def _v2_column(tensor: Any, kind: str) -> list[Any]:

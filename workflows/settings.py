@@ -53,6 +53,8 @@ class Settings(BaseSettings):
         git_branch: Branch that Argo CD syncs.
         gateway_port: Port of the local serving gateway (the stand-in for the cluster's ingress).
         bridge_port: Port of the registry bridge's webhook receiver.
+        gateway_timeout: Seconds the gateway waits for a model server's answer before it answers 504 (the server
+            then skips the abandoned request if it has not started on it).
         serving_domain: The ingress domain of local InferenceService URLs (``<name>.<namespace>.<domain>``).
         auto_merge: Environments (comma-separated) whose promotions go straight to the main branch; the others
             wait on a ``promote/<env>/<technique>/v<N>`` branch for a human merge.
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
     git_branch: str = "main"
     gateway_port: int = Field(default=8090, ge=1, le=65535)
     bridge_port: int = Field(default=8091, ge=1, le=65535)
+    gateway_timeout: float = Field(default=30.0, gt=0, le=3600)
     serving_domain: str = "example.com"
     auto_merge: str = "staging"
     notify_url: str = ""

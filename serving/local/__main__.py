@@ -1,7 +1,8 @@
 """``python -m serving.local``: reconcile gitops@main into model servers and serve the gateway on 127.0.0.1.
 
 Every environment's overlays are served, each in its own namespace.  Environment: ``CTCD_STATE_DIR``,
-``CTCD_GIT_REMOTE``, ``CTCD_GIT_BRANCH``, ``CTCD_GATEWAY_PORT``, ``CTCD_SERVING_DOMAIN`` (example.com),
+``CTCD_GIT_REMOTE``, ``CTCD_GIT_BRANCH``, ``CTCD_GATEWAY_PORT``, ``CTCD_GATEWAY_TIMEOUT`` (30 s),
+``CTCD_SERVING_DOMAIN`` (example.com),
 ``CTCD_S3_ENDPOINT_URL`` and the S3 keys (or the state folder's).
 """
 
@@ -69,7 +70,9 @@ def main() -> None:
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     try:
-        uvicorn.run(gateway.app(loop, domain=domain), host="127.0.0.1", port=port, log_level="warning")
+        timeout = float(os.environ.get("CTCD_GATEWAY_TIMEOUT", "30"))
+        forward = gateway.app(loop, domain=domain, timeout=timeout)
+        uvicorn.run(forward, host="127.0.0.1", port=port, log_level="warning")
     finally:
         loop.stopping.set()
         worker.join(timeout=5)

@@ -11,6 +11,7 @@ revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
@@ -32,30 +33,49 @@ from serving.local import graph as graph_routes
 PATH = re.compile(r"^(?:/namespaces/([a-z0-9][-a-z0-9]*))?/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
 DEFAULT_NAMESPACE = "ctcd-staging"
 RESENDS = 3  # attempts per revision when its server dropped a pooled connection
+DEADLINE_HEADER = "x-ctcd-deadline"  # when the gateway stops waiting (Unix time): the server skips work past it
+
+
+class UpstreamTimeout(Exception):
+    """The model server did not answer within the gateway's timeout."""
 
 
 class Upstream:
-    """Keep-alive connections to the model servers (aiohttp), opened on first use inside the server's loop."""
+    """Keep-alive connections to the model servers (aiohttp), opened on first use inside the server's loop.
 
-    def __init__(self) -> None:
+    Args:
+        timeout: Seconds to wait for one answer (``CTCD_GATEWAY_TIMEOUT``).
+    """
+
+    def __init__(self, timeout: float = 30.0) -> None:
         self.session: aiohttp.ClientSession | None = None
+        self.timeout = timeout
 
     async def send(self, method: str, url: str, body: bytes, kind: str) -> tuple[int, bytes, str] | None:
         """The revision's answer (status, body, content type), whatever its status; None when it cannot be reached.
 
         A pooled connection that the server closed (it does after an error answer) fails on reuse; the request is
         sent again on a fresh connection, so a revision's earlier 4xx/5xx never turns a later request into a 503.
+        The request carries its deadline, so a server that reaches it only after the gateway gave up skips it.
+
+        Raises:
+            UpstreamTimeout: No answer within the timeout.
         """
         if self.session is None:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
-            timeout = aiohttp.ClientTimeout(total=30)
             self.session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
+        headers = {"content-type": kind, DEADLINE_HEADER: f"{time.time() + self.timeout:.3f}"}
         for _ in range(RESENDS):
             try:
-                async with self.session.request(method, url, data=body, headers={"content-type": kind}) as reply:
+                async with self.session.request(method, url, data=body, headers=headers) as reply:
                     return reply.status, await reply.read(), reply.headers.get("content-type", "application/json")
+            except asyncio.TimeoutError:
+                raise UpstreamTimeout(f"no answer within {self.timeout:g} s") from None
             except aiohttp.ClientConnectorError:
                 return None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError):
@@ -141,11 +161,14 @@ class Gateway:
         rng: Draws the traffic split.
         domain: The ingress domain of KServe Hosts.
         default_namespace: Serves requests that name no namespace.
+        timeout: Seconds to wait for a model server before answering 504.
     """
 
-    def __init__(self, state: Any, rng: random.Random, domain: str, default_namespace: str) -> None:
+    def __init__(
+        self, state: Any, rng: random.Random, domain: str, default_namespace: str, timeout: float = 30.0
+    ) -> None:
         self.state, self.rng, self.domain, self.default_namespace = state, rng, domain, default_namespace
-        self.upstream, self.metrics = Upstream(), Metrics()
+        self.upstream, self.metrics = Upstream(timeout), Metrics()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Answer one request: route it, forward it, count it."""
@@ -176,6 +199,8 @@ class Gateway:
         """The service an InferenceGraph picks for this request, or the answer that refuses it."""
         try:
             doc = json.loads(body) if body.strip() else {}
+        except RecursionError:
+            return _json(400, {"error": "the request body is JSON nested too deeply; send a flat request"})
         except (json.JSONDecodeError, UnicodeDecodeError):
             if graph_routes.needs_body(graph):
                 return _json(400, {"error": "the request body is not JSON; this InferenceGraph routes on it"})
@@ -183,6 +208,8 @@ class Gateway:
         doc = with_channel(doc, headers.get(CHANNEL_HEADER))
         try:
             return graph_routes.choose(graph, doc, self.rng)
+        except RecursionError:
+            return _json(400, {"error": "the request body is JSON nested too deeply; send a flat request"})
         except graph_routes.NoRoute as exc:
             return _json(404, {"error": str(exc)})
         except graph_routes.GraphError as exc:
@@ -194,6 +221,8 @@ class Gateway:
         if not match:
             return _json(404, {"error": "use /v1/models/NAME:predict or /v2/models/NAME/infer"})
         given, version, name, rest = match.groups()
+        if rest == ":explain":  # KServe answers so for a service with no explainer; no server logs a traceback
+            return _json(501, {"error": f"Could not find explainer_host: {name} has no explainer; use :predict"})
         namespace = self._namespace(given, name, headers)
         service = name
         graph = self.state.graphs.get(f"{namespace}/{name}")
@@ -214,7 +243,13 @@ class Gateway:
                 return _json(503, no_revision, [(b"x-ctcd-service", service.encode())])
             port, revision = target
             url = f"http://127.0.0.1:{port}/{version}/models/{service}{rest}"  # the revision's own name for it
-            reply = await self.upstream.send(method, url, body, kind)
+            try:
+                reply = await self.upstream.send(method, url, body, kind)
+            except UpstreamTimeout as exc:
+                late = {"error": f"{service} (revision {revision}): {exc}; retry later, or raise CTCD_GATEWAY_TIMEOUT"}
+                return _json(
+                    504, late, [(b"x-ctcd-revision", revision.encode()), (b"x-ctcd-service", service.encode())]
+                )
             if reply is not None:
                 break
             candidates = [c for c in candidates if c[1] != target]  # its server is gone: the others take its share
@@ -234,14 +269,18 @@ async def _body(receive: Any) -> bytes:
 
 
 def app(
-    state: Any, seed: int | None = None, domain: str = "example.com", default_namespace: str = DEFAULT_NAMESPACE
+    state: Any,
+    seed: int | None = None,
+    domain: str = "example.com",
+    default_namespace: str = DEFAULT_NAMESPACE,
+    timeout: float = 30.0,
 ) -> Any:
     """The gateway as an ASGI application: ``/healthz`` and ``/metrics``, and every other path forwarded.
 
     A request names its namespace by the Host KServe gives the service (``<name>.<namespace>.<domain>``), or by
     the path form ``/namespaces/<namespace>/v1/models/<name>:predict``; otherwise ``default_namespace`` serves it.
     """
-    forward = Gateway(state, random.Random(seed), domain, default_namespace)
+    forward = Gateway(state, random.Random(seed), domain, default_namespace, timeout)
 
     async def health(_: Request) -> Response:
         problems = list(getattr(state, "problems", []))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -45,7 +46,7 @@ def test_a_nul_byte_is_refused_not_truncated() -> None:
 
 @pytest.mark.parametrize("value", ["2026-02-05T99:99:99garbage", "2026-02-05 junk", "2026-13-01", "05/02/2026"])
 def test_a_date_must_parse_whole(value: str) -> None:
-    with pytest.raises(DatasetError, match=rf"row 1 \(line 2\), column 'transfer_date': '{value}' is not a date"):
+    with pytest.raises(DatasetError, match=rf"row 1 \(line 2\), column 'transfer_date': '{value}' is not an ISO date"):
         parse("d.csv", (MATCH_HEADER + _match_row(transfer_date=value)).encode(), MATCHER)
 
 
@@ -87,13 +88,18 @@ def test_metric_names_are_valid_and_distinct_for_any_label() -> None:
 # --- the MLflow webhook receiver --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def receiver() -> TestClient:
+def _receiver(state: Path) -> TestClient:
     import threading
 
     from workflows.settings import Settings
 
-    return TestClient(bridge_server.app(Settings(), "s3cret", threading.Event()), raise_server_exceptions=False)
+    app = bridge_server.app(Settings(state_dir=state), "s3cret", threading.Event())
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> TestClient:
+    return _receiver(tmp_path)
 
 
 def _signed(body: bytes, delivery: str = "d-1", stamp: str | None = None) -> dict[str, str]:
@@ -122,6 +128,21 @@ def test_a_replayed_delivery_is_refused(receiver: TestClient) -> None:
     body = json.dumps({"entity": "model_version_alias", "action": "created"}).encode()
     codes = [receiver.post("/webhooks/mlflow", content=body, headers=_signed(body)).status_code for _ in range(3)]
     assert codes == [200, 409, 409]
+
+
+def test_a_delivery_seen_before_a_restart_of_the_bridge_is_still_refused(tmp_path: Path) -> None:
+    body = json.dumps({"entity": "model_version_alias", "action": "created"}).encode()
+    headers = _signed(body, delivery="captured")
+    assert _receiver(tmp_path).post("/webhooks/mlflow", content=body, headers=headers).status_code == 200
+    restarted = _receiver(tmp_path)  # a new process reads the ids the old one kept in the state folder
+    assert restarted.post("/webhooks/mlflow", content=body, headers=headers).status_code == 409
+    assert (tmp_path / "webhook-deliveries.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_signed_body_nested_2000_levels_deep_gets_400(receiver: TestClient) -> None:
+    body = b"[" * 2000 + b"]" * 2000
+    reply = receiver.post("/webhooks/mlflow", content=body, headers=_signed(body, delivery="deep"))
+    assert reply.status_code == 400 and "nested too deeply" in reply.json()["error"]
 
 
 def test_an_unsigned_body_is_refused_unparsed(receiver: TestClient) -> None:

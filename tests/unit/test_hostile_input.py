@@ -73,3 +73,23 @@ def test_declared_hyperparameters_of_their_kind_pass() -> None:
     assert INTENT.check_hyperparameters({"C": 1, "cv_folds": 2}) == {"C": 1, "cv_folds": 2}
     assert INTENT.check_hyperparameters({"C": [0.5, 2]}) == {"C": [0.5, 2]}
     assert get("intent-spacy").spec.check_hyperparameters({"learn_rate": 0.01, "architecture": "ensemble"})
+
+
+@pytest.mark.parametrize("location", ["s3://ctcd-datasets/../x", "s3://ctcd-datasets/a/../../x/", "s3://b//etc/"])
+def test_a_collection_location_with_dot_dot_is_refused_not_read(location: str) -> None:
+    from workflows.training.collection import from_s3
+
+    with pytest.raises(DatasetError, match=r"may not contain '\.\.' or start with '/'"):
+        from_s3(None, location, [], get("intent-classifier"))
+
+
+def test_route_refuses_a_technique_outside_the_task_even_at_weight_0(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from workflows.cli.app import app
+
+    weights = "intent-classifier=100,invoice-matcher=0"
+    env = {"CTCD_STATE_DIR": str(tmp_path), "CTCD_GIT_REMOTE": str(tmp_path / "none.git")}
+    result = CliRunner().invoke(app, ["route", "intents", "--weights", weights], env=env)
+    assert result.exit_code == 1
+    assert "invoice-matcher does not solve task intents" in result.output

@@ -52,3 +52,14 @@ def test_an_error_with_the_service_gone_is_unavailable_and_otherwise_propagates(
     assert lost.returncode == 75 and "lost a service mid-step (ConnectionError)" in lost.stderr
     bug = step(tmp_path, listener, "raise ValueError('a real bug')")
     assert bug.returncode == 1 and "ValueError: a real bug" in bug.stderr and "lost a service" not in bug.stderr
+
+
+def test_a_service_that_restarted_under_the_step_is_unavailable_not_a_traceback(tmp_path: Path, listener: str) -> None:
+    body = (
+        "from mlflow.exceptions import MlflowException\n"
+        "    raise MlflowException('API request to http://127.0.0.1:5050/api/2.0/mlflow/runs/create failed with "
+        "exception HTTPConnectionPool: Max retries exceeded (Connection refused)')"
+    )
+    restarted = step(tmp_path, listener, body)  # the probe after the error finds it answering again
+    assert restarted.returncode == 75, restarted.stderr
+    assert "it answers again, so it restarted" in restarted.stderr and "Traceback" not in restarted.stderr

@@ -93,8 +93,10 @@ def test_merging_the_branch_is_the_promotion(remote: str) -> None:
         ]["version"]
         == "4"
     )
+    with pytest.raises(promotion.AlreadyMerged, match=r"v4 is already merged into main \(commit [0-9a-f]{12}\)"):
+        promotion.merge(remote, "main", result.branch)  # the branch was deleted after merging: say so, not "missing"
     with pytest.raises(gitrepo.GitError, match="does not exist on the remote"):
-        promotion.merge(remote, "main", result.branch)  # the branch was deleted after merging
+        promotion.merge(remote, "main", "promote/production/intent-classifier/v44")
 
 
 def _served(remote: str, env: str = "staging") -> tuple[str, int | None]:
@@ -254,8 +256,12 @@ def test_a_stale_branch_is_refused_naming_both_versions_unless_forced(remote: st
 def test_a_branch_superseded_by_a_later_promotion_is_refused(remote: str) -> None:
     proposal = promotion.promote(remote, "main", desired("9", env="production"), {}, to_main=False)
     promotion.promote(remote, "main", desired("5", env="production"), {}, to_main=True)  # a later promotion
-    with pytest.raises(promotion.StaleBranchError, match=r"v9\) was superseded by commit"):
+    with pytest.raises(promotion.StaleBranchError, match=r"v9\) was superseded by commit .*ctcd promote intent-cl"):
         promotion.merge(remote, "main", proposal.branch)
+    again = promotion.promote(remote, "main", desired("9", env="production"), {}, to_main=False)
+    assert again.changed and again.branch == proposal.branch  # made afresh from main: no loop
+    promotion.merge(remote, "main", again.branch)
+    assert promotion.current(remote, "main", "intent-classifier", "production")["a"]["version"] == "9"  # type: ignore[index]
     newer = promotion.promote(remote, "main", desired("10", env="production"), {}, to_main=False)
     promotion.merge(remote, "main", newer.branch)
     assert _branches(remote, "promote/production/intent-classifier/") == []  # merged and superseded ones are gone

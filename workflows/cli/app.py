@@ -36,6 +36,21 @@ class CtcdGroup(TyperGroup):
             if isinstance(exc, UnknownTechnique):
                 raise typer.Exit(report(exc)) from exc
             raise
+        except Exception as exc:
+            if type(exc).__module__.startswith(("botocore", "boto3")):  # S3 refused or went away mid-command
+                raise typer.Exit(report(s3_error(exc))) from exc
+            raise
+
+
+def s3_error(exc: Exception) -> CtcdError:
+    """An S3 failure in a person's words: S3's own code and message, and where to look."""
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    said = f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ") or str(exc).splitlines()[0]
+    return CtcdError(
+        f"S3 refused the request ({said[:300]}); nothing was half-written (each file is one conditional write)",
+        hint="`ctcd status` says whether S3 is healthy; a full disk under the state folder is a common cause",
+    )
 
 
 app = typer.Typer(cls=CtcdGroup, help="ctcd: continuous training, continuous delivery on Argo.", no_args_is_help=True)

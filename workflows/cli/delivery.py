@@ -68,7 +68,9 @@ def route(
         shared = sorted(t for t, members in by_task().items() if len(members) > 1)
         raise CtcdError(f"no task {task!r} that several techniques solve (tasks: {', '.join(shared) or 'none'})")
     try:
-        desired = routing.Routing(task, env, routing.parse_weights(weights), routing.parse_channels(channel or []))
+        given, channels = routing.parse_weights(weights), routing.parse_channels(channel or [])
+        routing.check_members(task, [*given, *channels.values()], techniques)
+        desired = routing.Routing(task, env, given, channels)
         direct = config.merges_by_itself(env) if to_main is None else to_main
         branch, commit, changed = routing.route(config.git_remote, config.git_branch, desired, techniques, direct)
     except CtcdError as exc:
@@ -86,7 +88,11 @@ def merge(
     from workflows.delivery import promotion
 
     config = settings()
-    commit = promotion.merge(config.git_remote, config.git_branch, branch, force=force)
+    try:
+        commit = promotion.merge(config.git_remote, config.git_branch, branch, force=force)
+    except promotion.AlreadyMerged as done:
+        console.print(f"[green]✓[/] {done}: nothing to do")
+        return
     console.print(f"[green]✓[/] merged {branch} into {config.git_branch}: {commit[:12]}")
 
 

@@ -155,11 +155,8 @@ def promote(remote: str, main: str, desired: overlays.Desired, evidence: dict[st
     files, message, trailers = _files(desired), _message(desired), _trailers(desired, evidence)
     branch = main if to_main else branch_name(desired.environment, desired.technique, desired.pin.version)
     with gitrepo.scratch_clone(remote, main) as repo:
-        if not to_main and gitrepo.remote_branch_exists(repo, branch):
-            gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
-            gitrepo.git(repo, "checkout", "--quiet", "-B", branch, f"origin/{branch}")
-        elif not to_main:
-            gitrepo.git(repo, "checkout", "--quiet", "-b", branch)
+        if not to_main:
+            _branch_from(repo, branch, version_path(desired.technique, desired.environment))
 
         def apply() -> str | None:
             if not gitrepo.write_files(repo, files):
@@ -176,6 +173,36 @@ def promote(remote: str, main: str, desired: overlays.Desired, evidence: dict[st
             prune_branches(repo, desired.environment, desired.technique, desired.pin.version)
     _logger.info("%s: %s on %s", message, pushed[:12], branch)
     return Result(branch, pushed, changed=True, merged=to_main)
+
+
+def _branch_from(repo: Path, branch: str, path: str) -> None:
+    """Check out the promotion branch: the remote's, unless main changed its version file since (then afresh).
+
+    A branch that a later promotion superseded cannot be merged; promoting the version again makes it anew from
+    main, so "promote again" always leads somewhere.
+    """
+    if gitrepo.remote_branch_exists(repo, branch):
+        gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
+        later = _superseded_by(repo, branch, path)
+        if not later:
+            gitrepo.git(repo, "checkout", "--quiet", "-B", branch, f"origin/{branch}")
+            return
+        _logger.info("%s was superseded by %s on main; making it afresh from main", branch, later)
+        gitrepo.git(repo, "push", "--quiet", "origin", "--delete", branch, check=False)
+    gitrepo.git(repo, "checkout", "--quiet", "-B", branch)
+
+
+def _superseded_by(repo: Path, branch: str, path: str) -> str:
+    """The commit on main that changed ``path`` after ``branch`` was made from it ('' when none did)."""
+    base = gitrepo.git(repo, "merge-base", "HEAD", f"origin/{branch}").stdout.strip()
+    return gitrepo.git(repo, "log", "-1", "--format=%h", f"{base}..HEAD", "--", path).stdout.strip()
+
+
+def _merged_already(repo: Path, branch: str) -> str:
+    """The merge commit on main that merged ``branch`` ('' when there is none)."""
+    found = gitrepo.git(repo, "log", "--format=%H %s", "--fixed-strings", f"--grep=Merge {branch}", check=False)
+    subjects = (line.split(" ", 1) for line in found.stdout.splitlines() if " " in line)
+    return next((commit for commit, subject in subjects if subject == f"Merge {branch}"), "")
 
 
 def prune_branches(repo: Path, environment: str, technique: str, pinned: str) -> list[str]:
@@ -215,6 +242,21 @@ class StaleBranchError(gitrepo.GitError):
     """A promotion branch would put an environment back on an older model, or a later promotion superseded it."""
 
 
+class AlreadyMerged(gitrepo.GitError):
+    """The branch is gone from the remote because it was merged: the state it asked for is there already.
+
+    Args:
+        message: Names the branch and the merge commit.
+        commit: The merge commit.
+    """
+
+    exit_code = 0
+
+    def __init__(self, message: str, commit: str) -> None:
+        super().__init__(message)
+        self.commit = commit
+
+
 def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
     """Merge a promotion (or routing) branch into ``main`` on the remote (no fast-forward), then delete the branch.
 
@@ -223,6 +265,7 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
     are deleted too.
 
     Raises:
+        AlreadyMerged: The branch was merged before (nothing to do).
         GitError: The branch does not exist, or the merge conflicts.
         StaleBranchError: The branch is stale (the message names both versions).
     """
@@ -230,6 +273,9 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
     overlays.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:
         if not gitrepo.remote_branch_exists(repo, branch):
+            merged_at = _merged_already(repo, branch)
+            if merged_at:
+                raise AlreadyMerged(f"{branch} is already merged into {main} (commit {merged_at[:12]})", merged_at)
             raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")
         gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
         if not force and parts is not None:
@@ -266,12 +312,12 @@ def _refuse_stale(repo: Path, branch: str, parts: Branch) -> None:
             f"{branch} would put {parts.environment} on v{parts.version}, which is not newer than the pin: {where}. "
             "Use `ctcd rollback` to go back, or --force to merge anyway"
         )
-    base = gitrepo.git(repo, "merge-base", "HEAD", f"origin/{branch}").stdout.strip()
-    later = gitrepo.git(repo, "log", "-1", "--format=%h", f"{base}..HEAD", "--", path).stdout.strip()
+    later = _superseded_by(repo, branch, path)
     if later:
         raise StaleBranchError(
             f"{branch} (v{parts.version}) was superseded by commit {later} on main since it was made ({where}); "
-            "promote again, or --force to merge anyway"
+            f"`ctcd promote {parts.technique} {parts.version} --env {parts.environment}` makes it afresh from main, "
+            "or --force merges it anyway"
         )
 
 

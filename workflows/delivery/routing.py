@@ -15,6 +15,7 @@ on the request body only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,17 +208,25 @@ def _pinned(repo: Path, environment: str) -> set[str]:
     return {path.parts[-4] for path in found}
 
 
+def check_members(task: str, named: Iterable[str], techniques: list[str]) -> None:
+    """Refuse any technique named outside the task, even at weight 0 (a typo there would hide otherwise).
+
+    Raises:
+        GitopsError: Naming the technique and the task's techniques.
+    """
+    for technique in sorted(set(named)):
+        if technique not in techniques:
+            raise GitopsError(f"{technique} does not solve task {task} (its techniques: {', '.join(techniques)})")
+
+
 def check(routing: Routing, techniques: list[str], pinned: set[str]) -> None:
     """Refuse routes to a technique outside the task, or to one the environment does not serve.
 
     Raises:
         GitopsError: The message names the technique and what to do.
     """
+    check_members(routing.task, routing.techniques(), techniques)
     for technique in sorted(routing.techniques()):
-        if technique not in techniques:
-            raise GitopsError(
-                f"{technique} does not solve task {routing.task} (its techniques: {', '.join(techniques)})"
-            )
         if technique not in pinned:
             raise GitopsError(
                 f"{technique} is not served in {routing.environment}: promote a version of it there first "

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workflows.engine import names
 from workflows.engine.expr import parse_duration
 
 
@@ -27,7 +28,7 @@ class Cache:
         name = _safe(key)
         if len(name) > 200 or name != key:  # keep distinct keys distinct after shortening or escaping
             name = f"{name[:180]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-        return self.folder / _safe(cache) / f"{name}.json"
+        return self.folder / names.check("memoize cache ConfigMap", cache) / f"{name}.json"
 
     def get(self, cache: str, key: str, max_age: str | None) -> dict[str, Any] | None:
         """Cached outputs, or None when missing or older than ``max_age``."""

@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from workflows.engine import names
+
 _ALPHABET = string.ascii_lowercase + string.digits
 TERMINAL = ("Succeeded", "Failed", "Error")
 WORKER_LOST = "the engine worker exited before the run ended (killed or crashed); see {log}"
@@ -50,8 +52,12 @@ class RunStore:
         self.root = state_dir / "runs"
 
     def run_dir(self, name: str) -> Path:
-        """The folder of one run."""
-        return self.root / name
+        """The folder of one run.
+
+        Raises:
+            InvalidName: ``name`` is not a Kubernetes name (it could point outside the state folder).
+        """
+        return self.root / names.check("run", name)
 
     def save(self, workflow: dict[str, Any]) -> None:
         """Write a run's workflow object atomically (a reader never sees half a file)."""

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workflows.engine import names
 from workflows.engine.nodes import now
 from workflows.engine.spec import TemplateLibrary, load_documents, validate
 from workflows.engine.store import new_run_name
@@ -56,6 +57,13 @@ def from_file(path: Path) -> dict[str, Any]:
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": doc["spec"]}
 
 
+def _prefix(meta: Mapping[str, Any]) -> str:
+    """``generateName``, checked as the start of a Kubernetes name (the random suffix completes it)."""
+    prefix = str(meta.get("generateName", "workflow-"))
+    names.check("Workflow metadata.generateName:", prefix + "x")
+    return prefix
+
+
 def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
     """Resolve the template reference, apply parameters, validate, name the run and mark it Pending.
 
@@ -81,7 +89,7 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
     except ValueError as exc:
         raise SubmitError(str(exc)) from exc
     meta = workflow.setdefault("metadata", {})
-    meta["name"] = meta.get("name") or new_run_name(meta.get("generateName", "workflow-"))
+    meta["name"] = names.check("Workflow metadata.name:", meta.get("name") or new_run_name(_prefix(meta)))
     meta.update({"namespace": meta.get("namespace", "default"), "uid": str(uuid.uuid4()), "creationTimestamp": now()})
     workflow["status"] = {"phase": "Pending", "nodes": {}}
     if ref:

@@ -3,7 +3,8 @@
 It reconciles every few seconds (stage changes have no webhook), registers an MLflow webhook for alias
 changes pointing at itself, and reconciles at once on each delivery whose signature verifies.  A delivery is
 authenticated from its headers and raw bytes before anything is parsed; a body over 64 KiB is refused with
-413, a replayed delivery id with 409, and a body that is not a JSON object with 400.  ``/healthz`` answers
+413, a replayed delivery id with 409 (ids are kept in the state folder, so a restart forgets none), and a body
+that is not a JSON object with 400.  ``/healthz`` answers
 503 with the reason while reconcile passes fail.
 """
 
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -72,19 +75,49 @@ class Health:
 
 
 class Replays:
-    """Delivery ids seen within the signature's time window; a second delivery of one is refused."""
+    """Delivery ids seen within the signature's time window; a second delivery of one is refused.
 
-    def __init__(self, window: float = webhook.MAX_SKEW_SECONDS * 2) -> None:
-        self.window = window
-        self.seen: dict[str, float] = {}
+    With a ``path``, the ids are kept in a file (mode 0600, replaced atomically), so a delivery captured before a
+    restart or a kill -9 of the bridge is still refused after it.
+
+    Args:
+        window: Seconds an id is remembered (twice the signature's allowed clock skew).
+        path: Where the ids live across restarts (None: in memory only).
+    """
+
+    def __init__(self, window: float = webhook.MAX_SKEW_SECONDS * 2, path: Path | None = None) -> None:
+        self.window, self.path = window, path
+        self.seen: dict[str, float] = self._load()
+
+    def _load(self) -> dict[str, float]:
+        if self.path is None:
+            return {}
+        try:
+            document = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(document, dict):
+            return {}
+        return {str(d): float(t) for d, t in document.items() if isinstance(t, (int, float))}
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(self.seen, handle)
+        temporary.replace(self.path)
 
     def first_time(self, delivery: str) -> bool:
-        """Record ``delivery``; False when it was seen already."""
-        now = time.monotonic()
+        """Record ``delivery`` (persisted before the answer); False when it was seen already."""
+        now = time.time()
         self.seen = {d: t for d, t in self.seen.items() if now - t < self.window}
         if delivery in self.seen:
             return False
         self.seen[delivery] = now
+        self._save()
         return True
 
 
@@ -103,7 +136,7 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 def app(settings: Settings, secret: str, wake: threading.Event, health: Health | None = None) -> Starlette:
     """The webhook receiver: authenticated before anything is parsed, replays and oversized bodies refused."""
-    replays, status = Replays(), health or Health()
+    replays, status = Replays(path=settings.state_dir / "webhook-deliveries.json"), health or Health()
 
     def refuse(code: int, problem: str) -> JSONResponse:
         _logger.warning("refused webhook: %s", problem)
@@ -122,6 +155,8 @@ def app(settings: Settings, secret: str, wake: threading.Event, health: Health |
             event = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return refuse(400, "the body is not UTF-8 JSON")
+        except RecursionError:
+            return refuse(400, "the body is JSON nested too deeply")
         if not isinstance(event, dict):
             return refuse(400, "the body is not a JSON object {entity, action, timestamp, data}")
         _logger.info("webhook %s.%s", str(event.get("entity"))[:60], str(event.get("action"))[:60])

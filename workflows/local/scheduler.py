@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from workflows.engine import names
 from workflows.engine.expr import ExpressionError
 from workflows.engine.expressions import evaluate_bool
 from workflows.engine.store import TERMINAL, RunStore
@@ -35,7 +36,7 @@ TICK_SECONDS = 5.0
 
 def state_path(settings: Settings, name: str) -> Path:
     """Where one CronWorkflow's scheduling state is kept."""
-    return settings.state_dir / "cron" / f"{name}.json"
+    return settings.state_dir / "cron" / f"{names.check('CronWorkflow', name)}.json"
 
 
 def load_state(settings: Settings, name: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Nothing here starts a process; :mod:`~workflows.local.stack` does, under :mod:`~
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -143,8 +144,28 @@ def _s3(settings: Settings, creds: dict[str, str]) -> Service:
         command=_weed_command(settings),
         env=creds,
         health=lambda: http_ok(settings.s3_endpoint_url + "/", (200, 403)),
-        problem=lambda: http_problem(settings.s3_endpoint_url + "/", (200, 403)),
+        problem=lambda: (
+            http_problem(settings.s3_endpoint_url + "/", (200, 403)) or disk_problem(settings.state_dir / "s3")
+        ),
     )
+
+
+MIN_FREE_BYTES = 100 * 2**20  # below this SeaweedFS can no longer write a volume, so S3 refuses every write
+
+
+def disk_problem(folder: Path) -> str:
+    """'' when ``folder``'s disk has room and can be written; else what is wrong and the fix."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return f"{folder}: {exc.strerror or exc}"
+    if free < MIN_FREE_BYTES:
+        return f"the disk under {folder} is full ({free >> 20} MiB free): S3 cannot store anything; free some space"
+    if not os.access(folder, os.W_OK):
+        return f"{folder} is read-only: S3 cannot store anything; make it writable"
+    return ""
 
 
 def _mlflow(settings: Settings, creds: dict[str, str]) -> Service:
@@ -195,6 +216,7 @@ def _serving(settings: Settings, creds: dict[str, str]) -> Service:
             "CTCD_S3_REGION": settings.s3_region,
             "CTCD_SERVING_DOMAIN": settings.serving_domain,
             "CTCD_GATEWAY_PORT": str(settings.gateway_port),
+            "CTCD_GATEWAY_TIMEOUT": str(settings.gateway_timeout),
         },
         health=lambda: http_ok(settings.gateway_url + "/healthz", (200, 503)),
         problem=lambda: http_problem(settings.gateway_url + "/healthz", (200,)),

@@ -109,6 +109,25 @@ def _reap_orphans(settings: Settings, names: list[str]) -> None:
             supervisor.stop(_pids(settings), name)
 
 
+def check_writable(*folders: Path) -> None:
+    """Create each folder and write a file in it, so a read-only or full disk is named before anything starts.
+
+    Raises:
+        PlatformError: Naming the folder and the system's own words (``Read-only file system``, ``No space…``).
+    """
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-check-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise PlatformError(
+                f"{folder} cannot be written: {exc.strerror or exc}",
+                hint="make the state folder writable and free some space (or set CTCD_STATE_DIR), then `ctcd up`",
+            ) from None
+
+
 def up(settings: Settings) -> dict[str, float | None]:
     """Start every service that is not already running, wait for health and create the buckets.
 
@@ -124,7 +143,7 @@ def up(settings: Settings) -> dict[str, float | None]:
     Raises:
         PlatformError: A port is taken, a service exited, or it did not become healthy in time.
     """
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(settings.state_dir, settings.state_dir / "s3", settings.state_dir / "logs")
     _ensure_git_remote(settings)
     webhook_encryption_key(settings)
     described = services(settings, generate_credentials=True)

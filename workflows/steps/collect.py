@@ -110,11 +110,22 @@ def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]
 
 @step()
 def notify(inputs: NotifyInput) -> None:
-    """Send a summary of the run (status, technique, metrics, decision, commit, run id); never fails the run."""
+    """Send a summary of the run (status, technique, metrics, decision, commit, run id); never fails the run.
+
+    First, an MLflow run of this workflow run still RUNNING (its step was killed, or lost MLflow for good) is ended
+    as FAILED, so no run stays RUNNING after its workflow ended.
+    """
     from workflows.delivery import notify as notifier
     from workflows.settings import get_settings
+    from workflows.steps import mlflow_logging
 
     settings = get_settings()
+    try:
+        ended = mlflow_logging.end_orphaned_runs(settings.mlflow_tracking_uri, inputs.workflow_name)
+        if ended:
+            _logger.info("%s ended: marked its MLflow run(s) %s FAILED", inputs.workflow_name, ", ".join(ended))
+    except Exception as exc:  # MLflow away: the next train attempt of this run marks them (fail_stale_runs)
+        _logger.warning("could not end the MLflow runs left RUNNING: %s", exc)
     try:
         facts = notifier.facts(
             settings, inputs.workflow_name, inputs.status, inputs.technique, json.loads(inputs.failures or "[]")

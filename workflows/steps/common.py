@@ -149,6 +149,40 @@ def outage_guard(
         lost = _unreachable(settings, services)
         if lost is not None:
             fail(f"lost a service mid-step ({type(exc).__name__}): {lost}", UNAVAILABLE)
+        if _lost_connection(exc):  # it answers again now: it restarted under the step
+            fail(
+                f"lost a service mid-step ({type(exc).__name__}; it answers again, so it restarted): {exc}"[:600],
+                UNAVAILABLE,
+            )
         raise
     finally:
         stop.set()
+
+
+CONNECTION_ERRORS = (
+    "ConnectionError",
+    "ConnectTimeout",
+    "ConnectTimeoutError",
+    "ReadTimeout",
+    "RemoteDisconnected",
+    "ProtocolError",
+    "EndpointConnectionError",
+    "ConnectionClosedError",
+    "NewConnectionError",
+    "MaxRetryError",
+)
+CONNECTION_WORDS = ("Max retries exceeded", "Connection refused", "Connection aborted", "RemoteDisconnected")
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from, is a lost connection (not a bad input or a bug)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(cls.__name__ in CONNECTION_ERRORS for cls in type(current).__mro__):
+            return True
+        if any(word in str(current) for word in CONNECTION_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

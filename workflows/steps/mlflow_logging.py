@@ -85,6 +85,7 @@ def source_tags(workflow_run: str) -> dict[str, str]:
         "mlflow.source.type": "JOB",
         "mlflow.source.name": f"argo workflow {workflow_run}",
         "mlflow.source.git.commit": git_commit(),
+        "ctcd.workflow_run": workflow_run,  # from the run's first moment, so an exit handler can always find it
     }
 
 
@@ -145,6 +146,26 @@ def fail_stale_runs(experiment_id: str, workflow_run: str) -> list[str]:
     stale = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`ctcd.workflow_run` = '{workflow_run}' and attributes.status = 'RUNNING'",
+    )
+    for run in stale:
+        client.set_terminated(run.info.run_id, "FAILED")
+    return [run.info.run_id for run in stale]
+
+
+def end_orphaned_runs(tracking_uri: str, workflow_run: str) -> list[str]:
+    """Mark FAILED every MLflow run of ``workflow_run`` still RUNNING once that workflow run has ended.
+
+    Returns:
+        The ids of the runs it marked.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    stale = client.search_runs(
+        experiments, filter_string=f"tags.`ctcd.workflow_run` = '{workflow_run}' and attributes.status = 'RUNNING'"
     )
     for run in stale:
         client.set_terminated(run.info.run_id, "FAILED")

@@ -70,6 +70,11 @@ def from_s3(client: Any, prefix: str, seen: list[str], technique: Technique) -> 
     if not prefix.startswith("s3://") or len(prefix) <= len("s3://"):
         raise DatasetError(f"S3 source location {prefix!r} must look like s3://bucket/prefix/")
     bucket, _, key_prefix = prefix.removeprefix("s3://").partition("/")
+    if ".." in key_prefix.split("/") or key_prefix.startswith("/") or not bucket:
+        raise DatasetError(
+            f"S3 source location {prefix!r}: a prefix may not contain '..' or start with '/'; "
+            "give it as s3://bucket/prefix/"
+        )
     try:
         listing = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
         keys = sorted(
