@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -187,3 +189,33 @@ def test_users_can_add_their_own_parquet_from_s3(runs: dict[str, Any], platform:
     refused = ctcd(platform, "data", "add", technique.name, f"s3://{platform.artifacts_bucket}/uploads/broken.csv")
     assert refused.returncode == 1 and "missing column(s) intent" in refused.stderr
     assert datasets.snapshot(client, platform, technique).version == after.version  # nothing was written
+
+
+def test_the_gate_cannot_be_fooled_by_sending_the_test_split_back(
+    runs: dict[str, Any], platform: Settings, registry: MlflowClient, tmp_path: Path
+) -> None:
+    technique = get("intent-classifier")
+    client = s3_client(platform)
+    before = datasets.snapshot(client, platform, technique)
+    frozen = f"s3://{platform.datasets_bucket}/{technique.dataset}/{datasets.TEST_KEY}"
+    refused = ctcd(platform, "data", "add", technique.name, frozen)
+    assert refused.returncode == 1 and "repeat inputs of the frozen test split" in refused.stderr, refused.stderr
+    assert "--drop-test-overlap" in refused.stderr
+    test = pd.read_csv(io.BytesIO(datasets.read_object(client, platform.datasets_bucket, before.test["key"])))
+    disguised = tmp_path / "disguised.csv"  # the same questions, shouted and spaced, some relabelled
+    disguised.write_text(test.assign(text=[f"  {t.upper()}  " for t in test["text"]]).to_csv(index=False))
+    again = ctcd(platform, "data", "add", technique.name, str(disguised), "--drop-test-overlap")
+    assert again.returncode == 1 and "every row repeats an input of the frozen test split" in again.stderr
+    copy = ctcd(platform, "data", "add", technique.name, f"s3://{platform.datasets_bucket}/{before.batches[0]['key']}")
+    assert copy.returncode == 1 and "holds exactly the rows of the active batch" in copy.stderr, copy.stderr
+    mixed = tmp_path / "mixed.csv"
+    fresh = technique.generate(60, seed=41, batch=3)
+    pd.concat([fresh, test.head(5)]).to_csv(mixed, index=False)
+    dropped = ctcd(platform, "data", "add", technique.name, str(mixed), "--drop-test-overlap")
+    assert dropped.returncode == 0 and "left out 5 row(s) whose input is in the frozen test split" in dropped.stdout
+    listing = json.loads(ctcd(platform, "data", "ls", technique.name, "-o", "json").stdout)
+    assert all(f["test_overlap"] == 0 for f in listing["files"] if f["role"] != "test")
+    after = datasets.snapshot(client, platform, technique)
+    assert after.batches[-1]["rows"] == 60 and after.test == before.test
+    run = registry.get_run(_version(registry, technique.name, 1).run_id)
+    assert run.data.metrics["train_test_overlap_rows"] == 0  # the training run reports it, 0 by construction

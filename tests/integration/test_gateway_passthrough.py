@@ -52,6 +52,9 @@ CHAT_ONLY = {  # a Switch with no default step: KServe refuses what no condition
 }
 
 
+SLOW_PORT = _port()
+
+
 @pytest.fixture(scope="module")
 def gateway_url() -> Iterator[str]:
     upstream_port, gateway_port = _port(), _port()
@@ -72,8 +75,9 @@ def gateway_url() -> Iterator[str]:
             problems=[],
         )
         front = _serve(gateway.app(state), gateway_port)
+        impatient = _serve(gateway.app(state, timeout=1.0), SLOW_PORT)  # CTCD_GATEWAY_TIMEOUT=1
         yield f"http://127.0.0.1:{gateway_port}"
-        front.should_exit = True
+        front.should_exit = impatient.should_exit = True
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -168,3 +172,25 @@ def test_a_switch_routes_on_the_body_or_the_channel_header_and_refuses_the_rest(
     assert unrouted.status_code == 404 and "None of the routes matched" in unrouted.json()["error"]
     garbled = httpx.post(url, content=b"{not json", headers={"x-channel": "chat"}, timeout=10)
     assert garbled.status_code == 400 and "not JSON" in garbled.json()["error"]
+
+
+def test_a_model_slower_than_the_timeout_gets_a_504_with_json_not_a_500(gateway_url: str) -> None:
+    started = time.monotonic()
+    reply = httpx.post(f"http://127.0.0.1:{SLOW_PORT}/v1/models/m:predict", json={"sleep": 4}, timeout=30)
+    waited = time.monotonic() - started
+    assert reply.status_code == 504, reply.text
+    assert "no answer within 1 s" in reply.json()["error"] and "CTCD_GATEWAY_TIMEOUT" in reply.json()["error"]
+    assert waited < 4  # the gateway stopped waiting at its timeout, not when the model ended
+    assert httpx.post(f"http://127.0.0.1:{SLOW_PORT}/v1/models/m:predict", json={}, timeout=10).status_code == 200
+
+
+def test_json_nested_thousands_deep_through_a_task_graph_is_a_400(gateway_url: str) -> None:
+    for depth in (1_000, 5_000, 100_000):
+        body = b'{"a":' * depth + b"1" + b"}" * depth
+        reply = httpx.post(f"{gateway_url}/v1/models/task:predict", content=body, timeout=30)
+        assert reply.status_code == 400 and "nested too deeply" in reply.json()["error"], (depth, reply.text)
+
+
+def test_explain_answers_as_kserve_does_without_an_explainer(gateway_url: str) -> None:
+    reply = httpx.post(f"{gateway_url}/v1/models/m:explain", json={"instances": [1]}, timeout=10)
+    assert reply.status_code == 501 and "has no explainer" in reply.json()["error"]

@@ -233,6 +233,38 @@ def test_bad_v2_payloads_are_400(server: str) -> None:
     assert text_body.status_code == 400
 
 
+def _v2(**changes: Any) -> dict[str, Any]:
+    inputs = [
+        {"name": k, "shape": [1], "datatype": "FP64" if isinstance(v, float) else "BYTES", "data": [v]}
+        for k, v in PAIR.items()
+    ]
+    inputs[0].update(changes)
+    return {"inputs": inputs}
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (_v2(datatype="WHAT"), "unknown datatype 'WHAT'"),
+        (_v2(datatype="BYTES"), "datatype BYTES does not fit this input; send it as FP64"),
+        (_v2(shape=[1, 1]), r"shape [1, 1] does not fit its 1 value(s)"),
+        (_v2(shape=[3]), r"shape [3] does not fit"),
+        ({"inputs": [*_v2()["inputs"], _v2()["inputs"][0]]}, "given more than once"),
+        (_v2(data=[1e300]), "larger than 9007199254740992"),
+    ],
+)
+def test_v2_requests_get_kserves_protocol_checks(server: str, body: dict[str, Any], why: str) -> None:
+    reply = httpx.post(f"{server}/v2/models/{TECHNIQUE}/infer", json=body, timeout=10)
+    assert reply.status_code == 400 and why in reply.json()["error"], reply.text
+
+
+def test_a_date_beyond_what_training_takes_is_a_400_not_a_500(server: str) -> None:
+    reply = httpx.post(
+        f"{server}/v1/models/{TECHNIQUE}:predict", json={"instances": [{**PAIR, "transfer_date": "9999-12-31"}]}
+    )
+    assert reply.status_code == 400 and "outside 1677-09-22" in reply.json()["error"], reply.text
+
+
 def test_only_loopback_and_ready(server: str) -> None:
     port = int(server.rsplit(":", 1)[1])
     with socket.socket() as sock:  # the port is not reachable on another local address

@@ -73,3 +73,21 @@ def test_one_bad_request_fails_alone() -> None:
     assert good == ([10], [0.01]) and other == ([20], [0.02])
     with pytest.raises(ValueError, match="negative x"):
         raise bad
+
+
+def test_a_request_whose_caller_stopped_waiting_is_skipped_not_scored() -> None:
+    import time
+
+    from serving.batcher import DeadlinePassed
+
+    model = Model()
+    batcher = Batcher(model, max_rows=100)
+
+    async def main() -> list[Any]:
+        late = batcher.submit(_frame(1), deadline=time.time() - 1)  # the gateway gave up already
+        fresh = batcher.submit(_frame(2), deadline=time.time() + 60)
+        return await asyncio.gather(late, fresh, return_exceptions=True)
+
+    late, fresh = asyncio.run(main())
+    assert isinstance(late, DeadlinePassed) and fresh == ([20], [0.02])
+    assert model.calls == [1] and batcher.expired == 1  # only the request someone still waits for was scored

@@ -1,4 +1,6 @@
-"""``python -m tests.e2e.servers.crashing_model PORT``: a real KServe server whose model raises on ``{"bad": true}``.
+"""``python -m tests.integration.servers.crashing_model PORT``: a KServe server whose model raises on ``{"bad": true}``.
+
+``{"sleep": S}`` makes it answer only after S seconds.
 
 A model that raises anything but ``InvalidInput`` gets KServe's 500, as a predictor bug would.
 """
@@ -31,6 +33,10 @@ def main() -> None:
         async def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
             if payload.get("bad"):
                 raise ValueError("month must be in 1..12")
+            if payload.get("sleep"):  # a model busy for that long (the gateway's timeout is tested with it)
+                import asyncio
+
+                await asyncio.sleep(float(payload["sleep"]))
             return {"predictions": [{"label": "ok"}]}
 
     model = Crashing("m")
