@@ -28,6 +28,7 @@ class Loop:
     def __init__(self, reconciler: Reconciler, remote: str, branch: str) -> None:
         self.reconciler, self.remote, self.branch = reconciler, remote, branch
         self.routes = reconciler.routes()
+        self.versions = reconciler.versions()
         self.graphs = reconciler.graphs
         self.commit = reconciler.commit
         self.problems: list[str] = ["starting: no reconcile pass yet"]
@@ -47,6 +48,7 @@ class Loop:
                 self.reconciler.error = f"cannot apply {commit[:12]}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
         self.reconciler.step()
         self.routes, self.graphs, self.commit = self.reconciler.routes(), dict(self.reconciler.graphs), commit
+        self.versions = self.reconciler.versions()
         self.problems = self.reconciler.problems() + ([] if commit else ["the GitOps remote is not reachable"])
 
     def run(self) -> None:

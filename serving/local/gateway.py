@@ -3,8 +3,9 @@
 A request for an InferenceGraph name (``<technique>-ab``, or a task such as ``intents``) first picks a service
 through the graph (:mod:`serving.local.graph`): Splitter weights, Switch conditions on the body, where an
 ``x-channel`` header stands in for a missing ``parameters.channel``.
-Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed.  A revision
-whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.  A
+Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split can be observed, and
+``x-ctcd-model-version`` and ``x-ctcd-run-id``: the registry version that answered and the run that trained it.
+A revision whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.  A
 revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the size limit get a 413.
 ``/metrics`` counts answers and their latency per service, revision and status code (Prometheus).
 """
@@ -255,6 +256,9 @@ class Gateway:
             candidates = [c for c in candidates if c[1] != target]  # its server is gone: the others take its share
         code, content, content_type = reply
         answer = [(b"x-ctcd-revision", revision.encode()), (b"x-ctcd-service", service.encode())]
+        model_version, run_id = getattr(self.state, "versions", {}).get(revision, ("", ""))
+        if model_version:
+            answer += [(b"x-ctcd-model-version", model_version.encode()), (b"x-ctcd-run-id", run_id.encode())]
         answer += [(b"x-ctcd-namespace", namespace.encode()), (b"content-type", content_type.encode("latin-1"))]
         return code, content, answer
 

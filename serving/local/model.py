@@ -32,6 +32,7 @@ class Revision:
     restarts: int = 0
     retry_at: float = 0.0
     started: float = 0.0  # the server process's start time, so a reused pid is never taken for it
+    run_id: str = ""  # the MLflow run that trained the model (from the version file's annotations)
 
 
 @dataclass

@@ -116,7 +116,8 @@ class Reconciler:
         if latest is None or (latest.storage_uri, latest.sha256) != (uri, sha):
             service.generation += 1
             name = f"{service.name}-predictor-{service.generation:05d}"
-            service.revisions.append(Revision(name, uri, sha, notes.get("ctcd.io/model-version", "")))
+            version, run = notes.get("ctcd.io/model-version", ""), notes.get("ctcd.io/run-id", "")
+            service.revisions.append(Revision(name, uri, sha, version, run_id=run))
         newest = service.latest()
         if service.canary is None and newest is not None and newest.state == "Ready":
             service.rolled_out = newest.name
@@ -226,6 +227,10 @@ class Reconciler:
         self.save()
 
     # --- status ----------------------------------------------------------------------------------
+
+    def versions(self) -> dict[str, tuple[str, str]]:
+        """Revision name -> (registry model version, MLflow run id): who answers, for the gateway's headers."""
+        return {r.name: (r.model_version, r.run_id) for s in self.services.values() for r in s.revisions}
 
     def routes(self) -> dict[str, list[tuple[int, int, str]]]:
         """Gateway routes: ``namespace/name`` -> [(percent, port, revision)] of ready revisions with traffic."""

@@ -44,7 +44,12 @@ def inference_service(service: Service, base_url: str, domain: str) -> dict[str,
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": service.name, "namespace": service.namespace, "creationTimestamp": service.created},
+        "metadata": {
+            "name": service.name,
+            "namespace": service.namespace,
+            "creationTimestamp": service.created,
+            "annotations": _who(service, latest, split),
+        },
         "status": {
             "url": f"http://{host(service.name, service.namespace, domain)}",
             "address": {"url": path_url(base_url, service.name, service.namespace)},
@@ -63,6 +68,22 @@ def inference_service(service: Service, base_url: str, domain: str) -> dict[str,
                 "lastFailureInfo": {"message": latest.message} if latest and latest.message else {},
             },
         },
+    }
+
+
+def _who(service: Service, latest: Any, split: list[dict[str, Any]]) -> dict[str, str]:
+    """Who answers: the newest revision's registry version and run, and every version with its traffic share."""
+    if latest is None:
+        return {}
+    shares = []
+    for target in split:
+        revision = service.get(target["revisionName"])
+        if revision is not None and target.get("percent"):
+            shares.append(f"v{revision.model_version or '?'} {target['percent']}%")
+    return {
+        "ctcd.io/model-version": latest.model_version,
+        "ctcd.io/run-id": latest.run_id,
+        "ctcd.io/serving": ", ".join(shares),
     }
 
 

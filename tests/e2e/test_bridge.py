@@ -48,7 +48,8 @@ def test_a_stage_change_in_the_registry_becomes_a_commit(
 def test_an_alias_change_proposes_a_production_branch_and_the_merge_promotes(
     runs: dict[str, Any], platform: Settings, registry: MlflowClient
 ) -> None:
-    registry.set_registered_model_alias("invoice-matcher", "champion", "2")
+    before = pinned(platform, "invoice-matcher", "production")
+    registry.set_registered_model_alias("invoice-matcher", "production", "2")
     branch = "promote/production/invoice-matcher/v2"
 
     def proposed() -> bool:
@@ -58,10 +59,16 @@ def test_an_alias_change_proposes_a_production_branch_and_the_merge_promotes(
         return branch in out.stdout
 
     eventually(proposed)
-    assert pinned(platform, "invoice-matcher", "production") != "2"  # production waits for a human merge
+    assert pinned(platform, "invoice-matcher", "production") == before  # production waits for a human merge
+    eventually(lambda: registry.get_model_version("invoice-matcher", "2").tags.get("ctcd.pending", "") != "")
+    assert f"`ctcd merge {branch}`" in registry.get_model_version("invoice-matcher", "2").tags["ctcd.pending"]
+    aliases = registry.get_registered_model("invoice-matcher").aliases
+    assert aliases.get("production", "") == before  # the marker shows what serves, not what was asked
     merged = ctcd(platform, "merge", branch)
     assert merged.returncode == 0, merged.stderr
     assert pinned(platform, "invoice-matcher", "production") == "2"
+    eventually(lambda: registry.get_registered_model("invoice-matcher").aliases.get("production") == "2")
+    eventually(lambda: "ctcd.pending" not in registry.get_model_version("invoice-matcher", "2").tags)
     log = (platform.state_dir / "logs" / "bridge.log").read_text()
     assert "webhook model_version_alias.created" in log  # the alias change arrived as a verified webhook
 
@@ -74,11 +81,14 @@ def test_when_git_moves_first_the_registry_follows(
         platform, "promote", "invoice-matcher", "1", "--env", "production", "--strategy", "full", "--to-main"
     )
     assert promoted.returncode == 0, promoted.stderr
-    eventually(lambda: registry.get_model_version_by_alias("invoice-matcher", "champion").version == "1")
-    eventually(lambda: bridge.disagreeing(registry, "invoice-matcher", "production", "1") == [])
+    eventually(lambda: registry.get_model_version_by_alias("invoice-matcher", "production").version == "1")
+    docs = {
+        env: promotion.current(platform.git_remote, "main", "invoice-matcher", env) for env in ("staging", "production")
+    }
+    eventually(lambda: bridge.disagreeing(registry, "invoice-matcher", docs) == [])
     assert not any(tag.startswith("ctcd.bridge") for tag in registry.get_registered_model("invoice-matcher").tags)
     state = platform.state_dir / "bridge-state.json"  # written at the end of the pass that aligned the registry
-    eventually(lambda: json.loads(state.read_text())["invoice-matcher/production"]["git"][0] == "1")
+    eventually(lambda: json.loads(state.read_text())["invoice-matcher"]["pinned"]["production"] == "1")
 
 
 def test_webhooks_with_a_bad_signature_are_refused(runs: dict[str, Any], platform: Settings) -> None:

@@ -70,21 +70,19 @@ def disagreements(platform: Settings, client: MlflowClient) -> list[str]:
         return [f"serving status unreadable: {exc}"]
     problems = [] if status.get("commit") == head and not status.get("error") else [f"serving not on {head[:12]}"]
     items = {(i["metadata"]["namespace"], i["metadata"]["name"]): i for i in status["items"]}
-    pending = branches(platform)
     pinned = promotion.pinned(platform.git_remote, "main")
     for technique in TECHNIQUES:
+        docs = {}
         for environment in overlays.ENVIRONMENTS:
             pins = pinned.get((technique, environment))
             if isinstance(pins, Exception):
                 problems.append(f"{environment}/{technique}: {pins}")
                 continue
             problems += _serving_problems(state, items, technique, environment, pins)
-            version = str(pins["a"]["version"]) if pins else ""
-            wrong = bridge.disagreeing(client, technique, environment, version)
-            wants = bridge.registry_choice(client, technique, environment)
-            proposed = bool(wants) and promotion.branch_name(environment, technique, wants) in pending
-            if wrong and not proposed:
-                problems.append(f"{environment}/{technique}: git pins v{version or '-'}, registry has {wrong}")
+            docs[environment] = pins
+        wrong = bridge.disagreeing(client, technique, docs)  # never ahead of serving, pending or not
+        if wrong:
+            problems.append(f"{technique}: the registry shows {wrong}, git serves otherwise")
     return problems
 
 
@@ -108,6 +106,9 @@ def _serving_problems(
         elif served_uri(state, item) != uri:
             found.append(f"{namespace}/{name} serves {served_uri(state, item)}, git pins {uri}")
     return found
+
+
+ALIASES = ["champion", "staging", "production"]
 
 
 class DeliveryLoop(RuleBasedStateMachine):
@@ -206,18 +207,51 @@ class DeliveryLoop(RuleBasedStateMachine):
         assert reply.status_code == 200, reply.text
         self.settle("UI stage change")
 
-    @rule(technique=st.sampled_from(TECHNIQUES), pick=st.integers(0, 5))
-    def ui_alias_set(self, technique: str, pick: int) -> None:
-        body = {"name": technique, "alias": "champion", "version": self.version(technique, pick)}
+    @rule(technique=st.sampled_from(TECHNIQUES), pick=st.integers(0, 5), alias=st.sampled_from(ALIASES))
+    def ui_alias_set(self, technique: str, pick: int, alias: str) -> None:
+        body = {"name": technique, "alias": alias, "version": self.version(technique, pick)}
         reply = self.ui.post("/registered-models/alias", json=body)
         assert reply.status_code == 200, reply.text
         self.settle("UI alias set")
 
-    @rule(technique=st.sampled_from(TECHNIQUES))
-    def ui_alias_delete(self, technique: str) -> None:
-        reply = self.ui.request("DELETE", "/registered-models/alias", json={"name": technique, "alias": "champion"})
+    @rule(technique=st.sampled_from(TECHNIQUES), alias=st.sampled_from(ALIASES))
+    def ui_alias_delete(self, technique: str, alias: str) -> None:
+        reply = self.ui.request("DELETE", "/registered-models/alias", json={"name": technique, "alias": alias})
         assert reply.status_code in (200, 404), reply.text
         self.settle("UI alias delete")
+
+    def live(self, technique: str, environment: str) -> str:
+        doc = promotion.current(self.platform.git_remote, "main", technique, environment)
+        return str(doc["a"]["version"]) if doc else ""
+
+    @rule(technique=st.sampled_from(TECHNIQUES), environment=st.sampled_from(overlays.ENVIRONMENTS))
+    def ui_stage_of_a_version_live_elsewhere(self, technique: str, environment: str) -> None:
+        other = "production" if environment == "staging" else "staging"
+        version = self.live(technique, other)
+        if not version:
+            return
+        body = {"name": technique, "version": version, "stage": environment.title(), "archive_existing_versions": False}
+        reply = self.ui.post("/model-versions/transition-stage", json=body)
+        assert reply.status_code == 200, reply.text
+        self.settle("UI stage of a version live in the other environment")
+
+    @rule(technique=st.sampled_from(TECHNIQUES))
+    def ui_production_rollback(self, technique: str) -> None:
+        version = self.live(technique, "production")
+        if not version or version == "1":
+            return
+        body = {"name": technique, "version": str(int(version) - 1), "stage": "Production"}
+        reply = self.ui.post("/model-versions/transition-stage", json={**body, "archive_existing_versions": False})
+        assert reply.status_code == 200, reply.text
+        self.settle("UI production rollback")
+        branch = promotion.branch_name("production", technique, str(int(version) - 1))
+        if branch in branches(self.platform):  # a rollback merges without --force, and moves all of production
+            before = observed.head(self.platform)
+            self.cli("merge", branch)
+            self.mark(technique, "production", before)
+            self.settle("ctcd merge of a UI rollback")
+            doc = promotion.current(self.platform.git_remote, "main", technique, "production")
+            assert doc is not None and doc["a"]["version"] == str(int(version) - 1) and doc["canary"] is None
 
     # --- the CLI ------------------------------------------------------------------------------
 

@@ -133,12 +133,15 @@ def _agree(settings: Settings) -> bool:
         (s["namespace"], s["name"]): s["revisions"][-1]["storage_uri"] for s in state["services"] if s["revisions"]
     }
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    for (technique, env), pin in promotion.pinned(settings.git_remote, settings.git_branch).items():
+    pins = promotion.pinned(settings.git_remote, settings.git_branch)
+    for (technique, env), pin in pins.items():
         if isinstance(pin, Exception):
             return False
         if latest.get((overlays.NAMESPACE[env], technique)) != pin["a"]["storage_uri"]:
             return False
-        if not bridge.agrees(client, settings.git_remote, technique, env, str(pin["a"]["version"])):
+    for technique in {t for t, _ in pins}:
+        docs = {env: pins.get((technique, env)) for env in overlays.ENVIRONMENTS}
+        if bridge.disagreeing(client, technique, docs):  # the registry shows exactly what serves
             return False
     return True
 

@@ -51,11 +51,14 @@ def test_run_logs_metrics_plot_report_model_and_pins(
     assert any(k.startswith("test_f1_") for k in run.data.metrics)  # per-class metrics
     assert any(k.startswith("cv_") for k in run.data.metrics)
     paths = {a.path for a in registry.list_artifacts(run.info.run_id, "evaluation")}
-    expected = {"evaluation/plot.png", "evaluation/report.json", "evaluation/metric_names.json"}
+    problem = get(technique).spec.problem
+    plot_name = "evaluation/confusion_matrix.png" if problem == "multiclass" else "evaluation/calibration.png"
+    expected = {plot_name, "evaluation/report.json", "evaluation/metric_names.json"}
+    expected |= {"evaluation/most_confused.json"} if problem == "multiclass" else set()
     handoff = get(technique).spec.handoff is not None  # a technique that hands off adds its risk-coverage curve
     assert paths == expected | ({"evaluation/risk_coverage.png"} if handoff else set())
     with tempfile.TemporaryDirectory() as tmp:
-        plot = Path(registry.download_artifacts(run.info.run_id, "evaluation/plot.png", tmp))
+        plot = Path(registry.download_artifacts(run.info.run_id, plot_name, tmp))
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         report = json.loads(
             Path(registry.download_artifacts(run.info.run_id, "evaluation/report.json", tmp)).read_text()

@@ -75,5 +75,5 @@ def test_odd_labels_validate_train_and_log_to_mlflow(
     assert logged["test_accuracy"] == pytest.approx(scores["metrics"]["accuracy"])
     assert scores["metrics"]["accuracy"] > 0.5  # real signal on 8 examples per intent
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/plot.png", "evaluation/report.json", "evaluation/metric_names.json"} <= artifacts
+    assert {"evaluation/confusion_matrix.png", "evaluation/most_confused.json", "evaluation/report.json"} <= artifacts
     print(f"CLINC150 subset, 150 odd labels: accuracy {scores['metrics']['accuracy']:.3f} on {len(test)} rows")

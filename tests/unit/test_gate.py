@@ -75,3 +75,31 @@ def test_the_models_table_marks_each_tasks_leader() -> None:
         {"technique": "d", "task": "matching", "direction": "minimize", "champion_value": 0.2},
     ]
     assert [r["technique"] for r in leaders(rows) if r["leads"]] == ["b", "d"]
+
+
+def test_the_most_confused_pairs_are_counted_per_true_class() -> None:
+    import pandas as pd
+
+    from models.contract import get
+    from workflows.training import evaluation
+
+    class Fixed:
+        classes_ = ["a", "b", "c"]
+
+        picks = {"x": "a", "y": "b", "z": "b"}
+
+        def predict(self, frame: pd.DataFrame) -> list[str]:
+            return [self.picks[t] for t in frame["text"]]
+
+        def predict_proba(self, frame: pd.DataFrame) -> object:
+            import numpy as np
+
+            return np.eye(3)[[self.classes_.index(p) for p in self.predict(frame)]]
+
+    spec = get("intent-classifier").spec
+    test = pd.DataFrame({"text": ["x", "y", "z", "z", "x"], "intent": ["a", "b", "c", "c", "b"]})
+    pairs = evaluation.most_confused(spec, Fixed(), test)
+    assert pairs.to_dict("records") == [
+        {"true": "c", "predicted": "b", "rows": 2, "share_of_true": 1.0},
+        {"true": "b", "predicted": "a", "rows": 1, "share_of_true": 0.5},
+    ]

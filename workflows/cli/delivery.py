@@ -41,7 +41,8 @@ def promote(
             client, config.artifacts_bucket, technique, version, env, strategy, percent, b_version or "", weights
         )
         direct = config.merges_by_itself(env) if to_main is None else to_main
-        result = promotion.promote(config.git_remote, config.git_branch, desired, {"Source": "cli"}, to_main=direct)
+        evidence = {**registry.metric_evidence(client, technique, version), "Source": "cli"}
+        result = promotion.promote(config.git_remote, config.git_branch, desired, evidence, to_main=direct)
     except (CtcdError, ValueError, MlflowException) as exc:  # the version, the strategy or the registry
         raise CtcdError(f"cannot promote {technique} v{version}: {exc}") from exc
     state = "merged into " + config.git_branch if result.merged else f"waiting on branch {result.branch}"

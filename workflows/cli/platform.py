@@ -63,6 +63,10 @@ def status(output: OutputOpt = "table") -> None:
             escape(str(row["reason"])),
         )
     console.print(table)
+    from workflows.cli.serving import pending_notes
+
+    for line in pending_notes(settings()):
+        console.print(escape(line))
     if not all(row["healthy"] for row in rows):
         raise typer.Exit(3)
 

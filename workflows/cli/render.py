@@ -134,10 +134,11 @@ def summary(workflow: dict[str, Any]) -> list[tuple[str, str]]:
 def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
     """The ``kubectl get isvc`` view, with NAMESPACE first for ``-A`` as kubectl shows it.
 
-    Columns: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE.
+    Columns: NAME URL READY PREV LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE, then ctcd's MODEL (the
+    registry versions answering, with their traffic), SYNC and HEALTH.
     """
     columns = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
-    columns += ["SYNC", "HEALTH"]
+    columns += ["MODEL", "SYNC", "HEALTH"]
     table = Table(*(["NAMESPACE"] if namespaces else []), *columns, box=None)
     for item in items:
         status = item.get("status", {})
@@ -156,9 +157,17 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
             prev.get("revisionName", ""),
             predictor.get("latestReadyRevision", ""),
             age(item["metadata"].get("creationTimestamp")),
+            _model(item),
             *_delivery_cells(status.get("delivery", {})),
         )
     return table
+
+
+def _model(item: dict[str, Any]) -> str:
+    """``v3 20%, v2 80% (run 1a2b3c4d)``: the registry versions that answer, and the newest one's training run."""
+    notes = item["metadata"].get("annotations", {})
+    run = notes.get("ctcd.io/run-id", "")
+    return (notes.get("ctcd.io/serving", "") or "-") + (f" (run {run[:8]})" if run else "")
 
 
 def _routes(graph: dict[str, Any]) -> str:

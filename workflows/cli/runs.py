@@ -224,8 +224,8 @@ def runs_logs(
     store = RunStore(settings().state_dir)
     workflow = _load(name)
     pods = [n for n in workflow["status"].get("nodes", {}).values() if n["type"] == "Pod"]
-    if node:
-        pods = [n for n in pods if node in (n["id"], n["displayName"], n["name"])]
+    if node:  # a retried step's attempts are `train(0)`, `train(1)`…: `--node train` means all of them, as argo logs
+        pods = [n for n in pods if node in (n["id"], n["displayName"], n["name"], _step_of(n["displayName"]))]
         if not pods:
             raise CtcdError(f"run {name} has no step {node!r}", hint=f"`ctcd runs get {name}` lists its steps")
     for pod in sorted(pods, key=lambda n: n.get("startedAt", "")):
@@ -235,7 +235,14 @@ def runs_logs(
                 print(f"{pod['displayName']}: {line}")
 
 
-NameArg = Annotated[str, typer.Argument(help="The run's name (from `ctcd runs list`).")]
+def _step_of(display_name: str) -> str:
+    """``train`` for an attempt ``train(1)``; the name itself otherwise."""
+    import re
+
+    return re.sub(r"\(\d+\)$", "", display_name)
+
+
+NameArg = Annotated[str, typer.Argument(help="The run's name (from `ctcd runs get`).")]
 
 
 def runs_stop(name: NameArg) -> None:

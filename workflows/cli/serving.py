@@ -63,8 +63,20 @@ def get_isvc(
     if not _emit(body, output):
         items = [body] if name else body["items"]
         console.print(render.isvc_table(items, namespaces=all_namespaces))
-        for line in render.delivery_notes(items):
+        for line in [*render.delivery_notes(items), *pending_notes(config)]:
             console.print(escape(line))
+
+
+def pending_notes(config: Any) -> list[str]:
+    """One line per promotion that waits for a merge (the registry's ``ctcd.pending``)."""
+    from workflows.delivery import bridge
+
+    waiting = bridge.pending_branches(config.git_remote)
+    return [
+        f"pending: {technique} v{version}: {note}"
+        for technique, versions in sorted(waiting.items())
+        for version, note in sorted(versions.items())
+    ]
 
 
 def get_ig(
@@ -135,7 +147,10 @@ def predict(
         raise CtcdError(f"the gateway at {config.gateway_url} is not reachable ({exc})", hint="run `ctcd up`") from exc
     if reply.status_code != 200:
         raise CtcdError(f"{reply.status_code}: {reply.text}")
-    table = Table("INPUT", "LABEL", "CONFIDENCE", "REVISION", title=f"{name} in {env} via {config.gateway_url}")
+    table = Table(
+        "INPUT", "LABEL", "CONFIDENCE", "REVISION", "MODEL", title=f"{name} in {env} via {config.gateway_url}"
+    )
+    version, run = reply.headers.get("x-ctcd-model-version", "?"), reply.headers.get("x-ctcd-run-id", "")
     for row, prediction in zip(rows, reply.json()["predictions"], strict=True):
         shown = row.get("text") if isinstance(row, dict) and "text" in row else json.dumps(row)[:70]
         table.add_row(
@@ -143,6 +158,7 @@ def predict(
             str(prediction["label"]),
             f"{prediction['confidence']:.3f}",
             reply.headers.get("x-ctcd-revision", "-"),
+            f"v{version}" + (f" (run {run[:8]})" if run else ""),
         )
     console.print(table)
 

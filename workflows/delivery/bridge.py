@@ -1,26 +1,26 @@
-"""The registry bridge: keeps the MLflow registry and ``gitops/`` in agreement; the latest move wins.
+"""The registry bridge: a move in the MLflow registry asks for a promotion; the registry shows only what serves.
 
-Each environment has markers (README, "The registry and git, both ways"): production is alias ``champion`` and
-stage ``Production``; staging is stage ``Staging``; each also has its version file on main (the git marker).
-The bridge remembers what it last saw of every marker (:mod:`workflows.delivery.bridge_state`, outside the registry).
-Each pass finds the markers that moved since, and the latest of them wins:
+Git's main branch says what serves (Argo CD syncs it). Each pass:
 
-- a registry marker moved (an alias set or moved, a stage change in the UI) → a promotion commit (to main where
-  the environment merges by itself, else a ``promote/<env>/<technique>/v<N>`` branch for a human to merge), and
-  the other registry marker follows;
-- git moved (a merged branch, a revert, a rollback, a training canary) → the registry markers follow.
+1. finds the registry moves a person made since the last pass (:func:`requests`): a version moved into stage
+   ``Staging`` or ``Production``, or one of the aliases ``staging``, ``production`` or ``champion`` (staging's,
+   the gate's baseline) set on a version. The latest move per environment wins; a git change made after a stage
+   move wins over it.
+2. turns each into a promotion (:func:`_promote`): a commit to main where the environment merges by itself, else a
+   ``promote/<env>/<technique>/v<N>`` branch for a person to merge. A version older than the one pinned is a
+   rollback: a full move, which ``ctcd merge`` takes without ``--force``.
+3. writes the registry from git (:mod:`workflows.delivery.markers`): aliases, stages and the ``ctcd.serving`` tag
+   say what serves, and a version whose promotion waits for a merge carries the ``ctcd.pending`` tag. Markers a
+   person moved or cleared without a promotion behind them (a deleted alias, an archived version that serves)
+   are set back.
 
-A marker that was emptied (the alias deleted, the pinned version moved out of its stage) is not a promotion:
-nothing stops serving from the registry, so the marker is set back on the pinned version.  A version pinned in
-staging that moved on to ``Production`` still counts as staged.  Each decision is logged on one line.
-
-MLflow has webhooks for alias changes but none for stage changes, so the bridge reconciles on a timer (a
-CronWorkflow on a cluster, a loop next to the platform locally) and also on verified alias webhooks.
+What the bridge last wrote is kept outside the registry (:mod:`workflows.delivery.bridge_state`), so its own
+writes are never taken for moves. MLflow has webhooks for alias changes but none for stage changes, so the bridge
+reconciles on a timer (a CronWorkflow on a cluster, a loop next to the platform locally) and on verified webhooks.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import time
@@ -28,13 +28,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.delivery import bridge_state, overlays, promotion
-from workflows.platform import registry
+from workflows.delivery import bridge_state, markers, overlays, promotion
+from workflows.platform import gitrepo, registry
 from workflows.settings import Settings
 
 _logger = logging.getLogger(__name__)
-STAGE = {"staging": "Staging", "production": "Production"}
-TIE_ORDER = {"git": 0, "stage": 1, "alias": 2}  # two moves seen at the same instant: the registry's wins
+ENV_OF_STAGE = {stage: env for env, stage in markers.STAGE.items()}
+CANARY_PERCENT = 20
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Action:
 
 @dataclass(frozen=True)
 class View:
-    """One read of a registered model: its aliases and tags, and its versions with their stages."""
+    """One read of a registered model: its aliases and tags, and its versions with their stages and tags."""
 
     aliases: dict[str, str]
     tags: dict[str, str]
@@ -57,11 +57,13 @@ class View:
 
 
 @dataclass(frozen=True)
-class Marker:
-    """A marker's version ('' when unset) and when it last moved (ms; the pass's time where MLflow keeps none)."""
+class Request:
+    """A person's registry move that asks an environment to serve a version."""
 
+    environment: str
     version: str
     stamp: int
+    how: str
 
 
 def read(client: Any, name: str) -> View | None:
@@ -78,299 +80,238 @@ def read(client: Any, name: str) -> View | None:
     return View({k: str(v) for k, v in (model.aliases or {}).items()}, dict(model.tags or {}), list(versions))
 
 
-def _stage_of(view: View, version: str) -> str:
-    return next((str(v.current_stage) for v in view.versions if str(v.version) == version), "")
+def requests(view: View, last: Mapping[str, Any], now_ms: int) -> dict[str, Request]:
+    """The moves a person made since the bridge last wrote the registry, the latest per environment."""
+    if not last:
+        return {}  # no memory: git says what serves, nothing is asked
+    found: list[Request] = []
+    for alias in sorted(markers.managed_aliases()):
+        env, version = markers.environment_of(alias), view.aliases.get(alias, "")
+        if env and version and version != last.get("aliases", {}).get(alias):
+            found.append(Request(env, version, now_ms, f"alias {alias}"))
+    seen_stages = last.get("stages", {})
+    for item in view.versions:
+        stage, version = str(item.current_stage), str(item.version)
+        if stage in ENV_OF_STAGE and stage != seen_stages.get(version, "None"):
+            found.append(Request(ENV_OF_STAGE[stage], version, int(item.last_updated_timestamp or 0), f"stage {stage}"))
+    latest: dict[str, Request] = {}
+    for request in found:
+        if request.environment not in latest or request.stamp >= latest[request.environment].stamp:
+            latest[request.environment] = request
+    return latest
 
 
-def _stage_marker(view: View, environment: str, pinned: str) -> Marker:
-    """The version moved into the environment's stage most recently (a staging pin in Production counts)."""
-    staged = [v for v in view.versions if v.current_stage == STAGE[environment]]
-    if staged:
-        newest = max(staged, key=lambda v: (int(v.last_updated_timestamp or 0), int(v.version)))
-        return Marker(str(newest.version), int(newest.last_updated_timestamp or 0))
-    if environment == "staging" and pinned and _stage_of(view, pinned) == STAGE["production"]:
-        return Marker(pinned, 0)
-    return Marker("", 0)
+def _stale(request: Request, docs: Mapping[str, Any], last: Mapping[str, Any]) -> bool:
+    """Whether git moved this environment after the move was made (then git's later change wins)."""
+    doc = docs.get(request.environment)
+    moved = str(doc["a"]["version"]) if doc else ""
+    return (
+        moved != last.get("pinned", {}).get(request.environment, moved)
+        and int((doc or {}).get("committed_ms", 0)) > request.stamp
+    )
 
 
-def markers(view: View, environment: str, pinned: str, now_ms: int) -> dict[str, Marker]:
-    """Every marker of one environment as seen now."""
-    found = {"git": Marker(pinned, now_ms), "stage": _stage_marker(view, environment, pinned)}
-    if environment == "production":
-        found["alias"] = Marker(view.aliases.get(registry.CHAMPION, ""), now_ms)
-    return found
-
-
-def registry_choice(client: Any, name: str, environment: str, view: View | None = None) -> str:
-    """The version the registry wants in an environment ('' when it wants none).
-
-    Production: the version with alias ``champion``, else the latest moved into stage ``Production``; staging:
-    the latest moved into stage ``Staging``.  ``view`` is used when given, else the registry is read now.
-    """
-    view = view or read(client, name)
-    if view is None:
-        return ""
-    if environment == "production" and registry.CHAMPION in view.aliases:
-        return view.aliases[registry.CHAMPION]
-    return _stage_marker(view, environment, "").version
-
-
-def disagreeing(client: Any, name: str, environment: str, pinned: str) -> list[str]:
-    """The registry markers of an environment that do not hold the version git pins (``[]``: they agree)."""
-    view = read(client, name)
-    if view is None:
-        return ["registered model"] if pinned else []
-    found = markers(view, environment, pinned, 0)
-    return [f"{n}=v{m.version or '-'}" for n, m in found.items() if n != "git" and m.version != pinned]
-
-
-def agrees(client: Any, remote: str, name: str, environment: str, pinned: str) -> bool:
-    """Whether the registry agrees with git's pin, or wants a version whose promotion branch awaits a merge."""
-    if not disagreeing(client, name, environment, pinned):
-        return True
-    wanted = registry_choice(client, name, environment)
-    if not wanted:
-        return False
-    ref = f"refs/heads/{promotion.branch_name(environment, name, wanted)}"
-    listed = subprocess.run(["git", "ls-remote", "--heads", "--", remote, ref], capture_output=True, text=True)
-    return listed.returncode == 0 and bool(listed.stdout.strip())
-
-
-def _moved(name: str, now: Marker, before: list[Any] | None) -> bool:
-    """Whether a marker moved to a version since the last pass.
-
-    Emptied is not a move; nor is a stage whose newest entry left it, revealing an older one (its stamp is older).
-    """
-    if before is None or not now.version or now.version == str(before[0]):
-        return False
-    return name != "stage" or now.stamp > int(before[1])
-
-
-def decide(now: Mapping[str, Marker], last: Mapping[str, list[Any]]) -> str:
-    """The marker whose move wins this pass ('' when none moved): the latest, by stamp."""
-    moves = [name for name, marker in now.items() if _moved(name, marker, last.get(name))]
-    return max(moves, key=lambda n: (now[n].stamp, TIE_ORDER[n])) if moves else ""
-
-
-def _legacy(view: View, environment: str) -> dict[str, list[Any]]:
-    """What an older bridge recorded in the registry tag ``ctcd.bridge.<env>`` ({} when there is none)."""
-    raw = view.tags.get(f"ctcd.bridge.{environment}")
-    if not raw:
-        return {}
-    try:
-        agreed = json.loads(raw)
-    except ValueError:
-        return {}
-    if not isinstance(agreed, dict):
-        return {}
-    wanted = str(agreed.get("registry", ""))
-    return {"git": [str(agreed.get("git", "")), 0], "stage": [wanted, 0], "alias": [wanted, 0]}
-
-
-def _align(client: Any, name: str, environment: str, version: str, now: Mapping[str, Marker]) -> list[str]:
-    """Set the environment's registry markers on ``version``; return what was set, for the log line."""
-    done = []
-    if environment == "production" and now["alias"].version != version:
-        client.set_registered_model_alias(name, registry.CHAMPION, version)
-        done.append(f"alias {registry.CHAMPION} set to v{version}")
-    if now["stage"].version != version:
-        client.transition_model_version_stage(name, version, STAGE[environment], archive_existing_versions=True)
-        done.append(f"stage {STAGE[environment]} set to v{version}")
-    return done
-
-
-def _clear(client: Any, name: str, environment: str) -> list[str]:
-    """An environment git no longer pins: take its markers off every version; return what was cleared."""
-    view, done = read(client, name), list[str]()
-    if view is None:
-        return done
-    if environment == "production" and registry.CHAMPION in view.aliases:
-        client.delete_registered_model_alias(name, registry.CHAMPION)
-        done.append(f"alias {registry.CHAMPION} deleted")
-    for version in view.versions:
-        if version.current_stage == STAGE[environment]:
-            client.transition_model_version_stage(name, str(version.version), "Archived")
-            done.append(f"v{version.version} {STAGE[environment]} -> Archived")
-    return done
-
-
-def _describe(name: str, marker: Marker, before: list[Any] | None) -> str:
-    label = {"alias": f"alias {registry.CHAMPION}", "stage": "stage", "git": "git pin"}[name]
-    was = f"v{before[0]}" if before and before[0] else "-"
-    return f"{label} moved {was} -> v{marker.version}"
-
-
-def _pin_of(settings: Settings, name: str, environment: str, pins: Mapping[tuple[str, str], Any] | None) -> str:
-    if pins is None:
-        doc = promotion.current(settings.git_remote, settings.git_branch, name, environment)
+def _promote(settings: Settings, client: Any, name: str, request: Request, pinned: str) -> tuple[Action, str]:
+    """Commit the request (to main, or a branch waiting for a merge); return the action and the branch."""
+    env, version = request.environment, request.version
+    pin = overlays.Pin(**registry.pin_fields(client, name, version, settings.artifacts_bucket))
+    evidence = {
+        "Promoted-By": "registry-bridge",
+        "Registry-Change": f"{request.how} = v{version}",
+        "Source": "registry",
+    }
+    if pinned and int(version) < int(pinned):
+        desired = overlays.Desired(name, env, "full", pin)
+        evidence |= {"Rollback-Of": f"v{pinned}", "Intent": "rollback"}
+    elif pinned:
+        desired = overlays.Desired(name, env, "canary", pin, canary_percent=CANARY_PERCENT)
     else:
-        doc = pins.get((name, environment))
-        if isinstance(doc, Exception):
-            raise doc
-    return str(doc["a"]["version"]) if doc else ""
+        desired = overlays.Desired(name, env, "full", pin)
+    direct = settings.merges_by_itself(env)
+    result = promotion.promote(settings.git_remote, settings.git_branch, desired, evidence, to_main=direct)
+    how = "rollback to" if "Intent" in evidence else desired.strategy
+    detail = f"{request.how} asked for v{version}: {how} on {result.branch} ({result.commit[:12]})"
+    _logger.info("bridge %s/%s: %s", env, name, detail)
+    return Action(name, env, "promoted" if direct else "proposed", detail), ("" if direct else result.branch)
+
+
+def show(
+    client: Any,
+    name: str,
+    view: View,
+    shown: markers.Projection,
+    pending: Mapping[str, str],
+    before: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Write the projection into the registry (only what differs); return what was changed, for the log.
+
+    A version that serves nowhere but holds a stage goes back to the stage it had (``None`` for one a person just
+    moved, which waits for a merge), or to ``Archived`` once it stopped serving.
+    """
+    done: list[str] = []
+    for alias in sorted(markers.managed_aliases()):
+        want, have = shown.aliases.get(alias, ""), view.aliases.get(alias, "")
+        if want and want != have:
+            client.set_registered_model_alias(name, alias, want)
+            done.append(f"@{alias}=v{want}")
+        elif have and not want:
+            client.delete_registered_model_alias(name, alias)
+            done.append(f"@{alias} removed")
+    for item in view.versions:
+        version, stage = str(item.version), str(item.current_stage)
+        was = (before or {}).get(version, "")
+        idle = was if was in ("None", markers.ARCHIVED) else markers.ARCHIVED
+        want = shown.stages.get(version) or (idle if stage in ENV_OF_STAGE else stage)
+        if want != stage:
+            client.transition_model_version_stage(name, version, want, archive_existing_versions=False)
+            done.append(f"v{version} {want}")
+        done += _tag(client, name, item, markers.SERVING_TAG, ", ".join(shown.serving.get(version, [])))
+        done += _tag(client, name, item, markers.PENDING_TAG, pending.get(version, ""))
+    return done
+
+
+def _tag(client: Any, name: str, item: Any, key: str, value: str) -> list[str]:
+    have = str((getattr(item, "tags", None) or {}).get(key, ""))
+    if value == have:
+        return []
+    if value:
+        client.set_model_version_tag(name, str(item.version), key, value)
+        return [f"v{item.version} {key}={value!r}"]
+    client.delete_model_version_tag(name, str(item.version), key)
+    return [f"v{item.version} {key} removed"]
+
+
+def pending_branches(remote: str) -> dict[str, dict[str, str]]:
+    """Promotion branches waiting for a merge: technique → version → what its ``ctcd.pending`` tag says."""
+    listed = subprocess.run(
+        ["git", "ls-remote", "--heads", "--", remote, "refs/heads/promote/*"], capture_output=True, text=True
+    )
+    found: dict[str, dict[str, str]] = {}
+    for line in listed.stdout.splitlines():
+        branch = line.split("\t", 1)[-1].removeprefix("refs/heads/")
+        try:
+            parts = promotion.parse_branch(branch)
+        except gitrepo.GitError:
+            continue
+        note = f"{parts.environment}: waits for `ctcd merge {branch}`"
+        mine = found.setdefault(parts.technique, {})
+        mine[parts.version] = f"{mine[parts.version]}; {note}" if parts.version in mine else note
+    return found
 
 
 def sync(
     settings: Settings,
     client: Any,
     name: str,
-    environment: str,
     seen: bridge_state.Seen,
-    pins: Mapping[tuple[str, str], Any] | None = None,
-    view: View | None = None,
-) -> Action:
-    """Bring one technique's environment into agreement (at most one promotion and the registry markers).
-
-    Args:
-        settings: Where the registry and the GitOps remote are.
-        client: An MLflow client.
-        name: The technique (registered model).
-        environment: ``staging`` or ``production``.
-        seen: The bridge state; this environment's entry is read and replaced.
-        pins: The version files on main, as :func:`promotion.pinned` reads them once per pass (default: read
-            this one file now).
-        view: The registered model as :func:`read` saw it this pass (default: read it now).
-    """
-    view = view or read(client, name)
+    docs: dict[str, Any],
+    pending: Mapping[str, str],
+) -> list[Action]:
+    """One technique: act on its registry moves, then show in the registry what git serves."""
+    view = read(client, name)
     if view is None:
-        return Action(name, environment, "in-sync", "not registered")
-    key = f"{name}/{environment}"
-    pinned = _pin_of(settings, name, environment, pins)
-    now = markers(view, environment, pinned, int(time.time() * 1000))
-    last = seen.get(key) or _legacy(view, environment)
-    winner = decide(now, last)
-    action, record = _act(settings, client, name, environment, now, last, winner)
-    seen[key] = record
-    return action
+        return [Action(name, env, "in-sync", "not registered") for env in markers.ENVIRONMENTS]
+    last = seen.get(name, {})
+    actions, pending = [], dict(pending)
+    for env, request in sorted(requests(view, last, int(time.time() * 1000)).items()):
+        pinned = str(docs[env]["a"]["version"]) if docs.get(env) else ""
+        if request.version == pinned or _stale(request, docs, last):
+            continue
+        action, branch = _promote(settings, client, name, request, pinned)
+        actions.append(action)
+        if branch:
+            note = f"{env}: waits for `ctcd merge {branch}`"
+            pending[request.version] = f"{pending[request.version]}; {note}" if request.version in pending else note
+        else:
+            docs[env] = promotion.current(settings.git_remote, settings.git_branch, name, env)
+    shown = markers.project(docs)
+    done = show(client, name, view, shown, pending, dict(last.get("stages", {})))
+    after = read(client, name) if done else view
+    seen[name] = _memory(after or view, shown)
+    if done:
+        _logger.info("bridge %s: the registry shows what serves: %s", name, ", ".join(done))
+    touched = {a.environment for a in actions}
+    kind = "registry-updated" if done else "in-sync"
+    return actions + [
+        Action(name, env, kind, f"v{shown.pinned[env] or '-'}") for env in markers.ENVIRONMENTS if env not in touched
+    ]
 
 
-def _act(
-    settings: Settings,
-    client: Any,
-    name: str,
-    environment: str,
-    now: dict[str, Marker],
-    last: Mapping[str, list[Any]],
-    winner: str,
-) -> tuple[Action, dict[str, list[Any]]]:
-    """Carry out the pass's decision; return the action and what to remember of every marker."""
-    pinned = now["git"].version
-    wanted = now[winner].version if winner and winner != "git" else _registry_wants(now)
-    proposed = str(last.get("proposed", ["", 0])[0])
-    record: dict[str, list[Any]] = {n: [m.version, m.stamp] for n, m in now.items()}
-    moved = _describe(winner, now[winner], last.get(winner)) if winner else ""
-    if winner and winner != "git" and wanted != pinned:
-        action, record = _promote(settings, client, name, environment, wanted, now, record)
-        _logger.info("bridge %s/%s: %s (latest move); %s", environment, name, moved, action.detail)
-        return action, record
-    if not pinned and last.get("git", [""])[0] and not (winner and winner != "git"):
-        done = _clear(client, name, environment)
-        record.update(_reread(client, name, environment, ""))
-        was = last["git"][0]
-        _logger.info("bridge %s/%s: git pin removed (was v%s); registry follows: %s", environment, name, was,
-                     ", ".join(done) or "nothing to clear")  # fmt: skip
-        return Action(name, environment, "registry-updated", "removed in git: registry markers cleared"), record
-    if not winner and proposed and proposed == wanted and wanted != pinned:
-        record["proposed"] = [proposed, 0]
-        branch = promotion.branch_name(environment, name, proposed)
-        return Action(name, environment, "waiting", f"v{proposed} waits on {branch} for a merge"), record
-    target = pinned or wanted
-    if not target or all(m.version == target for m in now.values()):
-        return Action(name, environment, "in-sync", f"v{target or '-'}"), record
-    if not pinned:  # the first promotion of this environment comes from the registry
-        action, record = _promote(settings, client, name, environment, wanted, now, record)
-        _logger.info("bridge %s/%s: registry wants v%s, git pins none; %s", environment, name, wanted, action.detail)
-        return action, record
-    done = _align(client, name, environment, pinned, now)
-    record.update(_reread(client, name, environment, pinned))
-    why = moved or "registry disagreed with git"
-    _logger.info("bridge %s/%s: %s; registry follows git v%s: %s", environment, name, why, pinned, ", ".join(done))
-    return Action(name, environment, "registry-updated", f"registry follows git: v{pinned}"), record
-
-
-def _registry_wants(now: Mapping[str, Marker]) -> str:
-    alias = now.get("alias")
-    return alias.version if alias is not None and alias.version else now["stage"].version
-
-
-def _reread(client: Any, name: str, environment: str, pinned: str) -> dict[str, list[Any]]:
-    """The registry markers after the bridge set them (so its own changes are not seen as moves)."""
-    after = read(client, name)
-    if after is None:
-        return {}
-    fresh = markers(after, environment, pinned, int(time.time() * 1000))
-    return {n: [m.version, m.stamp] for n, m in fresh.items() if n != "git"}
-
-
-def _promote(
-    settings: Settings,
-    client: Any,
-    name: str,
-    environment: str,
-    wanted: str,
-    now: dict[str, Marker],
-    record: dict[str, list[Any]],
-) -> tuple[Action, dict[str, list[Any]]]:
-    pinned = now["git"].version
-    pin = overlays.Pin(**registry.pin_fields(client, name, wanted, settings.artifacts_bucket))
-    desired = (
-        overlays.Desired(name, environment, "canary", pin, canary_percent=20)
-        if pinned
-        else overlays.Desired(name, environment, "full", pin)
-    )
-    direct = settings.merges_by_itself(environment)
-    evidence = {"Promoted-By": "registry-bridge", "Registry-Change": f"{environment}=v{wanted}", "Source": "registry"}
-    result = promotion.promote(settings.git_remote, settings.git_branch, desired, evidence, to_main=direct)
-    done = _align(client, name, environment, wanted, now)
-    record = {**record, **_reread(client, name, environment, wanted if direct else pinned)}
-    if direct:
-        record["git"] = [wanted, int(time.time() * 1000)]
-    else:
-        record["proposed"] = [wanted, 0]
-    kind = "promoted" if direct else "proposed"
-    detail = f"v{wanted} {desired.strategy} on {result.branch} ({result.commit[:12]})"
-    return Action(name, environment, kind, detail + (f"; {', '.join(done)}" if done else "")), record
+def _memory(view: View, shown: markers.Projection) -> dict[str, Any]:
+    """What the bridge leaves in the registry, so that only a person's later change counts as a move."""
+    return {
+        "aliases": {a: v for a, v in view.aliases.items() if a in markers.managed_aliases()},
+        "stages": {str(v.version): str(v.current_stage) for v in view.versions},
+        "pinned": dict(shown.pinned),
+    }
 
 
 def reconcile_once(settings: Settings) -> list[Action]:
-    """One pass over every technique of this repository that has a registered version, in both environments."""
+    """One pass over every technique of this repository that has a registered version."""
     from models.contract import discover
 
     return reconcile(settings, sorted(discover()))
 
 
 def reconcile(settings: Settings, techniques: Iterable[str]) -> list[Action]:
-    """One pass over ``techniques`` (those with a registered version) and both environments; git is read once."""
+    """One pass over ``techniques``; git is read once, the registry once per technique."""
     client = registry.client(settings.mlflow_tracking_uri)
     store = bridge_state.store(settings)
     with store.locked():
         seen = store.load()
         pins = promotion.pinned(settings.git_remote, settings.git_branch)
-        actions = [a for name in techniques for a in _technique(settings, client, name, seen, pins)]
+        waiting = pending_branches(settings.git_remote)
+        actions: list[Action] = []
+        for name in techniques:
+            actions += _technique(settings, client, name, seen, pins, waiting.get(name, {}))
         store.save(seen)
     return actions
 
 
 def _technique(
-    settings: Settings, client: Any, name: str, seen: bridge_state.Seen, pins: Mapping[tuple[str, str], Any]
+    settings: Settings,
+    client: Any,
+    name: str,
+    seen: bridge_state.Seen,
+    pins: Mapping[tuple[str, str], Any],
+    pending: Mapping[str, str],
 ) -> list[Action]:
-    view = read(client, name)
-    if view is None:
-        return []
-    actions = []
-    for environment in overlays.ENVIRONMENTS:
-        try:
-            actions.append(sync(settings, client, name, environment, seen, pins, view))
-            view = read(client, name) or view  # the first environment may have moved stages
-        except Exception as exc:  # one technique's trouble must not stop the others
-            _logger.error("bridge: %s/%s: %s", name, environment, exc)
-            actions.append(Action(name, environment, "error", str(exc)))
-    _drop_legacy_tags(client, name, view)
-    return actions
+    try:
+        docs = {env: pins.get((name, env)) for env in markers.ENVIRONMENTS}
+        for doc in docs.values():
+            if isinstance(doc, Exception):
+                raise doc
+        actions = sync(settings, client, name, seen, docs, pending)
+        view = read(client, name)
+        if view is not None:
+            _drop_legacy_tags(client, name, view)
+        return actions
+    except Exception as exc:  # one technique's trouble must not stop the others
+        _logger.error("bridge: %s: %s", name, exc)
+        return [Action(name, env, "error", str(exc)) for env in markers.ENVIRONMENTS]
 
 
 def _drop_legacy_tags(client: Any, name: str, view: View) -> None:
     """Remove the state tags older bridges kept on the registered model (now in :mod:`bridge_state`)."""
-    for environment in overlays.ENVIRONMENTS:
+    for environment in markers.ENVIRONMENTS:
         if f"ctcd.bridge.{environment}" in view.tags:
             client.delete_registered_model_tag(name, f"ctcd.bridge.{environment}")
+
+
+def disagreeing(client: Any, name: str, docs: Mapping[str, Any]) -> list[str]:
+    """What the registry shows that git does not serve (``[]``: they agree), for ``status`` and the tests."""
+    view = read(client, name)
+    shown = markers.project(docs)
+    if view is None:
+        return ["registered model"] if any(shown.pinned.values()) else []
+    wrong = [
+        f"@{alias}=v{view.aliases.get(alias, '-')} (serves v{shown.aliases.get(alias, '-')})"
+        for alias in sorted(markers.managed_aliases())
+        if view.aliases.get(alias, "") != shown.aliases.get(alias, "")
+    ]
+    for item in view.versions:
+        want = shown.stages.get(str(item.version))
+        stage = str(item.current_stage)
+        if (want and stage != want) or (not want and stage in ENV_OF_STAGE):
+            wrong.append(f"v{item.version} {stage} (should be {want or markers.ARCHIVED})")
+    return wrong

@@ -267,6 +267,8 @@ def overlay_files(desired: Desired) -> dict[str, str]:
 def read_version(text: str) -> dict[str, Any]:
     """The pins and traffic of a version file: ``{"a": {...}, "b": {...}|None, "canary": int|None, "weights": ...}``.
 
+    ``previous`` is the version a canary splits against (the one rolled out when it was made; '' when none).
+
     Raises:
         GitopsError: The file is not a version file ctcd wrote.
     """
@@ -295,9 +297,11 @@ def read_version(text: str) -> dict[str, Any]:
     if graph:
         steps = graph["spec"]["nodes"]["root"]["steps"]
         weights = {s["serviceName"]: int(s["weight"]) for s in steps}
+    first = services[0]["metadata"].get("annotations", {})
     return {
         "a": pin(services[0]),
         "b": pin(services[1]) if len(services) > 1 else None,
         "canary": services[0]["spec"]["predictor"].get("canaryTrafficPercent"),
         "weights": weights,
+        "previous": str(first.get(f"{ANNOTATION}previous-version", "")),
     }

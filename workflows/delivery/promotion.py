@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from workflows.delivery import overlays, routing
+from workflows.delivery import branches, overlays, routing
 from workflows.platform import gitrepo
 
 _logger = logging.getLogger(__name__)
@@ -152,16 +152,17 @@ def promote(remote: str, main: str, desired: overlays.Desired, evidence: dict[st
         to_main: Push straight to ``main`` instead of a promotion branch.
     """
     overlays.check_ref(main, "main branch")
-    files, message, trailers = _files(desired), _message(desired), _trailers(desired, evidence)
+    message, trailers = _message(desired), _trailers(desired, evidence)
     branch = main if to_main else branch_name(desired.environment, desired.technique, desired.pin.version)
     with gitrepo.scratch_clone(remote, main) as repo:
         if not to_main:
-            _branch_from(repo, branch, version_path(desired.technique, desired.environment))
+            branches.checkout(repo, branch, version_path(desired.technique, desired.environment))
 
         def apply() -> str | None:
-            if not gitrepo.write_files(repo, files):
+            wanted = branches.with_previous(repo, desired, version_path(desired.technique, desired.environment))
+            if not gitrepo.write_files(repo, _files(wanted)):
                 return None
-            _validate(repo, desired)
+            _validate(repo, wanted)
             return gitrepo.commit(repo, message, trailers)
 
         if apply() is None:
@@ -173,36 +174,6 @@ def promote(remote: str, main: str, desired: overlays.Desired, evidence: dict[st
             prune_branches(repo, desired.environment, desired.technique, desired.pin.version)
     _logger.info("%s: %s on %s", message, pushed[:12], branch)
     return Result(branch, pushed, changed=True, merged=to_main)
-
-
-def _branch_from(repo: Path, branch: str, path: str) -> None:
-    """Check out the promotion branch: the remote's, unless main changed its version file since (then afresh).
-
-    A branch that a later promotion superseded cannot be merged; promoting the version again makes it anew from
-    main, so "promote again" always leads somewhere.
-    """
-    if gitrepo.remote_branch_exists(repo, branch):
-        gitrepo.git(repo, "fetch", "--quiet", "origin", branch)
-        later = _superseded_by(repo, branch, path)
-        if not later:
-            gitrepo.git(repo, "checkout", "--quiet", "-B", branch, f"origin/{branch}")
-            return
-        _logger.info("%s was superseded by %s on main; making it afresh from main", branch, later)
-        gitrepo.git(repo, "push", "--quiet", "origin", "--delete", branch, check=False)
-    gitrepo.git(repo, "checkout", "--quiet", "-B", branch)
-
-
-def _superseded_by(repo: Path, branch: str, path: str) -> str:
-    """The commit on main that changed ``path`` after ``branch`` was made from it ('' when none did)."""
-    base = gitrepo.git(repo, "merge-base", "HEAD", f"origin/{branch}").stdout.strip()
-    return gitrepo.git(repo, "log", "-1", "--format=%h", f"{base}..HEAD", "--", path).stdout.strip()
-
-
-def _merged_already(repo: Path, branch: str) -> str:
-    """The merge commit on main that merged ``branch`` ('' when there is none)."""
-    found = gitrepo.git(repo, "log", "--format=%H %s", "--fixed-strings", f"--grep=Merge {branch}", check=False)
-    subjects = (line.split(" ", 1) for line in found.stdout.splitlines() if " " in line)
-    return next((commit for commit, subject in subjects if subject == f"Merge {branch}"), "")
 
 
 def prune_branches(repo: Path, environment: str, technique: str, pinned: str) -> list[str]:
@@ -273,7 +244,7 @@ def merge(remote: str, main: str, branch: str, force: bool = False) -> str:
     overlays.check_ref(main, "main branch")
     with gitrepo.scratch_clone(remote, main) as repo:
         if not gitrepo.remote_branch_exists(repo, branch):
-            merged_at = _merged_already(repo, branch)
+            merged_at = branches.merged_already(repo, branch)
             if merged_at:
                 raise AlreadyMerged(f"{branch} is already merged into {main} (commit {merged_at[:12]})", merged_at)
             raise gitrepo.GitError(f"branch {branch} does not exist on the remote; `git ls-remote` lists branches")
@@ -307,12 +278,13 @@ def _refuse_stale(repo: Path, branch: str, parts: Branch) -> None:
     shown = gitrepo.git(repo, "show", f"HEAD:{path}", check=False)
     pinned = overlays.read_version(shown.stdout)["a"]["version"] if shown.returncode == 0 else ""
     where = f"{parts.environment} pins {parts.technique} v{pinned}"
-    if pinned and int(parts.version) <= int(pinned):
+    rollback = gitrepo.trailers(repo, f"origin/{branch}").get("Intent") == "rollback"
+    if pinned and int(parts.version) <= int(pinned) and not rollback:  # an explicit rollback goes back on purpose
         raise StaleBranchError(
             f"{branch} would put {parts.environment} on v{parts.version}, which is not newer than the pin: {where}. "
             "Use `ctcd rollback` to go back, or --force to merge anyway"
         )
-    later = _superseded_by(repo, branch, path)
+    later = branches.superseded_by(repo, branch, path)
     if later:
         raise StaleBranchError(
             f"{branch} (v{parts.version}) was superseded by commit {later} on main since it was made ({where}); "
@@ -346,16 +318,42 @@ def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | ove
     A file that cannot be read maps to its error, for the caller to report against that technique alone.
 
     Returns:
-        ``{(technique, environment): version}`` for every version file found.
+        ``{(technique, environment): parsed version file}`` for every version file found, each with
+        ``committed_ms``, when main last changed it.
     """
     found: dict[tuple[str, str], dict[str, Any] | overlays.GitopsError] = {}
     with gitrepo.scratch_clone(remote, main, only="gitops/models/*/overlays/*/version.yaml") as repo:
+        stamps = _commit_times(repo)
         for path in sorted((Path(repo) / "gitops" / "models").glob("*/overlays/*/version.yaml")):
             try:
-                found[(path.parts[-4], path.parts[-2])] = overlays.read_version(path.read_text())
+                doc = overlays.read_version(path.read_text())
             except overlays.GitopsError as exc:
                 found[(path.parts[-4], path.parts[-2])] = exc
+                continue
+            doc["committed_ms"] = stamps.get(str(path.relative_to(repo)), 0)
+            found[(path.parts[-4], path.parts[-2])] = doc
     return found
+
+
+def _commit_times(repo: Path) -> dict[str, int]:
+    """When each version file last changed on main (ms), from one walk of the log."""
+    log = gitrepo.git(
+        repo,
+        "log",
+        "--first-parent",
+        "--format=@%ct",
+        "--name-only",
+        "--",
+        ":(glob)gitops/models/*/overlays/*/version.yaml",
+    ).stdout
+    times: dict[str, int] = {}
+    stamp = 0
+    for line in log.splitlines():
+        if line.startswith("@"):
+            stamp = int(line[1:]) * 1000
+        elif line.strip() and line not in times:
+            times[line.strip()] = stamp
+    return times
 
 
 def current(remote: str, main: str, technique: str, environment: str) -> dict[str, Any] | None:

@@ -45,10 +45,12 @@ def rollback(
             if not gitrepo.write_files(repo, files):
                 return None
             chosen.update(target=target)
+            whole = target.pins["canary"] is not None and not _rolled_out(entries, target.revision - 1)
+            strategy, traffic = ("full", f"v{target.version} 100%") if whole else (target.strategy, target.traffic)
             trailers = {
                 "Technique": technique,
                 "Environment": environment,
-                "Strategy": target.strategy,
+                "Strategy": strategy,
                 "MLflow-Version": target.version,
                 "MLflow-Run-Id": target.run_id,
                 "Dataset-Version": target.dataset_version,
@@ -57,7 +59,7 @@ def rollback(
                 "Rollback-Of": current.commit,
                 "Rollback-To-Revision": str(target.revision),
             }
-            message = f"Roll back {technique} in {environment} to revision {target.revision} ({target.traffic})"
+            message = f"Roll back {technique} in {environment} to revision {target.revision} ({traffic})"
             return gitrepo.commit(repo, message, trailers)
 
         if apply() is None:

@@ -1,8 +1,8 @@
-"""The MLflow model registry as ctcd uses it: champions by alias or stage, registration with lineage tags.
+"""The MLflow model registry as ctcd uses it: the champion by alias, registration with lineage tags.
 
 Registered model names are the technique names.  A version is registered only after evaluation and the gate,
-with every tag in one go; if making it champion fails the version is deleted again, so nothing is
-half-registered, and registering the same training run again completes its one version.
+with every tag in one go, and registering the same training run again completes its one version.  Aliases and
+stages follow what git serves (:mod:`workflows.delivery.bridge`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 _logger = logging.getLogger(__name__)
 CHAMPION = "champion"
-PRODUCTION = "Production"
 
 
 def client(tracking_uri: str) -> Any:
@@ -23,59 +22,36 @@ def client(tracking_uri: str) -> Any:
 
 
 def champion(mlflow_client: Any, name: str) -> Any | None:
-    """The current champion: the version with alias ``champion``, else the newest in stage ``Production``."""
+    """The gate's baseline: the version with alias ``champion``, the one staging serves (None before any)."""
     from mlflow.exceptions import MlflowException
 
     try:
         return mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        pass
-    try:
-        versions = mlflow_client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
         return None
-    return newest_in_stage(versions, PRODUCTION)
 
 
-def newest_in_stage(versions: list[Any], stage: str) -> Any | None:
-    """The highest-numbered of ``versions`` in ``stage`` (``Staging``, ``Production``), if any."""
-    staged = [v for v in versions if v.current_stage == stage]
-    return max(staged, key=lambda v: int(v.version)) if staged else None
+def register(mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+    """Register a training run's model version with all its tags in one call.
 
-
-def register(
-    mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str], make_champion: bool
-) -> str:
-    """Register a training run's model version with all its tags (and the ``champion`` alias when asked).
-
-    Idempotent per run: if a version of ``name`` already holds ``run_id`` (an earlier attempt lost its connection
-    after creating it), that version is completed and returned instead of registering the run twice.
+    No alias is set here: ``champion`` and the environments' aliases follow what git serves (the registry bridge
+    writes them once the promotion is committed), so no marker runs ahead of serving. Idempotent per run: if a
+    version of ``name`` already holds ``run_id`` (an earlier attempt lost its connection after creating it), that
+    version is completed and returned instead of registering the run twice.
 
     Returns:
         The version number.
 
     Raises:
-        MlflowException: Registration failed; a version created by this call has been deleted again.
+        MlflowException: Registration failed.
     """
-    from mlflow.exceptions import MlflowException
-
     version = _version_of_run(mlflow_client, name, run_id)
-    created = version is None
     if version is None:
-        version = _create_version(mlflow_client, name, model_uri, run_id, tags)
-    else:
-        _logger.warning("%s v%s already holds run %s: completing it", name, version.version, run_id)
-        for key, value in tags.items():
-            if version.tags.get(key) != value:
-                mlflow_client.set_model_version_tag(name, version.version, key, value)
-    try:
-        if make_champion:
-            mlflow_client.set_registered_model_alias(name, CHAMPION, version.version)
-    except MlflowException:
-        if created:
-            _logger.error("setting the champion alias failed: deleting version %s of %s", version.version, name)
-            mlflow_client.delete_model_version(name, version.version)
-        raise
+        return str(_create_version(mlflow_client, name, model_uri, run_id, tags).version)
+    _logger.warning("%s v%s already holds run %s: completing it", name, version.version, run_id)
+    for key, value in tags.items():
+        if version.tags.get(key) != value:
+            mlflow_client.set_model_version_tag(name, version.version, key, value)
     return str(version.version)
 
 
@@ -139,3 +115,15 @@ def pin_fields(mlflow_client: Any, name: str, version: str, artifacts_bucket: st
         "run_id": found.run_id or "",
         "dataset_version": found.tags.get("ctcd.dataset_version", ""),
     }
+
+
+def metric_evidence(mlflow_client: Any, name: str, version: str) -> dict[str, str]:
+    """The ``Metric`` and ``Champion-Metric`` trailers of a promotion, from the gate's tags on the version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = mlflow_client.get_model_version(name, version).tags or {}
+    except MlflowException:
+        return {}
+    found = {"Metric": tags.get("ctcd.gate.challenger", ""), "Champion-Metric": tags.get("ctcd.gate.champion", "")}
+    return {k: str(v) for k, v in found.items() if v}

@@ -48,14 +48,20 @@ def requirements(technique: Technique) -> list[str]:
 
 
 def signature(technique: Technique) -> Any:
-    """The explicit serving signature declared in ``technique.yaml``."""
+    """The serving signature as the predictor answers it.
+
+    ``technique.yaml``'s outputs, plus ``reason`` and ``candidate`` for a technique that hands questions off.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     serving = technique.spec.serving
+    outputs: list[Any] = [ColSpec(_SIGNATURE_TYPES[f.type], f.name) for f in serving.outputs]  # type: ignore[arg-type]
+    if technique.spec.handoff is not None:
+        outputs += [ColSpec("string", "reason"), ColSpec("string", "candidate")]  # type: ignore[arg-type]
     return ModelSignature(
         inputs=Schema([ColSpec(_SIGNATURE_TYPES[f.type], f.name) for f in serving.inputs]),  # type: ignore[arg-type]
-        outputs=Schema([ColSpec(_SIGNATURE_TYPES[f.type], f.name) for f in serving.outputs]),  # type: ignore[arg-type]
+        outputs=Schema(outputs),
     )
 
 
@@ -194,7 +200,10 @@ def log_evaluation(
         mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
         mlflow.log_metrics({names[k]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
         mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
-        mlflow.log_figure(evaluation.plot(spec, model, test), "evaluation/plot.png")
+        kind = "confusion_matrix" if spec.problem == "multiclass" else "calibration"
+        mlflow.log_figure(evaluation.plot(spec, model, test), f"evaluation/{kind}.png")
+        if spec.problem == "multiclass":
+            mlflow.log_table(evaluation.most_confused(spec, model, test), "evaluation/most_confused.json")
         if threshold is not None:
             mlflow.log_figure(
                 evaluation.risk_coverage_plot(spec, model, test, threshold), "evaluation/risk_coverage.png"

@@ -67,4 +67,15 @@ def promote(inputs: PromoteInput) -> PromoteOutput:
     _logger.info(
         "%s v%s -> %s: %s on %s", inputs.technique, inputs.version, inputs.environment, result.commit, result.branch
     )
+    _show_in_registry(settings, inputs.technique)
     return PromoteOutput(commit=result.commit, branch=result.branch)
+
+
+def _show_in_registry(settings: object, technique: str) -> None:
+    """Let the registry show the new state at once (the bridge would on its next pass; never fails the step)."""
+    from workflows.delivery import bridge
+
+    try:
+        bridge.reconcile(settings, [technique])  # type: ignore[arg-type]
+    except Exception as exc:  # the bridge's next pass does it
+        _logger.warning("the registry will show %s's promotion on the bridge's next pass: %s", technique, exc)

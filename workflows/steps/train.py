@@ -356,7 +356,9 @@ def decide(inputs: DecideInput) -> Annotated[str, Parameter(name="decision")]:
 
 @step(retry_strategy=RETRY)
 def register(inputs: RegisterInput) -> RegisterOutput:
-    """Register the challenger with lineage, artifact sha256 and the gate's evidence; a better one becomes champion.
+    """Register the challenger with lineage, artifact sha256 and the gate's evidence.
+
+    A better one becomes ``champion`` once its promotion to staging is committed (the bridge follows git).
 
     Idempotent per training run: a retry after a lost connection finishes the version the failed attempt may have
     created instead of registering the run twice.
@@ -375,8 +377,7 @@ def register(inputs: RegisterInput) -> RegisterOutput:
             "ctcd.metric": technique.spec.metric.name,
             "ctcd.previous_champion": inputs.champion_version,
         }
-        better = gate_tags["ctcd.gate.decision"] == "better"
         client = registry.client(settings.mlflow_tracking_uri)
-        version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags, make_champion=better)
+        version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags)
     _logger.info("registered %s v%s (%s)", technique.name, version, gate_tags["ctcd.gate.decision"])
     return RegisterOutput(version=version, decision=gate_tags["ctcd.gate.decision"])

@@ -122,24 +122,60 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
         CalibrationDisplay.from_predictions(test[spec.target], proba[:, 1], n_bins=10, ax=ax, name=spec.name)
         ax.set_title(f"{spec.name}: calibration on the frozen test split")
         return fig
-    classes = len(model.classes_)
-    size = min(24, max(8, classes // 4))
+    labels = _readable_labels(test[spec.target], predicted, list(model.classes_))
+    classes = len(labels)
+    size = min(24, max(8, classes // 3))
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
         test[spec.target],
         predicted,
+        labels=labels,
         ax=ax,
-        include_values=False,
+        include_values=classes <= 20,
+        values_format=".2f",
         xticks_rotation="vertical",
         normalize="true",
         colorbar=False,
     )
-    ax.set_title(f"{spec.name}: confusion matrix (row-normalized) on the frozen test split")
+    some = "" if classes == len(model.classes_) else f"\nthe {classes} most confused of {len(model.classes_)} classes"
+    ax.set_title(f"{spec.name}: confusion matrix (row-normalized) on the frozen test split{some}")
     font = max(4.0, min(10.0, 900 / max(classes, 1) / 3))  # 150 classes still fit, one label per row
     ax.set_xticks(ax.get_xticks(), [_short(t.get_text()) for t in ax.get_xticklabels()], rotation=90, fontsize=font)
     ax.set_yticks(ax.get_yticks(), [_short(t.get_text()) for t in ax.get_yticklabels()], fontsize=font)
     fig.tight_layout()
     return fig
+
+
+READABLE_CLASSES = 30
+
+
+def most_confused(spec: TechniqueSpec, model: Any, test: Any, top: int = 50) -> Any:
+    """The pairs of classes mixed up most on the test split: true, predicted, rows, share of the true class."""
+    import pandas as pd
+
+    test = in_scope(spec, test)
+    predicted, _ = predictions(spec, model, test)
+    frame = pd.DataFrame({"true": list(test[spec.target].astype(str)), "predicted": [str(p) for p in predicted]})
+    sizes = frame["true"].value_counts()
+    wrong = frame[frame["true"] != frame["predicted"]]
+    pairs = wrong.groupby(["true", "predicted"]).size().rename("rows").reset_index()
+    pairs["share_of_true"] = (pairs["rows"] / pairs["true"].map(sizes)).round(4)
+    return pairs.sort_values(["rows", "share_of_true"], ascending=False).head(top).reset_index(drop=True)
+
+
+def _readable_labels(truth: Any, predicted: Any, classes: list[Any]) -> list[Any]:
+    """Every class when few; else the classes of the most frequent confusions, up to ``READABLE_CLASSES``."""
+    if len(classes) <= READABLE_CLASSES:
+        return classes
+    from collections import Counter
+
+    counts = Counter((t, p) for t, p in zip(truth, predicted, strict=True) if t != p)
+    chosen: list[Any] = []
+    for (t, p), _ in counts.most_common():
+        for label in (t, p):
+            if label in classes and label not in chosen and len(chosen) < READABLE_CLASSES:
+                chosen.append(label)
+    return sorted(chosen, key=str) or classes[:READABLE_CLASSES]
 
 
 def _short(label: str, limit: int = 32) -> str:
