@@ -7,13 +7,14 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench argo-examples images up down status clean
+.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench argo-examples images up down status reset clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml uv.lock
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv…"; $(PYTHON) -m pip install --quiet --disable-pip-version-check uv; }
+	@echo "creating .venv from uv.lock (about 20 s with a warm cache, 2 minutes on a new machine)…"
 	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
@@ -101,6 +102,9 @@ down: $(STAMP) ## Stop the embedded platform
 
 status: $(STAMP) ## Show the embedded platform's services
 	$(BIN)/ctcd status
+
+reset: $(STAMP) ## Stop the platform and delete its state folder, keeping .venv (asks first)
+	$(BIN)/ctcd reset
 
 clean: ## Stop the platform and remove .venv and local state
 	-[ -x $(BIN)/ctcd ] && $(BIN)/ctcd down

@@ -38,14 +38,16 @@ def pair_features(frame: Any) -> Any:
     import pandas as pd
 
     transfer, invoice = frame["transfer_amount"].astype(float), frame["invoice_amount"].astype(float)
-    gap = (pd.to_datetime(frame["transfer_date"]) - pd.to_datetime(frame["invoice_due_date"])).dt.days
+    dates = ("transfer_date", "invoice_due_date")
+    days = [np.asarray(frame[c].astype(str).str[:10], dtype="datetime64[D]") for c in dates]
+    gap = pd.Series((days[0] - days[1]).astype(float), index=frame.index)  # days: no overflow across 1677…2262
     numbers = [_digits(n) for n in frame["invoice_number"]]
     references = [_clean(r) for r in frame["transfer_reference"]]
     payers, customers = list(frame["payer_name"]), list(frame["customer_name"])
     out = pd.DataFrame(index=frame.index)
     out["amount_diff"] = (transfer - invoice).abs()
     out["amount_ratio"] = transfer / invoice.replace(0, np.nan)
-    out["date_gap_days"] = gap.astype(float)
+    out["date_gap_days"] = gap
     out["reference_has_number"] = [float(bool(n) and n in _digits(r)) for n, r in zip(numbers, references, strict=True)]
     out["reference_similarity"] = [
         SequenceMatcher(None, _digits(r)[-len(n) :] if n else "", n).ratio() if n else 0.0

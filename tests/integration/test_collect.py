@@ -130,3 +130,25 @@ def test_sql_problems_name_the_table_or_the_url(store: tuple[Settings, Any], tmp
     with pytest.raises(DatasetError, match="not a usable SQLAlchemy URL"):
         collection.collect(client, settings, TECHNIQUE, "sql", location="nonsense")
     assert _objects(client, settings.datasets_bucket) == {}
+
+
+def test_the_sample_generator_never_adds_to_a_users_own_dataset(store: tuple[Settings, Any]) -> None:
+    settings, client = store
+    first = datasets.frame_to_csv(_frame(800, seed=11, month=0))
+    added = datasets.collect(client, settings, TECHNIQUE, "mine.csv", first)  # a person's own file
+    assert datasets.origins(client, settings.datasets_bucket, TECHNIQUE.dataset) == {added.keys[-1]: "user"}
+    before = _objects(client, settings.datasets_bucket)
+    with pytest.raises(DatasetError, match=r"holds your own data \(batch-0000\.csv, not generated\)") as refused:
+        collection.collect(client, settings, TECHNIQUE, "generator", rows=100)
+    assert "-p source=s3" in str(refused.value) and "added to" not in str(refused.value)
+    assert _objects(client, settings.datasets_bucket) == before  # nothing written
+
+
+def test_a_generated_demo_dataset_still_takes_generated_months(store: tuple[Settings, Any]) -> None:
+    settings, client = store
+    datasets.collect(
+        client, settings, TECHNIQUE, "seed.csv", datasets.frame_to_csv(_frame(800, 3, 0)), origin="generator"
+    )
+    month = collection.collect(client, settings, TECHNIQUE, "generator", rows=200)
+    assert month.new_rows > 0
+    assert set(datasets.origins(client, settings.datasets_bucket, TECHNIQUE.dataset).values()) == {"generator"}

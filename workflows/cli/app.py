@@ -64,6 +64,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deb
 TOP_LEVEL: tuple[Callable[..., None], ...] = (
     platform.up,
     platform.down,
+    platform.reset,
     platform.status,
     runs.submit,
     runs.retrain,

@@ -30,7 +30,8 @@ def data_seed(
             console.print(f"[dim]{name}: s3://{config.datasets_bucket}/{prefix} already has data, nothing generated[/]")
             continue
         frame = technique.generate(rows or technique.spec.sample_rows, seed=0, batch=0)
-        added = datasets.collect(client, config, technique, f"{name}-sample.csv", datasets.frame_to_csv(frame))
+        raw = datasets.frame_to_csv(frame)
+        added = datasets.collect(client, config, technique, f"{name}-sample.csv", raw, origin="generator")
         console.print(f"[green]✓[/] {name}: {len(frame)} sample rows -> {', '.join(added.keys)}")
 
 
@@ -90,6 +91,7 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
         "CLASSES",
         "SMALLEST CLASS",
         "TEST OVERLAP",
+        "SOURCE",
         title=f"s3://{listing['bucket']}/{spec.dataset}/",
     )
     for item in listing["files"]:
@@ -102,6 +104,7 @@ def data_ls(technique: str, output: OutputOpt = "table") -> None:
             str(len(classes)),
             f"{smallest[0]} ({smallest[1]})",
             "-" if item["role"] == "test" else str(item["test_overlap"]),
+            item.get("origin") or "-",
         )
     console.print(table)
     for version in listing["versions"]:

@@ -39,8 +39,17 @@ def report(exc: CtcdError | UnknownTechnique) -> int:
 
 
 def settings() -> Settings:
-    """The settings from the environment (a wrong value raises ``SettingError``, which names it)."""
-    return get_settings()
+    """The settings from the environment, and the running platform's ports where it sets none.
+
+    A wrong value raises ``SettingError``, which names it; a port the environment sets otherwise than the platform
+    in the state folder was started with is reported on stderr.
+    """
+    from workflows.local import ports
+
+    config, disagree = ports.remembered(get_settings())
+    for line in disagree:
+        err_console.print(f"[yellow]warning:[/] {line}; unset it, or `ctcd down && ctcd up` with it")
+    return config
 
 
 def technique_named(name: str) -> Technique:

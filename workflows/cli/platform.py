@@ -20,11 +20,11 @@ def up() -> None:
 
     config = settings()
     start = time.monotonic()
-    with console.status("starting the embedded platform (S3, MLflow)…"):
-        waits = stack.up(config)
+    console.print(f"starting the embedded platform in {config.state_dir} (MLflow takes 10 to 40 s)…")
+    waits = stack.up(config, lambda name, seconds: console.print(f"[green]✓[/] {name}: healthy after {seconds:.1f}s"))
     for name, seconds in waits.items():
-        note = "already running" if seconds is None else f"healthy after {seconds:.1f}s"
-        console.print(f"[green]✓[/] {name}: {note}")
+        if seconds is None:
+            console.print(f"[green]✓[/] {name}: already running")
     for name in runs.settle_all(config):
         console.print(f"[yellow]![/] run {name} had lost its engine worker: marked Error (see `ctcd runs get {name}`)")
     with console.status("local serving: starting the pinned revisions…"):
@@ -40,6 +40,25 @@ def down() -> None:
 
     stopped = stack.down(settings())
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+) -> None:
+    """Stop the platform and delete its state folder (data, registry, runs, git remote); keep .venv."""
+    import shutil
+
+    from workflows.local import stack
+
+    config = settings()
+    if not config.state_dir.exists():
+        console.print(f"nothing to reset: {config.state_dir} does not exist")
+        return
+    if not yes and not typer.confirm(f"delete {config.state_dir} (every dataset, model, run and commit in it)?"):
+        raise typer.Exit(1)
+    stopped = stack.down(config)
+    shutil.rmtree(config.state_dir)
+    console.print(f"stopped {', '.join(stopped) or 'nothing'}; deleted {config.state_dir}. `ctcd up` starts afresh")
 
 
 def status(output: OutputOpt = "table") -> None:

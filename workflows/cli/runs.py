@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings, technique_named
+from workflows.cli.output import OutputOpt, console, err_console, print_json, print_yaml, settings, technique_named
 from workflows.errors import CtcdError
 from workflows.settings import Settings
 
@@ -91,6 +91,10 @@ def retrain(
     print(workflow["metadata"]["name"])
     if wait_:
         _wait_and_report(config, workflow["metadata"]["name"], quiet=True)
+        from workflows.local import runs
+
+        said = verdict(runs.wait(config, workflow["metadata"]["name"], None))
+        err_console.print(f"{technique}: {said or 'no version registered'}")
 
 
 def _submit_local(config: Settings, source: str, params: dict[str, str], from_ref: bool) -> dict[str, Any]:
@@ -135,21 +139,35 @@ def _one_workflow(path: Path) -> dict[str, Any]:
 def _wait_and_report(config: Settings, name: str, quiet: bool) -> None:
     from workflows.local import runs
 
-    with console.status(f"{name}: pending…") as spinner:
+    reported: set[str] = set()
 
-        def progress(wf: dict[str, Any]) -> None:
-            pods = [n for n in wf.get("status", {}).get("nodes", {}).values() if n["type"] == "Pod"]
-            running = [n["displayName"] for n in pods if n["phase"] == "Running"]
-            done = sum(n["phase"] == "Succeeded" for n in pods)
-            spinner.update(f"{name}: {done} step(s) done, running: {', '.join(running) or '-'}")
+    def progress(wf: dict[str, Any]) -> None:
+        """A line on stderr as each step ends (stdout stays the run's own output, for scripts)."""
+        from workflows.cli import render
 
-        workflow = runs.wait(config, name, None if quiet else progress)
+        pods = [n for n in wf.get("status", {}).get("nodes", {}).values() if n["type"] == "Pod"]
+        for node in sorted(pods, key=lambda n: n.get("finishedAt") or ""):
+            if node["id"] not in reported and node["phase"] in ("Succeeded", "Failed", "Error", "Skipped"):
+                reported.add(node["id"])
+                err_console.print(f"{name}: {node['displayName']} {node['phase']} ({render.duration(node)})")
+
+    workflow = runs.wait(config, name, progress)
     if not quiet:
         _print_run(workflow)
     if workflow["status"]["phase"] != "Succeeded":
         if quiet:  # stdout is only the run id, for scripts; say why on stderr
             _print_failure(workflow)
         raise typer.Exit(1)
+
+
+def verdict(workflow: dict[str, Any]) -> str:
+    """The gate's decision and the version a training run registered ('' when it registered none)."""
+    nodes = workflow.get("status", {}).get("nodes", {}).values()
+    for node in nodes:
+        if node.get("templateName") == "register" and node["phase"] == "Succeeded":
+            found = {p["name"]: p.get("value", "") for p in node.get("outputs", {}).get("parameters", [])}
+            return f"registered v{found.get('version', '?')}: the gate says {found.get('decision', '?')}"
+    return ""
 
 
 def _print_failure(workflow: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import psutil
 
 from workflows.delivery import observed
-from workflows.local import supervisor
+from workflows.local import ports, supervisor
 from workflows.local.credentials import webhook_encryption_key
 from workflows.local.services import PlatformError, Service, http_ok, http_problem, services
 from workflows.settings import Settings
@@ -128,7 +129,7 @@ def check_writable(*folders: Path) -> None:
             ) from None
 
 
-def up(settings: Settings) -> dict[str, float | None]:
+def up(settings: Settings, on_ready: Callable[[str, float], None] | None = None) -> dict[str, float | None]:
     """Start every service that is not already running, wait for health and create the buckets.
 
     A service whose leader died but left processes behind is stopped first, so that ``up`` after a crash or a
@@ -136,6 +137,7 @@ def up(settings: Settings) -> dict[str, float | None]:
 
     Args:
         settings: Where to keep state and which ports to use.
+        on_ready: Called with each service's name and seconds as it becomes healthy (for a line of progress).
 
     Returns:
         Seconds each service took to become healthy (None for one that was already running).
@@ -160,8 +162,15 @@ def up(settings: Settings) -> dict[str, float | None]:
             proc = _start(settings, service)
             _logger.info("started %s (pid %d) at %s", service.name, proc.pid, service.url)
         pending.append((service, proc))
+    def wait(service: Service, proc: psutil.Process) -> float:
+        seconds = _wait_healthy(settings, service, proc)
+        if on_ready is not None and service.name not in already:
+            on_ready(service.name, seconds)
+        return seconds
+
     with ThreadPoolExecutor(max_workers=len(pending)) as pool:
-        waits = list(pool.map(lambda sp: _wait_healthy(settings, *sp), pending))
+        waits = list(pool.map(lambda sp: wait(*sp), pending))
+    ports.record(settings)
     _ensure_buckets(settings)
     _wait_settled([s for s in described if s.name == "bridge"], SETTLE_SECONDS)
     return {

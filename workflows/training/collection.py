@@ -58,6 +58,25 @@ def _existing(client: Any, settings: Settings, technique: Technique) -> set[str]
     return seen
 
 
+def _refuse_own_data(client: Any, settings: Settings, technique: Technique) -> None:
+    """The sample generator feeds demo datasets only: a dataset holding someone's own data never takes its rows.
+
+    Raises:
+        DatasetError: Naming a batch of real data and the sources that collect it.
+    """
+    bucket = settings.datasets_bucket
+    active = set(datasets.batch_keys(client, bucket, technique.dataset))
+    own = sorted(k for k, origin in datasets.origins(client, bucket, technique.dataset).items() if k in active
+                 and origin in datasets.OWN_DATA)  # fmt: skip
+    if own:
+        raise DatasetError(
+            f"s3://{bucket}/{technique.dataset}/ holds your own data ({own[0].rsplit('/', 1)[1]}, not generated): "
+            "the sample generator only feeds demo datasets",
+            hint="collect from your source: -p source=s3 -p location=s3://BUCKET/PREFIX/, or -p source=sql "
+            "-p location=URL",
+        )
+
+
 def from_generator(technique: Technique, month: int, rows: int, seed: int = 0) -> Any:
     """Next month's sample batch (the generator drifts in later months, as real traffic does)."""
     return technique.generate(rows, seed=seed + month, batch=month)
@@ -146,6 +165,7 @@ def collect(
     before = json.loads(json.dumps(state, default=str))
     month = int(state.get("months", 0))
     if source == "generator":
+        _refuse_own_data(client, settings, technique)
         frame = from_generator(technique, month, rows)
     elif source == "s3":
         frame, read = from_s3(client, location, state["s3_keys"], technique)
@@ -168,6 +188,7 @@ def collect(
             f"{technique.dataset}-month-{month}.csv",
             datasets.frame_to_csv(fresh),
             test=datasets.FrozenTest(drop_test_overlap=True),
+            origin=source,
         )
         keys = added.keys
         state["months"] = month + 1

@@ -33,6 +33,8 @@ _logger = logging.getLogger(__name__)
 TEST_KEY = "test/frozen.csv"
 TEST_FRACTION = 0.2
 RETIRED = "retired/"
+SOURCES = "sources/"
+OWN_DATA = ("user", "s3", "sql", "feedback")  # origins of real data; "generator" is the demo's sample data
 MAX_ATTEMPTS = 20
 
 
@@ -123,6 +125,7 @@ def collect(
     raw: bytes,
     seed: int = 0,
     test: FrozenTest | None = None,
+    origin: str = "user",
 ) -> Added:
     """Validate one file and add it to the technique's dataset; the first collection also freezes the test split.
 
@@ -141,6 +144,8 @@ def collect(
         seed: Seed of the stratified split on the first collection.
         test: The user's own test file, or the share to carve out (only the first collection uses it), and
             whether to drop rows that repeat test inputs.
+        origin: Where the rows come from (``user``, ``generator``, ``s3``, ``sql``, ``feedback``), recorded
+            next to the batch for ``data ls`` and for the sample generator, which never adds to real data.
 
     Returns:
         The S3 keys written and the rows dropped.
@@ -157,6 +162,7 @@ def collect(
         for _ in range(MAX_ATTEMPTS):
             added = _try_collect(client, settings, technique, (name, frame), (split, test_frame), seed)
             if added is not None:
+                _record_origin(client, settings.datasets_bucket, added.keys[-1], origin, name)
                 _logger.info("collected %s into %s (%d dropped)", name, ", ".join(added.keys), added.dropped)
                 return added
     raise DatasetError(f"{name}: {MAX_ATTEMPTS} concurrent adds to {technique.dataset} won the race; add it again")
@@ -194,7 +200,7 @@ def _try_collect(
         ]
         leakage.check_not_duplicate(name, frame, active, technique.spec)
         labels = [x for _, other in active for x in other[target]] + list(frame[target])
-        check_classes(f"{name} added to s3://{bucket}/{technique.dataset}/train/", labels, min_rows(technique))
+        check_classes(f"{name} (for s3://{bucket}/{technique.dataset}/train/)", labels, min_rows(technique))
     key = key_of(technique.dataset, f"train/batch-{_next_batch(client, bucket, technique.dataset):04d}.csv")
     if not put_new(client, bucket, key, frame_to_csv(frame)):
         return None
@@ -222,6 +228,22 @@ def _first_split(
     where = split.name or f"the test split of {name}"
     check_labels_seen(where, test_frame[target], frame[target], out_of_scope(technique))
     return frame, test_frame, dropped
+
+
+def _record_origin(client: Any, bucket: str, key: str, origin: str, name: str) -> None:
+    """Write ``<dataset>/sources/batch-NNNN.csv.json``: where a batch's rows came from."""
+    dataset, _, file = key.partition("/train/")
+    body = {"key": key, "origin": origin, "name": name}
+    client.put_object(Bucket=bucket, Key=f"{dataset}/{SOURCES}{file}.json", Body=json.dumps(body).encode())
+
+
+def origins(client: Any, bucket: str, dataset: str) -> dict[str, str]:
+    """Batch key → where its rows came from (batches written before origins were recorded are missing)."""
+    found = {}
+    for key in list_keys(client, bucket, key_of(dataset, SOURCES)):
+        record = json.loads(read_object(client, bucket, key))
+        found[str(record.get("key", ""))] = str(record.get("origin", ""))
+    return found
 
 
 def out_of_scope(technique: Technique) -> str | None:
