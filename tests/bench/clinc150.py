@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--train-only", action="store_true", help="skip the train + val runs")
     args = parser.parse_args()
     if not clinc150.available():
-        print(f"CLINC150 is not at {clinc150.HOME}", file=sys.stderr)
+        print("CLINC150 is missing from workflows/training/examples/", file=sys.stderr)
         return 2
     import pandas as pd
 

@@ -17,7 +17,6 @@ from workflows.steps.mlflow_logging import log_evaluation
 from workflows.training import datasets
 from workflows.training.validation import parse
 
-CLINC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clinc150" / "data_full.json"
 PER_CLASS_TRAIN, PER_CLASS_TEST = 8, 2
 
 
@@ -39,9 +38,9 @@ def _subset(rows: list[list[str]], per_class: int, names: dict[str, str]) -> pd.
 
 @pytest.fixture(scope="module")
 def clinc() -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not CLINC.exists():
-        pytest.fail(f"{CLINC} is missing: the shared CLINC150 data set is part of the test setup")
-    data = json.loads(CLINC.read_text())
+    from workflows.training import examples
+
+    data = examples.clinc150()
     names = {intent: _human(intent, i) for i, intent in enumerate(sorted({i for _, i in data["train"]}))}
     return _subset(data["train"], PER_CLASS_TRAIN, names), _subset(data["test"], PER_CLASS_TEST, names)
 

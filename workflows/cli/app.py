@@ -102,7 +102,13 @@ GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
     ),
     "data": (
         "Techniques' datasets in S3: seed sample data, add your own files.",
-        {"seed": data.data_seed, "add": data.data_add, "ls": data.data_ls, "rm": data.data_rm},
+        {
+            "seed": data.data_seed,
+            "add": data.data_add,
+            "ls": data.data_ls,
+            "rm": data.data_rm,
+            "example": data.data_example,
+        },
     ),
     "template": (
         "Your own WorkflowTemplates and ClusterWorkflowTemplates, like `argo template`.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -124,3 +126,22 @@ def data_rm(technique: str, batch: Annotated[str, typer.Argument(help="batch-000
     console.print(
         f"[green]✓[/] {technique}: retired {batch} (kept in S3; record {record}); the next run trains without it"
     )
+
+
+class Example(str, Enum):
+    """Example datasets that ship with ctcd."""
+
+    clinc150 = "clinc150"
+
+
+def data_example(
+    name: Example,
+    folder: Annotated[Path, typer.Argument(help="Where to write train.csv and test.jsonl.")],
+    intents: Annotated[int, typer.Option(min=2, max=150, help="Keep this many of the 150 intents (faster).")] = 150,
+) -> None:
+    """Write an example dataset that ships with ctcd (CLINC150, CC BY 3.0): train.csv and test.jsonl."""
+    from workflows.training import examples
+
+    train, test = examples.write(folder, intents)
+    console.print(f"[green]✓[/] {name.value}: {train} and {test} (CC BY 3.0, Larson et al. 2019)")
+    console.print(f"  add them with: ctcd data add intent-classifier {train} --test {test}")

@@ -162,6 +162,7 @@ def up(settings: Settings, on_ready: Callable[[str, float], None] | None = None)
             proc = _start(settings, service)
             _logger.info("started %s (pid %d) at %s", service.name, proc.pid, service.url)
         pending.append((service, proc))
+
     def wait(service: Service, proc: psutil.Process) -> float:
         seconds = _wait_healthy(settings, service, proc)
         if on_ready is not None and service.name not in already:
