@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from models.contract import get
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
-from workflows.training import collection, datasets
+from workflows.training import collection, datasets, provenance
 from workflows.training.validation import DatasetError
 
 TECHNIQUE = get("invoice-matcher")
@@ -136,7 +136,7 @@ def test_the_sample_generator_never_adds_to_a_users_own_dataset(store: tuple[Set
     settings, client = store
     first = datasets.frame_to_csv(_frame(800, seed=11, month=0))
     added = datasets.collect(client, settings, TECHNIQUE, "mine.csv", first)  # a person's own file
-    assert datasets.origins(client, settings.datasets_bucket, TECHNIQUE.dataset) == {added.keys[-1]: "user"}
+    assert provenance.origins(client, settings.datasets_bucket, TECHNIQUE.dataset) == {added.keys[-1]: "user"}
     before = _objects(client, settings.datasets_bucket)
     with pytest.raises(DatasetError, match=r"holds your own data \(batch-0000\.csv, not generated\)") as refused:
         collection.collect(client, settings, TECHNIQUE, "generator", rows=100)
@@ -151,4 +151,4 @@ def test_a_generated_demo_dataset_still_takes_generated_months(store: tuple[Sett
     )
     month = collection.collect(client, settings, TECHNIQUE, "generator", rows=200)
     assert month.new_rows > 0
-    assert set(datasets.origins(client, settings.datasets_bucket, TECHNIQUE.dataset).values()) == {"generator"}
+    assert set(provenance.origins(client, settings.datasets_bucket, TECHNIQUE.dataset).values()) == {"generator"}

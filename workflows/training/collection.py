@@ -17,7 +17,7 @@ from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
-from workflows.training import datasets, leakage
+from workflows.training import datasets, leakage, provenance
 from workflows.training.validation import JSON_LINES, DatasetError, parse
 
 
@@ -66,8 +66,8 @@ def _refuse_own_data(client: Any, settings: Settings, technique: Technique) -> N
     """
     bucket = settings.datasets_bucket
     active = set(datasets.batch_keys(client, bucket, technique.dataset))
-    own = sorted(k for k, origin in datasets.origins(client, bucket, technique.dataset).items() if k in active
-                 and origin in datasets.OWN_DATA)  # fmt: skip
+    own = sorted(k for k, origin in provenance.origins(client, bucket, technique.dataset).items() if k in active
+                 and origin in provenance.OWN_DATA)  # fmt: skip
     if own:
         raise DatasetError(
             f"s3://{bucket}/{technique.dataset}/ holds your own data ({own[0].rsplit('/', 1)[1]}, not generated): "

@@ -26,15 +26,13 @@ from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
-from workflows.training import leakage
+from workflows.training import leakage, provenance
 from workflows.training.validation import DatasetError, check_classes, check_labels_seen, parse
 
 _logger = logging.getLogger(__name__)
 TEST_KEY = "test/frozen.csv"
 TEST_FRACTION = 0.2
 RETIRED = "retired/"
-SOURCES = "sources/"
-OWN_DATA = ("user", "s3", "sql", "feedback")  # origins of real data; "generator" is the demo's sample data
 MAX_ATTEMPTS = 20
 
 
@@ -162,7 +160,7 @@ def collect(
         for _ in range(MAX_ATTEMPTS):
             added = _try_collect(client, settings, technique, (name, frame), (split, test_frame), seed)
             if added is not None:
-                _record_origin(client, settings.datasets_bucket, added.keys[-1], origin, name)
+                provenance.record(client, settings.datasets_bucket, added.keys[-1], origin, name)
                 _logger.info("collected %s into %s (%d dropped)", name, ", ".join(added.keys), added.dropped)
                 return added
     raise DatasetError(f"{name}: {MAX_ATTEMPTS} concurrent adds to {technique.dataset} won the race; add it again")
@@ -228,22 +226,6 @@ def _first_split(
     where = split.name or f"the test split of {name}"
     check_labels_seen(where, test_frame[target], frame[target], out_of_scope(technique))
     return frame, test_frame, dropped
-
-
-def _record_origin(client: Any, bucket: str, key: str, origin: str, name: str) -> None:
-    """Write ``<dataset>/sources/batch-NNNN.csv.json``: where a batch's rows came from."""
-    dataset, _, file = key.partition("/train/")
-    body = {"key": key, "origin": origin, "name": name}
-    client.put_object(Bucket=bucket, Key=f"{dataset}/{SOURCES}{file}.json", Body=json.dumps(body).encode())
-
-
-def origins(client: Any, bucket: str, dataset: str) -> dict[str, str]:
-    """Batch key → where its rows came from (batches written before origins were recorded are missing)."""
-    found = {}
-    for key in list_keys(client, bucket, key_of(dataset, SOURCES)):
-        record = json.loads(read_object(client, bucket, key))
-        found[str(record.get("key", ""))] = str(record.get("origin", ""))
-    return found
 
 
 def out_of_scope(technique: Technique) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from models.contract import Technique
 from workflows.settings import Settings
-from workflows.training import datasets, leakage
+from workflows.training import leakage, provenance
 from workflows.training.datasets import (
     RETIRED,
     TEST_KEY,
@@ -95,7 +95,7 @@ def inventory(client: Any, settings: Settings, technique: Technique) -> dict[str
     keys = ([test_key] if exists(client, bucket, test_key) else []) + [
         k for k in list_keys(client, bucket, key_of(technique.dataset, "train/")) if k.endswith((".csv", ".parquet"))
     ]
-    test, origin = None, datasets.origins(client, bucket, technique.dataset)
+    test, origin = None, provenance.origins(client, bucket, technique.dataset)
     for key in keys:
         raw = read_object(client, bucket, key)
         frame = parse(key, raw, technique.spec)
