@@ -16,9 +16,16 @@ from mlflow.tracking import MlflowClient
 from models.contract import get
 from tests.conftest import ctcd
 from tests.e2e.conftest import SMALL
+from workflows.delivery import ledger, promotion
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 from workflows.training import datasets
+
+
+def _staging(platform: Settings, technique: str) -> str:
+    """The version staging pins now: the champion, which the gate compares with, is always that one."""
+    doc = promotion.current(platform.git_remote, "main", technique, "staging")
+    return str(doc["a"]["version"]) if doc else ""
 
 
 def _version(registry: MlflowClient, name: str, number: int) -> Any:
@@ -27,13 +34,15 @@ def _version(registry: MlflowClient, name: str, number: int) -> Any:
 
 @pytest.mark.parametrize("technique", sorted(SMALL))
 def test_first_training_registers_an_eligible_champion(
-    runs: dict[str, Any], registry: MlflowClient, technique: str
+    runs: dict[str, Any], registry: MlflowClient, technique: str, platform: Settings
 ) -> None:
     assert runs["first"]["status"]["phase"] == "Succeeded"
     v1 = _version(registry, technique, 1)
     assert v1.tags["ctcd.gate.decision"] == "better"
     assert v1.tags["ctcd.gate.champion"] == ""  # there was none
-    assert registry.get_model_version_by_alias(technique, "champion").version == "1"
+    first = ledger.history(platform.git_remote, "main", technique, "staging")[0]
+    assert (first.version, first.source) == ("1", "training")  # the gate's "better" became staging's first pin
+    assert registry.get_model_version_by_alias(technique, "champion").version == _staging(platform, technique)
     lineage = {k: v1.tags[f"ctcd.{k}"] for k in ("technique", "dataset_version", "workflow_run", "git_commit")}
     assert lineage["technique"] == technique
     assert lineage["workflow_run"] == runs["first"]["metadata"]["name"]
@@ -78,7 +87,7 @@ def test_run_logs_metrics_plot_report_model_and_pins(
 
 @pytest.mark.parametrize("technique", sorted(SMALL))
 def test_training_again_on_unchanged_data_does_not_promote(
-    runs: dict[str, Any], registry: MlflowClient, technique: str
+    runs: dict[str, Any], registry: MlflowClient, technique: str, platform: Settings
 ) -> None:
     assert runs["second"]["status"]["phase"] == "Succeeded"
     v1, v2 = _version(registry, technique, 1), _version(registry, technique, 2)
@@ -86,7 +95,11 @@ def test_training_again_on_unchanged_data_does_not_promote(
     assert v2.tags["ctcd.dataset_version"] == v1.tags["ctcd.dataset_version"]
     assert float(v2.tags["ctcd.gate.delta"]) == pytest.approx(0.0, abs=1e-9)
     assert v2.tags["ctcd.previous_champion"] == "1"
-    assert registry.get_model_version_by_alias(technique, "champion").version == "1"
+    trained = {
+        e.version for e in ledger.history(platform.git_remote, "main", technique, "staging") if e.source == "training"
+    }
+    assert trained == {"1"}  # not-better: training promoted nothing new
+    assert registry.get_model_version_by_alias(technique, "champion").version == _staging(platform, technique)
 
 
 def _memoized(run: dict[str, Any], template: str) -> list[bool]:
@@ -118,7 +131,7 @@ def test_models_table_reports_the_decisions(runs: dict[str, Any], platform: Sett
     untrained = [r for r in table if r["technique"] not in SMALL]
     assert untrained and all(r["version"] == "-" and not r["leads"] for r in untrained)
     assert rows["intent-classifier"]["leads"] and rows["intent-classifier"]["task"] == "intents"
-    assert {r["champion"] for r in rows.values()} == {"1"}
+    assert all(r["champion"] == _staging(platform, name) for name, r in rows.items())
 
 
 def test_test_split_stays_frozen_while_train_grows(runs: dict[str, Any], platform: Settings, tmp_path: Path) -> None:

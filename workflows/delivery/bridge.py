@@ -116,6 +116,7 @@ def _promote(settings: Settings, client: Any, name: str, request: Request, pinne
     env, version = request.environment, request.version
     pin = overlays.Pin(**registry.pin_fields(client, name, version, settings.artifacts_bucket))
     evidence = {
+        **registry.metric_evidence(client, name, version),
         "Promoted-By": "registry-bridge",
         "Registry-Change": f"{request.how} = v{version}",
         "Source": "registry",
