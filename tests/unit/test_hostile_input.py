@@ -93,3 +93,21 @@ def test_route_refuses_a_technique_outside_the_task_even_at_weight_0(tmp_path: P
     result = CliRunner().invoke(app, ["route", "intents", "--weights", weights], env=env)
     assert result.exit_code == 1
     assert "invoice-matcher does not solve task intents" in result.output
+
+
+def test_a_retried_steps_attempts_answer_to_its_name() -> None:
+    from workflows.cli.runs import _step_of
+
+    assert [_step_of(n) for n in ("train(0)", "train(12)", "train", "load-data(1)")] == [
+        "train",
+        "train",
+        "train",
+        "load-data",
+    ]
+
+
+def test_the_signature_lists_what_serving_answers() -> None:
+    from workflows.steps.mlflow_logging import signature
+
+    assert signature(get("intent-classifier")).outputs.input_names() == ["label", "confidence", "reason", "candidate"]
+    assert signature(get("invoice-matcher")).outputs.input_names() == ["label", "confidence"]

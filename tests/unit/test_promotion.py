@@ -279,6 +279,8 @@ def test_a_first_canary_took_all_the_traffic_so_rollback_restores_it_at_100(remo
     promotion.promote(remote, "main", desired("2"), {}, to_main=True)  # r2
     rollback.rollback(remote, "main", "intent-classifier", "staging")
     assert _served(remote) == ("1", None)  # not a 20% canary against v2
+    subject, strategy = log(remote, "-1", "--format=%s%n%(trailers:key=Strategy,valueonly)")[:2]
+    assert subject.endswith("to revision 1 (v1 100%)") and strategy == "full"  # the record says what serves
 
 
 def test_a_plain_git_merge_of_a_stale_branch_is_flagged_in_the_ledger(remote: str, tmp_path: Path) -> None:
