@@ -1,0 +1,159 @@
+"""The prediction log: every answer serving gives, as append-only JSON Lines files in S3.
+
+Records are never written on the request path. :class:`LogWriter` keeps a bounded queue; a background thread
+flushes it by size (``batch`` records) and by time (``every`` seconds), and :meth:`LogWriter.close` flushes what is
+left on a graceful shutdown. When the queue is full a record is dropped and counted, and the request is not slowed.
+A kill -9 loses at most the unflushed queue: ``capacity`` records, or what arrived within ``every`` seconds.
+
+Files are partitioned as ``s3://<bucket>/<service>/<namespace>/date=YYYY-MM-DD/hour=HH/<time>-<id>.jsonl``, one
+per flush and partition, never rewritten. The same writer serves the local gateway and, on a cluster, the logger
+service that receives KServe's payload-logger CloudEvents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+_logger = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "x-ctcd-request-id"
+
+
+class Record(TypedDict):
+    """One answer serving gave."""
+
+    request_id: str
+    time: str
+    namespace: str
+    service: str  # the InferenceService or task graph the request named
+    answered_by: str  # the InferenceService that answered (a graph's choice)
+    revision: str
+    model_version: str
+    channel: str
+    inputs: list[Any]
+    labels: list[str]
+    confidences: list[float]
+    handoffs: list[bool]
+    candidates: list[str]
+    latency_ms: float
+    status: int
+
+
+def keyed_hash(value: Any, key: bytes) -> str:
+    """An input a technique declares sensitive, as a keyed hash: equal inputs match, none can be read back."""
+    return hmac.new(key, json.dumps(value, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+def outputs(body: bytes) -> tuple[list[str], list[float], list[bool], list[str]]:
+    """Labels, confidences, hand-off flags and candidates of a v1 or v2 answer ([] for an error or another shape)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return [], [], [], []
+    if isinstance(doc, dict) and isinstance(doc.get("predictions"), list):
+        rows = [p for p in doc["predictions"] if isinstance(p, dict)]
+        labels = [str(p.get("label", "")) for p in rows]
+        confidences = [float(p.get("confidence", 0.0) or 0.0) for p in rows]
+        candidates = [str(p.get("candidate", p.get("label", ""))) for p in rows]
+        return labels, confidences, [label == "handoff" for label in labels], candidates
+    if isinstance(doc, dict) and isinstance(doc.get("outputs"), list):
+        columns = {o.get("name"): o.get("data", []) for o in doc["outputs"] if isinstance(o, dict)}
+        labels = [str(x) for x in columns.get("label", [])]
+        confidences = [float(x) for x in columns.get("confidence", [])]
+        candidates = [str(x) for x in columns.get("candidate", labels)]
+        return labels, confidences, [label == "handoff" for label in labels], candidates
+    return [], [], [], []
+
+
+def partition(record: Record) -> str:
+    """``<service>/<namespace>/date=YYYY-MM-DD/hour=HH``: where a record's file goes."""
+    moment = datetime.fromisoformat(record["time"])
+    return f"{record['service']}/{record['namespace']}/date={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+class LogWriter:
+    """A bounded queue of records, flushed to storage by a background thread.
+
+    Args:
+        put: Writes one file: ``put(key, body)`` (an S3 ``put_object``, or a fake in tests).
+        capacity: The most records waiting; one more is dropped and counted.
+        batch: Flush as soon as this many wait.
+        every: Flush at least this often (seconds).
+    """
+
+    def __init__(self, put: Callable[[str, bytes], None], capacity: int = 10_000, batch: int = 500, every: float = 2.0):
+        self.put, self.capacity, self.batch, self.every = put, capacity, batch, every
+        self.queue: deque[Record] = deque()
+        self.dropped = self.written = self.failed = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def add(self, record: Record) -> bool:
+        """Queue a record (never blocks); False when the queue was full and it was dropped."""
+        if len(self.queue) >= self.capacity:
+            self.dropped += 1
+            return False
+        self.queue.append(record)
+        if len(self.queue) >= self.batch:
+            self._wake.set()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.every)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every queued record, one file per partition; return how many were written."""
+        with self._lock:
+            taken: list[Record] = []
+            while self.queue:
+                taken.append(self.queue.popleft())
+            groups: dict[str, list[Record]] = {}
+            for record in taken:
+                groups.setdefault(partition(record), []).append(record)
+            for folder, records in groups.items():
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+                body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+                try:
+                    self.put(f"{folder}/{stamp}-{uuid.uuid4().hex[:12]}.jsonl", body)
+                    self.written += len(records)
+                except Exception as exc:  # storage away: the records are lost and counted, serving goes on
+                    self.failed += len(records)
+                    _logger.warning("prediction log: %d record(s) not written: %s", len(records), exc)
+            return len(taken)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and flush what is left (a graceful shutdown loses nothing)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self.flush()
+
+
+def now() -> str:
+    """The record time: UTC, ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_request_id() -> str:
+    """A request id for a caller that sent none."""
+    return uuid.uuid4().hex
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since ``started`` (``time.perf_counter``)."""
+    return round((time.perf_counter() - started) * 1000, 3)
