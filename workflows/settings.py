@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         s3_region: Region name passed to S3 clients.
         datasets_bucket: Bucket holding the techniques' datasets.
         artifacts_bucket: Bucket holding MLflow artifacts and workflow artifacts.
+        predictions_bucket: Bucket of the prediction log (every answer serving gives, as JSON Lines).
         mlflow_port: Port of the embedded MLflow server.
         mlflow_tracking_uri: MLflow tracking and registry URI; derived from ``mlflow_port`` when unset.
         git_remote: Git remote that Argo CD watches; locally a bare repository in the state folder.
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     datasets_bucket: str = "ctcd-datasets"
     artifacts_bucket: str = "ctcd-artifacts"
+    predictions_bucket: str = "ctcd-predictions"
     mlflow_port: int = Field(default=5050, ge=1, le=65535)
     mlflow_tracking_uri: str = Field(default="", validation_alias="MLFLOW_TRACKING_URI")
     git_remote: str = ""

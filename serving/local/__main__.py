@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
+from serving import predlog
 from serving.local import gateway, source
 from serving.local.reconcile import Reconciler
 
@@ -61,6 +62,13 @@ class Loop:
             self.stopping.wait(0.5)
 
 
+def _prediction_log(state_dir: Path) -> predlog.LogWriter:
+    """The prediction log's writer into ``CTCD_PREDICTIONS_BUCKET`` (ctcd-predictions)."""
+    client = source.s3_client(state_dir)
+    bucket = os.environ.get("CTCD_PREDICTIONS_BUCKET", "ctcd-predictions")
+    return predlog.LogWriter(lambda key, body: client.put_object(Bucket=bucket, Key=key, Body=body))
+
+
 def main() -> None:
     """Start the reconcile loop and the gateway; stop every model server on exit."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -73,8 +81,10 @@ def main() -> None:
     worker.start()
     try:
         timeout = float(os.environ.get("CTCD_GATEWAY_TIMEOUT", "30"))
-        forward = gateway.app(loop, domain=domain, timeout=timeout)
+        writer = _prediction_log(state_dir)
+        forward = gateway.app(loop, domain=domain, timeout=timeout, log=writer)
         uvicorn.run(forward, host="127.0.0.1", port=port, log_level="warning")
+        writer.close()  # a graceful stop flushes the queue: nothing is lost
     finally:
         loop.stopping.set()
         worker.join(timeout=5)

@@ -7,7 +7,9 @@ Each response carries ``x-ctcd-revision`` (and ``x-ctcd-service``) so the split 
 ``x-ctcd-model-version`` and ``x-ctcd-run-id``: the registry version that answered and the run that trained it.
 A revision whose server refuses the connection (it died before the reconciler noticed) is skipped for the others.  A
 revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the size limit get a 413.
-``/metrics`` counts answers and their latency per service, revision and status code (Prometheus).
+``/metrics`` counts answers and their latency per service, revision and status code (Prometheus).  Each answer
+carries ``x-ctcd-request-id`` (the caller's ``x-request-id``, or a new one), and, with a prediction log, is
+recorded there after it was sent (:mod:`serving.predlog`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from serving import predlog
 from serving.limits import BodyLimit
 from serving.local import graph as graph_routes
 
@@ -117,6 +120,16 @@ class Metrics:
         series[0].inc()
         series[1].observe(time.perf_counter() - started)
 
+    def count_log(self, log: predlog.LogWriter) -> None:
+        """Expose the prediction log's losses: records dropped (queue full) and not written (storage away)."""
+        from prometheus_client import Gauge
+
+        for what, read in (("dropped", lambda: log.dropped), ("failed", lambda: log.failed)):
+            gauge = Gauge(
+                f"ctcd_prediction_log_{what}_records", f"Prediction log records {what}.", registry=self.registry
+            )
+            gauge.set_function(read)
+
     async def endpoint(self, _: Request) -> Response:
         """``GET /metrics`` in Prometheus's text format."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -163,25 +176,38 @@ class Gateway:
         domain: The ingress domain of KServe Hosts.
         default_namespace: Serves requests that name no namespace.
         timeout: Seconds to wait for a model server before answering 504.
+        log: The prediction log's writer (None: nothing is recorded).
     """
 
     def __init__(
-        self, state: Any, rng: random.Random, domain: str, default_namespace: str, timeout: float = 30.0
+        self,
+        state: Any,
+        rng: random.Random,
+        domain: str,
+        default_namespace: str,
+        timeout: float = 30.0,
+        log: predlog.LogWriter | None = None,
     ) -> None:
         self.state, self.rng, self.domain, self.default_namespace = state, rng, domain, default_namespace
-        self.upstream, self.metrics = Upstream(timeout), Metrics()
+        self.upstream, self.metrics, self.log = Upstream(timeout), Metrics(), log
+        if log is not None:
+            self.metrics.count_log(log)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Answer one request: route it, forward it, count it."""
         started = time.perf_counter()
         body = await _body(receive)
         headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or predlog.new_request_id()
         code, content, extra = await self.route(scope["method"], scope["path"], headers, body)
+        extra = [*extra, (predlog.REQUEST_ID_HEADER.encode(), request_id.encode("latin-1"))]
         labels = dict(extra)
         self.metrics.observe(
             labels.get(b"x-ctcd-service", b"-").decode(), labels.get(b"x-ctcd-revision", b"-").decode(), code, started
         )
         await _answer(send, (code, content, extra))
+        if self.log is not None and scope["method"] == "POST":
+            self.log.add(_record(request_id, scope["path"], headers, body, (code, content, extra), started))
 
     def _namespace(self, given: str | None, name: str, headers: dict[bytes, bytes]) -> str:
         if given is not None:
@@ -263,6 +289,52 @@ class Gateway:
         return code, content, answer
 
 
+def _record(
+    request_id: str, path: str, headers: dict[bytes, bytes], body: bytes, answer: Answer, started: float
+) -> predlog.Record:
+    """The prediction log's record of one answer (written after it was sent, off the request's critical path)."""
+    code, content, extra = answer
+    said = {k.decode(): v.decode("latin-1") for k, v in extra}
+    match = PATH.match(path)
+    doc = _json_or_none(body)
+    parameters = doc.get("parameters") if isinstance(doc, dict) else None
+    channel = parameters.get("channel") if isinstance(parameters, dict) else None
+    labels, confidences, handoffs, candidates = predlog.outputs(content) if code == 200 else ([], [], [], [])
+    return predlog.Record(
+        request_id=request_id,
+        time=predlog.now(),
+        namespace=said.get("x-ctcd-namespace", ""),
+        service=match.group(3) if match else "",
+        answered_by=said.get("x-ctcd-service", ""),
+        revision=said.get("x-ctcd-revision", ""),
+        model_version=said.get("x-ctcd-model-version", ""),
+        channel=str(channel if channel is not None else headers.get(CHANNEL_HEADER, b"").decode("latin-1")),
+        inputs=_inputs(doc),
+        labels=labels,
+        confidences=confidences,
+        handoffs=handoffs,
+        candidates=candidates,
+        latency_ms=predlog.elapsed_ms(started),
+        status=code,
+    )
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _inputs(doc: Any) -> list[Any]:
+    """The rows a v1 request sent, or each v2 input's data by name."""
+    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
+        return list(doc["instances"])[:10_000]
+    if isinstance(doc, dict) and isinstance(doc.get("inputs"), list):
+        return [{str(i.get("name")): i.get("data")} for i in doc["inputs"] if isinstance(i, dict)]
+    return []
+
+
 async def _body(receive: Any) -> bytes:
     chunks = []
     while True:
@@ -278,13 +350,14 @@ def app(
     domain: str = "example.com",
     default_namespace: str = DEFAULT_NAMESPACE,
     timeout: float = 30.0,
+    log: predlog.LogWriter | None = None,
 ) -> Any:
     """The gateway as an ASGI application: ``/healthz`` and ``/metrics``, and every other path forwarded.
 
     A request names its namespace by the Host KServe gives the service (``<name>.<namespace>.<domain>``), or by
     the path form ``/namespaces/<namespace>/v1/models/<name>:predict``; otherwise ``default_namespace`` serves it.
     """
-    forward = Gateway(state, random.Random(seed), domain, default_namespace, timeout)
+    forward = Gateway(state, random.Random(seed), domain, default_namespace, timeout, log)
 
     async def health(_: Request) -> Response:
         problems = list(getattr(state, "problems", []))

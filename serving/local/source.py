@@ -44,21 +44,26 @@ def render(remote: str, commit: str) -> list[dict[str, Any]]:
         return docs
 
 
-def s3_fetcher(state_dir: Path) -> Any:
-    """A function that downloads an ``s3://bucket/prefix`` folder into a local folder (cached by path)."""
+def s3_client(state_dir: Path) -> Any:
+    """A boto3 S3 client from the environment (``CTCD_S3_ENDPOINT_URL``) and the state folder's credentials."""
     import boto3
     from botocore.config import Config
 
     creds_file = state_dir / "credentials.json"
     creds = json.loads(creds_file.read_text()) if creds_file.exists() else {}
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=os.environ["CTCD_S3_ENDPOINT_URL"],
         region_name=os.environ.get("CTCD_S3_REGION", "us-east-1"),
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", creds.get("AWS_ACCESS_KEY_ID")),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", creds.get("AWS_SECRET_ACCESS_KEY")),
-        config=Config(s3={"addressing_style": "path"}),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
     )
+
+
+def s3_fetcher(state_dir: Path) -> Any:
+    """A function that downloads an ``s3://bucket/prefix`` folder into a local folder (cached by path)."""
+    client = s3_client(state_dir)
 
     def fetch(uri: str, dest: Path) -> None:
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")

@@ -231,3 +231,30 @@ def test_a_killed_canary_server_loses_its_traffic_then_is_restarted(
 def _restarts(platform: Settings, revision: str) -> int:
     state = json.loads((platform.state_dir / "serving" / "state.json").read_text())
     return next(int(r["restarts"]) for s in state["services"] for r in s["revisions"] if r["name"] == revision)
+
+
+def test_answers_land_in_the_prediction_log_in_s3(runs: dict[str, Any], platform: Settings) -> None:
+    from workflows.platform.s3 import s3_client
+
+    url = f"{platform.gateway_url}/v1/models/intent-classifier:predict"
+    ids = []
+    with httpx.Client(timeout=30) as client:
+        for i in range(20):
+            reply = client.post(url, json={"instances": [f"block my card {i}"]}, headers={"x-request-id": f"e2e-{i}"})
+            assert reply.status_code == 200 and reply.headers["x-ctcd-request-id"] == f"e2e-{i}"
+            ids.append(f"e2e-{i}")
+    s3 = s3_client(platform)
+
+    def logged() -> dict[str, dict[str, Any]]:
+        listing = s3.list_objects_v2(Bucket=platform.predictions_bucket, Prefix="intent-classifier/ctcd-staging/")
+        found = {}
+        for item in listing.get("Contents", []):
+            for line in s3.get_object(Bucket=platform.predictions_bucket, Key=item["Key"])["Body"].read().splitlines():
+                record = json.loads(line)
+                found[record["request_id"]] = record
+        return found
+
+    wait_for(lambda: set(ids) <= set(logged()), timeout=30)  # flushed within seconds, off the request path
+    record = logged()["e2e-0"]
+    assert record["inputs"] == ["block my card 0"] and record["status"] == 200 and record["model_version"]
+    assert record["labels"] and 0 <= record["confidences"][0] <= 1 and record["answered_by"] == "intent-classifier"

@@ -6,6 +6,7 @@ never turned into a 503, and the pooled connections stay usable after an error a
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from serving import predlog
 from serving.limits import MAX_BODY_BYTES
 from serving.local import gateway
 
@@ -52,7 +54,9 @@ CHAT_ONLY = {  # a Switch with no default step: KServe refuses what no condition
 }
 
 
-SLOW_PORT = _port()
+SLOW_PORT, LOGGED_PORT = _port(), _port()
+FILES: dict[str, bytes] = {}
+LOG = predlog.LogWriter(FILES.__setitem__, batch=10_000, every=60)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +80,9 @@ def gateway_url() -> Iterator[str]:
         )
         front = _serve(gateway.app(state), gateway_port)
         impatient = _serve(gateway.app(state, timeout=1.0), SLOW_PORT)  # CTCD_GATEWAY_TIMEOUT=1
+        logged = _serve(gateway.app(state, log=LOG), LOGGED_PORT)
         yield f"http://127.0.0.1:{gateway_port}"
-        front.should_exit = impatient.should_exit = True
+        front.should_exit = impatient.should_exit = logged.should_exit = True
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -194,3 +199,26 @@ def test_json_nested_thousands_deep_through_a_task_graph_is_a_400(gateway_url: s
 def test_explain_answers_as_kserve_does_without_an_explainer(gateway_url: str) -> None:
     reply = httpx.post(f"{gateway_url}/v1/models/m:explain", json={"instances": [1]}, timeout=10)
     assert reply.status_code == 501 and "has no explainer" in reply.json()["error"]
+
+
+def test_every_answer_is_logged_with_its_request_id_and_the_caller_gets_the_id(gateway_url: str) -> None:
+    url = f"http://127.0.0.1:{LOGGED_PORT}"
+    sent = []
+    with httpx.Client(timeout=10) as client:
+        for i in range(30):
+            body = {"bad": i % 3 == 0, "instances": [f"q{i}"], "parameters": {"channel": "chat"} if i % 2 else {}}
+            reply = client.post(f"{url}/v1/models/m:predict", json=body, headers={"x-request-id": f"id-{i}"})
+            assert reply.headers["x-ctcd-request-id"] == f"id-{i}"
+            sent.append((f"id-{i}", reply.status_code, i % 2 == 1))
+        fresh = client.post(f"{url}/v1/models/m:predict", json={"instances": ["x"]})
+        assert len(fresh.headers["x-ctcd-request-id"]) == 32  # one is made for a caller that sent none
+    LOG.flush()
+    records = [json.loads(line) for body in FILES.values() for line in body.splitlines()]
+    by_id = {r["request_id"]: r for r in records}
+    for request_id, status, chat in sent:
+        record = by_id[request_id]
+        assert (record["status"], record["channel"] == "chat") == (status, chat)
+        assert record["namespace"] == "ctcd-staging" and record["service"] == "m" and record["revision"]
+    assert by_id["id-1"]["labels"] == ["ok"] and by_id["id-1"]["inputs"] == ["q1"]
+    assert all(key.startswith("m/ctcd-staging/date=") for key in FILES)
+    assert "ctcd_prediction_log_dropped_records 0.0" in httpx.get(f"{url}/metrics").text

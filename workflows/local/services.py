@@ -217,6 +217,7 @@ def _serving(settings: Settings, creds: dict[str, str]) -> Service:
             "CTCD_SERVING_DOMAIN": settings.serving_domain,
             "CTCD_GATEWAY_PORT": str(settings.gateway_port),
             "CTCD_GATEWAY_TIMEOUT": str(settings.gateway_timeout),
+            "CTCD_PREDICTIONS_BUCKET": settings.predictions_bucket,
         },
         health=lambda: http_ok(settings.gateway_url + "/healthz", (200, 503)),
         problem=lambda: http_problem(settings.gateway_url + "/healthz", (200,)),

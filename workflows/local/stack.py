@@ -199,7 +199,7 @@ def _ensure_buckets(settings: Settings) -> None:
 
     client = s3_client(settings)
     existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
-    for bucket in (settings.datasets_bucket, settings.artifacts_bucket):
+    for bucket in (settings.datasets_bucket, settings.artifacts_bucket, settings.predictions_bucket):
         if bucket not in existing:
             client.create_bucket(Bucket=bucket)
 
