@@ -53,6 +53,9 @@ class FakeRegistry:
         self.aliases.pop(alias, None)
         self.writes += 1
 
+    def get_model_version(self, name: str, version: str) -> Any:
+        return SimpleNamespace(tags={"ctcd.gate.challenger": f"0.9{version}", "ctcd.gate.champion": ""})
+
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         self.tags.pop(key, None)
 
@@ -190,6 +193,7 @@ def test_a_ui_rollback_in_production_waits_as_pending_then_moves_everything(worl
     settle(world)
     desired, evidence = world.git.branches["promote/production/m/v1"]
     assert desired.strategy == "full" and evidence["Intent"] == "rollback"  # a full move back, not a 20% canary
+    assert evidence["Metric"] == "0.91"  # the gate's figure goes with every promotion
     assert world.reg.aliases["production"] == "2" and stages(world) == {"2": "Production"}  # nothing ran ahead
     assert world.reg.versions["1"].tags["ctcd.pending"] == "production: waits for `ctcd merge promote/production/m/v1`"
     world.git.merge("promote/production/m/v1")
