@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from workflows.cli import data, delivery, library, models, platform, runs, serving
+from workflows.cli import data, delivery, feedback, library, models, platform, runs, serving
 from workflows.cli.output import report
 from workflows.errors import CtcdError
 
@@ -130,6 +130,8 @@ GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
             "resume": library.cron_resume,
         },
     ),
+    "handoff": ("Questions handed off to a person, from the prediction log.", {"ls": feedback.handoff_ls}),
+    "feedback": ("Labels confirmed in production, back as training data.", {"add": feedback.feedback_add}),
     "get": ("Show serving objects, like `kubectl get`.", {"isvc": serving.get_isvc, "ig": serving.get_ig}),
     "serving": ("Local serving (the stand-in for Argo CD + KServe).", {"wait": serving.serving_wait}),
 }

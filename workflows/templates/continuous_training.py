@@ -25,7 +25,7 @@ with WorkflowTemplate(
     arguments=[
         image_parameter(),
         Parameter(name="technique", enum=TECHNIQUES),
-        Parameter(name="source", value="generator", enum=["generator", "s3", "sql"]),
+        Parameter(name="source", value="generator", enum=["generator", "s3", "sql", "feedback"]),
         Parameter(name="rows", value="500"),
         Parameter(name="location", value=""),
         Parameter(name="retrain-on", value="new-data", enum=["new-data", "drift"]),

@@ -116,6 +116,23 @@ def from_s3(client: Any, prefix: str, seen: list[str], technique: Technique) -> 
     return frame, [f"s3://{bucket}/{k}" for k in keys]
 
 
+def from_feedback(client: Any, settings: Settings, technique: Technique, seen: list[str]) -> tuple[Any, list[str]]:
+    """Labels people confirmed in production (:mod:`workflows.training.feedback`) not taken before, as rows."""
+    import pandas as pd
+
+    from workflows.training import feedback
+
+    features = technique.spec.feature_columns()
+    if len(features) != 1:
+        raise DatasetError(f"{technique.name} takes {', '.join(features)}: feedback carries one text input only")
+    rows = feedback.labelled(client, settings, technique.dataset, after=seen)
+    frame = pd.DataFrame(
+        {features[0]: [r["text"] for r in rows], technique.spec.target: [r["label"] for r in rows]},
+        columns=[*features, technique.spec.target],
+    )
+    return frame[list(technique.spec.dataset.columns)], sorted({r["file"] for r in rows})
+
+
 def from_sql(url: str, table: str, watermark: str, after: Any, technique: Technique) -> tuple[Any, Any]:
     """Rows of ``table`` whose ``watermark`` column is beyond the last one read (SQLAlchemy: sqlite, PostgreSQL…)."""
     import pandas as pd
@@ -170,12 +187,15 @@ def collect(
     elif source == "s3":
         frame, read = from_s3(client, location, state["s3_keys"], technique)
         state["s3_keys"] = state["s3_keys"] + read
+    elif source == "feedback":
+        frame, taken = from_feedback(client, settings, technique, state.get("feedback_files", []))
+        state["feedback_files"] = state.get("feedback_files", []) + taken
     elif source == "sql":
         if not location:
             raise DatasetError("the sql source needs a location: a SQLAlchemy URL such as sqlite:///rows.db")
         frame, state["sql_watermark"] = from_sql(location, "rows", watermark, state.get("sql_watermark"), technique)
     else:
-        raise DatasetError(f"unknown source {source!r}: use generator, s3 or sql")
+        raise DatasetError(f"unknown source {source!r}: use generator, s3, sql or feedback")
     raw = datasets.frame_to_csv(frame[list(technique.spec.dataset.columns)]) if len(frame) else b""
     frame = parse(f"{source} batch", raw, technique.spec) if raw else frame
     fresh, duplicates, test_overlap = _dedupe(client, settings, technique, frame)

@@ -1,0 +1,96 @@
+"""Production feedback against the real embedded S3: the hand-off queue, confirmed labels, and their way back into
+training as a batch of origin ``feedback``. Each test has buckets of its own."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from models.contract import get
+from serving import predlog
+from workflows.platform.s3 import s3_client
+from workflows.settings import Settings
+from workflows.training import collection, datasets, feedback, provenance
+from workflows.training.validation import DatasetError
+
+TECHNIQUE = get("intent-classifier")
+
+
+@pytest.fixture()
+def store(platform: Settings) -> tuple[Settings, Any]:
+    tag = uuid.uuid4().hex[:8]
+    settings = platform.model_copy(update={"datasets_bucket": f"fb-data-{tag}", "predictions_bucket": f"fb-log-{tag}"})
+    client = s3_client(settings)
+    for bucket in (settings.datasets_bucket, settings.predictions_bucket):
+        client.create_bucket(Bucket=bucket)
+    first = TECHNIQUE.generate(1500, seed=4)
+    datasets.collect(client, settings, TECHNIQUE, "first.csv", datasets.frame_to_csv(first), origin="generator")
+    return settings, client
+
+
+def _log(settings: Settings, client: Any, rows: list[tuple[str, str, bool, str]]) -> None:
+    """Records as the gateway writes them: (request id, text, handed off, candidate)."""
+    writer = predlog.LogWriter(lambda k, b: client.put_object(Bucket=settings.predictions_bucket, Key=k, Body=b))
+    for request_id, text, handed, candidate in rows:
+        writer.add(
+            predlog.Record(
+                request_id=request_id, time=predlog.now(), namespace="ctcd-production", service="intents",
+                answered_by="intent-classifier", revision="r", model_version="1", channel="", inputs=[text],
+                labels=["handoff" if handed else candidate], confidences=[0.2 if handed else 0.9],
+                handoffs=[handed], candidates=[candidate], latency_ms=1.0, status=200,
+            )
+        )  # fmt: skip
+    writer.close()
+
+
+def test_handed_off_questions_are_listed_and_confirmed_labels_train_as_a_feedback_batch(
+    store: tuple[Settings, Any],
+) -> None:
+    settings, client = store
+    labels = sorted(set(TECHNIQUE.generate(200, seed=4)["intent"]))
+    rows = [(f"q{i}", f"a new way to ask number {i} about my money", i % 2 == 0, labels[i % 5]) for i in range(40)]
+    _log(settings, client, rows)
+    queue = feedback.handoffs(client, settings.predictions_bucket, "intents", "ctcd-production")
+    assert [q["request_id"] for q in queue] == [f"q{i}" for i in range(0, 40, 2)]
+    assert queue[0]["input"] == "a new way to ask number 0 about my money" and queue[0]["candidate"] == labels[0]
+    confirmed = [(f"q{i}", labels[i % 3]) for i in range(40)]
+    key, count = feedback.add(client, settings, "intents", confirmed)
+    assert count == 40 and key.startswith("feedback/intents/")
+    with pytest.raises(DatasetError, match="has a confirmed label already"):
+        feedback.add(client, settings, "intents", [("q1", labels[0])])
+    month = collection.collect(client, settings, TECHNIQUE, "feedback")
+    assert month.new_rows == 40
+    origins = provenance.origins(client, settings.datasets_bucket, TECHNIQUE.dataset)
+    assert origins[month.keys[-1]] == "feedback"
+    assert collection.collect(client, settings, TECHNIQUE, "feedback").new_rows == 0  # each file is taken once
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ([("nope", "x")], r"request 'nope' is not in intents's prediction log"),
+        ([("q0", "no_such_intent")], r"label 'no_such_intent' is not a class of intents"),
+        ([("q0", "oos"), ("q0", "oos")], r"row 2: request 'q0' has a confirmed label already"),
+    ],
+)
+def test_bad_labels_are_refused_whole(store: tuple[Settings, Any], given: list[tuple[str, str]], why: str) -> None:
+    settings, client = store
+    _log(settings, client, [("q0", "what is the weather on mars", True, "x")])
+    with pytest.raises(DatasetError, match=why):
+        feedback.add(client, settings, "intents", given)
+    assert feedback.labelled(client, settings, "intents") == []  # nothing half-written
+
+
+def test_feedback_never_repeats_a_test_input(store: tuple[Settings, Any]) -> None:
+    settings, client = store
+    test = datasets.read_object(client, settings.datasets_bucket, f"{TECHNIQUE.dataset}/{datasets.TEST_KEY}")
+    question, label = test.decode().splitlines()[1].rsplit(",", 1)
+    other = next(x for x in sorted(set(TECHNIQUE.generate(200, seed=4)["intent"])) if x != label)
+    _log(settings, client, [("t0", question.strip('"').upper(), True, label)])  # a test question, shouted
+    feedback.add(client, settings, "intents", [("t0", other)])  # and relabelled
+    month = collection.collect(client, settings, TECHNIQUE, "feedback")
+    assert month.new_rows == 0 and month.test_overlap == 1
+    assert json.loads(client.get_object(Bucket=settings.datasets_bucket, Key="intents/collections.json")["Body"].read())

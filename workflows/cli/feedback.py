@@ -1,0 +1,58 @@
+"""``ctcd handoff ls`` and ``ctcd feedback add``: production's questions come back as labels."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from workflows.cli.output import OutputOpt, console, print_json, settings
+from workflows.errors import CtcdError
+
+EnvOpt = Annotated[str, typer.Option("--env", help="staging or production.")]
+
+
+def handoff_ls(task: str, env: EnvOpt = "production", output: OutputOpt = "table") -> None:
+    """List the questions a task handed off to a person, with each one's best candidate (from the prediction log)."""
+    from workflows.delivery.overlays import NAMESPACE
+    from workflows.platform.s3 import s3_client
+    from workflows.training import feedback
+
+    config = settings()
+    if env not in NAMESPACE:
+        raise CtcdError(f"--env {env!r} must be one of {', '.join(NAMESPACE)}")
+    config.require_reachable("s3")
+    rows = feedback.handoffs(s3_client(config), config.predictions_bucket, task, NAMESPACE[env])
+    if output == "json":
+        print_json(rows)
+        return
+    table = Table(
+        "REQUEST", "TIME", "SERVICE", "INPUT", "CANDIDATE", "CONFIDENCE", title=f"{task}: handed off in {env}"
+    )
+    for row in rows:
+        table.add_row(
+            row["request_id"], row["time"], row["service"], escape(row["input"][:70]), row["candidate"],
+            f"{row['confidence']:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(rows)} question(s); confirm labels with `ctcd feedback add {task} FILE` (request_id,label)")
+
+
+def feedback_add(
+    task: str, file: Annotated[typer.FileText, typer.Argument(help="A CSV with the columns request_id,label.")]
+) -> None:
+    """Add confirmed labels by request id; the monthly collection takes them as training data (source feedback)."""
+    from workflows.platform.s3 import s3_client
+    from workflows.training import feedback
+
+    config = settings()
+    rows = list(csv.DictReader(io.StringIO(file.read().removeprefix("\ufeff"))))
+    if rows and set(rows[0]) != {"request_id", "label"}:
+        raise CtcdError(f"{file.name}: columns {', '.join(rows[0])}; give exactly request_id,label")
+    config.require_reachable("s3")
+    key, count = feedback.add(s3_client(config), config, task, [(r["request_id"], r["label"]) for r in rows])
+    console.print(f"[green]✓[/] {count} confirmed label(s) of {task} -> s3://{config.predictions_bucket}/{key}")
