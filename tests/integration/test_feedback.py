@@ -94,3 +94,47 @@ def test_feedback_never_repeats_a_test_input(store: tuple[Settings, Any]) -> Non
     month = collection.collect(client, settings, TECHNIQUE, "feedback")
     assert month.new_rows == 0 and month.test_overlap == 1
     assert json.loads(client.get_object(Bucket=settings.datasets_bucket, Key="intents/collections.json")["Body"].read())
+
+
+def test_the_readout_equals_a_recount_from_the_s3_log(store: tuple[Settings, Any]) -> None:
+    import random
+
+    from workflows.delivery import readout
+
+    settings, client = store
+    rng = random.Random(9)
+    labels = sorted(set(TECHNIQUE.generate(200, seed=4)["intent"]))[:4]
+    writer = predlog.LogWriter(lambda k, b: client.put_object(Bucket=settings.predictions_bucket, Key=k, Body=b))
+    truth = {}
+    for i in range(300):
+        version = "2" if rng.random() < 0.3 else "1"
+        guess, handed = rng.choice(labels), rng.random() < 0.1
+        truth[f"r{i}"] = guess if rng.random() < (0.9 if version == "2" else 0.7) else rng.choice(labels)
+        writer.add(
+            predlog.Record(
+                request_id=f"r{i}", time=predlog.now(), namespace="ctcd-production", service="intent-classifier",
+                answered_by="intent-classifier", revision=f"rev-{version}", model_version=version, channel="",
+                inputs=[f"question {i}"], labels=["handoff" if handed else guess], confidences=[rng.random()],
+                handoffs=[handed], candidates=[guess], latency_ms=rng.uniform(1, 30),
+                status=500 if rng.random() < 0.02 else 200,
+            )
+        )  # fmt: skip
+    writer.close()
+    feedback.add(client, settings, "intents", [(k, v) for k, v in truth.items() if int(k[1:]) % 2 == 0])
+    found = readout.arms(client, settings, "intent-classifier", "ctcd-production", 31)
+    recount: dict[str, list[dict[str, Any]]] = {}
+    for item in client.list_objects_v2(Bucket=settings.predictions_bucket, Prefix="intent-classifier/")["Contents"]:
+        for line in client.get_object(Bucket=settings.predictions_bucket, Key=item["Key"])["Body"].read().splitlines():
+            record = json.loads(line)
+            recount.setdefault(record["model_version"], []).append(record)
+    for arm in found["arms"]:
+        mine = recount[arm["model_version"]]
+        labelled = [r for r in mine if int(r["request_id"][1:]) % 2 == 0]
+        right = sum(r["candidates"][0] == truth[r["request_id"]] for r in labelled)
+        assert arm["requests"] == len(mine)
+        assert arm["errors_5xx"] == pytest.approx(sum(r["status"] >= 500 for r in mine) / len(mine))
+        assert arm["handoff_rate"] == pytest.approx(sum(r["handoffs"][0] for r in mine) / len(mine))
+        assert (arm["labelled"], arm["accuracy"]) == (len(labelled), pytest.approx(right / len(labelled)))
+        assert arm["accuracy_low"] <= arm["accuracy"] <= arm["accuracy_high"]
+    (gap,) = found["differences"]
+    assert gap["arm"] == "intent-classifier v2" and gap["low"] <= gap["accuracy_difference"] <= gap["high"]

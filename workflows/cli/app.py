@@ -76,6 +76,7 @@ TOP_LEVEL: tuple[Callable[..., None], ...] = (
     delivery.rollout,
     delivery.history,
     serving.predict,
+    feedback.readout,
 )
 for command in TOP_LEVEL:
     app.command()(command)

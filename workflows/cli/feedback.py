@@ -56,3 +56,40 @@ def feedback_add(
     config.require_reachable("s3")
     key, count = feedback.add(s3_client(config), config, task, [(r["request_id"], r["label"]) for r in rows])
     console.print(f"[green]✓[/] {count} confirmed label(s) of {task} -> s3://{config.predictions_bucket}/{key}")
+
+
+def readout(
+    name: Annotated[str, typer.Argument(help="A task (its techniques are the arms) or a technique (its versions).")],
+    env: EnvOpt = "production",
+    since: Annotated[int, typer.Option("--since", help="Days of the prediction log to read.")] = 31,
+    output: OutputOpt = "table",
+) -> None:
+    """How each arm answers: traffic, errors, latency, hand-offs, accuracy on confirmed labels (always-valid 95%)."""
+    from workflows.delivery import readout as figures
+    from workflows.delivery.overlays import NAMESPACE
+    from workflows.platform.s3 import s3_client
+
+    config = settings()
+    if env not in NAMESPACE:
+        raise CtcdError(f"--env {env!r} must be one of {', '.join(NAMESPACE)}")
+    config.require_reachable("s3")
+    found = figures.arms(s3_client(config), config, name, NAMESPACE[env], since)
+    if output == "json":
+        print_json(found)
+        return
+    table = Table("ARM", "REQUESTS", "5XX", "P50 MS", "P99 MS", "HAND-OFF", "CONFIDENCE", "LABEL SHIFT", "LABELLED",
+                  "ACCURACY (95% CS)", title=f"{name} in {env}")  # fmt: skip
+    for arm in found["arms"]:
+        table.add_row(
+            f"{arm['service']} v{arm['model_version']}", str(arm["requests"]), f"{arm['errors_5xx']:.1%}",
+            f"{arm['p50_ms']:.1f}", f"{arm['p99_ms']:.1f}", f"{arm['handoff_rate']:.1%}",
+            f"{arm['mean_confidence']:.3f}", f"{arm['label_shift']:.3f}", str(arm["labelled"]),
+            f"{arm['accuracy']:.3f} [{arm['accuracy_low']:.3f}, {arm['accuracy_high']:.3f}]",
+        )  # fmt: skip
+    console.print(table)
+    for gap in found["differences"]:
+        verdict = "decided" if gap["decided"] else f"{gap['more_labelled_rows_needed']} more labelled rows per arm"
+        console.print(
+            f"{gap['arm']} - {gap['against']}: accuracy {gap['accuracy_difference']:+.3f} "
+            f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict}"
+        )
