@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,6 +32,7 @@ from starlette.routing import Route
 from serving import predlog
 from serving.limits import BodyLimit
 from serving.local import graph as graph_routes
+from serving.local.metrics import Metrics
 
 PATH = re.compile(r"^(?:/namespaces/([a-z0-9][-a-z0-9]*))?/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
 DEFAULT_NAMESPACE = "ctcd-staging"
@@ -90,49 +90,6 @@ class Upstream:
         """Close the pooled connections."""
         if self.session is not None:
             await self.session.close()
-
-
-class Metrics:
-    """Prometheus counts and latencies per service, revision and status code, in a registry of the app's own."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        labels = ["service", "revision", "code"]
-        self.requests = Counter(
-            "ctcd_gateway_requests", "Requests through the gateway.", labels, registry=self.registry
-        )
-        self.seconds = Histogram(
-            "ctcd_gateway_request_seconds",
-            "Time from the request's arrival to the answer, forwarding included.",
-            labels,
-            registry=self.registry,
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
-        )
-        self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    def observe(self, service: str, revision: str, code: int, started: float) -> None:
-        """Count one answer (the labelled series are looked up once per service, revision and code)."""
-        key = (service, revision, code)
-        series = self.series.get(key)
-        if series is None:
-            labels = (service, revision, str(code))
-            series = self.series[key] = (self.requests.labels(*labels), self.seconds.labels(*labels))
-        series[0].inc()
-        series[1].observe(time.perf_counter() - started)
-
-    def count_log(self, log: predlog.LogWriter) -> None:
-        """Expose the prediction log's losses: records dropped (queue full) and not written (storage away)."""
-        from prometheus_client import Gauge
-
-        for what, read in (("dropped", lambda: log.dropped), ("failed", lambda: log.failed)):
-            gauge = Gauge(
-                f"ctcd_prediction_log_{what}_records", f"Prediction log records {what}.", registry=self.registry
-            )
-            gauge.set_function(read)
-
-    async def endpoint(self, _: Request) -> Response:
-        """``GET /metrics`` in Prometheus's text format."""
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def namespace_of(host: str, domain: str) -> tuple[str, str] | None:
@@ -207,7 +164,9 @@ class Gateway:
         )
         await _answer(send, (code, content, extra))
         if self.log is not None and scope["method"] == "POST":
-            self.log.add(_record(request_id, scope["path"], headers, body, (code, content, extra), started))
+            record = _record(request_id, scope["path"], headers, body, (code, content, extra), started)
+            self.log.add(record)
+            self.metrics.observe_answers(record)
 
     def _namespace(self, given: str | None, name: str, headers: dict[bytes, bytes]) -> str:
         if given is not None:

@@ -221,4 +221,7 @@ def test_every_answer_is_logged_with_its_request_id_and_the_caller_gets_the_id(g
         assert record["namespace"] == "ctcd-staging" and record["service"] == "m" and record["revision"]
     assert by_id["id-1"]["labels"] == ["ok"] and by_id["id-1"]["inputs"] == ["q1"]
     assert all(key.startswith("m/ctcd-staging/date=") for key in FILES)
-    assert "ctcd_prediction_log_dropped_records 0.0" in httpx.get(f"{url}/metrics").text
+    metrics = httpx.get(f"{url}/metrics").text
+    assert "ctcd_prediction_log_dropped_records 0.0" in metrics
+    assert 'ctcd_gateway_predictions_total{label="ok",revision="m-predictor-00001",service="m"}' in metrics
+    assert 'ctcd_gateway_confidence_bucket{le="0.1",revision="m-predictor-00001",service="m"}' in metrics
