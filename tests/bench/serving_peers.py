@@ -163,13 +163,22 @@ def _task_graph() -> dict[str, Any]:
     return routing.graph("intents", plan, [NAME])
 
 
-def _gateway_command(port: int, target_port: int) -> list[str]:
+def _gateway_command(port: int, target_port: int, log_folder: Path | None = None) -> list[str]:
+    """The gateway in front of the predictor; with ``log_folder``, its prediction log writes there (the same writer
+    as against S3: records are queued on the request and flushed by a thread)."""
     graphs = {"ctcd-staging/intents": _task_graph()}
+    writer = (
+        f"import pathlib; from serving.predlog import LogWriter; d = pathlib.Path({str(log_folder)!r}); "
+        "w = LogWriter(lambda k, b: (d / k.replace('/', '_')).write_bytes(b)); "
+        if log_folder
+        else "w = None; "
+    )
     code = (
         "import sys, types, uvicorn; from serving.local.gateway import app; "
-        f"s = types.SimpleNamespace(routes={{'ctcd-staging/{NAME}': [(100, {target_port}, 'bench')]}}, "
+        + writer
+        + f"s = types.SimpleNamespace(routes={{'ctcd-staging/{NAME}': [(100, {target_port}, 'bench')]}}, "
         f"graphs={graphs!r}, commit=''); "
-        f"uvicorn.run(app(s, seed=0), host='127.0.0.1', port={port}, log_level='warning')"
+        f"uvicorn.run(app(s, seed=0, log=w), host='127.0.0.1', port={port}, log_level='warning')"
     )
     return [sys.executable, "-c", code]
 
@@ -217,6 +226,10 @@ def peers(folder: Path, model_dir: Path, sha: str) -> Iterator[tuple[str, Any, s
         with server(_gateway_command(gateway, port), f"http://127.0.0.1:{gateway}/healthz", folder / "gateway.log"):
             yield "ctcd via gateway", gateway, "v1", lambda _: f"/v1/models/{NAME}:predict"
             yield "ctcd via task graph", gateway, "v1", lambda _: "/v1/models/intents:predict"  # Switch + Splitter
+        logged, records = _free_port(), folder / "prediction-log"
+        records.mkdir(exist_ok=True)
+        with server(_gateway_command(logged, port, records), f"http://127.0.0.1:{logged}/healthz", folder / "gl.log"):
+            yield "ctcd via gateway, logged", logged, "v1", lambda _: f"/v1/models/{NAME}:predict"
     if os.environ.get("CTCD_BENCH_PEERS") == "ctcd":  # just the predictor and the gateway in front of it
         return
     port = _free_port()
@@ -267,6 +280,14 @@ def gateway_cost(figures: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         lines.append(
             f"gateway, {rows}-row: {ratio:.2f}x the direct predictor's throughput at concurrency {CONCURRENCY}, "
             f"p50 {added:+.2f} ms (aim: >= 0.80x, <= +1 ms)"
+        )
+    logged = figures.get("ctcd via gateway, logged", {})
+    for rows in sorted(set(through) & set(logged), key=int):
+        ratio = logged[rows]["throughput_rps"] / through[rows]["throughput_rps"]
+        added = logged[rows]["p99_ms"] - through[rows]["p99_ms"]
+        lines.append(
+            f"prediction log, {rows}-row: {ratio:.2f}x the gateway's throughput without it, p99 {added:+.2f} ms "
+            "(aim: >= 0.95x, <= +0.5 ms)"
         )
     graph = figures.get("ctcd via task graph", {})
     for rows in sorted(set(through) & set(graph), key=int):
