@@ -92,7 +92,7 @@ class LogWriter:
 
     def __init__(self, put: Callable[[str, bytes], None], capacity: int = 10_000, batch: int = 500, every: float = 2.0):
         self.put, self.capacity, self.batch, self.every = put, capacity, batch, every
-        self.queue: deque[Record] = deque()
+        self.queue: deque[Record | Callable[[], Record]] = deque()
         self.dropped = self.written = self.failed = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -100,8 +100,12 @@ class LogWriter:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def add(self, record: Record) -> bool:
-        """Queue a record (never blocks); False when the queue was full and it was dropped."""
+    def add(self, record: Record | Callable[[], Record]) -> bool:
+        """Queue a record, or a function that makes it in the writer's thread (never blocks).
+
+        Returns:
+            False when the queue was full and the record was dropped.
+        """
         if len(self.queue) >= self.capacity:
             self.dropped += 1
             return False
@@ -121,7 +125,12 @@ class LogWriter:
         with self._lock:
             taken: list[Record] = []
             while self.queue:
-                taken.append(self.queue.popleft())
+                item = self.queue.popleft()
+                try:
+                    taken.append(item() if callable(item) else item)
+                except Exception as exc:  # a record that cannot be made is lost and counted, never the server
+                    self.failed += 1
+                    _logger.warning("prediction log: a record could not be made: %s", exc)
             groups: dict[str, list[Record]] = {}
             for record in taken:
                 groups.setdefault(partition(record), []).append(record)

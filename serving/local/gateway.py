@@ -164,9 +164,15 @@ class Gateway:
         )
         await _answer(send, (code, content, extra))
         if self.log is not None and scope["method"] == "POST":
-            record = _record(request_id, scope["path"], headers, body, (code, content, extra), started)
+            when = (predlog.now(), predlog.elapsed_ms(started))
+            path, answer = scope["path"], (code, content, extra)
+
+            def record() -> predlog.Record:  # parsed in the writer's thread, not on the event loop
+                made = _record(request_id, path, headers, body, answer, when)
+                self.metrics.observe_answers(made)
+                return made
+
             self.log.add(record)
-            self.metrics.observe_answers(record)
 
     def _namespace(self, given: str | None, name: str, headers: dict[bytes, bytes]) -> str:
         if given is not None:
@@ -249,7 +255,7 @@ class Gateway:
 
 
 def _record(
-    request_id: str, path: str, headers: dict[bytes, bytes], body: bytes, answer: Answer, started: float
+    request_id: str, path: str, headers: dict[bytes, bytes], body: bytes, answer: Answer, when: tuple[str, float]
 ) -> predlog.Record:
     """The prediction log's record of one answer (written after it was sent, off the request's critical path)."""
     code, content, extra = answer
@@ -261,7 +267,7 @@ def _record(
     labels, confidences, handoffs, candidates = predlog.outputs(content) if code == 200 else ([], [], [], [])
     return predlog.Record(
         request_id=request_id,
-        time=predlog.now(),
+        time=when[0],
         namespace=said.get("x-ctcd-namespace", ""),
         service=match.group(3) if match else "",
         answered_by=said.get("x-ctcd-service", ""),
@@ -273,7 +279,7 @@ def _record(
         confidences=confidences,
         handoffs=handoffs,
         candidates=candidates,
-        latency_ms=predlog.elapsed_ms(started),
+        latency_ms=when[1],
         status=code,
     )
 
