@@ -77,6 +77,7 @@ TOP_LEVEL: tuple[Callable[..., None], ...] = (
     delivery.history,
     serving.predict,
     feedback.readout,
+    feedback.analyze,
 )
 for command in TOP_LEVEL:
     app.command()(command)

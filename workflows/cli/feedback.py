@@ -93,3 +93,29 @@ def readout(
             f"{gap['arm']} - {gap['against']}: accuracy {gap['accuracy_difference']:+.3f} "
             f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict}"
         )
+
+
+def analyze(
+    technique: Annotated[str | None, typer.Argument(help="One technique (default: every technique).")] = None,
+    env: EnvOpt = "staging",
+    output: OutputOpt = "table",
+) -> None:
+    """One round of canary analysis: a live canary steps up, rolls out or rolls back by a commit, or stays."""
+    from dataclasses import asdict
+
+    from models.contract import discover
+    from workflows.delivery import canary
+    from workflows.platform.s3 import s3_client
+
+    config = settings()
+    config.require_reachable("s3")
+    client = s3_client(config)
+    rounds = [canary.run(config, client, name, env) for name in ([technique] if technique else sorted(discover()))]
+    if output == "json":
+        print_json([asdict(r) for r in rounds])
+        return
+    for done in rounds:
+        commit = f" (commit {done.commit[:12]})" if done.commit else ""
+        console.print(f"{done.technique} in {done.environment}: {done.decision}: {done.action}{commit}")
+        if done.evidence:
+            console.print(f"  {escape(done.evidence)}")

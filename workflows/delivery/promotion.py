@@ -298,8 +298,8 @@ def version_path(technique: str, environment: str) -> str:
     return f"gitops/models/{overlays.check_name(technique, 'technique')}/overlays/{environment}/version.yaml"
 
 
-def rollout(remote: str, main: str, technique: str, environment: str) -> Result:
-    """End a canary: the same pin at 100% (``canaryTrafficPercent`` removed).
+def rollout(remote: str, main: str, technique: str, environment: str, evidence: dict[str, str] | None = None) -> Result:
+    """End a canary: the same pin at 100% (``canaryTrafficPercent`` removed); ``evidence`` adds trailers.
 
     Raises:
         GitopsError: The environment was never promoted.
@@ -309,7 +309,8 @@ def rollout(remote: str, main: str, technique: str, environment: str) -> Result:
         raise overlays.GitopsError(f"{technique} has never been promoted to {environment}")
     a = now["a"]
     pin = overlays.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
-    return promote(remote, main, overlays.Desired(technique, environment, "full", pin), {"Source": "rollout"}, True)
+    trailers = {"Source": "rollout", **(evidence or {})}
+    return promote(remote, main, overlays.Desired(technique, environment, "full", pin), trailers, True)
 
 
 def pinned(remote: str, main: str) -> dict[tuple[str, str], dict[str, Any] | overlays.GitopsError]:

@@ -56,13 +56,22 @@ def _task_of(name: str) -> str:
     raise DatasetError(f"{name!r} is neither a task nor a technique (tasks: {', '.join(sorted(by_task()))})")
 
 
-def arms(client: Any, settings: Settings, name: str, namespace: str, since_days: int) -> dict[str, Any]:
-    """The readout of a task or a technique in one namespace over the last ``since_days`` days."""
+def arms(
+    client: Any, settings: Settings, name: str, namespace: str, since_days: int, after_ms: int = 0
+) -> dict[str, Any]:
+    """The readout of a task or a technique in one namespace over the last ``since_days`` days.
+
+    ``after_ms``, when given, keeps only the records answered after it (a canary step's start).
+    """
+    from datetime import datetime
+
     task = _task_of(name)
     confirmed = {r["request_id"]: r["label"] for r in feedback.labelled(client, settings, task)}
     groups: dict[tuple[str, str], list[Any]] = {}
     for record in feedback.records(client, settings.predictions_bucket, task, namespace, since_days):
         if name != task and record["answered_by"] != name:
+            continue
+        if after_ms and datetime.fromisoformat(record["time"]).timestamp() * 1000 < after_ms:
             continue
         groups.setdefault((record["answered_by"], record["model_version"]), []).append(record)
     reference = max(groups, key=lambda k: len(groups[k]), default=None)

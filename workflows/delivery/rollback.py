@@ -22,7 +22,12 @@ class RollbackError(gitrepo.GitError):
 
 
 def rollback(
-    remote: str, main: str, technique: str, environment: str, to_revision: int | None = None
+    remote: str,
+    main: str,
+    technique: str,
+    environment: str,
+    to_revision: int | None = None,
+    evidence: dict[str, str] | None = None,
 ) -> promotion.Result:
     """Make an earlier model serve again by pinning it explicitly: a new commit, never a revert.
 
@@ -58,6 +63,7 @@ def rollback(
                 "Source": "rollback",
                 "Rollback-Of": current.commit,
                 "Rollback-To-Revision": str(target.revision),
+                **(evidence or {}),
             }
             message = f"Roll back {technique} in {environment} to revision {target.revision} ({traffic})"
             return gitrepo.commit(repo, message, trailers)

@@ -1,0 +1,107 @@
+"""Canary analysis that acts, against real git and the real embedded S3: a better canary steps up, a worse one is
+rolled back, each by one commit with its evidence, and no round decides twice on the same traffic."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving import predlog
+from workflows.delivery import analysis, canary, ledger, overlays, promotion
+from workflows.platform import gitrepo
+from workflows.platform.s3 import s3_client
+from workflows.settings import REPO_ROOT, Settings
+from workflows.training import feedback
+
+TECHNIQUE = "intent-classifier"
+
+
+def _pin(version: str) -> overlays.Pin:
+    return overlays.Pin(
+        version, f"s3://ctcd-artifacts/mlflow/1/models/m-{version}/artifacts", "b" * 64, f"r{version}", "d"
+    )
+
+
+@pytest.fixture()
+def world(platform: Settings, tmp_path: Path) -> tuple[Settings, Any]:
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO_ROOT / "gitops" / "models", source / "gitops" / "models", ignore=shutil.ignore_patterns("overlays")
+    )
+    gitrepo.git(tmp_path, "init", "--quiet", "--initial-branch", "main", str(source))
+    gitrepo.git(source, "add", ".")
+    gitrepo.git(source, "commit", "--quiet", "-m", "initial")
+    gitrepo.ensure_remote(tmp_path / "gitops.git", source, "main")
+    tag = uuid.uuid4().hex[:8]
+    settings = platform.model_copy(
+        update={"git_remote": str(tmp_path / "gitops.git"), "predictions_bucket": f"canary-{tag}"}
+    )
+    client = s3_client(settings)
+    client.create_bucket(Bucket=settings.predictions_bucket)
+    promotion.promote(settings.git_remote, "main", overlays.Desired(TECHNIQUE, "staging", "full", _pin("1")), {}, True)
+    canary_pin = overlays.Desired(TECHNIQUE, "staging", "canary", _pin("2"), canary_percent=20)
+    promotion.promote(settings.git_remote, "main", canary_pin, {}, True)
+    time.sleep(1.1)  # records come after the canary's commit (git keeps whole seconds)
+    return settings, client
+
+
+def _traffic(settings: Settings, client: Any, accuracy: dict[str, float], rows: int = 400) -> None:
+    rng, labels = random.Random(7), ["balance", "transfer", "oos"]
+    writer = predlog.LogWriter(lambda k, b: client.put_object(Bucket=settings.predictions_bucket, Key=k, Body=b))
+    truth = []
+    for version, share in accuracy.items():
+        for i in range(rows):
+            request = f"{version}-{i}-{uuid.uuid4().hex[:6]}"
+            guess = rng.choice(labels[:2])
+            truth.append((request, guess if rng.random() < share else next(x for x in labels if x != guess)))
+            writer.add(
+                predlog.Record(
+                    request_id=request, time=predlog.now(), namespace="ctcd-staging", service=TECHNIQUE,
+                    answered_by=TECHNIQUE, revision=f"rev-{version}", model_version=version, channel="",
+                    inputs=[f"q {i}"], labels=[guess], confidences=[0.8], handoffs=[False], candidates=[guess],
+                    latency_ms=2.0, status=200,
+                )
+            )  # fmt: skip
+    writer.close()
+    key = f"{feedback.FEEDBACK}intents/{uuid.uuid4().hex}.jsonl"
+    body = "".join(f'{{"request_id": "{r}", "text": "q", "label": "{label}", "time": "t"}}\n' for r, label in truth)
+    client.put_object(Bucket=settings.predictions_bucket, Key=key, Body=body.encode())
+
+
+def test_a_better_canary_steps_up_with_its_evidence_and_is_never_judged_twice(world: tuple[Settings, Any]) -> None:
+    settings, client = world
+    _traffic(settings, client, {"1": 0.70, "2": 0.95})
+    done = canary.run(settings, client, TECHNIQUE, "staging")
+    assert (done.decision, done.action) == ("pass", "v2 20% -> 50%"), done
+    now = promotion.current(settings.git_remote, "main", TECHNIQUE, "staging")
+    assert now is not None and (now["a"]["version"], now["canary"], now["previous"]) == ("2", 50, "1")
+    with gitrepo.scratch_clone(settings.git_remote, "main") as repo:
+        trailers = gitrepo.trailers(repo, "HEAD")
+    assert trailers["Analysis"] == "pass" and "accuracy-difference passed" in trailers["Analysis-Evidence"]
+    again = canary.run(settings, client, TECHNIQUE, "staging")  # the 50% step has served nothing yet
+    assert again.decision == "inconclusive" and not again.commit
+    assert ledger.history(settings.git_remote, "main", TECHNIQUE, "staging")[-1].source == "analysis"
+
+
+def test_a_worse_canary_is_rolled_back_by_itself(world: tuple[Settings, Any]) -> None:
+    settings, client = world
+    _traffic(settings, client, {"1": 0.95, "2": 0.55})
+    done = canary.run(settings, client, TECHNIQUE, "staging")
+    assert (done.decision, done.action) == ("fail", "v2 rolled back"), done
+    now = promotion.current(settings.git_remote, "main", TECHNIQUE, "staging")
+    assert now is not None and (now["a"]["version"], now["canary"]) == ("1", None)
+    assert canary.run(settings, client, TECHNIQUE, "staging").decision == "none"  # nothing live: nothing decided
+
+
+def test_an_analysis_spec_in_git_is_read_and_a_bad_one_refused(world: tuple[Settings, Any]) -> None:
+    settings, _ = world
+    rules = canary.spec(settings, TECHNIQUE, "staging")
+    assert rules == analysis.DEFAULT_SPEC
+    with pytest.raises(analysis.AnalysisError, match="must read <figure> <op> <number>"):
+        analysis.condition("__import__('os').system('true')")

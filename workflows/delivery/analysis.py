@@ -1,0 +1,124 @@
+"""Canary analysis that acts: the readout of a live canary decides to step it up, roll it out, or roll it back.
+
+The rule, per metric, is shaped like an Argo Rollouts AnalysisTemplate: a ``successCondition`` and a
+``failureCondition`` over the metric's figures, written ``<figure> <op> <number>`` (``low >= -0.02``). Conditions
+are parsed, never evaluated as code. The metrics:
+
+- ``accuracy-difference``: the canary's accuracy on confirmed labels minus the version it splits against, with
+  its always-valid 95% interval (figures ``estimate``, ``low``, ``high``, ``labelled``);
+- ``errors-5xx``: the canary's share of 5xx answers (figure ``value``).
+
+A metric that meets neither condition is inconclusive. Any failure rolls the canary back; every metric passing
+moves it to the next traffic step, or rolls it out after the last; otherwise it stays where it is. Because the
+intervals are confidence sequences, deciding at whichever round first looks decided keeps the error rate at alpha.
+Each action is one commit through the promotion code, whose trailers carry the decision and its evidence, and is
+taken only while main still pins the canary that was analysed (a canary git moved on from is left alone).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflows.delivery import overlays
+
+CONDITION = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|==|<|>)\s*(-?[0-9.]+)\s*$")
+OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+DEFAULT_SPEC: dict[str, Any] = {
+    "steps": [20, 50, 100],
+    "metrics": [
+        {"name": "accuracy-difference", "successCondition": "low >= -0.02", "failureCondition": "high < 0"},
+        {"name": "errors-5xx", "successCondition": "value <= 0.01", "failureCondition": "value > 0.05"},
+    ],
+}
+
+
+class AnalysisError(overlays.GitopsError):
+    """The analysis spec is malformed; the message names the field."""
+
+
+def condition(text: str) -> tuple[str, Any, float]:
+    """``(figure, operator, number)`` of ``<figure> <op> <number>``.
+
+    Raises:
+        AnalysisError: Anything else (no code is ever evaluated).
+    """
+    match = CONDITION.match(text or "")
+    if not match:
+        raise AnalysisError(f"condition {text!r} must read <figure> <op> <number>, such as 'low >= -0.02'")
+    return match.group(1), OPERATORS[match.group(2)], float(match.group(3))
+
+
+def holds(text: str, figures: dict[str, float]) -> bool:
+    """Whether a condition holds on a metric's figures (a missing or NaN figure never satisfies one)."""
+    name, compare, number = condition(text)
+    value = figures.get(name)
+    return value is not None and value == value and bool(compare(value, number))
+
+
+@dataclass
+class Verdict:
+    """One round's decision and why."""
+
+    decision: str  # "pass", "fail" or "inconclusive"
+    reasons: list[str] = field(default_factory=list)
+
+    def evidence(self) -> str:
+        """One line for the commit's ``Analysis-Evidence`` trailer."""
+        return "; ".join(self.reasons)
+
+
+def figures(readout: dict[str, Any], canary: str, previous: str) -> dict[str, dict[str, float]]:
+    """Each metric's figures for the canary version against the one it splits against, from a readout."""
+    from workflows.delivery import sequential
+
+    arms = {a["model_version"]: a for a in readout["arms"]}
+    mine, theirs = arms.get(canary), arms.get(previous)
+    found: dict[str, dict[str, float]] = {"errors-5xx": {"value": mine["errors_5xx"] if mine else float("nan")}}
+    if mine and theirs:
+        right = (round(mine["accuracy"] * mine["labelled"]) if mine["labelled"] else 0, mine["labelled"])
+        other = (round(theirs["accuracy"] * theirs["labelled"]) if theirs["labelled"] else 0, theirs["labelled"])
+        gap = sequential.difference(right, other, sequential_alpha(readout))
+        found["accuracy-difference"] = {"estimate": gap.estimate, "low": gap.low, "high": gap.high, "labelled": gap.n}
+    else:
+        found["accuracy-difference"] = {}
+    return found
+
+
+def sequential_alpha(readout: dict[str, Any]) -> float:
+    """The readout's error rate (0.05)."""
+    from workflows.delivery import readout as figures_module
+
+    return float(readout.get("alpha", figures_module.ALPHA))
+
+
+def decide(spec: dict[str, Any], found: dict[str, dict[str, float]]) -> Verdict:
+    """Fail if any metric fails; pass if every metric passes; else inconclusive."""
+    verdict, outcomes = Verdict("inconclusive"), []
+    for metric in spec.get("metrics", []):
+        name, shown = metric["name"], found.get(metric["name"], {})
+        if name not in found:
+            raise AnalysisError(f"metric {name!r} is not one the analysis computes (accuracy-difference, errors-5xx)")
+        said = ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) or "no data"
+        if holds(metric["failureCondition"], shown):
+            outcomes.append("fail")
+            verdict.reasons.append(f"{name} failed ({metric['failureCondition']}; {said})")
+        elif holds(metric["successCondition"], shown):
+            outcomes.append("pass")
+            verdict.reasons.append(f"{name} passed ({metric['successCondition']}; {said})")
+        else:
+            outcomes.append("inconclusive")
+            verdict.reasons.append(f"{name} inconclusive ({said})")
+    if "fail" in outcomes:
+        verdict.decision = "fail"
+    elif outcomes and all(o == "pass" for o in outcomes):
+        verdict.decision = "pass"
+    return verdict
+
+
+def next_step(steps: list[int], percent: int) -> int | None:
+    """The canary's next traffic percent after ``percent`` (None: roll out)."""
+    later = [s for s in sorted(steps) if s > percent]
+    return None if not later or later[0] >= 100 else later[0]

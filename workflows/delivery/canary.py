@@ -1,0 +1,105 @@
+"""One round of canary analysis for a technique in an environment: read, decide, act by a commit.
+
+The spec is ``gitops/models/<technique>/overlays/<env>/analysis.yaml`` on main (no file: the defaults of
+:mod:`workflows.delivery.analysis`); it is not a kustomize resource, so nothing is applied to a cluster from it.
+A pass moves the canary to its next traffic step or rolls it out, a fail rolls it back (``ctcd rollback``), an
+inconclusive round leaves it and says so. Each action is a commit to main with the trailers ``Analysis`` (the
+decision) and ``Analysis-Evidence`` (each metric's figures), taken only while main still pins the canary that was
+read: a second round on the same readout, or a round after someone moved the canary, commits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from workflows.delivery import analysis, overlays, promotion, readout, rollback
+from workflows.platform import gitrepo
+from workflows.settings import Settings
+
+_logger = logging.getLogger(__name__)
+SPEC_FILE = "analysis.yaml"
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one round found and did."""
+
+    technique: str
+    environment: str
+    decision: str  # pass, fail, inconclusive, or none (no live canary)
+    action: str
+    evidence: str
+    commit: str = ""
+
+
+def spec(settings: Settings, technique: str, environment: str) -> dict[str, Any]:
+    """The environment's analysis spec on main (the defaults when there is none).
+
+    Raises:
+        AnalysisError: The file is not a mapping with ``steps`` and ``metrics``.
+    """
+    rel = promotion.version_path(technique, environment).replace("version.yaml", SPEC_FILE)
+    with gitrepo.scratch_clone(settings.git_remote, settings.git_branch, only=rel) as repo:
+        path = repo / rel
+        if not path.is_file():
+            return dict(analysis.DEFAULT_SPEC)
+        loaded = yaml.safe_load(path.read_text())
+    body = (loaded or {}).get("spec", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(body, dict) or not isinstance(body.get("metrics"), list):
+        raise analysis.AnalysisError(f"{rel}: give spec.steps and spec.metrics (see the README)")
+    for metric in body["metrics"]:
+        analysis.condition(metric.get("successCondition", ""))
+        analysis.condition(metric.get("failureCondition", ""))
+    return {"steps": list(body.get("steps", analysis.DEFAULT_SPEC["steps"])), "metrics": body["metrics"]}
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two reads of a version file pin the same thing (when it was committed aside)."""
+    if a is None or b is None:
+        return False
+    return {k: v for k, v in a.items() if k != "committed_ms"} == {k: v for k, v in b.items() if k != "committed_ms"}
+
+
+def _pinned(settings: Settings, technique: str, environment: str) -> dict[str, Any] | None:
+    """The environment's version file on main, with ``committed_ms`` (when main last changed it)."""
+    found = promotion.pinned(settings.git_remote, settings.git_branch).get((technique, environment))
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def run(settings: Settings, s3: Any, technique: str, environment: str, since_days: int = 31) -> Round:
+    """Analyse the live canary of ``technique`` in ``environment`` and act on the verdict."""
+    doc = _pinned(settings, technique, environment)
+    if doc is None or doc["canary"] is None or not doc.get("previous"):
+        return Round(technique, environment, "none", "no live canary splitting against a rolled-out version", "")
+    canary, previous, percent = str(doc["a"]["version"]), str(doc["previous"]), int(doc["canary"])
+    started = int(doc.get("committed_ms", 0))  # each step is judged on the traffic it served, never twice on the same
+    found = readout.arms(s3, settings, technique, overlays.NAMESPACE[environment], since_days, started)
+    rules = spec(settings, technique, environment)
+    verdict = analysis.decide(rules, analysis.figures(found, canary, previous))
+    trailers = {"Analysis": verdict.decision, "Analysis-Evidence": verdict.evidence()[:900]}
+    if verdict.decision == "inconclusive":
+        return Round(technique, environment, "inconclusive", f"v{canary} stays at {percent}%", verdict.evidence())
+    if not _same(doc, _pinned(settings, technique, environment)):
+        return Round(technique, environment, verdict.decision, "git moved on: left alone", verdict.evidence())
+    if verdict.decision == "fail":
+        done = rollback.rollback(settings.git_remote, settings.git_branch, technique, environment, evidence=trailers)
+        return Round(technique, environment, "fail", f"v{canary} rolled back", verdict.evidence(), done.commit)
+    step = analysis.next_step(rules["steps"], percent)
+    if step is None:
+        done = promotion.rollout(settings.git_remote, settings.git_branch, technique, environment, trailers)
+        return Round(technique, environment, "pass", f"v{canary} rolled out to 100%", verdict.evidence(), done.commit)
+    a = doc["a"]
+    pin = overlays.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
+    desired = overlays.Desired(
+        technique, environment, "canary", pin, canary_percent=step, extra={"previous-version": previous}
+    )
+    done = promotion.promote(
+        settings.git_remote, settings.git_branch, desired, {"Source": "analysis", **trailers}, True
+    )
+    return Round(technique, environment, "pass", f"v{canary} {percent}% -> {step}%", verdict.evidence(), done.commit)
