@@ -78,7 +78,9 @@ def run(settings: Settings, s3: Any, technique: str, environment: str, since_day
     if doc is None or doc["canary"] is None or not doc.get("previous"):
         return Round(technique, environment, "none", "no live canary splitting against a rolled-out version", "")
     canary, previous, percent = str(doc["a"]["version"]), str(doc["previous"]), int(doc["canary"])
-    started = int(doc.get("committed_ms", 0))  # each step is judged on the traffic it served, never twice on the same
+    # Each step is judged on the traffic it served, never twice on the same: git keeps whole seconds, so the second
+    # the step was committed in is left out (an answer in it may have come just before the commit).
+    started = int(doc.get("committed_ms", 0)) + 1000 if doc.get("committed_ms") else 0
     found = readout.arms(s3, settings, technique, overlays.NAMESPACE[environment], since_days, started)
     rules = spec(settings, technique, environment)
     verdict = analysis.decide(rules, analysis.figures(found, canary, previous))
