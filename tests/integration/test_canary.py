@@ -4,7 +4,6 @@ rolled back, each by one commit with its evidence, and no round decides twice on
 from __future__ import annotations
 
 import random
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -13,10 +12,11 @@ from typing import Any
 import pytest
 
 from serving import predlog
+from tests.gitops_remote import bare_remote
 from workflows.delivery import analysis, canary, ledger, overlays, promotion
 from workflows.platform import gitrepo
 from workflows.platform.s3 import s3_client
-from workflows.settings import REPO_ROOT, Settings
+from workflows.settings import Settings
 from workflows.training import feedback
 
 TECHNIQUE = "intent-classifier"
@@ -30,18 +30,9 @@ def _pin(version: str) -> overlays.Pin:
 
 @pytest.fixture()
 def world(platform: Settings, tmp_path: Path) -> tuple[Settings, Any]:
-    source = tmp_path / "source"
-    shutil.copytree(
-        REPO_ROOT / "gitops" / "models", source / "gitops" / "models", ignore=shutil.ignore_patterns("overlays")
-    )
-    gitrepo.git(tmp_path, "init", "--quiet", "--initial-branch", "main", str(source))
-    gitrepo.git(source, "add", ".")
-    gitrepo.git(source, "commit", "--quiet", "-m", "initial")
-    gitrepo.ensure_remote(tmp_path / "gitops.git", source, "main")
+    remote = bare_remote(tmp_path)
     tag = uuid.uuid4().hex[:8]
-    settings = platform.model_copy(
-        update={"git_remote": str(tmp_path / "gitops.git"), "predictions_bucket": f"canary-{tag}"}
-    )
+    settings = platform.model_copy(update={"git_remote": str(remote), "predictions_bucket": f"canary-{tag}"})
     client = s3_client(settings)
     client.create_bucket(Bucket=settings.predictions_bucket)
     promotion.promote(settings.git_remote, "main", overlays.Desired(TECHNIQUE, "staging", "full", _pin("1")), {}, True)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.gitops_remote import bare_remote
 from workflows.delivery import ledger, overlays, promotion, rollback
 from workflows.platform import gitrepo
-from workflows.settings import REPO_ROOT
 
 SHA = "b" * 64
 
@@ -28,16 +27,8 @@ def desired(version: str, env: str = "staging", technique: str = "intent-classif
 
 @pytest.fixture()
 def remote(tmp_path: Path) -> str:
-    source = tmp_path / "source"
-    shutil.copytree(
-        REPO_ROOT / "gitops" / "models", source / "gitops" / "models", ignore=shutil.ignore_patterns("overlays")
-    )
-    gitrepo.git(tmp_path, "init", "--quiet", "--initial-branch", "main", str(source))
-    gitrepo.git(source, "add", ".")
-    gitrepo.git(source, "commit", "--quiet", "-m", "initial")
-    bare = tmp_path / "gitops.git"
-    assert gitrepo.ensure_remote(bare, source, "main") is True
-    assert gitrepo.ensure_remote(bare, source, "main") is False  # idempotent
+    bare = bare_remote(tmp_path)
+    assert gitrepo.ensure_remote(bare, tmp_path / "source", "main") is False  # idempotent
     return str(bare)
 
 
