@@ -2,7 +2,7 @@
 
 Every environment's overlays are served, each in its own namespace.  Environment: ``CTCD_STATE_DIR``,
 ``CTCD_GIT_REMOTE``, ``CTCD_GIT_BRANCH``, ``CTCD_GATEWAY_PORT``, ``CTCD_GATEWAY_TIMEOUT`` (30 s),
-``CTCD_SERVING_DOMAIN`` (example.com),
+``CTCD_SERVING_DOMAIN`` (example.com), ``CTCD_FEEDBACK_URL`` (where ``POST /v1/feedback`` goes),
 ``CTCD_S3_ENDPOINT_URL`` and the S3 keys (or the state folder's).
 """
 
@@ -82,7 +82,8 @@ def main() -> None:
     try:
         timeout = float(os.environ.get("CTCD_GATEWAY_TIMEOUT", "30"))
         writer = _prediction_log(state_dir)
-        forward = gateway.app(loop, domain=domain, timeout=timeout, log=writer)
+        labels = os.environ.get("CTCD_FEEDBACK_URL") or None
+        forward = gateway.app(loop, domain=domain, timeout=timeout, log=writer, feedback_url=labels)
         uvicorn.run(forward, host="127.0.0.1", port=port, log_level="warning")
         writer.close()  # a graceful stop flushes the queue: nothing is lost
     finally:

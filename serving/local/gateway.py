@@ -9,7 +9,8 @@ A revision whose server refuses the connection (it died before the reconciler no
 revision's own answer, 4xx or 5xx, is passed through unchanged; bodies over the size limit get a 413.
 ``/metrics`` counts answers and their latency per service, revision and status code (Prometheus).  Each answer
 carries ``x-ctcd-request-id`` (the caller's ``x-request-id``, or a new one), and, with a prediction log, is
-recorded there after it was sent (:mod:`serving.predlog`).
+recorded there after it was sent (:mod:`serving.predlog`).  ``POST /v1/feedback`` (confirmed labels) is passed on,
+unchanged, to the service that checks and writes them (``CTCD_FEEDBACK_URL``).
 """
 
 from __future__ import annotations
@@ -309,6 +310,30 @@ async def _body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
+def feedback_forwarder(url: str | None, upstream: Upstream) -> Any:
+    """``POST /v1/feedback`` passed on to the service that checks and writes labels (404 when there is none)."""
+
+    async def forward(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if url is None:
+            await _answer(send, _json(404, {"error": "confirmed labels are not taken here; set CTCD_FEEDBACK_URL"}))
+            return
+        body = await _body(receive)
+        try:
+            reply = await upstream.send("POST", url, body, "application/json")
+        except UpstreamTimeout as exc:
+            reply = 504, json.dumps({"error": f"the feedback service: {exc}; retry"}).encode(), "application/json"
+        if reply is None:
+            reply = (
+                503,
+                b'{"error": "the feedback service is not running; check `ctcd status` (bridge)"}',
+                "application/json",
+            )
+        code, content, kind = reply
+        await _answer(send, (code, content, [(b"content-type", kind.encode("latin-1"))]))
+
+    return forward
+
+
 def app(
     state: Any,
     seed: int | None = None,
@@ -316,6 +341,7 @@ def app(
     default_namespace: str = DEFAULT_NAMESPACE,
     timeout: float = 30.0,
     log: predlog.LogWriter | None = None,
+    feedback_url: str | None = None,
 ) -> Any:
     """The gateway as an ASGI application: ``/healthz`` and ``/metrics``, and every other path forwarded.
 
@@ -340,12 +366,15 @@ def app(
         routes=[Route("/healthz", health), Route("/metrics", forward.metrics.endpoint)], lifespan=lifespan
     )
     limited = BodyLimit(forward)
+    labels = BodyLimit(feedback_forwarder(feedback_url, forward.upstream))
 
     async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in ("/healthz", "/metrics"):
             await admin(scope, receive, send)
         elif scope["method"] not in ("GET", "POST"):
             await _answer(send, _json(405, {"error": f"method {scope['method']} is not allowed; use GET or POST"}))
+        elif scope["path"] == "/v1/feedback" and scope["method"] == "POST":
+            await labels(scope, receive, send)
         else:
             await limited(scope, receive, send)
 

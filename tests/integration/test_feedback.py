@@ -138,3 +138,40 @@ def test_the_readout_equals_a_recount_from_the_s3_log(store: tuple[Settings, Any
         assert arm["accuracy_low"] <= arm["accuracy"] <= arm["accuracy_high"]
     (gap,) = found["differences"]
     assert gap["arm"] == "intent-classifier v2" and gap["low"] <= gap["accuracy_difference"] <= gap["high"]
+
+
+def test_post_v1_feedback_checks_against_the_real_log_and_labels_each_request_once(
+    store: tuple[Settings, Any],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from workflows.delivery import collector
+
+    settings, client = store
+    labels = sorted(set(TECHNIQUE.generate(200, seed=4)["intent"]))
+    _log(settings, client, [(f"h{i}", f"question number {i}", i % 2 == 0, labels[0]) for i in range(6)])
+    desk = feedback.Desk(client, settings)
+    http = TestClient(Starlette(routes=[collector.feedback_route(desk, None)]))
+    one = http.post("/v1/feedback", json={"request_id": "h0", "label": labels[1]})
+    assert one.status_code == 200 and one.json()["labelled"] == 1
+    unknown = http.post(
+        "/v1/feedback", json=[{"request_id": "h1", "label": labels[0]}, {"request_id": "zz", "label": "x"}]
+    )
+    assert unknown.status_code == 422 and "request 'zz' is not in the prediction log" in unknown.json()["error"]
+    wrong = http.post("/v1/feedback", json={"request_id": "h1", "label": "no_such"})
+    assert wrong.status_code == 422 and "use one of the task's classes" in wrong.json()["hint"]
+    with ThreadPoolExecutor(8) as pool:  # eight callers confirm the same question at once
+        codes = list(
+            pool.map(
+                lambda _: http.post("/v1/feedback", json={"request_id": "h2", "label": "oos"}).status_code, range(8)
+            )
+        )
+    assert sorted(codes) == [200] + [422] * 7
+    stored = {r["request_id"]: r["label"] for r in feedback.labelled(client, settings, "intents")}
+    assert stored == {"h0": labels[1], "h2": "oos"}  # the refused batch left nothing behind
+    later = feedback.Desk(client, settings)  # a restarted service reads what was labelled
+    with pytest.raises(DatasetError, match="has a confirmed label already"):
+        later.confirm([("h2", "oos")])

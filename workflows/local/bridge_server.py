@@ -4,7 +4,8 @@ It reconciles every few seconds (stage changes have no webhook), registers an ML
 changes pointing at itself, and reconciles at once on each delivery whose signature verifies.  A delivery is
 authenticated from its headers and raw bytes before anything is parsed; a body over 64 KiB is refused with
 413, a replayed delivery id with 409 (ids are kept in the state folder, so a restart forgets none), and a body
-that is not a JSON object with 400.  ``/healthz`` answers
+that is not a JSON object with 400.  It also takes confirmed labels, ``POST /v1/feedback``
+(:mod:`workflows.delivery.collector`), which the gateway passes on to it.  ``/healthz`` answers
 503 with the reason while reconcile passes fail.
 """
 
@@ -24,9 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from workflows.delivery import bridge, webhook
+from workflows.delivery import bridge, collector, webhook
 from workflows.platform import registry
 from workflows.settings import Settings, get_settings
+from workflows.training.feedback import Desk
 
 _logger = logging.getLogger("workflows.delivery.bridge")
 EVENTS = ["model_version_alias.created", "model_version_alias.deleted"]
@@ -134,8 +136,13 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return body
 
 
-def app(settings: Settings, secret: str, wake: threading.Event, health: Health | None = None) -> Starlette:
-    """The webhook receiver: authenticated before anything is parsed, replays and oversized bodies refused."""
+def app(
+    settings: Settings, secret: str, wake: threading.Event, health: Health | None = None, desk: Desk | None = None
+) -> Starlette:
+    """The webhook receiver, and ``POST /v1/feedback`` when given the ``desk`` that checks confirmed labels.
+
+    A delivery is authenticated before anything is parsed; replays and oversized bodies are refused.
+    """
     replays, status = Replays(path=settings.state_dir / "webhook-deliveries.json"), health or Health()
 
     def refuse(code: int, problem: str) -> JSONResponse:
@@ -167,7 +174,10 @@ def app(settings: Settings, secret: str, wake: threading.Event, health: Health |
         body, code = status.body()
         return JSONResponse(body, status_code=code)
 
-    return Starlette(routes=[Route("/webhooks/mlflow", receive, methods=["POST"]), Route("/healthz", healthz)])
+    routes = [Route("/webhooks/mlflow", receive, methods=["POST"]), Route("/healthz", healthz)]
+    if desk is not None:
+        routes.append(collector.feedback_route(desk, None))  # on 127.0.0.1 only; the gateway passes it on
+    return Starlette(routes=routes)
 
 
 def loop(settings: Settings, secret: str, wake: threading.Event, health: Health, interval: float = 3.0) -> None:
@@ -194,7 +204,12 @@ def main() -> None:
     secret = webhook_secret(settings)
     wake, health = threading.Event(), Health()
     threading.Thread(target=loop, args=(settings, secret, wake, health), daemon=True).start()
-    uvicorn.run(app(settings, secret, wake, health), host="127.0.0.1", port=settings.bridge_port, log_level="warning")
+    from workflows.platform.s3 import s3_client
+
+    desk = Desk(s3_client(settings), settings)
+    uvicorn.run(
+        app(settings, secret, wake, health, desk), host="127.0.0.1", port=settings.bridge_port, log_level="warning"
+    )
 
 
 if __name__ == "__main__":

@@ -218,6 +218,7 @@ def _serving(settings: Settings, creds: dict[str, str]) -> Service:
             "CTCD_GATEWAY_PORT": str(settings.gateway_port),
             "CTCD_GATEWAY_TIMEOUT": str(settings.gateway_timeout),
             "CTCD_PREDICTIONS_BUCKET": settings.predictions_bucket,
+            "CTCD_FEEDBACK_URL": f"http://127.0.0.1:{settings.bridge_port}/v1/feedback",
         },
         health=lambda: http_ok(settings.gateway_url + "/healthz", (200, 503)),
         problem=lambda: http_problem(settings.gateway_url + "/healthz", (200,)),

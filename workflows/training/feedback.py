@@ -11,12 +11,14 @@ validation as ``data add``, never into the test split.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.contract import Technique, by_task, get
+from models.contract import Technique, by_task, discover, get
 from workflows.settings import Settings
 from workflows.training import datasets
 from workflows.training.validation import DatasetError
@@ -89,29 +91,102 @@ def add(client: Any, settings: Settings, task: str, given: Iterable[tuple[str, s
         DatasetError: An unknown request id, a label the task does not know, a request labelled twice; nothing is
             written.
     """
-    technique = get(services_of(task)[0])
-    known = {r["request_id"]: r for r in records(client, settings.predictions_bucket, task)}
-    allowed = classes(client, settings, technique)
-    done = {row["request_id"] for row in labelled(client, settings, task)}
-    rows, seen = [], set()
-    for number, (request_id, label) in enumerate(given, start=1):
-        where = f"row {number}: request {request_id!r}"
-        if request_id not in known:
-            raise DatasetError(f"{where} is not in {task}'s prediction log (the last {LOOKBACK_DAYS} days)")
-        if label not in allowed:
-            raise DatasetError(f"{where}: label {label!r} is not a class of {task}", hint=_classes_hint(allowed))
-        if request_id in done or request_id in seen:
-            raise DatasetError(f"{where} has a confirmed label already; each request is labelled once")
-        seen.add(request_id)
-        record = known[request_id]
-        for value in record["inputs"]:
-            rows.append({"request_id": request_id, "text": _text(value), "label": label, "time": record["time"]})
-    if not rows:
-        raise DatasetError("no labels given: give a request_id,label row per confirmed answer")
-    key = f"{FEEDBACK}{task}/{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
-    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    client.put_object(Bucket=settings.predictions_bucket, Key=key, Body=body)
-    return key, len(rows)
+    return Desk(client, settings).confirm(list(given), task)
+
+
+class Desk:
+    """Where confirmed labels come in, for the CLI and for ``POST /v1/feedback``.
+
+    It keeps what it read of the prediction log and of the labels (each S3 file is read once, then only new files),
+    so a long-running server checks a label without reading the whole log again; one lock makes each check and its
+    write a single step, so a request is never labelled twice by two callers at once.
+
+    Args:
+        client: The S3 client.
+        settings: Names the prediction log's bucket.
+    """
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self.client, self.settings, self.bucket = client, settings, settings.predictions_bucket
+        self._read: set[str] = set()
+        self.known: dict[str, dict[str, Any]] = {}
+        self.done: set[str] = set()
+        self._classes: dict[str, tuple[float, set[str]]] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read the prediction log and label files that appeared since the last look."""
+        wanted = set(_days(LOOKBACK_DAYS))
+        for key in datasets.list_keys(self.client, self.bucket, ""):
+            if key in self._read or not key.endswith(".jsonl"):
+                continue
+            parts = key.split("/")
+            if key.startswith(FEEDBACK):
+                self.done |= {json.loads(line)["request_id"] for line in self._lines(key)}
+            elif len(parts) >= 4 and parts[2] in wanted:
+                self.known |= {r["request_id"]: r for r in map(json.loads, self._lines(key))}
+            self._read.add(key)
+
+    def _lines(self, key: str) -> list[str]:
+        return datasets.read_object(self.client, self.bucket, key).decode().splitlines()
+
+    def classes(self, task: str) -> set[str]:
+        """The task's labels (kept for a minute: they change only when training data does)."""
+        when, found = self._classes.get(task, (0.0, set()))
+        if time.monotonic() - when > 60:
+            found = classes(self.client, self.settings, get(services_of(task)[0]))
+            self._classes[task] = (time.monotonic(), found)
+        return found
+
+    def confirm(self, given: list[tuple[str, str]], task: str | None = None) -> tuple[str, int]:
+        """Check every label, then write them all as one file (or nothing); ``task`` None: each request's own.
+
+        Raises:
+            DatasetError: The first row that is refused, and why.
+        """
+        with self._lock:
+            self.refresh()
+            rows, tasks = self._check(given, task)
+            if not rows:
+                raise DatasetError("no labels given: give a request_id,label row per confirmed answer")
+            if len(tasks) > 1:
+                raise DatasetError(f"the labels are for several tasks ({', '.join(sorted(tasks))}); send each apart")
+            key = f"{FEEDBACK}{tasks.pop()}/{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
+            body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+            self.done |= {r["request_id"] for r in rows}
+            self._read.add(key)
+            return key, len(rows)
+
+    def _check(self, given: list[tuple[str, str]], task: str | None) -> tuple[list[dict[str, Any]], set[str]]:
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        tasks: set[str] = set()
+        for number, (request_id, label) in enumerate(given, start=1):
+            where = f"row {number}: request {request_id!r}"
+            record = self.known.get(request_id)
+            own = task_of_service(record["service"]) if record else None
+            if record is None or (task is not None and own != task):
+                log = f"{task}'s prediction log" if task else "the prediction log"
+                raise DatasetError(f"{where} is not in {log} (the last {LOOKBACK_DAYS} days)")
+            allowed = self.classes(str(own))
+            if label not in allowed:
+                raise DatasetError(f"{where}: label {label!r} is not a class of {own}", hint=_classes_hint(allowed))
+            if request_id in self.done or request_id in seen:
+                raise DatasetError(f"{where} has a confirmed label already; each request is labelled once")
+            seen.add(request_id)
+            tasks.add(str(own))
+            for value in record["inputs"]:
+                rows.append({"request_id": request_id, "text": _text(value), "label": label, "time": record["time"]})
+        return rows, tasks
+
+
+def task_of_service(service: str) -> str | None:
+    """The task a logged service belongs to: a task graph's own name, or its technique's task."""
+    if service in by_task():
+        return service
+    found = discover().get(service)
+    return found.dataset if found else None
 
 
 def services_of(task: str) -> list[str]:
