@@ -49,6 +49,13 @@ class Metrics:
         series[0].inc()
         series[1].observe(time.perf_counter() - started)
 
+    def observe_record(self, record: predlog.Record) -> None:
+        """Count an answer known only from its record (a cluster's payload log): its code, latency and outputs."""
+        labels = (record["answered_by"] or "-", record["revision"] or "-", str(record["status"]))
+        self.requests.labels(*labels).inc()
+        self.seconds.labels(*labels).observe(record["latency_ms"] / 1000)
+        self.observe_answers(record)
+
     def observe_answers(self, record: predlog.Record) -> None:
         """Per arm: hand-offs, the confidence of each answer, and predictions per label (at most ``MAX_LABELS``)."""
         if self.answers is None:

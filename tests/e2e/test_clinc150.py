@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from tests import clinc150
@@ -33,7 +34,7 @@ INTENTS, TRAIN_ROWS, TEST_ROWS = 15, 60, 20
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = make_settings(tmp_path_factory.mktemp("clinc"), free_port_block())
+    settings = make_settings(tmp_path_factory.mktemp("clinc"), free_port_block(), scheduler=True)
     stack.up(settings)
     yield settings
     stack.down(settings)
@@ -227,3 +228,124 @@ def test_the_routing_survives_down_and_up(own: Settings, files: dict[str, Any]) 
     status = {row["name"]: row for row in stack.status(own)}
     assert "Synced" in status["serving"]["reason"] and "Healthy" in status["serving"]["reason"], status["serving"]
     print({"after down and up": dict(split)})
+
+
+def _commit_analysis_spec(own: Settings) -> None:
+    """The user's analysis spec beside the staging overlay: a coarse margin decides in a few hundred labelled rows."""
+    from workflows.platform import gitrepo
+
+    spec = {
+        "steps": [20, 50, 100],
+        "metrics": [
+            {"name": "accuracy-difference", "successCondition": "low >= -0.3", "failureCondition": "high < 0"},
+            {"name": "errors-5xx", "successCondition": "value <= 0.01", "failureCondition": "value > 0.05"},
+        ],
+    }
+    rel = "gitops/models/intent-classifier/overlays/staging/analysis.yaml"
+    with gitrepo.scratch_clone(own.git_remote, own.git_branch) as repo:
+        assert gitrepo.write_files(repo, {rel: yaml.safe_dump({"spec": spec})})
+        gitrepo.commit(repo, "Canary analysis for intent-classifier in staging", {})
+        gitrepo.push_with_retry(repo, own.git_branch)
+
+
+def _traffic_with_feedback(own: Settings, texts: list[str], truth: list[str], version: str) -> Counter[str]:
+    """Real utterances through the gateway, then every confirmed label through POST /v1/feedback."""
+    url = f"{own.gateway_url}/v1/models/intent-classifier:predict"
+    _wait(lambda: httpx.post(url, json={"instances": ["hi"]}).headers.get("x-ctcd-model-version") == version, 120)
+    time.sleep(1.1)  # the canary's step is judged on traffic after the second it was committed in
+    served: Counter[str] = Counter()
+    labels = []
+    with httpx.Client(timeout=30) as http:
+        for text, label in zip(texts, truth, strict=True):
+            reply = http.post(url, json={"instances": [{"text": text}]})
+            assert reply.status_code == 200, reply.text
+            served[reply.headers["x-ctcd-model-version"]] += 1
+            labels.append({"request_id": reply.headers["x-ctcd-request-id"], "label": label})
+        posted = _wait(
+            lambda: (r := http.post(f"{own.gateway_url}/v1/feedback", json=labels)).status_code == 200 and r, 60
+        )
+    assert posted.json()["labelled"] == len(labels)
+    return served
+
+
+def _round(own: Settings, before: int) -> dict[str, Any]:
+    """The scheduler's next canary-analysis round that decided something for intent-classifier in staging."""
+    from workflows.delivery import ledger
+
+    entries = _wait(
+        lambda: (
+            (h := ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
+            and len(h) > before
+            and h
+        ),
+        200,
+    )
+    return {"entry": entries[-1], "count": len(entries)}
+
+
+def _data(own: Settings, *args: str) -> None:
+    done = ctcd(own, "data", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
+    own: Settings, files: dict[str, Any], tmp_path: Path
+) -> None:
+    from workflows.delivery import ledger, promotion
+    from workflows.platform import gitrepo
+
+    _commit_analysis_spec(own)
+    cron = tmp_path / "fast.yaml"
+    cron.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata: {name: canary-analysis-every-minute}\n"
+        "spec:\n  concurrencyPolicy: Forbid\n  schedules: ['* * * * *']\n"
+        "  workflowSpec: {workflowTemplateRef: {name: canary-analysis}}\n"
+    )
+    assert ctcd(own, "cron", "create", str(cron)).returncode == 0
+    test = files["test_frame"][files["test_frame"]["intent"] != clinc150.OOS]
+    texts, truth = [str(t) for t in test["text"]] * 3, [str(x) for x in test["intent"]] * 3
+    # someone adds a batch whose labels were shuffled and retires the good one: v2 learns nothing
+    train = clinc150.subset(clinc150.part("train", with_oos=True), INTENTS, TRAIN_ROWS, oos_rows=30)
+    shuffled = train.assign(intent=train["intent"].sample(frac=1.0, random_state=3).to_numpy())
+    _data(own, "add", "intent-classifier", str(clinc150.write_csv(shuffled, tmp_path / "shuffled.csv")))
+    _data(own, "rm", "intent-classifier", "1")
+    worse = ctcd(own, "retrain", "intent-classifier", "--wait")
+    assert worse.returncode == 0 and "not-better" in worse.stderr, worse.stdout + worse.stderr
+    v1, v2, v3 = "1", "2", "3"
+    assert ctcd(own, "promote", "intent-classifier", v2, "--percent", "20", "--to-main").returncode == 0
+    before = len(ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
+    rows = [sum(_traffic_with_feedback(own, texts, truth, v2).values())]
+    _round(own, before)  # the scheduler's next round, no one touching it
+    rolled_back = _message(own)
+    assert "Analysis: fail" in rolled_back and "accuracy-difference failed" in rolled_back, rolled_back
+    now = promotion.current(own.git_remote, own.git_branch, "intent-classifier", "staging")
+    assert now is not None and (now["a"]["version"], now["canary"]) == (v1, None)
+    # the data is mended with more real rows; v3 goes out as a canary and the analysis takes it to 100%
+    more = clinc150.subset(clinc150.part("train", with_oos=True), INTENTS, 100, oos_rows=30)
+    _data(own, "add", "intent-classifier", str(clinc150.write_csv(more, tmp_path / "more.csv")), "--drop-test-overlap")
+    _data(own, "rm", "intent-classifier", "2")
+    better = ctcd(own, "retrain", "intent-classifier", "--wait")
+    assert better.returncode == 0, better.stdout + better.stderr
+    promoted = ctcd(own, "promote", "intent-classifier", v3, "--percent", "20", "--to-main")  # if the gate did not
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    steps = []
+    for expected in (50, None):  # 20% -> 50%, then rolled out
+        count = len(ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
+        rows.append(sum(_traffic_with_feedback(own, texts, truth, v3).values()))
+        _round(own, count)
+        now = promotion.current(own.git_remote, own.git_branch, "intent-classifier", "staging")
+        assert now is not None and (now["a"]["version"], now["canary"]) == (v3, expected), now
+        steps.append(_message(own))
+    assert all("Analysis: pass" in m and "Analysis-Evidence: accuracy-difference passed" in m for m in steps), steps
+    history = ctcd(own, "history", "intent-classifier", "--env", "staging").stdout
+    assert history.count("analysis") >= 3, history
+    with gitrepo.scratch_clone(own.git_remote, own.git_branch) as repo:
+        assert gitrepo.trailers(repo, "HEAD")["Analysis"] == "pass"
+    print({"labelled rows per decision": rows, "rolled back": rolled_back.splitlines()[-2:], "steps": steps})
+
+
+def _message(own: Settings) -> str:
+    from workflows.platform import gitrepo
+
+    with gitrepo.scratch_clone(own.git_remote, own.git_branch) as repo:
+        return gitrepo.git(repo, "log", "-1", "--format=%B").stdout

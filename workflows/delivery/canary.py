@@ -84,7 +84,7 @@ def run(settings: Settings, s3: Any, technique: str, environment: str, since_day
     found = readout.arms(s3, settings, technique, overlays.NAMESPACE[environment], since_days, started)
     rules = spec(settings, technique, environment)
     verdict = analysis.decide(rules, analysis.figures(found, canary, previous))
-    trailers = {"Analysis": verdict.decision, "Analysis-Evidence": verdict.evidence()[:900]}
+    trailers = {"Source": "analysis", "Analysis": verdict.decision, "Analysis-Evidence": verdict.evidence()[:900]}
     if verdict.decision == "inconclusive":
         return Round(technique, environment, "inconclusive", f"v{canary} stays at {percent}%", verdict.evidence())
     if not _same(doc, _pinned(settings, technique, environment)):
@@ -101,7 +101,5 @@ def run(settings: Settings, s3: Any, technique: str, environment: str, since_day
     desired = overlays.Desired(
         technique, environment, "canary", pin, canary_percent=step, extra={"previous-version": previous}
     )
-    done = promotion.promote(
-        settings.git_remote, settings.git_branch, desired, {"Source": "analysis", **trailers}, True
-    )
+    done = promotion.promote(settings.git_remote, settings.git_branch, desired, trailers, True)
     return Round(technique, environment, "pass", f"v{canary} {percent}% -> {step}%", verdict.evidence(), done.commit)

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from serving import predlog
+from serving.local.metrics import Metrics
 from workflows.training.feedback import Desk
 from workflows.training.validation import DatasetError
 
@@ -105,6 +106,21 @@ def record(
     )
 
 
+class LaterS3:
+    """An S3 client made on its first use: the service may start before S3 answers (``ctcd up`` starts both)."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings, self.made = settings, None
+
+    def __getattr__(self, name: str) -> Any:
+        """The real client's attribute (the client is made the first time)."""
+        if self.made is None:
+            from workflows.platform.s3 import s3_client
+
+            self.made = s3_client(self.settings)
+        return getattr(self.made, name)
+
+
 def parse_labels(body: bytes) -> list[tuple[str, str]]:
     """``(request_id, label)`` pairs from ``{"request_id", "label"}`` or a list of them.
 
@@ -152,14 +168,15 @@ def feedback_route(desk: Desk, token: str | None) -> Route:
     return Route("/v1/feedback", receive, methods=["POST"])
 
 
-def log_route(writer: predlog.LogWriter, pairs: Pairs) -> Route:
-    """``POST /log``: KServe's payload-logger CloudEvents (binary mode), queued as records, never blocking."""
+def log_route(writer: predlog.LogWriter, pairs: Pairs, metrics: Metrics) -> Route:
+    """``POST /log``: KServe's payload-logger CloudEvents (binary mode), queued as records and counted per arm."""
 
     async def receive(request: Request) -> JSONResponse:
         headers = {k.lower(): v for k, v in request.headers.items()}
         made = pairs.take(headers, await request.body(), request.query_params.get("model_version", ""))
         if made is not None:
             writer.add(made)
+            metrics.observe_record(made)
         return JSONResponse({"status": "accepted"}, status_code=202)
 
     return Route("/log", receive, methods=["POST"])
@@ -171,13 +188,20 @@ def token_from_env() -> str | None:
 
 
 def app(writer: predlog.LogWriter, desk: Desk, token: str | None) -> Any:
-    """The collector as an ASGI application: ``/log``, ``/v1/feedback`` and ``/healthz``."""
+    """The collector as an ASGI application: ``/log``, ``/v1/feedback``, ``/healthz`` and ``/metrics``."""
     from starlette.applications import Starlette
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "dropped": writer.dropped, "failed": writer.failed})
 
-    routes = [log_route(writer, Pairs()), feedback_route(desk, token), Route("/healthz", healthz)]
+    metrics = Metrics()
+    metrics.count_log(writer)
+    routes = [
+        log_route(writer, Pairs(), metrics),
+        feedback_route(desk, token),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics.endpoint),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -195,7 +219,6 @@ def main() -> None:
     import uvicorn
 
     from workflows.errors import CtcdError
-    from workflows.platform.s3 import s3_client
     from workflows.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -204,7 +227,7 @@ def main() -> None:
     if token is None and host not in ("127.0.0.1", "localhost", "::1"):
         raise CtcdError(f"the collector binds {host} without CTCD_FEEDBACK_TOKEN; set it from the ctcd-feedback Secret")
     settings = get_settings()
-    client = s3_client(settings)
+    client = LaterS3(settings)
     writer = predlog.LogWriter(
         lambda key, body: client.put_object(Bucket=settings.predictions_bucket, Key=key, Body=body)
     )

@@ -30,6 +30,7 @@ PREDICTOR = {
     "scaleTarget",
     "scaleMetric",
     "securityContext",
+    "logger",
 }
 MODEL = {"modelFormat", "runtime", "storageUri", "resources", "protocolVersion", "env", "args"}
 GRAPH_NODE = {"routerType", "steps"}

@@ -27,6 +27,7 @@ RUNTIME = "ctcd-predictor"
 SERVING_ACCOUNT = "ctcd-serving"
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it: ~10x faster
 ANNOTATION = "ctcd.io/"
+COLLECTOR_URL = "http://ctcd-collector.ctcd.svc.cluster.local/log"  # gitops/platform/collector.yaml
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Strategy = Literal["full", "canary", "ab"]
 
@@ -204,8 +205,13 @@ def base_files(technique: str) -> dict[str, str]:
     }
 
 
+def payload_logger(version: str) -> dict[str, str]:
+    """KServe's payload logger to the ctcd collector, the version in its URL (each canary revision keeps its own)."""
+    return {"mode": "all", "url": f"{COLLECTOR_URL}?model_version={version}"}
+
+
 def _pin_patch(name: str, pin: Pin, annotations: dict[str, str], canary: int | None) -> dict[str, Any]:
-    predictor: dict[str, Any] = {"model": {"storageUri": pin.storage_uri}}
+    predictor: dict[str, Any] = {"model": {"storageUri": pin.storage_uri}, "logger": payload_logger(pin.version)}
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary
     notes = {

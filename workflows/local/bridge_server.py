@@ -204,9 +204,7 @@ def main() -> None:
     secret = webhook_secret(settings)
     wake, health = threading.Event(), Health()
     threading.Thread(target=loop, args=(settings, secret, wake, health), daemon=True).start()
-    from workflows.platform.s3 import s3_client
-
-    desk = Desk(s3_client(settings), settings)
+    desk = Desk(collector.LaterS3(settings), settings)
     uvicorn.run(
         app(settings, secret, wake, health, desk), host="127.0.0.1", port=settings.bridge_port, log_level="warning"
     )
