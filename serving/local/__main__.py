@@ -84,8 +84,7 @@ def main() -> None:
         writer = _prediction_log(state_dir)
         labels = os.environ.get("CTCD_FEEDBACK_URL") or None
         forward = gateway.app(loop, domain=domain, timeout=timeout, log=writer, feedback_url=labels)
-        uvicorn.run(forward, host="127.0.0.1", port=port, log_level="warning")
-        writer.close()  # a graceful stop flushes the queue: nothing is lost
+        uvicorn.run(forward, host="127.0.0.1", port=port, log_level="warning")  # its shutdown flushes the log
     finally:
         loop.stopping.set()
         worker.join(timeout=5)

@@ -361,6 +361,8 @@ def app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
         await forward.upstream.close()
+        if log is not None:  # before uvicorn returns: it re-raises SIGTERM once the server has stopped
+            await asyncio.to_thread(log.close)
 
     admin = Starlette(
         routes=[Route("/healthz", health), Route("/metrics", forward.metrics.endpoint)], lifespan=lifespan

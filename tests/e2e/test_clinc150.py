@@ -195,7 +195,27 @@ def test_the_task_graph_splits_between_techniques_and_routes_a_channel(own: Sett
     )
 
 
+def _logged(own: Settings) -> set[str]:
+    from workflows.platform.s3 import s3_client
+
+    s3, found = s3_client(own), set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=own.predictions_bucket, Prefix="intents/"):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=own.predictions_bucket, Key=item["Key"])["Body"].read()
+            found |= {json.loads(line)["request_id"] for line in body.splitlines()}
+    return found
+
+
 def test_the_routing_survives_kill_9_of_serving(own: Settings, files: dict[str, Any]) -> None:
+    url = f"{own.gateway_url}/v1/models/intents:predict"
+    asked = [f"before-kill-{n}" for n in range(60)]
+    with httpx.Client(timeout=30) as http:
+        for n, request_id in enumerate(asked):
+            if n == 30:
+                _wait(lambda: set(asked[:30]) <= _logged(own), 30)  # the first half is flushed (every 2 s)
+            assert (
+                http.post(url, json={"instances": ["hello"]}, headers={"x-request-id": request_id}).status_code == 200
+            )
     leader = {row["name"]: row["pid"] for row in stack.status(own)}["serving"]
     os.kill(leader, signal.SIGKILL)
     _wait(lambda: not {r["name"]: r for r in stack.status(own)}["serving"]["healthy"], 30)
@@ -211,10 +231,22 @@ def test_the_routing_survives_kill_9_of_serving(own: Settings, files: dict[str, 
         assert set(_services(http, url, texts)) <= {"intent-classifier", "intent-spacy"}
     shown = json.loads(ctcd(own, "get", "ig", "intents", "-o", "json").stdout)
     assert shown["status"]["conditions"][0]["status"] == "True", shown
+    kept = set(asked) & _logged(own)
+    assert set(asked[:30]) <= kept  # what was flushed before the kill is never lost
+    print({"records lost to kill -9 of serving": len(asked) - len(kept), "of unflushed": 30})
 
 
 def test_the_routing_survives_down_and_up(own: Settings, files: dict[str, Any]) -> None:
-    down = ctcd(own, "down")
+    asked = [f"before-down-{n}" for n in range(20)]
+    with httpx.Client(timeout=30) as http:
+        for request_id in asked:
+            reply = http.post(
+                f"{own.gateway_url}/v1/models/intents:predict",
+                json={"instances": ["hi"]},
+                headers={"x-request-id": request_id},
+            )
+            assert reply.status_code == 200
+    down = ctcd(own, "down")  # at once: the queue is still unflushed
     assert down.returncode == 0, down.stdout + down.stderr
     up = ctcd(own, "up")
     assert up.returncode == 0 and "Traceback" not in up.stdout + up.stderr, up.stdout + up.stderr
@@ -225,6 +257,7 @@ def test_the_routing_survives_down_and_up(own: Settings, files: dict[str, Any]) 
         assert _services(http, url, texts[:50], parameters={"channel": "chat"}) == Counter({"intent-spacy": 50})
         split = _services(http, url, texts)
     assert abs(split["intent-classifier"] - 0.7 * len(texts)) < 4 * (len(texts) * 0.21) ** 0.5, split
+    assert set(asked) <= _logged(own)  # a graceful stop flushes the queue: nothing lost
     status = {row["name"]: row for row in stack.status(own)}
     assert "Synced" in status["serving"]["reason"] and "Healthy" in status["serving"]["reason"], status["serving"]
     print({"after down and up": dict(split)})
@@ -308,10 +341,11 @@ def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
     train = clinc150.subset(clinc150.part("train", with_oos=True), INTENTS, TRAIN_ROWS, oos_rows=30)
     shuffled = train.assign(intent=train["intent"].sample(frac=1.0, random_state=3).to_numpy())
     _data(own, "add", "intent-classifier", str(clinc150.write_csv(shuffled, tmp_path / "shuffled.csv")))
-    _data(own, "rm", "intent-classifier", "1")
+    _data(own, "rm", "intent-classifier", "0")  # batches count from 0: the user's first file
     worse = ctcd(own, "retrain", "intent-classifier", "--wait")
     assert worse.returncode == 0 and "not-better" in worse.stderr, worse.stdout + worse.stderr
     v1, v2, v3 = "1", "2", "3"
+    assert ctcd(own, "rollout", "intent-classifier").returncode == 0  # v1, training's first canary, takes it all
     assert ctcd(own, "promote", "intent-classifier", v2, "--percent", "20", "--to-main").returncode == 0
     before = len(ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
     rows = [sum(_traffic_with_feedback(own, texts, truth, v2).values())]
@@ -323,7 +357,7 @@ def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
     # the data is mended with more real rows; v3 goes out as a canary and the analysis takes it to 100%
     more = clinc150.subset(clinc150.part("train", with_oos=True), INTENTS, 100, oos_rows=30)
     _data(own, "add", "intent-classifier", str(clinc150.write_csv(more, tmp_path / "more.csv")), "--drop-test-overlap")
-    _data(own, "rm", "intent-classifier", "2")
+    _data(own, "rm", "intent-classifier", "1")
     better = ctcd(own, "retrain", "intent-classifier", "--wait")
     assert better.returncode == 0, better.stdout + better.stderr
     promoted = ctcd(own, "promote", "intent-classifier", v3, "--percent", "20", "--to-main")  # if the gate did not

@@ -75,6 +75,14 @@ def test_a_better_canary_steps_up_with_its_evidence_and_is_never_judged_twice(wo
     with gitrepo.scratch_clone(settings.git_remote, "main") as repo:
         trailers = gitrepo.trailers(repo, "HEAD")
     assert trailers["Analysis"] == "pass" and "accuracy-difference passed" in trailers["Analysis-Evidence"]
+    from mlflow.tracking import MlflowClient
+
+    evidence = MlflowClient(settings.mlflow_tracking_uri).get_run(trailers["Analysis-Run"])
+    assert (
+        evidence.data.tags["ctcd.kind"] == "readout" and evidence.data.metrics["intent-classifier_v2.labelled"] == 400
+    )
+    shown = {a.path for a in MlflowClient(settings.mlflow_tracking_uri).list_artifacts(evidence.info.run_id)}
+    assert {"readout.png", "readout.json"} <= shown
     again = canary.run(settings, client, TECHNIQUE, "staging")  # the 50% step has served nothing yet
     assert again.decision == "inconclusive" and not again.commit
     assert ledger.history(settings.git_remote, "main", TECHNIQUE, "staging")[-1].source == "analysis"
@@ -96,3 +104,49 @@ def test_an_analysis_spec_in_git_is_read_and_a_bad_one_refused(world: tuple[Sett
     assert rules == analysis.DEFAULT_SPEC
     with pytest.raises(analysis.AnalysisError, match="must read <figure> <op> <number>"):
         analysis.condition("__import__('os').system('true')")
+
+
+def test_kill_9_mid_round_never_takes_a_decision_twice(world: tuple[Settings, Any]) -> None:
+    import subprocess
+
+    from tests.conftest import CTCD, settings_env
+
+    settings, client = world
+    _traffic(settings, client, {"1": 0.70, "2": 0.95})
+    env = {
+        **settings_env(settings),
+        "CTCD_GIT_REMOTE": settings.git_remote,
+        "CTCD_PREDICTIONS_BUCKET": settings.predictions_bucket,
+    }
+    for delay in (0.5, 1.5, 2.5, 3.5, 5.0):  # `ctcd analyze` killed at different points of its round
+        round_ = subprocess.Popen(
+            [*CTCD, "analyze", TECHNIQUE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        round_.kill()
+        round_.wait()
+    last = subprocess.run([*CTCD, "analyze", TECHNIQUE], env=env, capture_output=True, text=True, timeout=120)
+    assert last.returncode == 0, last.stdout + last.stderr
+    decided = [e for e in ledger.history(settings.git_remote, "main", TECHNIQUE, "staging") if e.source == "analysis"]
+    assert len(decided) == 1, decided  # one step up, however many rounds were cut short
+    now = promotion.current(settings.git_remote, "main", TECHNIQUE, "staging")
+    assert now is not None and (now["a"]["version"], now["canary"]) == ("2", 50)
+
+
+def test_a_first_canary_is_rolled_out_on_its_own_figures(platform: Settings, tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path)
+    settings = platform.model_copy(
+        update={"git_remote": str(remote), "predictions_bucket": f"first-{uuid.uuid4().hex[:8]}"}
+    )
+    client = s3_client(settings)
+    client.create_bucket(Bucket=settings.predictions_bucket)
+    first = overlays.Desired(TECHNIQUE, "staging", "canary", _pin("1"), canary_percent=20)
+    promotion.promote(settings.git_remote, "main", first, {}, True)  # nothing before it: it takes all the traffic
+    assert canary.run(settings, client, TECHNIQUE, "staging").decision == "inconclusive"  # no traffic yet
+    time.sleep(1.1)
+    _traffic(settings, client, {"1": 0.9}, rows=50)
+    done = canary.run(settings, client, TECHNIQUE, "staging")
+    assert (done.decision, done.action) == ("pass", "v1 rolled out to 100%"), done
+    assert "accuracy-difference" not in done.evidence and "errors-5xx passed" in done.evidence
+    now = promotion.current(settings.git_remote, "main", TECHNIQUE, "staging")
+    assert now is not None and (now["a"]["version"], now["canary"]) == ("1", None)

@@ -73,3 +73,45 @@ def test_rows_needed_shrinks_the_interval_to_the_gap() -> None:
     assert 2 * sequential.radius(need, ALPHA / 2) <= 0.05 < 2 * sequential.radius(need - 1, ALPHA / 2)
     assert sequential.rows_needed(0.05, ALPHA, have=need) == 0
     assert math.isinf(sequential.radius(0, ALPHA)) and sequential.rate(0, 0, ALPHA).high == 1.0
+
+
+def _adaptive_bounds(hits: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sequential.adaptive_rate`'s bounds after every row of every sequence (vectorised)."""
+    n = np.arange(1, hits.shape[1] + 1)
+    means = hits.cumsum(axis=1) / n
+    worst = _radius(n, alpha / 2)
+    center, margin = sequential._eb_terms(hits, alpha / 2)
+    return np.maximum(means - worst, center - margin), np.minimum(means + worst, center + margin)
+
+
+@pytest.mark.fuzz
+@SIM
+@given(p=st.floats(0.02, 0.98), every=st.sampled_from([1, 10, 50, 200]), seed=st.integers(0, 2**16))
+def test_the_adaptive_interval_decides_wrongly_at_most_alpha_with_no_real_difference(
+    p: float, every: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    peeks = np.arange(every, ROWS + 1, every) - 1
+    a, b = rng.random((SEQUENCES, ROWS)) < p, rng.random((SEQUENCES, ROWS)) < p
+    (low_a, high_a), (low_b, high_b) = _adaptive_bounds(a, ALPHA / 2), _adaptive_bounds(b, ALPHA / 2)
+    wrong = (low_a - high_b > 0) | (high_a - low_b < 0)
+    assert wrong[:, peeks].any(axis=1).mean() <= ALPHA
+
+
+def test_the_adaptive_interval_covers_a_rate_near_one_and_is_far_narrower_there() -> None:
+    rng = np.random.default_rng(8)
+    hits = rng.random((SEQUENCES, ROWS)) < 0.97
+    low, high = _adaptive_bounds(hits, ALPHA)
+    assert ((low > 0.97) | (high < 0.97)).any(axis=1).mean() <= ALPHA
+    eb = sequential.adaptive_rate(list(hits[0, :2000]), ALPHA)
+    assert (eb.high - eb.low) < 0.5 * 2 * sequential.radius(2000, ALPHA)  # under half the worst-case width
+    one = sequential.adaptive_rate(list(hits[0, :2000]), ALPHA)
+    assert one.low == pytest.approx(low[0, 1999]) and one.high == pytest.approx(high[0, 1999])
+
+
+def test_rows_needed_are_fewer_where_the_variance_is_small() -> None:
+    near_one = sequential.adaptive_rows_needed(0.05, (0.97 * 0.03, 0.97 * 0.03), ALPHA)
+    halfway = sequential.adaptive_rows_needed(0.05, (0.25, 0.25), ALPHA)
+    assert near_one < halfway / 3
+    width = sequential.eb_margin(near_one, 0.97 * 0.03, ALPHA / 4) * 2
+    assert width <= 0.05 < sequential.eb_margin(near_one - 1, 0.97 * 0.03, ALPHA / 4) * 2

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from workflows.cli import data, delivery, feedback, library, models, platform, runs, serving
+from workflows.cli import data, delivery, feedback, library, models, platform, runs, serving, simulate
 from workflows.cli.output import report
 from workflows.errors import CtcdError
 
@@ -78,6 +78,7 @@ TOP_LEVEL: tuple[Callable[..., None], ...] = (
     serving.predict,
     feedback.readout,
     feedback.analyze,
+    simulate.simulate,
 )
 for command in TOP_LEVEL:
     app.command()(command)

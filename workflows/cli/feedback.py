@@ -62,6 +62,7 @@ def readout(
     name: Annotated[str, typer.Argument(help="A task (its techniques are the arms) or a technique (its versions).")],
     env: EnvOpt = "production",
     since: Annotated[int, typer.Option("--since", help="Days of the prediction log to read.")] = 31,
+    log: Annotated[bool, typer.Option("--log/--no-log", help="Log the readout to MLflow (a run with a chart).")] = True,
     output: OutputOpt = "table",
 ) -> None:
     """How each arm answers: traffic, errors, latency, hand-offs, accuracy on confirmed labels (always-valid 95%)."""
@@ -74,6 +75,11 @@ def readout(
         raise CtcdError(f"--env {env!r} must be one of {', '.join(NAMESPACE)}")
     config.require_reachable("s3")
     found = figures.arms(s3_client(config), config, name, NAMESPACE[env], since)
+    if log:
+        from workflows.delivery import readout_run
+
+        config.require_reachable("mlflow")
+        found["mlflow_run_id"] = readout_run.log(config.mlflow_tracking_uri, found)
     if output == "json":
         print_json(found)
         return
@@ -93,6 +99,8 @@ def readout(
             f"{gap['arm']} - {gap['against']}: accuracy {gap['accuracy_difference']:+.3f} "
             f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict}"
         )
+    if found.get("mlflow_run_id"):
+        console.print(f"logged to MLflow: run {found['mlflow_run_id']} (readout.png) in experiment {found['task']}")
 
 
 def analyze(
@@ -109,11 +117,13 @@ def analyze(
 
     config = settings()
     config.require_reachable("s3")
+    config.require_reachable("mlflow")
     client = s3_client(config)
     rounds = [canary.run(config, client, name, env) for name in ([technique] if technique else sorted(discover()))]
     if output == "json":
         print_json([asdict(r) for r in rounds])
         return
+    canary.announce(config, rounds)
     for done in rounds:
         commit = f" (commit {done.commit[:12]})" if done.commit else ""
         console.print(f"{done.technique} in {done.environment}: {done.decision}: {done.action}{commit}")

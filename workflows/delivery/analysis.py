@@ -35,6 +35,9 @@ DEFAULT_SPEC: dict[str, Any] = {
 }
 
 
+COMPARATIVE = {"accuracy-difference"}  # metrics that need a version to compare with (a first canary has none)
+
+
 class AnalysisError(overlays.GitopsError):
     """The analysis spec is malformed; the message names the field."""
 
@@ -70,28 +73,19 @@ class Verdict:
         return "; ".join(self.reasons)
 
 
-def figures(readout: dict[str, Any], canary: str, previous: str) -> dict[str, dict[str, float]]:
+def figures(found: dict[str, Any], canary: str, previous: str) -> dict[str, dict[str, float]]:
     """Each metric's figures for the canary version against the one it splits against, from a readout."""
-    from workflows.delivery import sequential
+    from workflows.delivery import readout
 
-    arms = {a["model_version"]: a for a in readout["arms"]}
+    arms = {a["model_version"]: a for a in found["arms"]}
     mine, theirs = arms.get(canary), arms.get(previous)
-    found: dict[str, dict[str, float]] = {"errors-5xx": {"value": mine["errors_5xx"] if mine else float("nan")}}
+    shown: dict[str, dict[str, float]] = {"errors-5xx": {"value": mine["errors_5xx"] if mine else float("nan")}}
     if mine and theirs:
-        right = (round(mine["accuracy"] * mine["labelled"]) if mine["labelled"] else 0, mine["labelled"])
-        other = (round(theirs["accuracy"] * theirs["labelled"]) if theirs["labelled"] else 0, theirs["labelled"])
-        gap = sequential.difference(right, other, sequential_alpha(readout))
-        found["accuracy-difference"] = {"estimate": gap.estimate, "low": gap.low, "high": gap.high, "labelled": gap.n}
+        gap = readout.difference(mine, theirs)
+        shown["accuracy-difference"] = {"estimate": gap.estimate, "low": gap.low, "high": gap.high, "labelled": gap.n}
     else:
-        found["accuracy-difference"] = {}
-    return found
-
-
-def sequential_alpha(readout: dict[str, Any]) -> float:
-    """The readout's error rate (0.05)."""
-    from workflows.delivery import readout as figures_module
-
-    return float(readout.get("alpha", figures_module.ALPHA))
+        shown["accuracy-difference"] = {}
+    return shown
 
 
 def decide(spec: dict[str, Any], found: dict[str, dict[str, float]]) -> Verdict:

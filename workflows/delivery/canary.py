@@ -4,7 +4,8 @@ The spec is ``gitops/models/<technique>/overlays/<env>/analysis.yaml`` on main (
 :mod:`workflows.delivery.analysis`); it is not a kustomize resource, so nothing is applied to a cluster from it.
 A pass moves the canary to its next traffic step or rolls it out, a fail rolls it back (``ctcd rollback``), an
 inconclusive round leaves it and says so. Each action is a commit to main with the trailers ``Analysis`` (the
-decision) and ``Analysis-Evidence`` (each metric's figures), taken only while main still pins the canary that was
+decision), ``Analysis-Evidence`` (each metric's figures) and ``Analysis-Run`` (the MLflow run of the readout, with
+its chart), taken only while main still pins the canary that was
 read: a second round on the same readout, or a round after someone moved the canary, commits nothing.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from workflows.delivery import analysis, overlays, promotion, readout, rollback
+from workflows.delivery import analysis, overlays, promotion, readout, readout_run, rollback
 from workflows.platform import gitrepo
 from workflows.settings import Settings
 
@@ -75,25 +76,35 @@ def _pinned(settings: Settings, technique: str, environment: str) -> dict[str, A
 def run(settings: Settings, s3: Any, technique: str, environment: str, since_days: int = 31) -> Round:
     """Analyse the live canary of ``technique`` in ``environment`` and act on the verdict."""
     doc = _pinned(settings, technique, environment)
-    if doc is None or doc["canary"] is None or not doc.get("previous"):
-        return Round(technique, environment, "none", "no live canary splitting against a rolled-out version", "")
-    canary, previous, percent = str(doc["a"]["version"]), str(doc["previous"]), int(doc["canary"])
+    if doc is None or doc["canary"] is None:
+        return Round(technique, environment, "none", "no live canary", "")
+    canary, previous, percent = str(doc["a"]["version"]), str(doc.get("previous") or ""), int(doc["canary"])
     # Each step is judged on the traffic it served, never twice on the same: git keeps whole seconds, so the second
     # the step was committed in is left out (an answer in it may have come just before the commit).
     started = int(doc.get("committed_ms", 0)) + 1000 if doc.get("committed_ms") else 0
     found = readout.arms(s3, settings, technique, overlays.NAMESPACE[environment], since_days, started)
     rules = spec(settings, technique, environment)
+    if not previous:  # a first canary takes all the traffic: nothing to compare with, only its own figures count
+        rules = {**rules, "metrics": [m for m in rules["metrics"] if m["name"] not in analysis.COMPARATIVE]}
     verdict = analysis.decide(rules, analysis.figures(found, canary, previous))
-    trailers = {"Source": "analysis", "Analysis": verdict.decision, "Analysis-Evidence": verdict.evidence()[:900]}
+    evidence = readout_run.log(settings.mlflow_tracking_uri, found)
+    trailers = {
+        "Source": "analysis",
+        "Analysis": verdict.decision,
+        "Analysis-Evidence": verdict.evidence()[:900],
+        "Analysis-Run": evidence,
+    }
     if verdict.decision == "inconclusive":
         return Round(technique, environment, "inconclusive", f"v{canary} stays at {percent}%", verdict.evidence())
     if not _same(doc, _pinned(settings, technique, environment)):
         return Round(technique, environment, verdict.decision, "git moved on: left alone", verdict.evidence())
+    if verdict.decision == "fail" and not previous:
+        return Round(technique, environment, "fail", f"v{canary} has no earlier version to roll back to: left", "")
     if verdict.decision == "fail":
         done = rollback.rollback(settings.git_remote, settings.git_branch, technique, environment, evidence=trailers)
         return Round(technique, environment, "fail", f"v{canary} rolled back", verdict.evidence(), done.commit)
     step = analysis.next_step(rules["steps"], percent)
-    if step is None:
+    if step is None or not previous:
         done = promotion.rollout(settings.git_remote, settings.git_branch, technique, environment, trailers)
         return Round(technique, environment, "pass", f"v{canary} rolled out to 100%", verdict.evidence(), done.commit)
     a = doc["a"]
@@ -103,3 +114,23 @@ def run(settings: Settings, s3: Any, technique: str, environment: str, since_day
     )
     done = promotion.promote(settings.git_remote, settings.git_branch, desired, trailers, True)
     return Round(technique, environment, "pass", f"v{canary} {percent}% -> {step}%", verdict.evidence(), done.commit)
+
+
+def announce(settings: Settings, rounds: list[Round]) -> None:
+    """Tell people of every live canary's round (``CTCD_NOTIFY_URL``): an inconclusive one waits for more labels."""
+    from workflows.delivery import notify
+
+    for done in rounds:
+        if done.decision == "none":
+            continue
+        facts = {
+            "workflow": "canary-analysis",
+            "status": "Succeeded",
+            "technique": done.technique,
+            "environment": done.environment,
+            "decision": done.decision,
+            "action": done.action,
+            "evidence": done.evidence,
+            "commit": done.commit[:12],
+        }
+        notify.send(settings.notify_url, notify.summary(facts))

@@ -39,6 +39,8 @@ class Arm(TypedDict):
     accuracy: float
     accuracy_low: float
     accuracy_high: float
+    pair_low: float  # the accuracy's interval at alpha/2: what a difference of two arms combines
+    pair_high: float
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -100,7 +102,8 @@ def _arm(key: tuple[str, str], records: list[Any], confirmed: dict[str, str], re
         for r in records
         if r["request_id"] in confirmed and r["candidates"]
     ]
-    accuracy = sequential.rate(sum(right), len(right), ALPHA)
+    accuracy = sequential.adaptive_rate(right, ALPHA)
+    pair = sequential.adaptive_rate(right, ALPHA / 2)
     return Arm(
         service=key[0],
         model_version=key[1],
@@ -115,7 +118,26 @@ def _arm(key: tuple[str, str], records: list[Any], confirmed: dict[str, str], re
         accuracy=accuracy.estimate,
         accuracy_low=accuracy.low,
         accuracy_high=accuracy.high,
+        pair_low=pair.low,
+        pair_high=pair.high,
     )
+
+
+def difference(arm: Arm, other: Arm) -> sequential.Interval:
+    """``arm``'s accuracy minus ``other``'s, with an always-valid interval at 1 - alpha (each arm at alpha/2)."""
+    if not arm["labelled"] or not other["labelled"]:
+        return sequential.Interval(math.nan, -1.0, 1.0, min(arm["labelled"], other["labelled"]))
+    return sequential.Interval(
+        arm["accuracy"] - other["accuracy"],
+        arm["pair_low"] - other["pair_high"],
+        arm["pair_high"] - other["pair_low"],
+        min(arm["labelled"], other["labelled"]),
+    )
+
+
+def _variance(arm: Arm) -> float:
+    p = arm["accuracy"] if arm["labelled"] else 0.5
+    return p * (1 - p)
 
 
 def _differences(table: list[Arm]) -> list[dict[str, Any]]:
@@ -127,15 +149,9 @@ def _differences(table: list[Arm]) -> list[dict[str, Any]]:
     for arm in table:
         if arm is reference:
             continue
-        gap = sequential.difference(
-            (round(arm["accuracy"] * arm["labelled"]) if arm["labelled"] else 0, arm["labelled"]),
-            (
-                round(reference["accuracy"] * reference["labelled"]) if reference["labelled"] else 0,
-                reference["labelled"],
-            ),
-            ALPHA,
-        )
+        gap = difference(arm, reference)
         size = abs(gap.estimate) if not math.isnan(gap.estimate) and gap.estimate else 0.02
+        needed = sequential.adaptive_rows_needed(size, (_variance(arm), _variance(reference)), ALPHA, gap.n)
         found.append(
             {
                 "arm": f"{arm['service']} v{arm['model_version']}",
@@ -144,7 +160,7 @@ def _differences(table: list[Arm]) -> list[dict[str, Any]]:
                 "low": gap.low,
                 "high": gap.high,
                 "decided": gap.excludes(0.0),
-                "more_labelled_rows_needed": 0 if gap.excludes(0.0) else sequential.rows_needed(size, ALPHA, gap.n),
+                "more_labelled_rows_needed": 0 if gap.excludes(0.0) else needed,
             }
         )
     return found

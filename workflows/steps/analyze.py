@@ -31,9 +31,10 @@ def canary_analysis(inputs: AnalyzeInput) -> str:
     from workflows.settings import get_settings
 
     settings = get_settings()
-    require(settings, ("s3",))
+    require(settings, ("s3", "mlflow"))
     client = s3_client(settings)
     rounds = [canary.run(settings, client, name, inputs.environment) for name in sorted(discover())]
     for done in rounds:
         _logger.info("%s/%s: %s: %s", done.environment, done.technique, done.decision, done.action)
+    canary.announce(settings, rounds)
     return json.dumps([asdict(r) for r in rounds])
