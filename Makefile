@@ -31,14 +31,26 @@ run: $(STAMP) ## Bring up the embedded platform and run the main job on it
 	$(BIN)/ctcd predict invoice-matcher
 	$(BIN)/ctcd status
 
-demo-ct: $(STAMP) ## Three simulated months of continuous training for the intent classifier
+DEMO_RULE := gitops/models/intent-classifier/overlays/staging/analysis.yaml
+
+demo-ct: $(STAMP) ## Three months of continuous training; each canary judged by the analysis on simulated traffic
 	$(BIN)/ctcd up
+	@tmp=$$(mktemp -d) && git clone -q $${CTCD_STATE_DIR:-.ctcd}/gitops.git $$tmp && mkdir -p $$tmp/$$(dirname $(DEMO_RULE)) && \
+	  cp docs/demo/analysis.yaml $$tmp/$(DEMO_RULE) && git -C $$tmp add -A && \
+	  { git -C $$tmp diff --cached --quiet || git -C $$tmp -c user.name=demo -c user.email=demo@ctcd.invalid \
+	    commit -qm "Canary analysis rule for the demo" && git -C $$tmp push -q origin HEAD:main; }; rm -rf $$tmp
 	@for rows in 1000 1000 1200; do \
 	  $(BIN)/ctcd submit --from workflowtemplate/continuous-training -p technique=intent-classifier \
 	    -p rows=$$rows --wait -o name || exit 1; \
 	  $(BIN)/ctcd models; \
+	  for round in 1 2 3 4; do \
+	    $(BIN)/ctcd serving wait >/dev/null; \
+	    $(BIN)/ctcd simulate intent-classifier --requests 8000 --seed $$rows$$round || exit 1; \
+	    $(BIN)/ctcd analyze intent-classifier | tee $${CTCD_STATE_DIR:-.ctcd}/demo-round.txt; \
+	    grep -q -e "rolled out" -e "rolled back" -e "no live canary" -e "git moved on" $${CTCD_STATE_DIR:-.ctcd}/demo-round.txt && break; \
+	  done; \
 	done
-	$(BIN)/ctcd serving wait
+	$(BIN)/ctcd history intent-classifier --env staging
 	$(BIN)/ctcd get isvc
 
 test: $(STAMP) ## Check compiled YAML, then run the whole test suite (starts its own throwaway platform)

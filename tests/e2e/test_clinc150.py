@@ -375,7 +375,10 @@ def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
     assert history.count("analysis") >= 3, history
     with gitrepo.scratch_clone(own.git_remote, own.git_branch) as repo:
         assert gitrepo.trailers(repo, "HEAD")["Analysis"] == "pass"
-    print({"labelled rows per decision": rows, "rolled back": rolled_back.splitlines()[-2:], "steps": steps})
+    evidence = [
+        next(line for line in m.splitlines() if line.startswith("Analysis-Evidence")) for m in [rolled_back, *steps]
+    ]
+    print({"labelled requests sent per decision": rows, "evidence": evidence})
 
 
 def _message(own: Settings) -> str:

@@ -258,14 +258,3 @@ def test_answers_land_in_the_prediction_log_in_s3(runs: dict[str, Any], platform
     record = logged()["e2e-0"]
     assert record["inputs"] == ["block my card 0"] and record["status"] == 200 and record["model_version"]
     assert record["labels"] and 0 <= record["confidences"][0] <= 1 and record["answered_by"] == "intent-classifier"
-
-
-def test_the_canary_analysis_cronworkflow_runs_a_round_locally(runs: dict[str, Any], platform: Settings) -> None:
-    result = ctcd(platform, "submit", "--from", "cronworkflow/canary-analysis", "--wait", "-o", "name")
-    assert result.returncode == 0, result.stdout + result.stderr
-    name = result.stdout.strip().splitlines()[-1]
-    record = json.loads(ctcd(platform, "runs", "get", name, "-o", "json").stdout)
-    pods = [n for n in record["status"]["nodes"].values() if n["type"] == "Pod"]
-    rounds = [r for pod in pods for r in json.loads(pod["outputs"]["result"])]
-    assert {(r["technique"], r["environment"]) for r in rounds} >= {("intent-classifier", "staging")}
-    assert all(r["decision"] in ("none", "inconclusive", "pass", "fail") for r in rounds)

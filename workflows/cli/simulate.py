@@ -17,6 +17,7 @@ from workflows.cli.output import console, settings
 from workflows.errors import CtcdError
 
 CONCURRENCY = 16
+CHUNK = 5000  # labels per POST /v1/feedback
 
 
 async def _ask(base: str, technique: str, rows: list[dict[str, Any]], target: list[str]) -> list[dict[str, str]]:
@@ -38,6 +39,21 @@ async def _ask(base: str, technique: str, rows: list[dict[str, Any]], target: li
     return [a for a in answers if a is not None]
 
 
+def _confirm(url: str, labels: list[dict[str, str]]) -> None:
+    """Post confirmed labels; retry while their requests are not yet in the prediction log (flushed every 2 s)."""
+    import time
+
+    import httpx
+
+    for _ in range(30):
+        reply = httpx.post(url, json=labels, timeout=120)
+        if reply.status_code != 422 or "is not in" not in reply.text:
+            break
+        time.sleep(1)
+    if reply.status_code != 200:
+        raise CtcdError(f"labels refused ({reply.status_code}): {reply.text[:300]}")
+
+
 def simulate(
     technique: str,
     requests: Annotated[int, typer.Option("--requests", help="How many questions to send.")] = 2000,
@@ -45,10 +61,6 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated questions.")] = 2027,
 ) -> None:
     """Send generated questions through the gateway and confirm a share of their known labels."""
-    import time
-
-    import httpx
-
     from models.contract import get
 
     if not 0 <= label_share <= 1 or requests < 1:
@@ -60,11 +72,6 @@ def simulate(
     rows = frame.drop(columns=[found.spec.target]).to_dict(orient="records")
     labels = asyncio.run(_ask(config.gateway_url, technique, rows, target))
     chosen = random.Random(seed).sample(labels, round(len(labels) * label_share))
-    for _ in range(30):  # the prediction log flushes every 2 s; a label waits for its request's record
-        reply = httpx.post(f"{config.gateway_url}/v1/feedback", json=chosen, timeout=120)
-        if reply.status_code != 422 or "is not in" not in reply.text:
-            break
-        time.sleep(1)
-    if reply.status_code != 200:
-        raise CtcdError(f"labels refused ({reply.status_code}): {reply.text[:300]}")
+    for start in range(0, len(chosen), CHUNK):
+        _confirm(f"{config.gateway_url}/v1/feedback", chosen[start : start + CHUNK])
     console.print(f"[green]✓[/] {len(labels)} answered, {len(chosen)} label(s) confirmed for {technique}")

@@ -60,18 +60,26 @@ def chart(found: dict[str, Any]) -> Any:
 
 
 def log(tracking_uri: str, found: dict[str, Any]) -> str:
-    """Log a readout as a run in its task's experiment; return the run id."""
-    import matplotlib.pyplot as plt
-    import mlflow
+    """Log a readout as a finished run in its task's experiment; return the run id."""
+    import time
 
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.set_experiment(found["task"])
-    name = f"readout-{found['name']}-{found['namespace']}"
-    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=name) as run:
-        mlflow.set_tags({KIND_TAG: "readout", ENVIRONMENT_TAG: found["namespace"]})
-        mlflow.log_metrics(metrics(found))
-        mlflow.log_dict(found, "readout.json")
-        figure = chart(found)
-        mlflow.log_figure(figure, "readout.png")
-        plt.close(figure)
-    return str(run.info.run_id)
+    import matplotlib.pyplot as plt
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(found["task"])
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(found["task"])
+    tags = {KIND_TAG: "readout", ENVIRONMENT_TAG: found["namespace"]}
+    run = client.create_run(experiment_id, run_name=f"readout-{found['name']}-{found['namespace']}", tags=tags)
+    run_id = str(run.info.run_id)
+    now = int(time.time() * 1000)
+    figures = [Metric(key, value, now, 0) for key, value in metrics(found).items()]
+    for start in range(0, len(figures), 1000):  # MLflow takes at most 1,000 metrics per batch
+        client.log_batch(run_id, metrics=figures[start : start + 1000], tags=[RunTag(KIND_TAG, "readout")])
+    client.log_dict(run_id, found, "readout.json")
+    figure = chart(found)
+    client.log_figure(run_id, figure, "readout.png")
+    plt.close(figure)
+    client.set_terminated(run_id)
+    return run_id
