@@ -110,10 +110,18 @@ class FieldSpec(_Strict):
 
 
 class ServingSpec(_Strict):
-    """What the predictor accepts and returns."""
+    """What the predictor accepts and returns, and which inputs the prediction log keeps only as keyed hashes."""
 
     inputs: list[FieldSpec]
     outputs: list[FieldSpec]
+    sensitive: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sensitive_are_inputs(self) -> ServingSpec:
+        unknown = sorted(set(self.sensitive) - {f.name for f in self.inputs})
+        if unknown:
+            raise ValueError(f"serving.sensitive names {', '.join(unknown)}, which are not serving inputs")
+        return self
 
 
 class TechniqueSpec(_Strict):

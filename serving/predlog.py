@@ -6,8 +6,9 @@ left on a graceful shutdown. When the queue is full a record is dropped and coun
 A kill -9 loses at most the unflushed queue: ``capacity`` records, or what arrived within ``every`` seconds.
 
 Files are partitioned as ``s3://<bucket>/<service>/<namespace>/date=YYYY-MM-DD/hour=HH/<time>-<id>.jsonl``, one
-per flush and partition, never rewritten. The same writer serves the local gateway and, on a cluster, the logger
-service that receives KServe's payload-logger CloudEvents.
+per flush and partition, never rewritten. Inputs a technique declares sensitive (``serving.sensitive``) are logged
+only as keyed hashes (:func:`redact`): equal inputs still match, and none can be read back. The same writer serves
+the local gateway and, on a cluster, the logger service that receives KServe's payload-logger CloudEvents.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
+
+import orjson
 
 _logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-ctcd-request-id"
@@ -46,6 +50,7 @@ class Record(TypedDict):
     candidates: list[str]
     latency_ms: float
     status: int
+    hashed: NotRequired[list[str]]  # inputs logged only as keyed hashes (a technique's sensitive ones)
 
 
 def keyed_hash(value: Any, key: bytes) -> str:
@@ -53,11 +58,53 @@ def keyed_hash(value: Any, key: bytes) -> str:
     return hmac.new(key, json.dumps(value, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class Privacy:
+    """Which inputs of each service are logged only as keyed hashes, and the key (a secret of the platform)."""
+
+    sensitive: dict[str, frozenset[str]] = field(default_factory=dict)
+    key: bytes = b""
+
+    @classmethod
+    def of_techniques(cls, key: bytes) -> Privacy:
+        """Each technique's ``serving.sensitive`` inputs, under every name its requests arrive by.
+
+        A technique answers as itself and as its A/B ``-b`` service; a task graph as the union of its techniques'.
+        """
+        from models.contract import by_task, discover
+
+        found = {name: frozenset(t.spec.serving.sensitive) for name, t in discover().items()}
+        found |= {f"{name}-b": columns for name, columns in found.items()}
+        for task, members in by_task().items():
+            found[task] = frozenset().union(*(found.get(m, frozenset()) for m in members))
+        return cls({name: columns for name, columns in found.items() if columns}, key)
+
+
+def redact(rows: list[Any], sensitive: frozenset[str], key: bytes) -> tuple[list[Any], list[str]]:
+    """Rows with every sensitive input replaced by its keyed hash, and the names hashed.
+
+    A row is an object of named inputs (v1), a bare value when the one input is sensitive, or ``{name: data}`` of a
+    v2 input; anything else is kept whole only when nothing is sensitive.
+    """
+    if not sensitive:
+        return rows, []
+    hashed: set[str] = set()
+    kept: list[Any] = []
+    for row in rows:
+        if isinstance(row, dict):
+            hashed |= sensitive & set(row)
+            kept.append({k: keyed_hash(v, key) if k in sensitive else v for k, v in row.items()})
+        else:  # a bare value: the technique's one input, or a shape serving refused; never logged in clear
+            hashed.add("*")
+            kept.append(keyed_hash(row, key))
+    return kept, sorted(hashed)
+
+
 def outputs(body: bytes) -> tuple[list[str], list[float], list[bool], list[str]]:
     """Labels, confidences, hand-off flags and candidates of a v1 or v2 answer ([] for an error or another shape)."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = orjson.loads(body)
+    except (ValueError, RecursionError):
         return [], [], [], []
     if isinstance(doc, dict) and isinstance(doc.get("predictions"), list):
         rows = [p for p in doc["predictions"] if isinstance(p, dict)]
@@ -136,7 +183,7 @@ class LogWriter:
                 groups.setdefault(partition(record), []).append(record)
             for folder, records in groups.items():
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-                body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+                body = b"".join(_line(r) for r in records)
                 try:
                     self.put(f"{folder}/{stamp}-{uuid.uuid4().hex[:12]}.jsonl", body)
                     self.written += len(records)
@@ -151,6 +198,14 @@ class LogWriter:
         self._wake.set()
         self._thread.join(timeout)
         self.flush()
+
+
+def _line(record: Record) -> bytes:
+    """One JSON Lines line (orjson; the standard library for what orjson refuses, such as an int over 64 bits)."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
 
 
 def now() -> str:

@@ -83,7 +83,9 @@ def main() -> None:
         timeout = float(os.environ.get("CTCD_GATEWAY_TIMEOUT", "30"))
         writer = _prediction_log(state_dir)
         labels = os.environ.get("CTCD_FEEDBACK_URL") or None
-        forward = gateway.app(loop, domain=domain, timeout=timeout, log=writer, feedback_url=labels)
+        secret = state_dir / "prediction-log-key"  # made at `ctcd up`, mode 0600
+        privacy = predlog.Privacy.of_techniques(secret.read_bytes() if secret.exists() else os.urandom(32))
+        forward = gateway.app(loop, domain=domain, timeout=timeout, log=writer, feedback_url=labels, privacy=privacy)
         uvicorn.run(forward, host="127.0.0.1", port=port, log_level="warning")  # its shutdown flushes the log
     finally:
         loop.stopping.set()

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import random
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,9 +32,10 @@ from starlette.routing import Route
 from serving import predlog
 from serving.limits import BodyLimit
 from serving.local import graph as graph_routes
+from serving.local import recording
 from serving.local.metrics import Metrics
+from serving.local.recording import CHANNEL_HEADER, PATH, Answer
 
-PATH = re.compile(r"^(?:/namespaces/([a-z0-9][-a-z0-9]*))?/(v1|v2)/models/([a-z0-9][-a-z0-9]*)(.*)$")
 DEFAULT_NAMESPACE = "ctcd-staging"
 RESENDS = 3  # attempts per revision when its server dropped a pooled connection
 DEADLINE_HEADER = "x-ctcd-deadline"  # when the gateway stops waiting (Unix time): the server skips work past it
@@ -102,10 +102,6 @@ def namespace_of(host: str, domain: str) -> tuple[str, str] | None:
     return (name, namespace) if name and namespace and "." not in namespace else None
 
 
-Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
-CHANNEL_HEADER = b"x-channel"
-
-
 def with_channel(doc: Any, channel: bytes | None) -> Any:
     """The document a graph's conditions see: the body, plus ``parameters.channel`` from ``x-channel`` if it lacks one.
 
@@ -135,6 +131,7 @@ class Gateway:
         default_namespace: Serves requests that name no namespace.
         timeout: Seconds to wait for a model server before answering 504.
         log: The prediction log's writer (None: nothing is recorded).
+        privacy: The inputs logged only as keyed hashes.
     """
 
     def __init__(
@@ -145,9 +142,11 @@ class Gateway:
         default_namespace: str,
         timeout: float = 30.0,
         log: predlog.LogWriter | None = None,
+        privacy: predlog.Privacy | None = None,
     ) -> None:
         self.state, self.rng, self.domain, self.default_namespace = state, rng, domain, default_namespace
         self.upstream, self.metrics, self.log = Upstream(timeout), Metrics(), log
+        self.privacy = privacy or predlog.Privacy()
         if log is not None:
             self.metrics.count_log(log)
 
@@ -169,7 +168,7 @@ class Gateway:
             path, answer = scope["path"], (code, content, extra)
 
             def record() -> predlog.Record:  # parsed in the writer's thread, not on the event loop
-                made = _record(request_id, path, headers, body, answer, when)
+                made = recording.record(request_id, path, headers, body, answer, when, self.privacy)
                 self.metrics.observe_answers(made)
                 return made
 
@@ -255,52 +254,6 @@ class Gateway:
         return code, content, answer
 
 
-def _record(
-    request_id: str, path: str, headers: dict[bytes, bytes], body: bytes, answer: Answer, when: tuple[str, float]
-) -> predlog.Record:
-    """The prediction log's record of one answer (written after it was sent, off the request's critical path)."""
-    code, content, extra = answer
-    said = {k.decode(): v.decode("latin-1") for k, v in extra}
-    match = PATH.match(path)
-    doc = _json_or_none(body)
-    parameters = doc.get("parameters") if isinstance(doc, dict) else None
-    channel = parameters.get("channel") if isinstance(parameters, dict) else None
-    labels, confidences, handoffs, candidates = predlog.outputs(content) if code == 200 else ([], [], [], [])
-    return predlog.Record(
-        request_id=request_id,
-        time=when[0],
-        namespace=said.get("x-ctcd-namespace", ""),
-        service=match.group(3) if match else "",
-        answered_by=said.get("x-ctcd-service", ""),
-        revision=said.get("x-ctcd-revision", ""),
-        model_version=said.get("x-ctcd-model-version", ""),
-        channel=str(channel if channel is not None else headers.get(CHANNEL_HEADER, b"").decode("latin-1")),
-        inputs=_inputs(doc),
-        labels=labels,
-        confidences=confidences,
-        handoffs=handoffs,
-        candidates=candidates,
-        latency_ms=when[1],
-        status=code,
-    )
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-
-
-def _inputs(doc: Any) -> list[Any]:
-    """The rows a v1 request sent, or each v2 input's data by name."""
-    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
-        return list(doc["instances"])[:10_000]
-    if isinstance(doc, dict) and isinstance(doc.get("inputs"), list):
-        return [{str(i.get("name")): i.get("data")} for i in doc["inputs"] if isinstance(i, dict)]
-    return []
-
-
 async def _body(receive: Any) -> bytes:
     chunks = []
     while True:
@@ -342,13 +295,14 @@ def app(
     timeout: float = 30.0,
     log: predlog.LogWriter | None = None,
     feedback_url: str | None = None,
+    privacy: predlog.Privacy | None = None,
 ) -> Any:
     """The gateway as an ASGI application: ``/healthz`` and ``/metrics``, and every other path forwarded.
 
     A request names its namespace by the Host KServe gives the service (``<name>.<namespace>.<domain>``), or by
     the path form ``/namespaces/<namespace>/v1/models/<name>:predict``; otherwise ``default_namespace`` serves it.
     """
-    forward = Gateway(state, random.Random(seed), domain, default_namespace, timeout, log)
+    forward = Gateway(state, random.Random(seed), domain, default_namespace, timeout, log, privacy)
 
     async def health(_: Request) -> Response:
         problems = list(getattr(state, "problems", []))

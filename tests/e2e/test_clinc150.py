@@ -316,6 +316,24 @@ def _round(own: Settings, before: int) -> dict[str, Any]:
     return {"entry": entries[-1], "count": len(entries)}
 
 
+def _kill_the_scheduler_mid_round(own: Settings) -> None:
+    """kill -9 the scheduler once its next canary-analysis round has started, then bring it back with `ctcd up`."""
+    from workflows.engine.store import RunStore
+
+    def started() -> bool:
+        return any(
+            (w["metadata"].get("labels") or {}).get("workflows.argoproj.io/cron-workflow")
+            == "canary-analysis-every-minute"
+            and w.get("status", {}).get("phase") in ("Pending", "Running")
+            for w in RunStore(own.state_dir).list()
+        )
+
+    _wait(started, 90)
+    os.kill({row["name"]: row["pid"] for row in stack.status(own)}["scheduler"], signal.SIGKILL)
+    up = ctcd(own, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+
+
 def _data(own: Settings, *args: str) -> None:
     done = ctcd(own, "data", *args)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -349,6 +367,7 @@ def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
     assert ctcd(own, "promote", "intent-classifier", v2, "--percent", "20", "--to-main").returncode == 0
     before = len(ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
     rows = [sum(_traffic_with_feedback(own, texts, truth, v2).values())]
+    _kill_the_scheduler_mid_round(own)
     _round(own, before)  # the scheduler's next round, no one touching it
     rolled_back = _message(own)
     assert "Analysis: fail" in rolled_back and "accuracy-difference failed" in rolled_back, rolled_back
@@ -371,6 +390,9 @@ def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
         assert now is not None and (now["a"]["version"], now["canary"]) == (v3, expected), now
         steps.append(_message(own))
     assert all("Analysis: pass" in m and "Analysis-Evidence: accuracy-difference passed" in m for m in steps), steps
+    after = ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging")[before:]
+    decisions = [e for e in after if e.source == "analysis"]
+    assert len(decisions) == 3, decisions  # one per step, though the scheduler was killed mid-round
     history = ctcd(own, "history", "intent-classifier", "--env", "staging").stdout
     assert history.count("analysis") >= 3, history
     with gitrepo.scratch_clone(own.git_remote, own.git_branch) as repo:

@@ -175,3 +175,21 @@ def test_post_v1_feedback_checks_against_the_real_log_and_labels_each_request_on
     later = feedback.Desk(client, settings)  # a restarted service reads what was labelled
     with pytest.raises(DatasetError, match="has a confirmed label already"):
         later.confirm([("h2", "oos")])
+
+
+def test_a_label_for_a_hashed_input_counts_but_never_trains(store: tuple[Settings, Any]) -> None:
+    settings, client = store
+    labels = sorted(set(TECHNIQUE.generate(200, seed=4)["intent"]))
+    writer = predlog.LogWriter(lambda k, b: client.put_object(Bucket=settings.predictions_bucket, Key=k, Body=b))
+    record = predlog.Record(
+        request_id="secret-1", time=predlog.now(), namespace="ctcd-production", service="intents",
+        answered_by="intent-classifier", revision="r", model_version="1", channel="",
+        inputs=[predlog.keyed_hash("my card number is 4111", b"k")], labels=[labels[0]], confidences=[0.9],
+        handoffs=[False], candidates=[labels[0]], latency_ms=1.0, status=200, hashed=["*"],
+    )  # fmt: skip
+    writer.add(record)
+    writer.close()
+    feedback.add(client, settings, "intents", [("secret-1", labels[1])])
+    (row,) = feedback.labelled(client, settings, "intents")
+    assert row["hashed"] == ["*"] and row["text"] == ""  # the label stands; the hash is not kept as text
+    assert collection.collect(client, settings, TECHNIQUE, "feedback").new_rows == 0

@@ -107,3 +107,65 @@ def test_outputs_are_read_from_v1_and_v2_answers_and_errors_give_none() -> None:
 def test_a_sensitive_input_is_a_keyed_hash() -> None:
     one, two = predlog.keyed_hash("my card 1234", b"k1"), predlog.keyed_hash("my card 1234", b"k2")
     assert one != two and one == predlog.keyed_hash("my card 1234", b"k1") and "1234" not in one
+
+
+def test_sensitive_inputs_are_logged_only_as_keyed_hashes() -> None:
+    privacy = predlog.Privacy.of_techniques(b"k" * 32)
+    assert privacy.sensitive["invoice-matcher"] == {"payer_name", "customer_name"}
+    assert privacy.sensitive["invoice-matcher-b"] == privacy.sensitive["invoice-matcher"]  # its A/B service too
+    assert "intent-classifier" not in privacy.sensitive and "intents" not in privacy.sensitive
+    row = {"payer_name": "Ada Lovelace", "customer_name": "Ada Lovelace", "invoice_amount": 120.5}
+    (kept,), hashed = predlog.redact([row], privacy.sensitive["invoice-matcher"], privacy.key)
+    assert hashed == ["customer_name", "payer_name"] and kept["invoice_amount"] == 120.5
+    assert "Ada" not in json.dumps(kept) and kept["payer_name"] == kept["customer_name"]  # equal inputs still match
+    (other,), _ = predlog.redact([row], privacy.sensitive["invoice-matcher"], b"another key")
+    assert other["payer_name"] != kept["payer_name"]  # without the key, no dictionary attack on names
+    assert predlog.redact(["Ada Lovelace"], frozenset({"payer_name"}), b"k") == (
+        [predlog.keyed_hash("Ada Lovelace", b"k")],
+        ["*"],
+    )
+    assert predlog.redact([row], frozenset(), b"k") == ([row], [])
+
+
+def test_the_gateway_s_record_and_the_collector_s_hash_the_same_way() -> None:
+    from serving.local import recording
+    from workflows.delivery import collector
+
+    privacy = predlog.Privacy.of_techniques(b"secret")
+    question = json.dumps({"instances": [{"payer_name": "Grace Hopper", "invoice_amount": 3.0}]}).encode()
+    answer = (200, b'{"predictions": [{"label": "1", "confidence": 0.9}]}', [(b"x-ctcd-service", b"invoice-matcher")])
+    made = recording.record(
+        "r1", "/v1/models/invoice-matcher:predict", {}, question, answer, ("2026-12-06T00:00:00+00:00", 1.0), privacy
+    )
+    pairs = collector.Pairs(privacy=privacy)
+    pairs.take({"ce-type": collector.REQUEST_TYPE, "ce-id": "r1"}, question, "1")
+    seen = pairs.take(
+        {"ce-type": collector.RESPONSE_TYPE, "ce-id": "r1", "ce-inferenceservicename": "invoice-matcher"},
+        answer[1],
+        "1",
+    )
+    assert seen is not None and made["inputs"] == seen["inputs"] and made["hashed"] == seen["hashed"] == ["payer_name"]
+    assert "Grace" not in json.dumps(made)
+
+
+def test_a_sensitive_name_that_is_not_an_input_is_refused() -> None:
+    import pytest
+
+    from models.contract import ServingSpec
+
+    with pytest.raises(ValueError, match="serving.sensitive names card_number, which are not serving inputs"):
+        ServingSpec.model_validate(
+            {"inputs": [{"name": "text", "type": "string"}], "outputs": [], "sensitive": ["card_number"]}
+        )
+
+
+def test_a_record_orjson_refuses_is_still_written() -> None:
+    store = Store()
+    writer = predlog.LogWriter(store.put, every=60)
+    huge = {**record(1), "inputs": [{"amount": 2**70}]}
+    writer.add(huge)
+    writer.add(record(2))
+    assert writer.flush() == 2 and writer.failed == 0
+    lines = [json.loads(line) for body in store.files.values() for line in body.splitlines()]
+    assert [r["inputs"] for r in lines] == [[{"amount": 2**70}], ["hi"]]
+    writer.close()

@@ -47,8 +47,8 @@ PENDING = 10_000  # requests waiting for their response; the oldest is dropped p
 class Pairs:
     """KServe's request and response events of one answer, joined by ``ce-id`` into a prediction log record."""
 
-    def __init__(self, capacity: int = PENDING) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int = PENDING, privacy: predlog.Privacy | None = None) -> None:
+        self.capacity, self.privacy = capacity, privacy or predlog.Privacy()
         self.waiting: OrderedDict[str, tuple[dict[str, str], bytes]] = OrderedDict()
 
     def take(self, headers: dict[str, str], body: bytes, model_version: str) -> predlog.Record | None:
@@ -64,7 +64,7 @@ class Pairs:
         if kind != RESPONSE_TYPE or event_id not in self.waiting:
             return None
         asked, question = self.waiting.pop(event_id)
-        return record(asked, question, headers, body, model_version)
+        return record(asked, question, headers, body, model_version, self.privacy)
 
 
 def _moment(headers: dict[str, str]) -> datetime | None:
@@ -75,7 +75,12 @@ def _moment(headers: dict[str, str]) -> datetime | None:
 
 
 def record(
-    asked: dict[str, str], question: bytes, answered: dict[str, str], answer: bytes, model_version: str
+    asked: dict[str, str],
+    question: bytes,
+    answered: dict[str, str],
+    answer: bytes,
+    model_version: str,
+    privacy: predlog.Privacy | None = None,
 ) -> predlog.Record:
     """The record of one answer from KServe's two events (an answer that is no prediction counts as a 500)."""
     labels, confidences, handoffs, candidates = predlog.outputs(answer)
@@ -87,6 +92,10 @@ def record(
     rows = doc.get("instances", []) if isinstance(doc, dict) else []
     parameters = doc.get("parameters") if isinstance(doc, dict) else None
     service = answered.get("ce-inferenceservicename", "")
+    hidden = privacy or predlog.Privacy()
+    inputs, hashed = predlog.redact(
+        list(rows)[:10_000] if isinstance(rows, list) else [], hidden.sensitive.get(service, frozenset()), hidden.key
+    )
     return predlog.Record(
         request_id=answered.get("ce-id", ""),
         time=(end or datetime.now().astimezone()).isoformat(timespec="milliseconds"),
@@ -96,13 +105,14 @@ def record(
         revision=answered.get("ce-endpoint", ""),
         model_version=model_version,
         channel=str(parameters.get("channel", "")) if isinstance(parameters, dict) else "",
-        inputs=list(rows)[:10_000] if isinstance(rows, list) else [],
+        inputs=inputs,
         labels=labels,
         confidences=confidences,
         handoffs=handoffs,
         candidates=candidates,
         latency_ms=round((end - start).total_seconds() * 1000, 3) if start and end else 0.0,
         status=200 if labels else 500,
+        hashed=hashed,
     )
 
 
@@ -187,7 +197,7 @@ def token_from_env() -> str | None:
     return os.environ.get("CTCD_FEEDBACK_TOKEN") or None
 
 
-def app(writer: predlog.LogWriter, desk: Desk, token: str | None) -> Any:
+def app(writer: predlog.LogWriter, desk: Desk, token: str | None, privacy: predlog.Privacy | None = None) -> Any:
     """The collector as an ASGI application: ``/log``, ``/v1/feedback``, ``/healthz`` and ``/metrics``."""
     from starlette.applications import Starlette
 
@@ -197,7 +207,7 @@ def app(writer: predlog.LogWriter, desk: Desk, token: str | None) -> Any:
     metrics = Metrics()
     metrics.count_log(writer)
     routes = [
-        log_route(writer, Pairs(), metrics),
+        log_route(writer, Pairs(privacy=privacy), metrics),
         feedback_route(desk, token),
         Route("/healthz", healthz),
         Route("/metrics", metrics.endpoint),
@@ -231,7 +241,11 @@ def main() -> None:
     writer = predlog.LogWriter(
         lambda key, body: client.put_object(Bucket=settings.predictions_bucket, Key=key, Body=body)
     )
-    uvicorn.run(app(writer, Desk(client, settings), token), host=host, port=port, log_level="warning")
+    key = os.environ.get("CTCD_PREDICTION_LOG_KEY", "")
+    if not key:
+        raise CtcdError("CTCD_PREDICTION_LOG_KEY is not set; give it from the ctcd-feedback Secret (key hash-key)")
+    privacy = predlog.Privacy.of_techniques(key.encode())
+    uvicorn.run(app(writer, Desk(client, settings), token, privacy), host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":

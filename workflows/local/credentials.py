@@ -1,7 +1,7 @@
 """Secrets of the embedded platform, generated at the first ``up`` in the state folder with mode 0600.
 
-The S3 keys (``credentials.json``) and MLflow's webhook encryption key survive restarts; nothing secret is
-ever written anywhere else.
+The S3 keys (``credentials.json``), MLflow's webhook encryption key and the prediction log's hashing key survive
+restarts; nothing secret is ever written anywhere else.
 """
 
 from __future__ import annotations
@@ -52,6 +52,16 @@ def webhook_encryption_key(settings: Settings) -> str:
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     _write_private(path, key)
     return key
+
+
+def prediction_log_key(settings: Settings) -> None:
+    """Make the key that hashes sensitive inputs in the prediction log, once (mode 0600); serving reads it.
+
+    It survives restarts, so equal inputs keep matching across them; losing it only stops new hashes matching old.
+    """
+    path = settings.state_dir / "prediction-log-key"
+    if not path.exists():
+        _write_private(path, secrets.token_hex(32))
 
 
 def _write_private(path: Path, text: str) -> None:

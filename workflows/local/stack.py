@@ -23,7 +23,7 @@ import psutil
 
 from workflows.delivery import observed
 from workflows.local import ports, supervisor
-from workflows.local.credentials import webhook_encryption_key
+from workflows.local.credentials import prediction_log_key, webhook_encryption_key
 from workflows.local.services import PlatformError, Service, http_ok, http_problem, services
 from workflows.settings import Settings
 
@@ -148,6 +148,7 @@ def up(settings: Settings, on_ready: Callable[[str, float], None] | None = None)
     check_writable(settings.state_dir, settings.state_dir / "s3", settings.state_dir / "logs")
     _ensure_git_remote(settings)
     webhook_encryption_key(settings)
+    prediction_log_key(settings)
     described = services(settings, generate_credentials=True)
     _reap_orphans(settings, [s.name for s in described])
     running = {s.name: supervisor.tree(_pids(settings), s.name).leader for s in described}

@@ -126,8 +126,9 @@ def from_feedback(client: Any, settings: Settings, technique: Technique, seen: l
     if len(features) != 1:
         raise DatasetError(f"{technique.name} takes {', '.join(features)}: feedback carries one text input only")
     rows = feedback.labelled(client, settings, technique.dataset, after=seen)
+    taken = [r for r in rows if not r.get("hashed")]  # a sensitive input kept only as a hash cannot train
     frame = pd.DataFrame(
-        {features[0]: [r["text"] for r in rows], technique.spec.target: [r["label"] for r in rows]},
+        {features[0]: [r["text"] for r in taken], technique.spec.target: [r["label"] for r in taken]},
         columns=[*features, technique.spec.target],
     )
     return frame[list(technique.spec.dataset.columns)], sorted({r["file"] for r in rows})

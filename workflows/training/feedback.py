@@ -176,8 +176,12 @@ class Desk:
                 raise DatasetError(f"{where} has a confirmed label already; each request is labelled once")
             seen.add(request_id)
             tasks.add(str(own))
+            hashed = record.get("hashed") or []  # a sensitive input was logged as a hash: a label, never training data
             for value in record["inputs"]:
-                rows.append({"request_id": request_id, "text": _text(value), "label": label, "time": record["time"]})
+                text = "" if hashed else _text(value)
+                rows.append(
+                    {"request_id": request_id, "text": text, "label": label, "time": record["time"], "hashed": hashed}
+                )
         return rows, tasks
 
 
