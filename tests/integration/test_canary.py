@@ -150,3 +150,25 @@ def test_a_first_canary_is_rolled_out_on_its_own_figures(platform: Settings, tmp
     assert "accuracy-difference" not in done.evidence and "errors-5xx passed" in done.evidence
     now = promotion.current(settings.git_remote, "main", TECHNIQUE, "staging")
     assert now is not None and (now["a"]["version"], now["canary"]) == ("1", None)
+
+
+def test_a_spec_s_interval_spaces_rounds_and_its_count_hands_the_step_to_a_person(world: tuple[Settings, Any]) -> None:
+    import yaml
+
+    settings, client = world
+    rule = {
+        "steps": [20, 50, 100],
+        "metrics": [
+            {**analysis.DEFAULT_SPEC["metrics"][0], "interval": "1h", "count": 1},
+            analysis.DEFAULT_SPEC["metrics"][1],
+        ],
+    }
+    rel = "gitops/models/intent-classifier/overlays/staging/analysis.yaml"
+    with gitrepo.scratch_clone(settings.git_remote, "main") as repo:
+        gitrepo.write_files(repo, {rel: yaml.safe_dump({"spec": rule})})
+        gitrepo.commit(repo, "A rule with an interval", {})
+        gitrepo.push_with_retry(repo, "main")
+    first = canary.run(settings, client, TECHNIQUE, "staging")  # no labels yet: undecided, and count 1 is spent
+    assert first.decision == "inconclusive" and "needs a person" in first.action and "count 1" in first.action
+    second = canary.run(settings, client, TECHNIQUE, "staging")
+    assert second.decision == "inconclusive" and "next measurement after" in second.action and not second.commit

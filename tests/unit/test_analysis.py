@@ -84,3 +84,53 @@ def test_the_readout_s_figures_and_chart_for_mlflow() -> None:
     assert flat["difference.intent-classifier_v3.more_labelled_rows_needed"] == 400
     figure = readout_run.chart(found)
     assert [a.get_title() for a in figure.axes] == ["accuracy on confirmed labels (95% CS)", "hand-off rate"]
+
+
+WORSE = {"accuracy-difference": {"low": -0.3, "high": -0.01}, "errors-5xx": {"value": 0.0}}
+UNDECIDED = {"accuracy-difference": {"low": -0.1, "high": 0.1}, "errors-5xx": {"value": 0.0}}
+
+
+def _with(**limits: Any) -> dict[str, Any]:
+    metrics = [{**SPEC["metrics"][0], **limits}, SPEC["metrics"][1]]
+    return {**SPEC, "metrics": metrics}
+
+
+def test_a_failure_limit_lets_a_metric_fail_once_before_it_rolls_back() -> None:
+    first = analysis.decide(_with(failureLimit=1), WORSE)
+    assert first.decision == "inconclusive" and "failure 1 of 1 allowed" in first.evidence()
+    assert first.measured["accuracy-difference"] == "fail"  # kept as the step's history
+    second = analysis.decide(_with(failureLimit=1), WORSE, [first.measured])
+    assert second.decision == "fail" and "accuracy-difference failed" in second.evidence()
+
+
+def test_count_and_inconclusive_limit_hand_an_undecided_step_to_a_person() -> None:
+    rounds: list[dict[str, str]] = []
+    for _ in range(2):
+        verdict = analysis.decide(_with(count=3), UNDECIDED, rounds)
+        assert verdict.decision == "inconclusive" and not verdict.escalation
+        rounds.append(verdict.measured)
+    third = analysis.decide(_with(count=3), UNDECIDED, rounds)
+    assert third.escalation == "accuracy-difference measured 3 times (count 3) without a decision"
+    strict = analysis.decide(_with(inconclusiveLimit=0), UNDECIDED)
+    assert strict.escalation == "accuracy-difference inconclusive 1 times (inconclusiveLimit 0)"
+    assert not analysis.decide(
+        _with(count=1), {**UNDECIDED, "accuracy-difference": {"low": 0.0, "high": 0.1}}
+    ).escalation
+
+
+@pytest.mark.parametrize(
+    ("metric", "why"),
+    [
+        ({"name": "m", "count": -1}, "count must be a whole number"),
+        ({"name": "m", "failureLimit": "2"}, "failureLimit must be a whole number"),
+        ({"name": "m", "inconclusiveLimit": True}, "inconclusiveLimit must be a whole number"),
+        ({"name": "m", "interval": "ten minutes"}, r"interval 'ten minutes' must read <number><s\|m\|h>"),
+    ],
+)
+def test_bad_limits_are_named(metric: dict[str, Any], why: str) -> None:
+    with pytest.raises(analysis.AnalysisError, match=why):
+        analysis.check_limits(metric)
+
+
+def test_intervals_read_as_argo_durations() -> None:
+    assert [analysis.seconds(x) for x in ("30s", "10m", "2h")] == [30, 600, 7200]

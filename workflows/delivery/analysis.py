@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,14 +64,45 @@ def holds(text: str, figures: dict[str, float]) -> bool:
 
 @dataclass
 class Verdict:
-    """One round's decision and why."""
+    """One round's decision and why; ``measured`` is each metric's own outcome, kept as the step's history."""
 
     decision: str  # "pass", "fail" or "inconclusive"
     reasons: list[str] = field(default_factory=list)
+    measured: dict[str, str] = field(default_factory=dict)
+    escalation: str = ""  # why the canary now needs a person (count or inconclusiveLimit reached)
 
     def evidence(self) -> str:
         """One line for the commit's ``Analysis-Evidence`` trailer."""
         return "; ".join(self.reasons)
+
+
+DURATION = re.compile(r"^(\d+)(s|m|h)$")
+
+
+def seconds(interval: str) -> int:
+    """A metric's ``interval`` (``30s``, ``10m``, ``1h``) in seconds.
+
+    Raises:
+        AnalysisError: Another shape.
+    """
+    match = DURATION.match(str(interval))
+    if not match:
+        raise AnalysisError(f"interval {interval!r} must read <number><s|m|h>, such as '10m'")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def check_limits(metric: dict[str, Any]) -> None:
+    """A metric's ``count``, ``failureLimit`` and ``inconclusiveLimit`` are whole numbers, its ``interval`` a duration.
+
+    Raises:
+        AnalysisError: Naming the metric and the field.
+    """
+    for key in ("count", "failureLimit", "inconclusiveLimit"):
+        value = metric.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise AnalysisError(f"metric {metric.get('name')!r}: {key} must be a whole number, not {value!r}")
+    if "interval" in metric:
+        seconds(metric["interval"])
 
 
 def figures(found: dict[str, Any], canary: str, previous: str) -> dict[str, dict[str, float]]:
@@ -88,28 +120,56 @@ def figures(found: dict[str, Any], canary: str, previous: str) -> dict[str, dict
     return shown
 
 
-def decide(spec: dict[str, Any], found: dict[str, dict[str, float]]) -> Verdict:
-    """Fail if any metric fails; pass if every metric passes; else inconclusive."""
+def _outcome(metric: dict[str, Any], shown: dict[str, float]) -> str:
+    if holds(metric["failureCondition"], shown):
+        return "fail"
+    return "pass" if holds(metric["successCondition"], shown) else "inconclusive"
+
+
+def decide(spec: dict[str, Any], found: dict[str, dict[str, float]], earlier: Sequence[dict[str, str]] = ()) -> Verdict:
+    """Fail if any metric fails; pass if every metric passes; else inconclusive.
+
+    As in an Argo Rollouts AnalysisTemplate, ``earlier`` measurements of the same step count: a metric fails only
+    once its failures pass ``failureLimit`` (0), and a step measured ``count`` times, or inconclusive more than
+    ``inconclusiveLimit`` times, without a decision is handed to a person (the canary stays).
+    """
     verdict, outcomes = Verdict("inconclusive"), []
     for metric in spec.get("metrics", []):
         name, shown = metric["name"], found.get(metric["name"], {})
         if name not in found:
             raise AnalysisError(f"metric {name!r} is not one the analysis computes (accuracy-difference, errors-5xx)")
         said = ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) or "no data"
-        if holds(metric["failureCondition"], shown):
-            outcomes.append("fail")
-            verdict.reasons.append(f"{name} failed ({metric['failureCondition']}; {said})")
-        elif holds(metric["successCondition"], shown):
-            outcomes.append("pass")
-            verdict.reasons.append(f"{name} passed ({metric['successCondition']}; {said})")
-        else:
-            outcomes.append("inconclusive")
-            verdict.reasons.append(f"{name} inconclusive ({said})")
+        outcome = verdict.measured[name] = _outcome(metric, shown)
+        past = [m.get(name) for m in earlier]
+        failures, limit = past.count("fail") + (outcome == "fail"), int(metric.get("failureLimit", 0))
+        if outcome == "fail" and failures <= limit:
+            outcome, said = "inconclusive", f"{said}; failure {failures} of {limit} allowed"
+        condition = {"fail": metric["failureCondition"], "pass": metric["successCondition"]}.get(outcome, "")
+        verdict.reasons.append(f"{name} {outcome_word(outcome)} ({condition + '; ' if condition else ''}{said})")
+        outcomes.append(outcome)
+        verdict.escalation = verdict.escalation or _exhausted(metric, outcome, past)
     if "fail" in outcomes:
         verdict.decision = "fail"
     elif outcomes and all(o == "pass" for o in outcomes):
         verdict.decision = "pass"
     return verdict
+
+
+def outcome_word(outcome: str) -> str:
+    """``passed``, ``failed`` or ``inconclusive``."""
+    return {"pass": "passed", "fail": "failed"}.get(outcome, "inconclusive")
+
+
+def _exhausted(metric: dict[str, Any], outcome: str, past: list[str | None]) -> str:
+    """Why a metric still undecided needs a person now ('' while it may wait for more data)."""
+    if outcome != "inconclusive":
+        return ""
+    measured, undecided = len(past) + 1, past.count("inconclusive") + 1
+    if "count" in metric and measured >= int(metric["count"]):
+        return f"{metric['name']} measured {measured} times (count {metric['count']}) without a decision"
+    if "inconclusiveLimit" in metric and undecided > int(metric["inconclusiveLimit"]):
+        return f"{metric['name']} inconclusive {undecided} times (inconclusiveLimit {metric['inconclusiveLimit']})"
+    return ""
 
 
 def next_step(steps: list[int], percent: int) -> int | None:

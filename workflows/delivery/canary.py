@@ -11,7 +11,10 @@ read: a second round on the same readout, or a round after someone moved the can
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +58,34 @@ def spec(settings: Settings, technique: str, environment: str) -> dict[str, Any]
     for metric in body["metrics"]:
         analysis.condition(metric.get("successCondition", ""))
         analysis.condition(metric.get("failureCondition", ""))
+        analysis.check_limits(metric)
     return {"steps": list(body.get("steps", analysis.DEFAULT_SPEC["steps"])), "metrics": body["metrics"]}
+
+
+MEASUREMENTS = "analysis/"  # s3://<predictions>/analysis/<technique>/<env>/<step ms>/<time>-<id>.json
+
+
+def measurements(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """The earlier rounds of this canary step: when each ran and each metric's outcome, oldest first."""
+    from workflows.training import datasets
+
+    return [json.loads(datasets.read_object(s3, bucket, key)) for key in datasets.list_keys(s3, bucket, prefix)]
+
+
+def record_measurement(s3: Any, bucket: str, prefix: str, verdict: analysis.Verdict) -> None:
+    """Keep this round's outcomes for the step's limits (one object per round, never rewritten)."""
+    now = int(time.time() * 1000)
+    body = json.dumps({"time_ms": now, "measured": verdict.measured}).encode()
+    s3.put_object(Bucket=bucket, Key=f"{prefix}{now:015d}-{uuid.uuid4().hex[:8]}.json", Body=body)
+
+
+def _too_soon(rules: dict[str, Any], earlier: list[dict[str, Any]]) -> str:
+    """Why this round must wait: the step was measured less than the shortest ``interval`` ago ('' if not)."""
+    intervals = [analysis.seconds(m["interval"]) for m in rules["metrics"] if "interval" in m]
+    if not intervals or not earlier:
+        return ""
+    due = earlier[-1]["time_ms"] / 1000 + min(intervals)
+    return f"next measurement after {time.strftime('%H:%M:%S', time.gmtime(due))} UTC" if time.time() < due else ""
 
 
 def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
@@ -86,7 +116,13 @@ def run(settings: Settings, s3: Any, technique: str, environment: str, since_day
     rules = spec(settings, technique, environment)
     if not previous:  # a first canary takes all the traffic: nothing to compare with, only its own figures count
         rules = {**rules, "metrics": [m for m in rules["metrics"] if m["name"] not in analysis.COMPARATIVE]}
-    verdict = analysis.decide(rules, analysis.figures(found, canary, previous))
+    step_key = f"{MEASUREMENTS}{technique}/{environment}/{started}/"
+    earlier = measurements(s3, settings.predictions_bucket, step_key)
+    wait = _too_soon(rules, earlier)
+    if wait:
+        return Round(technique, environment, "inconclusive", f"v{canary} stays at {percent}%: {wait}", "")
+    verdict = analysis.decide(rules, analysis.figures(found, canary, previous), [m["measured"] for m in earlier])
+    record_measurement(s3, settings.predictions_bucket, step_key, verdict)
     evidence = readout_run.log(settings.mlflow_tracking_uri, found)
     trailers = {
         "Source": "analysis",
@@ -95,7 +131,10 @@ def run(settings: Settings, s3: Any, technique: str, environment: str, since_day
         "Analysis-Run": evidence,
     }
     if verdict.decision == "inconclusive":
-        return Round(technique, environment, "inconclusive", f"v{canary} stays at {percent}%", verdict.evidence())
+        escalated = f": needs a person, {verdict.escalation}" if verdict.escalation else ""
+        return Round(
+            technique, environment, "inconclusive", f"v{canary} stays at {percent}%{escalated}", verdict.evidence()
+        )
     if not _same(doc, _pinned(settings, technique, environment)):
         return Round(technique, environment, verdict.decision, "git moved on: left alone", verdict.evidence())
     if verdict.decision == "fail" and not previous:
