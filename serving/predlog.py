@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ import orjson
 
 _logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-ctcd-request-id"
+SWITCH_INTERVAL = 0.0005  # seconds: the longest the serving loop waits for the GIL while the writer works
 
 
 class Record(TypedDict):
@@ -144,6 +146,9 @@ class LogWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        # The writer's Python work takes the GIL from the server's event loop; a short switch interval bounds how long
+        # the loop waits for it (CPython's default is 5 ms, several times over per request).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -173,6 +178,7 @@ class LogWriter:
             taken: list[Record] = []
             while self.queue:
                 item = self.queue.popleft()
+                time.sleep(0)  # offer the GIL to the serving loop between records
                 try:
                     taken.append(item() if callable(item) else item)
                 except Exception as exc:  # a record that cannot be made is lost and counted, never the server
