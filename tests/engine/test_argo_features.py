@@ -233,3 +233,12 @@ def test_what_needs_a_cluster_is_refused_before_anything_runs(engine: Engine) ->
     with pytest.raises(SubmitError, match=r"resource templates create Kubernetes objects") as info:
         prepare(engine.library, workflow, {})
     assert "the image 'influxdb:1.2' has no command here" in str(info.value)
+
+
+def test_depends_on_omitted_and_an_expression_pipe(engine: Engine) -> None:
+    wf = run(engine, "depends-omitted")
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    assert {k: v for k, v in phases(wf).items() if len(k) == 1} == {
+        "a": "Succeeded", "b": "Omitted", "c": "Succeeded", "d": "Omitted",
+    }  # fmt: skip
+    assert wf["metadata"]["name"].upper() in log(engine, wf, "c")  # `x | upper()` is `upper(x)`

@@ -86,6 +86,10 @@ CASES: list[tuple[str, Any]] = [
     ("sprig.date('2006-01-02', workflow.creationTimestamp)", "2026-12-02"),
     ("sprig.splitList(',', 'a,b')", ["a", "b"]),
     ("sprig.default('d', '')", "d"),
+    # the pipe (expr-lang): `x | f(y)` is `f(x, y)`, lowest of all operators
+    ("[1, 'a'] | toJSON()", '[1,"a"]'),
+    ("'a,b' | split(',') | join('-')", "a-b"),
+    ("1 + 2 | string()", "3"),
 ]
 
 
@@ -106,6 +110,7 @@ def test_expressions_evaluate_as_argo_documents(source: str, expected: Any) -> N
         ("[1][5]", "out of range"),
         ("filter([1], 2)", "closure"),
         ("jsonpath('{}', '$.a')", "matched nothing"),
+        ("1 | 2", "a pipe needs a function call"),
     ],
 )
 def test_bad_expressions_are_named_errors(source: str, message: str) -> None:

@@ -137,3 +137,74 @@ def test_memoize_and_synchronization_are_checked() -> None:
         validate(wf)
     assert "spec.templates[0].memoize: needs key and cache.configMap.name" in info.value.problems
     assert "spec.synchronization.semaphores[0].configMapKeyRef: needs name and key" in info.value.problems
+
+
+def test_a_number_in_args_is_refused_at_submit_as_argo_s_decoder_does() -> None:
+    wf = workflow(
+        templates=[{"name": "main", "container": {"image": "alpine", "command": ["sh", "-c"], "args": ["exit", 1]}}]
+    )
+    with pytest.raises(UnsupportedSpec, match=r'container\.args\[1\]: 1 is not a string.*quote it, "1"'):
+        validate(wf)
+    wf["spec"]["templates"][0]["container"]["args"] = "exit 1"
+    with pytest.raises(UnsupportedSpec, match=r"container\.args: give a list of strings, not str"):
+        validate(wf)
+
+
+def test_depends_on_an_omitted_task() -> None:
+    from workflows.engine.expr import evaluate_depends, expand_depends
+
+    logic, names = expand_depends("b.Omitted || a.Succeeded", None, {})
+    assert names == ["b", "a"]
+    assert evaluate_depends(logic, {"b": {"Omitted": True}, "a": {"Succeeded": False}})
+    assert not evaluate_depends(logic, {"b": {"Omitted": False}, "a": {"Succeeded": False}})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "why"),
+    [
+        (
+            {"parameters": {"a": 1}},
+            r"spec\.arguments\.parameters: give a list of \{name: \.\.\., value: \.\.\.\} mappings, not a dict",
+        ),
+        ({"parameters": ["a"]}, r"spec\.arguments\.parameters\[0\]: 'a' is not a mapping with a name"),
+        (["a"], r"spec\.arguments: give a mapping of parameters and artifacts"),
+    ],
+)
+def test_a_malformed_parameters_map_is_named_not_a_traceback(tmp_path: Path, arguments: Any, why: str) -> None:
+    with pytest.raises(SubmitError, match=why):
+        prepare(_library(tmp_path), workflow(arguments=arguments), {})
+
+
+def test_keys_that_differ_only_by_case_are_read_as_argo_s_decoder_reads_them(tmp_path: Path) -> None:
+    wf = workflow(
+        templates=[
+            {
+                "name": "main",
+                "container": {"image": "alpine", "command": ["true"]},
+                "Outputs": {"parameters": [{"name": "out", "valueFrom": {"Parameter": "x", "Default": "d"}}]},
+            }
+        ],
+        Entrypoint="main",
+    )
+    del wf["spec"]["entrypoint"]
+    ready = prepare(_library(tmp_path), wf, {})
+    assert ready["spec"]["entrypoint"] == "main"
+    assert ready["spec"]["templates"][0]["outputs"]["parameters"][0]["valueFrom"] == {"parameter": "x", "default": "d"}
+    wf["metadata"]["labels"] = {"Team": "a"}  # a free-form map keeps its keys
+    assert prepare(_library(tmp_path), wf, {})["metadata"]["labels"] == {"Team": "a"}
+
+
+def test_what_argo_accepts_lint_accepts() -> None:
+    from workflows.cli.library import lint_problems
+
+    cluster = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ClusterWorkflowTemplate",
+        "metadata": {"name": "say"},
+        "spec": {"templates": [{"name": "say", "container": {"image": "alpine", "command": ["echo"]}}]},
+    }
+    assert lint_problems(cluster, "c.yaml") == []  # a template library needs no entrypoint
+    retried = workflow(
+        templates=[{"name": "main", "retryStrategy": {"limit": 2}, "container": {"image": "a", "command": ["true"]}}]
+    )
+    assert lint_problems({**retried, "kind": "WorkflowTemplate", "metadata": {"name": "r"}}, "r.yaml") == []

@@ -31,9 +31,11 @@ def _documents(path: Path) -> list[dict[str, Any]]:
 def lint_problems(doc: dict[str, Any], source: str) -> list[str]:
     """What Argo's schema refuses in one object, then what the local engine cannot run."""
     from workflows.delivery.manifests import ManifestError, validate_argo
+    from workflows.engine import casing
     from workflows.engine.spec import UnsupportedSpec, validate
 
     problems: list[str] = []
+    doc = casing.canonical(doc)  # Argo matches field names without regard to case (`valueFrom.Parameter`)
     schema_doc = {**doc, "kind": "WorkflowTemplate"} if doc.get("kind") == "ClusterWorkflowTemplate" else doc
     try:
         validate_argo(schema_doc, source)

@@ -138,9 +138,9 @@ ARGO_MODELS = {"WorkflowTemplate": "WorkflowTemplate", "CronWorkflow": "CronWork
 
 
 def _hera_schema(kind: str) -> dict[str, Any]:
-    from hera.workflows import models
+    from workflows.engine import casing
 
-    return dict(getattr(models, ARGO_MODELS[kind]).model_json_schema())
+    return casing.schema(ARGO_MODELS[kind])
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +174,8 @@ def unknown_keys(schema: dict[str, Any], node: dict[str, Any], value: Any, path:
 def _client_form(doc: Any) -> Any:
     """The document as the generated argo-workflows client accepts it.
 
-    The client types ``withItems`` entries as objects, although Argo accepts scalars, and a memoize cache's
+    The client types ``withItems`` entries as objects, although Argo accepts scalars, ``retryStrategy.limit`` as a
+    string, although it is an IntOrString, and a memoize cache's
     ``configMap`` as a key selector, although Argo v3.7 takes a plain reference by name; for this one check scalar
     items are wrapped and the cache gets a placeholder key (the hera model and the JSON schema check the real
     document).
@@ -184,6 +185,8 @@ def _client_form(doc: Any) -> Any:
             k: ([i if isinstance(i, dict) else {"value": i} for i in v] if k == "withItems" else _client_form(v))
             for k, v in doc.items()
         }
+        if isinstance(form.get("limit"), int) and not isinstance(form["limit"], bool):
+            form["limit"] = str(form["limit"])  # retryStrategy.limit is Kubernetes' IntOrString; the client says str
         cache = form["memoize"].get("cache", {}) if isinstance(form.get("memoize"), dict) else {}
         if "configMap" in cache:
             cache["configMap"] = {"key": "entries", **cache["configMap"]}

@@ -209,6 +209,7 @@ def _results(run: Run, node: Mapping[str, Any]) -> dict[str, bool]:
         "Failed": phase == "Failed",
         "Errored": phase == "Error",
         "Skipped": phase == "Skipped",
+        "Omitted": phase == "Omitted",
         "Completed": phase in ("Succeeded", "Failed", "Error", "Skipped"),
         "Daemoned": False,
         "AnySucceeded": any(c["phase"] == "Succeeded" for c in children),

@@ -235,7 +235,9 @@ def evaluate_retry(expression: str, last: Mapping[str, str]) -> bool:
 
 # --- depends -----------------------------------------------------------------------------------------
 
-RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Daemoned", "Completed", "AnySucceeded", "AllFailed")
+RESULTS = (
+    "Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "Completed", "AnySucceeded", "AllFailed",
+)  # fmt: skip
 _DEP_REF = re.compile(r"(?<![\w.\-])([A-Za-z0-9][\w\-]*)(?:\.(\w+))?")
 
 

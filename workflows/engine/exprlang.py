@@ -148,6 +148,14 @@ class Parser:
         """Parse an expression binding tighter than ``power``."""
         left = self.prefix()
         while True:
+            if self.peek().text == "|" and power == 0:  # the pipe, lowest of all: `x | f(y)` is `f(x, y)`
+                self.take("|")
+                call = self.take()
+                if call.kind != "name" or self.peek().text != "(":
+                    raise ExpressionError(f"a pipe needs a function call after '|' in {self.source!r}")
+                self.take("(")
+                left = ("call", call.text, [left, *self.items(")")])
+                continue
             if self.peek().text == "?" and power <= 1:
                 self.take("?")
                 then = self.expression(0)

@@ -85,7 +85,7 @@ def validate(workflow: Mapping[str, Any]) -> None:
         _check_template(check, tmpl, path)
         names.add(tmpl.get("name") if isinstance(tmpl, dict) else None)
     if "workflowTemplateRef" not in spec:
-        if not spec.get("entrypoint") and workflow.get("kind") != "WorkflowTemplate":
+        if not spec.get("entrypoint") and workflow.get("kind") not in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
             check.problems.append("spec.entrypoint: required")
         if spec.get("entrypoint") and spec["entrypoint"] not in names:
             check.problems.append(f"spec.entrypoint: no template named {spec['entrypoint']!r}")
@@ -188,6 +188,16 @@ def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -
             f"{path}.command: the image {body.get('image')!r} has no command here, and its entrypoint is not known "
             f"locally (images with a known entrypoint: {', '.join(KNOWN_IMAGES)}); give the container a command"
         )
+    for key in ("command", "args"):
+        words = body.get(key)
+        if words is not None and not isinstance(words, list):
+            check.problems.append(f"{path}.{key}: give a list of strings, not {type(words).__name__}")
+        for number, word in enumerate(words if isinstance(words, list) else []):
+            if not isinstance(word, str):
+                check.problems.append(
+                    f"{path}.{key}[{number}]: {word!r} is not a string; Argo reads {key} as strings "
+                    f"(cannot unmarshal it into Container.{key}): quote it, \"{word}\""
+                )
     for epath, env in check.each(body.get("env"), f"{path}.env"):
         env = check.keys(env, epath, ENV)
         value_from = env.get("valueFrom")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.engine import names
+from workflows.engine import casing, names
 from workflows.engine.nodes import now
 from workflows.engine.spec import TemplateLibrary, load_documents, validate
 from workflows.engine.store import new_run_name
@@ -79,15 +79,12 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
             base = copy.deepcopy(library.get(kind, ref["name"])["spec"])
         except KeyError as exc:
             raise SubmitError(str(exc.args[0])) from exc
-        overrides = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters", [])}
+        overrides = {p["name"]: p for p in _parameters(spec.get("arguments"), "spec.arguments.parameters")}
         spec = {**base, **{k: v for k, v in spec.items() if k not in ("workflowTemplateRef", "arguments")}}
         spec["arguments"] = _merge_arguments(base.get("arguments") or {}, overrides)
         workflow["spec"] = spec
     spec["arguments"] = _apply_parameters(spec.get("arguments") or {}, parameters)
-    try:
-        validate(workflow)
-    except ValueError as exc:
-        raise SubmitError(str(exc)) from exc
+    workflow = _validated(workflow)
     meta = workflow.setdefault("metadata", {})
     meta["name"] = names.check("Workflow metadata.name:", meta.get("name") or new_run_name(_prefix(meta)))
     meta.update({"namespace": meta.get("namespace", "default"), "uid": str(uuid.uuid4()), "creationTimestamp": now()})
@@ -97,14 +94,54 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
     return workflow
 
 
+def _validated(workflow: dict[str, Any]) -> dict[str, Any]:
+    """The workflow once the engine can run it; keys Argo would match without regard to case are renamed first.
+
+    Raises:
+        SubmitError: What the engine cannot run, every problem named.
+    """
+    try:
+        validate(workflow)
+        return workflow
+    except ValueError as exc:
+        fixed = casing.canonical(workflow)  # the slow path only: it builds Argo's schema
+        if fixed == workflow:
+            raise SubmitError(str(exc)) from exc
+        try:
+            validate(fixed)
+        except ValueError as again:
+            raise SubmitError(str(again)) from again
+        return dict(fixed)
+
+
+def _parameters(arguments: Any, where: str) -> list[dict[str, Any]]:
+    """An ``arguments.parameters`` list, each a mapping with a name.
+
+    Raises:
+        SubmitError: Another shape (a mapping, a list of bare names…), naming where and how to write it.
+    """
+    if arguments is None:
+        return []
+    if not isinstance(arguments, dict):
+        raise SubmitError(f"{where.removesuffix('.parameters')}: give a mapping of parameters and artifacts")
+    given = arguments.get("parameters") or []
+    shape = "give a list of {name: ..., value: ...} mappings"
+    if not isinstance(given, list):
+        raise SubmitError(f"{where}: {shape}, not a {type(given).__name__}")
+    for number, item in enumerate(given):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise SubmitError(f"{where}[{number}]: {item!r} is not a mapping with a name; {shape}")
+    return given
+
+
 def _merge_arguments(base: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    params = [{**p, **overrides.get(p["name"], {})} for p in base.get("parameters", [])]
+    params = [{**p, **overrides.get(p["name"], {})} for p in _parameters(base, "the template's arguments.parameters")]
     params += [dict(p) for name, p in overrides.items() if name not in {q["name"] for q in params}]
     return {**base, "parameters": params}
 
 
 def _apply_parameters(arguments: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
-    declared = {p["name"]: dict(p) for p in arguments.get("parameters", [])}
+    declared = {p["name"]: dict(p) for p in _parameters(arguments, "spec.arguments.parameters")}
     for key, value in parameters.items():
         if key not in declared:
             known = ", ".join(sorted(declared)) or "none"
