@@ -242,3 +242,10 @@ def test_depends_on_omitted_and_an_expression_pipe(engine: Engine) -> None:
         "a": "Succeeded", "b": "Omitted", "c": "Succeeded", "d": "Omitted",
     }  # fmt: skip
     assert wf["metadata"]["name"].upper() in log(engine, wf, "c")  # `x | upper()` is `upper(x)`
+
+
+def test_a_missing_command_and_sigterm_fail_in_argo_s_words(engine: Engine) -> None:
+    wf = run(engine, "failure-words")
+    missing, terminated = node(wf, "missing"), node(wf, "terminated")
+    assert missing["phase"] in ("Error", "Failed") and "executable file not found in $PATH" in missing["message"]
+    assert terminated["phase"] == "Failed" and terminated["message"] == "Error (exit code 143)"  # 128 + SIGTERM

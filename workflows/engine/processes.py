@@ -39,7 +39,7 @@ class Child:
             await _exited(self.proc)
         finally:
             await self.stop()
-        return int(self.proc.returncode or 0), b"".join(self.out).decode(errors="replace")
+        return exit_code(self.proc.returncode), b"".join(self.out).decode(errors="replace")
 
     async def stop(self) -> None:
         """Stop the process (if it still runs) and its group, then drain its output."""
@@ -96,8 +96,17 @@ async def _start(run: Run, node: dict[str, Any], argv: list[str], env: dict[str,
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
+    except FileNotFoundError as exc:  # the container runtime's words, which Argo shows as the node's message
+        missing = "executable file not found in $PATH" if "/" not in argv[0] else "no such file or directory"
+        raise NodeError(f'failed to start the main container: exec: "{argv[0]}": {missing}') from exc
     except OSError as exc:
         raise NodeError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+
+
+def exit_code(returncode: int | None) -> int:
+    """A process's exit code as a container reports it: 128 + N for one ended by signal N (SIGTERM is 143)."""
+    code = int(returncode or 0)
+    return 128 - code if code < 0 else code
 
 
 async def _pump(stream: asyncio.StreamReader | None, log: Any, sink: list[bytes] | None) -> None:
