@@ -208,3 +208,24 @@ def test_what_argo_accepts_lint_accepts() -> None:
         templates=[{"name": "main", "retryStrategy": {"limit": 2}, "container": {"image": "a", "command": ["true"]}}]
     )
     assert lint_problems({**retried, "kind": "WorkflowTemplate", "metadata": {"name": "r"}}, "r.yaml") == []
+
+
+def test_a_run_from_a_template_is_labelled_and_sees_its_own_labels(tmp_path: Path) -> None:
+    from workflows.engine.frames import workflow_globals
+
+    (tmp_path / "t.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: hello}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - {name: main, container: {image: a, command: ['true']}}\n"
+    )
+    library = TemplateLibrary([tmp_path])
+    submitted = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"generateName": "h-", "labels": {"team": "ml"}, "annotations": {"owner": "ada"}},
+        "spec": {"workflowTemplateRef": {"name": "hello"}},
+    }  # fmt: skip
+    ready = prepare(library, submitted, {})
+    assert ready["metadata"]["labels"] == {"team": "ml", "workflows.argoproj.io/workflow-template": "hello"}
+    seen = workflow_globals(ready)
+    assert (seen["workflow.mainEntrypoint"], seen["workflow.labels.team"], seen["workflow.annotations.owner"]) == (
+        "main", "ml", "ada",
+    )  # fmt: skip

@@ -91,6 +91,8 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
     workflow["status"] = {"phase": "Pending", "nodes": {}}
     if ref:
         workflow["spec"]["workflowTemplateRef"] = ref
+        origin = "cluster-workflow-template" if ref.get("clusterScope") else "workflow-template"
+        meta.setdefault("labels", {})[f"workflows.argoproj.io/{origin}"] = ref["name"]  # as Argo labels it
     return workflow
 
 
