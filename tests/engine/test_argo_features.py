@@ -249,3 +249,13 @@ def test_a_missing_command_and_sigterm_fail_in_argo_s_words(engine: Engine) -> N
     missing, terminated = node(wf, "missing"), node(wf, "terminated")
     assert missing["phase"] in ("Error", "Failed") and "executable file not found in $PATH" in missing["message"]
     assert terminated["phase"] == "Failed" and terminated["message"] == "Error (exit code 143)"  # 128 + SIGTERM
+
+
+@pytest.mark.parametrize(
+    ("example", "failing", "running"), [("fail-fast-steps", "step1", "step2"), ("fail-fast-dag", "task1", "task2")]
+)
+def test_fail_fast_ends_in_argo_s_words(engine: Engine, example: str, failing: str, running: str) -> None:
+    wf = run(engine, example)
+    assert wf["status"]["phase"] == "Failed"
+    assert wf["status"]["message"] == "template has failed or errored children and failFast enabled"
+    assert (phases(wf)[failing], phases(wf)[running]) == ("Failed", "Succeeded")

@@ -86,7 +86,9 @@ def test_retry_limit_and_policy(engine: Engine) -> None:
     assert wf["status"]["phase"] == "Failed"
     retries = {n["displayName"]: n for n in wf["status"]["nodes"].values() if n["type"] == "Retry"}
     assert len(retries["always-fails"]["children"]) == 3  # limit 2 -> 3 attempts
-    assert retries["always-fails"]["message"] == "Error (exit code 3)"
+    assert retries["always-fails"]["message"] == "No more retries left"  # Argo's words once the limit is spent
+    attempts = [wf["status"]["nodes"][c] for c in retries["always-fails"]["children"]]
+    assert all(a["nodeFlag"] == {"retried": True} and a["message"] == "Error (exit code 3)" for a in attempts)
     assert len(retries["not-retried-on-failure"]["children"]) == 1  # OnError does not retry a Failed step
 
 

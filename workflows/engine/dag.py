@@ -20,7 +20,7 @@ from workflows.engine.frames import (
     template_outputs,
     with_item,
 )
-from workflows.engine.nodes import FAILED, NodeError, add_child, continues
+from workflows.engine.nodes import FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
     from workflows.engine.frames import Scope
@@ -177,7 +177,7 @@ class DagRun:
         for name in sorted(targets):
             phase = self._branch_phase(name)
             if phase in FAILED and not continues(self.tasks[name], {"phase": phase}):
-                result, message = phase, f"child '{self.done[name]['id']}' failed"
+                result, message = phase, failed_children(self.tmpl, self.done[name])
                 break
         if result == "Succeeded":
             self.node["outputs"] = template_outputs(self.tmpl, self.frame)

@@ -71,3 +71,11 @@ def failures(nodes: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
         for n in nodes.values()
         if n["type"] == "Pod" and n["phase"] in FAILED
     ]
+
+
+FAIL_FAST = "template has failed or errored children and failFast enabled"  # Argo's words
+
+
+def failed_children(tmpl: Mapping[str, Any], child: Mapping[str, Any]) -> str:
+    """The message of a steps or DAG node a child failed: Argo's failFast words when the template sets it."""
+    return FAIL_FAST if tmpl.get("failFast") else f"child '{child['id']}' failed"

@@ -33,6 +33,7 @@ async def retry(
             boundary,
         )
         node["children"].append(child["id"])
+        child["nodeFlag"] = {"retried": True}  # Argo flags every attempt of a retry node
         await run.run_body(child, tmpl, scope, attempt)
         if child["phase"] == "Succeeded" or attempt == limit or not should_retry(policy, child["phase"]):
             break
@@ -50,7 +51,8 @@ async def retry(
         await asyncio.sleep(delay)
     if child.get("outputs"):
         node["outputs"] = child["outputs"]
-    return run.finish(node, child["phase"], child.get("message"))
+    exhausted = child["phase"] != "Succeeded" and limit > 0 and len(node["children"]) > limit
+    return run.finish(node, child["phase"], "No more retries left" if exhausted else child.get("message"))
 
 
 def _expression_allows(run: Run, expression: str, child: dict[str, Any], started: float) -> bool:

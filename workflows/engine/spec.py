@@ -196,7 +196,7 @@ def _check_container(check: _Checker, body: Any, path: str, allowed: set[str]) -
             if not isinstance(word, str):
                 check.problems.append(
                     f"{path}.{key}[{number}]: {word!r} is not a string; Argo reads {key} as strings "
-                    f"(cannot unmarshal it into Container.{key}): quote it, \"{word}\""
+                    f'(cannot unmarshal it into Container.{key}): quote it, "{word}"'
                 )
     for epath, env in check.each(body.get("env"), f"{path}.env"):
         env = check.keys(env, epath, ENV)

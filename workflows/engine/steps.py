@@ -19,7 +19,7 @@ from workflows.engine.frames import (
     template_outputs,
     with_item,
 )
-from workflows.engine.nodes import FAILED, NodeError, add_child, continues
+from workflows.engine.nodes import FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
     from workflows.engine.frames import Scope
@@ -41,11 +41,11 @@ async def run_steps(run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope:
         results = await asyncio.gather(*runs)
         previous = [n for nodes in results for n in nodes]
         failed = [n for n, step in _step_nodes(results, group) if n["phase"] in FAILED and not continues(step, n)]
-        run.finish(gnode, "Failed" if failed else "Succeeded", f"child '{failed[0]['id']}' failed" if failed else None)
+        run.finish(gnode, "Failed" if failed else "Succeeded", failed_children(tmpl, failed[0]) if failed else None)
         for step, nodes in zip(group, results, strict=True):
             publish(frame, f"steps.{step['name']}", nodes, expanded=expands(step))
         if failed:
-            run.finish(node, "Failed", f"child '{failed[0]['id']}' failed")
+            run.finish(node, "Failed", failed_children(tmpl, failed[0]))
             return
     node["outputs"] = template_outputs(tmpl, frame)
     run.finish(node, "Succeeded")
