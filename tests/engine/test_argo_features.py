@@ -259,3 +259,11 @@ def test_fail_fast_ends_in_argo_s_words(engine: Engine, example: str, failing: s
     assert wf["status"]["phase"] == "Failed"
     assert wf["status"]["message"] == "template has failed or errored children and failFast enabled"
     assert (phases(wf)[failing], phases(wf)[running]) == ("Failed", "Succeeded")
+
+
+def test_a_loop_over_nothing_is_a_skipped_node(engine: Engine) -> None:
+    wf = run(engine, "loop-over-nothing")
+    assert wf["status"]["phase"] == "Succeeded"
+    empty = node(wf, "none")
+    assert (empty["type"], empty["phase"], empty["message"]) == ("Skipped", "Skipped", "Skipped, empty params")
+    assert phases(wf)["after"] == "Succeeded"

@@ -20,7 +20,7 @@ from workflows.engine.frames import (
     template_outputs,
     with_item,
 )
-from workflows.engine.nodes import FAILED, NodeError, add_child, continues, failed_children
+from workflows.engine.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
     from workflows.engine.frames import Scope
@@ -145,6 +145,13 @@ class DagRun:
             )
             publish(self.frame, f"tasks.{name}", [node], expanded=False)
             return node
+        if not items:  # Argo's node for a loop over nothing
+            empty = run.new_node(full, name, "Skipped", str(task.get("template", "")), self.node["id"])
+            self._link_task(name, empty)
+            empty["outputs"] = skipped_outputs(run.engine.library, self.tasks[name], self.scope)
+            run.finish(empty, "Skipped", EMPTY_LOOP)
+            publish(self.frame, f"tasks.{name}", [empty], expanded=False)
+            return empty
         group = run.new_node(full, name, "TaskGroup", str(task.get("template", "")), self.node["id"])
         self._link_task(name, group)
         calls = [

@@ -73,6 +73,7 @@ def failures(nodes: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+EMPTY_LOOP = "Skipped, empty params"  # Argo's message for withItems/withParam/withSequence over nothing
 FAIL_FAST = "template has failed or errored children and failFast enabled"  # Argo's words
 
 

@@ -16,10 +16,11 @@ from workflows.engine.frames import (
     parallelism_limiter,
     publish,
     skip_unresolved,
+    skipped_outputs,
     template_outputs,
     with_item,
 )
-from workflows.engine.nodes import FAILED, NodeError, add_child, continues, failed_children
+from workflows.engine.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
     from workflows.engine.frames import Scope
@@ -61,6 +62,11 @@ async def _run_step(
         skipped = run.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])
         add_child(group, skipped)
         return [run.finish(skipped, "Error", str(exc))]
+    if items == []:  # Argo's node for a loop over nothing
+        empty = run.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])
+        add_child(group, empty)
+        empty["outputs"] = skipped_outputs(run.engine.library, step, scope)
+        return [run.finish(empty, "Skipped", EMPTY_LOOP)]
     expansions = (
         [(step["name"], step)]
         if items is None
