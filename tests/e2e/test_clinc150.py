@@ -268,7 +268,7 @@ def _commit_analysis_spec(own: Settings) -> None:
     from workflows.platform import gitrepo
 
     spec = {
-        "steps": [20, 50, 100],
+        "steps": [20, 100],  # one step up to 100%; stepping through 50% is proven in tests/integration/test_canary.py
         "metrics": [
             {"name": "accuracy-difference", "successCondition": "low >= -0.3", "failureCondition": "high < 0"},
             {"name": "errors-5xx", "successCondition": "value <= 0.01", "failureCondition": "value > 0.05"},
@@ -381,20 +381,18 @@ def test_production_feedback_rolls_a_worse_canary_back_and_a_better_one_out(
     assert better.returncode == 0, better.stdout + better.stderr
     promoted = ctcd(own, "promote", "intent-classifier", v3, "--percent", "20", "--to-main")  # if the gate did not
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-    steps = []
-    for expected in (50, None):  # 20% -> 50%, then rolled out
-        count = len(ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
-        rows.append(sum(_traffic_with_feedback(own, texts, truth, v3).values()))
-        _round(own, count)
-        now = promotion.current(own.git_remote, own.git_branch, "intent-classifier", "staging")
-        assert now is not None and (now["a"]["version"], now["canary"]) == (v3, expected), now
-        steps.append(_message(own))
-    assert all("Analysis: pass" in m and "Analysis-Evidence: accuracy-difference passed" in m for m in steps), steps
+    count = len(ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging"))
+    rows.append(sum(_traffic_with_feedback(own, texts, truth, v3).values()))
+    _round(own, count)  # 20% -> rolled out, by the scheduler's round
+    now = promotion.current(own.git_remote, own.git_branch, "intent-classifier", "staging")
+    assert now is not None and (now["a"]["version"], now["canary"]) == (v3, None), now
+    steps = [_message(own)]
+    assert "Analysis: pass" in steps[0] and "Analysis-Evidence: accuracy-difference passed" in steps[0], steps
     after = ledger.history(own.git_remote, own.git_branch, "intent-classifier", "staging")[before:]
     decisions = [e for e in after if e.source == "analysis"]
-    assert len(decisions) == 3, decisions  # one per step, though the scheduler was killed mid-round
+    assert len(decisions) == 2, decisions  # one per step, though the scheduler was killed mid-round
     history = ctcd(own, "history", "intent-classifier", "--env", "staging").stdout
-    assert history.count("analysis") >= 3, history
+    assert history.count("analysis") >= 2, history
     with gitrepo.scratch_clone(own.git_remote, own.git_branch) as repo:
         assert gitrepo.trailers(repo, "HEAD")["Analysis"] == "pass"
     evidence = [
