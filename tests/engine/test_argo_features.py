@@ -267,3 +267,11 @@ def test_a_loop_over_nothing_is_a_skipped_node(engine: Engine) -> None:
     empty = node(wf, "none")
     assert (empty["type"], empty["phase"], empty["message"]) == ("Skipped", "Skipped", "Skipped, empty params")
     assert phases(wf)["after"] == "Succeeded"
+
+
+def test_template_defaults_reach_the_templates(engine: Engine) -> None:
+    wf = run(engine, "template-defaults")
+    assert wf["status"]["phase"] == "Succeeded"
+    retry = next(n for n in wf["status"]["nodes"].values() if n["type"] == "Retry")  # the default retryStrategy
+    attempt = wf["status"]["nodes"][retry["children"][0]]
+    assert "default image" in engine.store.log_path(wf["metadata"]["name"], attempt["id"]).read_text()

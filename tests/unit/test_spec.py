@@ -229,3 +229,21 @@ def test_a_run_from_a_template_is_labelled_and_sees_its_own_labels(tmp_path: Pat
     assert (seen["workflow.mainEntrypoint"], seen["workflow.labels.team"], seen["workflow.annotations.owner"]) == (
         "main", "ml", "ada",
     )  # fmt: skip
+
+
+def test_template_defaults_merge_under_each_template_of_their_kind() -> None:
+    from workflows.engine.submit import with_defaults
+
+    defaults = {
+        "timeout": "30s",
+        "container": {"image": "alpine", "env": [{"name": "A", "value": "1"}]},
+        "metadata": {"labels": {"a": "1"}},
+    }
+    own = with_defaults(defaults, {"name": "c", "container": {"command": ["true"]}, "metadata": {"labels": {"b": "2"}}})
+    assert own["container"] == {"image": "alpine", "env": [{"name": "A", "value": "1"}], "command": ["true"]}
+    assert own["metadata"] == {"labels": {"a": "1", "b": "2"}} and own["timeout"] == "30s"
+    assert "container" not in with_defaults(defaults, {"name": "d", "dag": {"tasks": []}})  # a DAG gains no body
+    assert (
+        with_defaults(defaults, {"name": "t", "timeout": "5s", "container": {"image": "mine"}})["container"]["image"]
+        == "mine"
+    )

@@ -84,6 +84,7 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
         spec["arguments"] = _merge_arguments(base.get("arguments") or {}, overrides)
         workflow["spec"] = spec
     spec["arguments"] = _apply_parameters(spec.get("arguments") or {}, parameters)
+    spec["templates"] = [with_defaults(spec.get("templateDefaults"), t) for t in spec.get("templates") or []]
     workflow = _validated(workflow)
     meta = workflow.setdefault("metadata", {})
     meta["name"] = names.check("Workflow metadata.name:", meta.get("name") or new_run_name(_prefix(meta)))
@@ -94,6 +95,30 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
         origin = "cluster-workflow-template" if ref.get("clusterScope") else "workflow-template"
         meta.setdefault("labels", {})[f"workflows.argoproj.io/{origin}"] = ref["name"]  # as Argo labels it
     return workflow
+
+
+BODY_KINDS = ("container", "script", "containerSet", "dag", "steps", "http", "suspend", "resource", "data", "plugin")
+
+
+def with_defaults(defaults: Any, template: Any) -> Any:
+    """A template over ``spec.templateDefaults``, as Argo merges them: the template's own values win, mappings merge.
+
+    A default body (a ``container``, say) reaches only templates of that kind, so a DAG never gains a container.
+    """
+    if not isinstance(defaults, dict) or not isinstance(template, dict):
+        return template
+    kind = next((k for k in BODY_KINDS if k in template), None)
+    wanted = {k: v for k, v in defaults.items() if k not in BODY_KINDS or k == kind}
+    return _merge(wanted, template)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
+    return merged
 
 
 def _validated(workflow: dict[str, Any]) -> dict[str, Any]:
