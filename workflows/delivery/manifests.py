@@ -143,19 +143,11 @@ def _hera_schema(kind: str) -> dict[str, Any]:
     return casing.schema(ARGO_MODELS[kind])
 
 
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = schema["$defs"][node["$ref"].split("/")[-1]]
-    for combo in ("allOf", "anyOf", "oneOf"):
-        options = [_resolve(schema, o) for o in node.get(combo, []) if o.get("type") != "null"]
-        if len(options) == 1:
-            return options[0]
-    return node
-
-
 def unknown_keys(schema: dict[str, Any], node: dict[str, Any], value: Any, path: str) -> list[str]:
     """Keys of ``value`` that the JSON schema does not declare (typos such as ``entrypiont``)."""
-    node = _resolve(schema, node)
+    from workflows.engine.casing import resolve
+
+    node = resolve(schema, node)
     problems: list[str] = []
     if isinstance(value, dict) and "properties" in node:
         props = node["properties"]

@@ -10,12 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-KINDS = {
-    "Workflow": "Workflow",
-    "WorkflowTemplate": "WorkflowTemplate",
-    "ClusterWorkflowTemplate": "ClusterWorkflowTemplate",
-    "CronWorkflow": "CronWorkflow",
-}
+KINDS = frozenset({"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"})
 
 
 @functools.cache
@@ -23,21 +18,22 @@ def schema(kind: str) -> dict[str, Any]:
     """Argo's JSON schema of one kind, from hera's models (made once per process: it takes most of a second)."""
     from hera.workflows import models
 
-    return dict(getattr(models, KINDS[kind]).model_json_schema())
+    return dict(getattr(models, kind).model_json_schema())
 
 
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its ``$ref`` followed and a single non-null ``anyOf``/``allOf``/``oneOf`` option taken."""
     while "$ref" in node:
         node = schema["$defs"][node["$ref"].split("/")[-1]]
     for combo in ("allOf", "anyOf", "oneOf"):
-        options = [_resolve(schema, o) for o in node.get(combo, []) if o.get("type") != "null"]
+        options = [resolve(schema, o) for o in node.get(combo, []) if o.get("type") != "null"]
         if len(options) == 1:
             return options[0]
     return node
 
 
 def _walk(schema: dict[str, Any], node: dict[str, Any], value: Any) -> Any:
-    node = _resolve(schema, node)
+    node = resolve(schema, node)
     if isinstance(value, dict) and "properties" in node:
         fields = {p.get("alias", k): p for k, p in node["properties"].items()}
         folded = {name.lower(): name for name in fields}
