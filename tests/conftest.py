@@ -83,14 +83,27 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A running embedded platform for the whole session, stopped at the end."""
+def session_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The session's state folder and ports; whatever of its platform a test started is stopped at the end."""
     for key in ("MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.pop(key, None)
     settings = make_settings(tmp_path_factory.mktemp("platform"), free_port_block())
-    stack.up(settings)
     yield settings
     stack.down(settings)
+
+
+@pytest.fixture(scope="session")
+def s3_only(session_settings: Settings) -> Settings:
+    """Just the embedded S3 (SeaweedFS), for engine tests that move artifacts: no MLflow, serving or bridge."""
+    stack.up(session_settings, only=("s3",))
+    return session_settings
+
+
+@pytest.fixture(scope="session")
+def platform(session_settings: Settings) -> Settings:
+    """The whole embedded platform for the rest of the session; an S3 already started is kept, not restarted."""
+    stack.up(session_settings)
+    return session_settings
 
 
 LANES = ("unit", "engine", "integration", "e2e")

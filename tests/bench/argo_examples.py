@@ -65,7 +65,7 @@ def selected(found: list[tuple[Path, dict[str, Any]]], only: list[str]) -> list[
 
 def failure(settings: Settings, workflow: dict[str, Any]) -> str:
     """The run's message, the first failed node's message and the last lines of its log."""
-    from workflows.engine.store import RunStore
+    from workflows.engine.state.store import RunStore
 
     status = workflow.get("status") or {}
     bad = [n for n in (status.get("nodes") or {}).values() if n.get("phase") in ("Failed", "Error")]
@@ -80,7 +80,7 @@ def failure(settings: Settings, workflow: dict[str, Any]) -> str:
 
 def run_one(settings: Settings, name: str, doc: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Submit one example and wait for its end (or stop it at ``timeout``)."""
-    from workflows.engine.store import RunStore
+    from workflows.engine.state.store import RunStore
     from workflows.local import runs
 
     start = time.monotonic()

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from workflows.engine.executor import Engine
-from workflows.engine.spec import TemplateLibrary
-from workflows.engine.store import RunStore
-from workflows.engine.submit import prepare
+from workflows.engine.spec.submit import prepare
+from workflows.engine.spec.validation import TemplateLibrary
+from workflows.engine.state.store import RunStore
 
 STEPS = 20
 COMMAND = ["python", "-c", "pass"]

@@ -20,9 +20,9 @@ import yaml
 from tests.bench.engine_overhead import dag_workflow
 from workflows.delivery import manifests, overlays
 from workflows.engine.executor import Engine
-from workflows.engine.spec import TemplateLibrary
-from workflows.engine.store import RunStore
-from workflows.engine.submit import prepare
+from workflows.engine.spec.submit import prepare
+from workflows.engine.spec.validation import TemplateLibrary
+from workflows.engine.state.store import RunStore
 
 RESULTS = Path("bench-results") / "scale.json"
 

@@ -318,7 +318,7 @@ def _round(own: Settings, before: int) -> dict[str, Any]:
 
 def _kill_the_scheduler_mid_round(own: Settings) -> None:
     """kill -9 the scheduler once its next canary-analysis round has started, then bring it back with `ctcd up`."""
-    from workflows.engine.store import RunStore
+    from workflows.engine.state.store import RunStore
 
     def started() -> bool:
         return any(

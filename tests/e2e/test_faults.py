@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import ctcd
 from tests.e2e.conftest import run_template
-from workflows.engine.store import RunStore
+from workflows.engine.state.store import RunStore
 from workflows.local import runs as engine_runs
 from workflows.local import stack
 from workflows.settings import Settings

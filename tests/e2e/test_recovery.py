@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import ctcd
 from workflows.delivery import bridge, overlays, promotion
-from workflows.engine.store import RunStore
+from workflows.engine.state.store import RunStore
 from workflows.local import stack, supervisor
 from workflows.platform.gitrepo import git
 from workflows.platform.s3 import s3_client

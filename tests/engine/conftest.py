@@ -1,14 +1,19 @@
-"""The engine fixture: the local engine against the real embedded S3, with fresh and warm step processes."""
+"""The engine fixture: the local engine with fresh and warm step processes, and no platform.
+
+Its S3 (the real embedded SeaweedFS, nothing else of the platform) starts the first time a run moves an artifact.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from workflows.engine.executor import Engine
-from workflows.engine.spec import TemplateLibrary
-from workflows.engine.store import RunStore
+from workflows.engine.spec.validation import TemplateLibrary
+from workflows.engine.state.store import RunStore
+from workflows.local import stack
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 
@@ -16,7 +21,9 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module", params=["fresh", "warm"])
-def engine(request: pytest.FixtureRequest, platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def engine(
+    request: pytest.FixtureRequest, session_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Engine:
     """The engine starting each step as a fresh process (as pods do), then forking them from its warm launcher.
 
     The warm launcher preloads light modules here, so it is ready after the first step and forks the rest.
@@ -24,9 +31,15 @@ def engine(request: pytest.FixtureRequest, platform: Settings, tmp_path_factory:
     return Engine(
         store=RunStore(tmp_path_factory.mktemp("runs")),
         library=TemplateLibrary([HERE / "library"]),
-        s3=lambda: s3_client(platform),
-        artifacts_bucket=platform.artifacts_bucket,
+        s3=lambda: _s3(session_settings),
+        artifacts_bucket=session_settings.artifacts_bucket,
         parallelism=4,
         warm=request.param == "warm",
         preload=("json", "random"),
     )
+
+
+def _s3(settings: Settings) -> Any:
+    """The S3 client, starting the session's SeaweedFS (alone) if it is not running yet."""
+    stack.up(settings, only=("s3",))
+    return s3_client(settings)

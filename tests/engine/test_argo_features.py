@@ -14,10 +14,7 @@ from typing import Any
 import pytest
 
 from tests.engine.test_examples import node, phases, run
-from workflows.engine import control, suspend
-from workflows.engine.executor import Engine
-from workflows.engine.objects import LocalObjects
-from workflows.engine.submit import SubmitError, from_file, prepare
+from workflows.engine import Engine, LocalObjects, SubmitError, from_file, prepare, signals
 
 HERE = Path(__file__).parent
 
@@ -168,13 +165,13 @@ def test_http_success_condition_timed_and_resumed_suspends(engine: Engine, pong:
     run_dir = engine.store.run_dir(wf["metadata"]["name"])
     _until(lambda: any(n["displayName"] == "approve" for n in wf["status"].get("nodes", {}).values()))
     assert node(wf, "approve")["phase"] == "Running" and node(wf, "approve")["type"] == "Suspend"
-    suspend.resume(run_dir, {"answer": "yes"})
+    signals.resume(run_dir, {"answer": "yes"})
     thread.join(60)
     assert wf["status"]["phase"] == "Succeeded"
     assert node(wf, "ok")["type"] == "HTTP" and node(wf, "ok")["outputs"]["result"] == "pong"
     assert node(wf, "refused")["phase"] == "Failed" and "successCondition" in node(wf, "refused")["message"]
     waited = node(wf, "wait")
-    from workflows.engine.nodes import epoch
+    from workflows.engine.state.nodes import epoch
 
     assert epoch(waited["finishedAt"]) - epoch(waited["startedAt"]) >= 1.0
     assert node(wf, "show")["outputs"]["result"] == "answer=yes"
@@ -192,7 +189,7 @@ def test_stop_runs_the_exit_handler_and_terminate_does_not(engine: Engine, tmp_p
     workflow = prepare(engine.library, from_file(HERE / "workflows" / "control.yaml"), {"marker": str(marker)})
     thread, wf = _in_background(engine, workflow)
     _until_started(wf, "flaky")
-    control.request(engine.store.run_dir(wf["metadata"]["name"]), strategy)
+    signals.request(engine.store.run_dir(wf["metadata"]["name"]), strategy)
     thread.join(30)
     assert not thread.is_alive()
     assert wf["status"]["phase"] == "Failed"
@@ -206,11 +203,11 @@ def test_a_retried_run_keeps_what_succeeded(engine: Engine, tmp_path: Path) -> N
     thread, wf = _in_background(engine, workflow)
     _until_started(wf, "flaky")
     run_dir = engine.store.run_dir(wf["metadata"]["name"])
-    control.request(run_dir, "terminate")
+    signals.request(run_dir, "terminate")
     thread.join(30)
     (run_dir / "terminate").unlink()
     (tmp_path / "m.pass").write_text("")
-    again = engine.run(control.for_retry(engine.store.load(wf["metadata"]["name"])))
+    again = engine.run(signals.for_retry(engine.store.load(wf["metadata"]["name"])))
     assert again["status"]["phase"] == "Succeeded"
     assert node(again, "quick")["message"].startswith("reused")
     assert node(again, "quick")["outputs"]["parameters"] == [{"name": "v", "value": "value"}]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.engine.executor import Engine
-from workflows.engine.submit import from_file, prepare
+from workflows.engine.spec.submit import from_file, prepare
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
 
@@ -73,7 +73,7 @@ def test_retry_backoff_succeeds_on_third_attempt(engine: Engine, tmp_path: Path)
     assert [a["phase"] for a in attempts] == ["Failed", "Failed", "Succeeded"]
     assert attempts[2]["outputs"]["result"] == "attempt 2 retries=2"
     # backoff 200ms then 400ms: each retry starts no earlier than its delay after the previous attempt
-    from workflows.engine.nodes import epoch
+    from workflows.engine.state.nodes import epoch
 
     gaps = [epoch(attempts[i + 1]["startedAt"]) - epoch(attempts[i]["finishedAt"]) for i in range(2)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4
@@ -132,14 +132,14 @@ def test_output_parameter_and_result(engine: Engine) -> None:
     assert node(wf, "consume-parameter")["outputs"]["result"] == "hello world"
 
 
-def test_artifacts_pass_between_steps_through_s3(engine: Engine, platform: Settings) -> None:
+def test_artifacts_pass_between_steps_through_s3(engine: Engine, s3_only: Settings) -> None:
     wf = run(engine, "artifact-passing")
     assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
     assert node(wf, "consume-artifact")["outputs"]["result"] == "hello world"
     assert node(wf, "consume-raw")["outputs"]["result"] == "hello world"
     arts = {a["name"]: a for a in node(wf, "generate-artifact")["outputs"]["artifacts"]}
-    client = s3_client(platform)
-    raw = client.get_object(Bucket=platform.artifacts_bucket, Key=f"{wf['metadata']['name']}/raw.txt")
+    client = s3_client(s3_only)
+    raw = client.get_object(Bucket=s3_only.artifacts_bucket, Key=f"{wf['metadata']['name']}/raw.txt")
     assert raw["Body"].read() == b"hello world\n"
     packed = client.get_object(Bucket=arts["hello-art"]["s3"]["bucket"], Key=arts["hello-art"]["s3"]["key"])
     assert packed["Body"].read()[:2] == b"\x1f\x8b"  # gzip, as Argo's default archive
@@ -176,7 +176,7 @@ def test_enhanced_depends(engine: Engine) -> None:
 
 
 def _max_overlap(nodes: list[dict[str, Any]]) -> int:
-    from workflows.engine.nodes import epoch
+    from workflows.engine.state.nodes import epoch
 
     events = sorted([(epoch(n["startedAt"]), 1) for n in nodes] + [(epoch(n["finishedAt"]), -1) for n in nodes])
     best = current = 0
@@ -248,7 +248,7 @@ def test_a_mutex_serializes_concurrent_runs(engine: Engine) -> None:
 
 
 def test_a_semaphore_limits_a_template(engine: Engine) -> None:
-    from workflows.engine.objects import LocalObjects
+    from workflows.engine.state.objects import LocalObjects
 
     engine.objects = LocalObjects(configmaps={"my-config": {"template": "2"}})
     wf = run(engine, "synchronization-semaphore")

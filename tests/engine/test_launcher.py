@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from workflows.engine.launcher import Launcher, WarmChild
+from workflows.engine.pod.launcher import Launcher, WarmChild
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import settings_env
 from tests.engine.test_examples import EXAMPLES, node, run
 from workflows.engine.executor import Engine
-from workflows.engine.store import RunStore
+from workflows.engine.state.store import RunStore
 from workflows.settings import Settings
 
 CTCD = [sys.executable, "-m", "workflows.cli"]
@@ -57,11 +57,11 @@ def _wait(predicate: object, timeout: float = 60) -> None:
     raise AssertionError("timed out")
 
 
-def test_a_run_whose_worker_is_killed_ends_in_error_everywhere(platform: Settings) -> None:
-    submitted = _ctcd(platform, "submit", str(EXAMPLES / "held-mutex.yaml"), "-o", "name")
+def test_a_run_whose_worker_is_killed_ends_in_error_everywhere(session_settings: Settings) -> None:
+    submitted = _ctcd(session_settings, "submit", str(EXAMPLES / "held-mutex.yaml"), "-o", "name")
     assert submitted.returncode == 0, submitted.stderr
     name = submitted.stdout.strip().splitlines()[-1]
-    store = RunStore(platform.state_dir)
+    store = RunStore(session_settings.state_dir)
     folder = store.run_dir(name)
     _wait(lambda: any(n.get("phase") == "Running" for n in store.load(name)["status"]["nodes"].values()))
     _wait(lambda: any((folder / "pods").glob("*.json")))
@@ -70,15 +70,15 @@ def test_a_run_whose_worker_is_killed_ends_in_error_everywhere(platform: Setting
     os.kill(worker, signal.SIGKILL)
     _wait(lambda: _gone(worker), 10)
 
-    listed = json.loads(_ctcd(platform, "runs", "list", "-o", "json").stdout)
+    listed = json.loads(_ctcd(session_settings, "runs", "list", "-o", "json").stdout)
     mine = next(w for w in listed if w["metadata"]["name"] == name)
     assert mine["status"]["phase"] == "Error" and "engine worker exited" in mine["status"]["message"]
-    got = json.loads(_ctcd(platform, "runs", "get", name, "-o", "json").stdout)
+    got = json.loads(_ctcd(session_settings, "runs", "get", name, "-o", "json").stdout)
     assert got["status"]["phase"] == "Error"
     assert all(n["phase"] != "Running" for n in got["status"]["nodes"].values())
     _wait(lambda: _gone(step_pid), 10)  # the orphaned step was killed with its worker's run
 
-    second = _ctcd(platform, "submit", str(EXAMPLES / "held-mutex.yaml"), "-o", "name")
+    second = _ctcd(session_settings, "submit", str(EXAMPLES / "held-mutex.yaml"), "-o", "name")
     other = second.stdout.strip().splitlines()[-1]
     try:  # the mutex is free again: the next run starts its step instead of waiting
         _wait(lambda: any(n.get("phase") == "Running" for n in store.load(other)["status"]["nodes"].values()), 30)

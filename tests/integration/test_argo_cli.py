@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import ctcd
-from workflows.engine.store import RunStore
+from workflows.engine.state.store import RunStore
 from workflows.local import applied, runs, scheduler
 from workflows.settings import Settings
 

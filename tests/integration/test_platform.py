@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port_block, make_settings, settings_env
-from workflows.engine.store import RunStore
+from workflows.engine.state.store import RunStore
 from workflows.local import scheduler, stack
 from workflows.settings import Settings
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from workflows import compile as compiler
-from workflows.engine.spec import validate
+from workflows.engine.spec.validation import validate
 
 
 def test_compiled_yaml_matches_golden_files() -> None:

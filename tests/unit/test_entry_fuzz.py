@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 
 from serving.local import gateway
 from workflows.delivery import webhook
-from workflows.engine import names
-from workflows.engine.store import RunStore
+from workflows.engine.state import names
+from workflows.engine.state.store import RunStore
 from workflows.local import bridge_server
 from workflows.settings import Settings
 

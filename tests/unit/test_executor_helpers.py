@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from workflows.engine.frames import item_label, sequence_items
-from workflows.engine.nodes import NodeError, node_id
-from workflows.engine.objects import LocalObjects
-from workflows.engine.pods import path_mapping, remap
-from workflows.engine.retry import should_retry
+from workflows.engine.kinds.retry import should_retry
+from workflows.engine.pod.paths import path_mapping, remap
+from workflows.engine.state.nodes import NodeError, node_id
+from workflows.engine.state.objects import LocalObjects
 
 
 def test_declared_paths_map_into_the_node_folder(tmp_path: Path) -> None:

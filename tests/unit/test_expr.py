@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.engine.expr import (
-    ExpressionError,
-    evaluate_depends,
-    evaluate_retry,
-    evaluate_when,
-    expand_depends,
-    parse_duration,
-    substitute,
-    substitute_all,
-)
+from workflows.engine.language.conditions import evaluate_depends, evaluate_retry, evaluate_when, expand_depends
+from workflows.engine.language.durations import parse_duration
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.tags import substitute, substitute_all
 
 
 def test_substitute_trims_whitespace_and_keeps_unknown_tags() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from workflows.engine.expr import ExpressionError, substitute
-from workflows.engine.expressions import evaluate, expand_tags
-from workflows.engine.exprlang import Missing
+from workflows.engine.language.errors import ExpressionError, Missing
+from workflows.engine.language.expressions import evaluate
+from workflows.engine.language.tags import expand_tags, substitute
 
 SCOPE = {
     "inputs.parameters.num": "3",

@@ -86,3 +86,54 @@ def test_imports_follow_the_layers() -> None:
     linter = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run([str(linter), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def import_circles(package: str) -> list[list[str]]:
+    """Groups of modules under ``package`` that import each other, directly or round a loop (Tarjan's SCCs)."""
+    import grimp
+
+    graph = grimp.build_graph(package.split(".")[0])
+    inside = sorted(m for m in graph.modules if m.startswith(package + ".") and not _is_package(m))
+    edges = {m: [d for d in graph.find_modules_directly_imported_by(m) if d in inside] for m in inside}
+    return _strongly_connected(edges)
+
+
+def _is_package(module: str) -> bool:
+    return (REPO / module.replace(".", "/") / "__init__.py").exists()
+
+
+def _strongly_connected(edges: dict[str, list[str]]) -> list[list[str]]:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in edges[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while (top := stack.pop()) != node:
+                group.append(top)
+            if group:
+                circles.append(sorted([node, *group]))
+
+    for node in edges:
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_the_engine_has_no_import_circles() -> None:
+    assert import_circles("workflows.engine") == []
+
+
+def test_the_circle_finder_sees_a_loop() -> None:
+    edges = {"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}
+    assert _strongly_connected(edges) == [["a", "b", "c"]]

@@ -14,8 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from workflows.cli.app import app
-from workflows.engine import names
-from workflows.engine.store import RunStore
+from workflows.engine.state import names
+from workflows.engine.state.store import RunStore
 
 HOSTILE = ["../../../pwn-workflow", "../x", "/tmp/abs", "a/../../b", "..", "UPPER", "a..b", "-lead", "x" * 254]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from workflows.engine.spec import TemplateLibrary, UnsupportedSpec, validate
-from workflows.engine.submit import SubmitError, from_reference, prepare
+from workflows.engine.spec.submit import SubmitError, from_reference, prepare
+from workflows.engine.spec.validation import TemplateLibrary, UnsupportedSpec, validate
 
 
 def workflow(**spec: Any) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def test_a_number_in_args_is_refused_at_submit_as_argo_s_decoder_does() -> None:
 
 
 def test_depends_on_an_omitted_task() -> None:
-    from workflows.engine.expr import evaluate_depends, expand_depends
+    from workflows.engine.language.conditions import evaluate_depends, expand_depends
 
     logic, names = expand_depends("b.Omitted || a.Succeeded", None, {})
     assert names == ["b", "a"]
@@ -232,7 +232,7 @@ def test_a_run_from_a_template_is_labelled_and_sees_its_own_labels(tmp_path: Pat
 
 
 def test_template_defaults_merge_under_each_template_of_their_kind() -> None:
-    from workflows.engine.submit import with_defaults
+    from workflows.engine.spec.submit import with_defaults
 
     defaults = {
         "timeout": "30s",

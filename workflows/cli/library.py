@@ -20,7 +20,7 @@ KindOpt = Annotated[bool, typer.Option("--cluster-scope", help="A ClusterWorkflo
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
-    from workflows.engine.spec import load_documents
+    from workflows.engine import load_documents
 
     try:
         return load_documents(path)
@@ -31,8 +31,7 @@ def _documents(path: Path) -> list[dict[str, Any]]:
 def lint_problems(doc: dict[str, Any], source: str) -> list[str]:
     """What Argo's schema refuses in one object, then what the local engine cannot run."""
     from workflows.delivery.manifests import ManifestError, validate_argo
-    from workflows.engine import casing
-    from workflows.engine.spec import UnsupportedSpec, validate
+    from workflows.engine import UnsupportedSpec, casing, validate
 
     problems: list[str] = []
     doc = casing.canonical(doc)  # Argo matches field names without regard to case (`valueFrom.Parameter`)
@@ -193,7 +192,7 @@ def _cron(name: str) -> dict[str, Any]:
 
 def cron_trigger(name: str) -> None:
     """Start a run of a CronWorkflow now (like `argo submit --from cronwf/NAME`); prints the run's name."""
-    from workflows.engine.submit import from_reference
+    from workflows.engine import from_reference
     from workflows.local import runs
 
     _cron(name)

@@ -125,7 +125,7 @@ def _submit_to_cluster(source: str, params: dict[str, str], from_ref: bool, outp
 
 
 def _one_workflow(path: Path) -> dict[str, Any]:
-    from workflows.engine.spec import load_documents
+    from workflows.engine import load_documents
 
     try:
         docs = [d for d in load_documents(path) if d["kind"] == "Workflow"]
@@ -194,7 +194,7 @@ def _print_run(workflow: dict[str, Any]) -> None:
 def runs_list(output: OutputOpt = "table") -> None:
     """List runs, newest first, like `argo list`."""
     from workflows.cli import render
-    from workflows.engine.store import RunStore
+    from workflows.engine import RunStore
 
     workflows = RunStore(settings().state_dir).list()
     if output == "json":
@@ -224,7 +224,7 @@ def runs_get(name: str, output: OutputOpt = "table", cluster: ClusterOpt = False
 
 
 def _load(name: str) -> dict[str, Any]:
-    from workflows.engine.store import RunStore
+    from workflows.engine import RunStore
 
     try:
         return RunStore(settings().state_dir).load(name)
@@ -237,7 +237,7 @@ def runs_logs(
     node: Annotated[str | None, typer.Option("--node", help="Only this node (id or display name).")] = None,
 ) -> None:
     """Print the logs of a run's steps, each line prefixed with its step, like `argo logs`."""
-    from workflows.engine.store import RunStore
+    from workflows.engine import RunStore
 
     store = RunStore(settings().state_dir)
     workflow = _load(name)

@@ -145,9 +145,9 @@ def _hera_schema(kind: str) -> dict[str, Any]:
 
 def unknown_keys(schema: dict[str, Any], node: dict[str, Any], value: Any, path: str) -> list[str]:
     """Keys of ``value`` that the JSON schema does not declare (typos such as ``entrypiont``)."""
-    from workflows.engine.casing import resolve
+    from workflows.engine import casing
 
-    node = resolve(schema, node)
+    node = casing.resolve(schema, node)
     problems: list[str] = []
     if isinstance(value, dict) and "properties" in node:
         props = node["properties"]

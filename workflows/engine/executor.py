@@ -13,12 +13,12 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from workflows.engine.cache import Cache
-from workflows.engine.launcher import PRELOAD, Launcher
-from workflows.engine.locks import Locks
-from workflows.engine.objects import LocalObjects
+from workflows.engine.pod.launcher import PRELOAD, Launcher
 from workflows.engine.run import Run
-from workflows.engine.store import RunStore
+from workflows.engine.state.cache import Cache
+from workflows.engine.state.locks import Locks
+from workflows.engine.state.objects import LocalObjects
+from workflows.engine.state.store import RunStore
 
 
 class Engine:

@@ -9,8 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.engine.expr import TAG, substitute, substitute_all
-from workflows.engine.nodes import NodeError
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.expressions import evaluate, render
+from workflows.engine.language.tags import TAG, substitute, substitute_all
+from workflows.engine.state.nodes import NodeError
 
 
 @dataclass
@@ -204,8 +206,6 @@ def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
     Raises:
         NodeError: An output cannot be resolved and has no default.
     """
-    from workflows.engine.expressions import evaluate, render
-
     outputs: dict[str, Any] = {}
     params = []
     for param in (tmpl.get("outputs") or {}).get("parameters", []):
@@ -245,7 +245,6 @@ def _global(output: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _evaluated(evaluate: Any, source: str, scope: Mapping[str, Any], name: str, arts: Any = None) -> Any:
-    from workflows.engine.expr import ExpressionError
 
     try:
         return evaluate(source, scope, arts)

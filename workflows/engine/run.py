@@ -1,7 +1,8 @@
 """One execution of a Workflow object: its node records, the entrypoint and exit handler, and each template.
 
-A template's body runs by kind: DAGs in :mod:`~workflows.engine.dag`, steps in :mod:`~workflows.engine.steps`,
-pods in :mod:`~workflows.engine.pods`; retries wrap any of them (:mod:`~workflows.engine.retry`).
+A template's body runs by kind (:mod:`workflows.engine.kinds`): DAGs, steps, HTTP and suspend templates there,
+pods in :mod:`~workflows.engine.pod.pods`; retries wrap any of them.  The kinds see the run only through
+:class:`~workflows.engine.context.RunContext`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from workflows.engine import control, dag, hooks, http, pods, retry, steps, suspend
-from workflows.engine.cache import memo_lookup
-from workflows.engine.expr import ExpressionError, evaluate_when, parse_duration
+from workflows.engine.context import EngineParts
 from workflows.engine.frames import (
     Frame,
     Scope,
@@ -23,17 +22,20 @@ from workflows.engine.frames import (
     skipped_outputs,
     workflow_globals,
 )
-from workflows.engine.locks import requirements
-from workflows.engine.nodes import FAILED, NodeError, node_id, node_type, now
-
-if TYPE_CHECKING:
-    from workflows.engine.executor import Engine
+from workflows.engine.kinds import control, dag, hooks, http, retry, steps, suspend
+from workflows.engine.language.conditions import evaluate_when
+from workflows.engine.language.durations import parse_duration
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.pod import pods
+from workflows.engine.state.cache import memo_lookup
+from workflows.engine.state.locks import requirements
+from workflows.engine.state.nodes import FAILED, NodeError, node_id, node_type, now
 
 
 class Run:
     """One execution of a Workflow object."""
 
-    def __init__(self, workflow: dict[str, Any], engine: Engine) -> None:
+    def __init__(self, workflow: dict[str, Any], engine: EngineParts) -> None:
         self.wf = workflow
         self.engine = engine
         self.name: str = workflow["metadata"]["name"]
@@ -93,7 +95,7 @@ class Run:
         self.touch()
         return node
 
-    def log(self, node: dict[str, Any], text: str) -> None:
+    def log(self, node: Mapping[str, Any], text: str) -> None:
         """Append an engine note to a node's log."""
         path = self.engine.store.log_path(self.name, node["id"])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.engine import control, suspend
-from workflows.engine.store import TERMINAL, RunStore
+from workflows.engine import TERMINAL, RunStore, signals
 from workflows.errors import CtcdError
 from workflows.local import runs
 from workflows.settings import Settings
@@ -43,19 +42,19 @@ def _running(settings: Settings, name: str, verb: str) -> dict[str, Any]:
 def stop(settings: Settings, name: str, strategy: str) -> None:
     """Stop (exit handler runs) or terminate (it does not) a running run."""
     _running(settings, name, strategy)
-    control.request(RunStore(settings.state_dir).run_dir(name), strategy)
+    signals.request(RunStore(settings.state_dir).run_dir(name), strategy)
 
 
 def suspend_run(settings: Settings, name: str) -> None:
     """Suspend a running run: no new step starts until it is resumed."""
     _running(settings, name, "suspend")
-    suspend.suspend_run(RunStore(settings.state_dir).run_dir(name))
+    signals.suspend_run(RunStore(settings.state_dir).run_dir(name))
 
 
 def resume(settings: Settings, name: str, values: Mapping[str, str]) -> None:
     """Resume a suspended run, or its suspend steps (supplying their output parameters)."""
     _running(settings, name, "resume")
-    suspend.resume(RunStore(settings.state_dir).run_dir(name), values)
+    signals.resume(RunStore(settings.state_dir).run_dir(name), values)
 
 
 def retry(settings: Settings, name: str) -> dict[str, Any]:
@@ -65,9 +64,9 @@ def retry(settings: Settings, name: str) -> dict[str, Any]:
     phase = workflow["status"].get("phase")
     if phase not in ("Failed", "Error"):
         raise RunActionError(f"cannot retry {name}: it is {phase}", hint="only a Failed or Errored run can be retried")
-    for marker in (*control.STRATEGIES, suspend.RESUME, suspend.SUSPENDED):
+    for marker in (*signals.STRATEGIES, signals.RESUME, signals.SUSPENDED):
         (store.run_dir(name) / marker).unlink(missing_ok=True)
-    store.save(control.for_retry(workflow))
+    store.save(signals.for_retry(workflow))
     runs._start_worker(settings, name)
     return workflow
 
@@ -92,6 +91,6 @@ def delete(settings: Settings, name: str) -> None:
     store = RunStore(settings.state_dir)
     workflow = _load(store, name)
     if workflow["status"].get("phase") not in TERMINAL:
-        control.request(store.run_dir(name), "terminate")
+        signals.request(store.run_dir(name), "terminate")
         runs.wait(settings, name, timeout=30)
     shutil.rmtree(store.run_dir(name))

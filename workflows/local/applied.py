@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from workflows.engine.names import check as check_name
+from workflows.engine import names as object_names
 from workflows.errors import CtcdError
 from workflows.settings import Settings
 
@@ -36,7 +36,7 @@ def _name(doc: Mapping[str, Any]) -> str:
     name = meta.get("name") or str(meta.get("generateName", "")).rstrip("-")
     if not name:
         raise ApplyError(f"{doc.get('kind')}: metadata.name is missing", hint="give the object a metadata.name")
-    return check_name(f"{doc.get('kind')} metadata.name:", str(name))
+    return object_names.check(f"{doc.get('kind')} metadata.name:", str(name))
 
 
 def apply(settings: Settings, docs: Iterable[Mapping[str, Any]], kinds: tuple[str, ...] = KINDS) -> list[str]:
@@ -76,7 +76,7 @@ def get(settings: Settings, kind: str, name: str) -> dict[str, Any]:
     Raises:
         ApplyError: No such object (the message lists the ones there are).
     """
-    path = folder(settings, kind) / f"{check_name(kind, name)}.yaml"
+    path = folder(settings, kind) / f"{object_names.check(kind, name)}.yaml"
     if not path.is_file():
         known = ", ".join(names(settings, kind)) or "none"
         raise ApplyError(f"{kind} {name!r} not found (known: {known})", hint="add it with `ctcd template create FILE`")

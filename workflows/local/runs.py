@@ -15,11 +15,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.engine.executor import Engine
-from workflows.engine.objects import LocalObjects
-from workflows.engine.spec import TemplateLibrary
-from workflows.engine.store import TERMINAL, RunStore
-from workflows.engine.submit import from_file, from_reference, prepare
+from workflows.engine import (
+    TERMINAL,
+    Engine,
+    LocalObjects,
+    RunStore,
+    TemplateLibrary,
+    from_file,
+    from_reference,
+    prepare,
+)
 from workflows.local import applied
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings

@@ -22,11 +22,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from workflows.engine import names
-from workflows.engine.expr import ExpressionError
-from workflows.engine.expressions import evaluate_bool
-from workflows.engine.store import TERMINAL, RunStore
-from workflows.engine.submit import from_reference
+from workflows.engine import TERMINAL, ExpressionError, RunStore, evaluate_bool, from_reference, names
 from workflows.settings import Settings, get_settings
 
 _logger = logging.getLogger(__name__)

@@ -129,7 +129,9 @@ def check_writable(*folders: Path) -> None:
             ) from None
 
 
-def up(settings: Settings, on_ready: Callable[[str, float], None] | None = None) -> dict[str, float | None]:
+def up(
+    settings: Settings, on_ready: Callable[[str, float], None] | None = None, only: tuple[str, ...] = ()
+) -> dict[str, float | None]:
     """Start every service that is not already running, wait for health and create the buckets.
 
     A service whose leader died but left processes behind is stopped first, so that ``up`` after a crash or a
@@ -138,6 +140,7 @@ def up(settings: Settings, on_ready: Callable[[str, float], None] | None = None)
     Args:
         settings: Where to keep state and which ports to use.
         on_ready: Called with each service's name and seconds as it becomes healthy (for a line of progress).
+        only: Start just these services (``("s3",)`` for the engine alone); a later full ``up`` adds the rest.
 
     Returns:
         Seconds each service took to become healthy (None for one that was already running).
@@ -149,7 +152,7 @@ def up(settings: Settings, on_ready: Callable[[str, float], None] | None = None)
     _ensure_git_remote(settings)
     webhook_encryption_key(settings)
     prediction_log_key(settings)
-    described = services(settings, generate_credentials=True)
+    described = [s for s in services(settings, generate_credentials=True) if not only or s.name in only]
     _reap_orphans(settings, [s.name for s in described])
     running = {s.name: supervisor.tree(_pids(settings), s.name).leader for s in described}
     already = {name for name, proc in running.items() if proc is not None}

@@ -1,4 +1,4 @@
-"""Evaluation of a parsed expression (:mod:`~workflows.engine.exprlang`) with expr-lang's typing rules."""
+"""Evaluation of a parsed expression (:mod:`~workflows.engine.language.parser`) with expr-lang's typing rules."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.engine.expr import ExpressionError
-from workflows.engine.exprlang import Missing, Node
+from workflows.engine.language.errors import ExpressionError, Missing
+from workflows.engine.language.parser import Node
 
 Functions = Mapping[str, Callable[..., Any]]
 

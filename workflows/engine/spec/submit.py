@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.engine import casing, names
-from workflows.engine.nodes import now
-from workflows.engine.spec import TemplateLibrary, load_documents, validate
-from workflows.engine.store import new_run_name
+from workflows.engine.spec import casing
+from workflows.engine.spec.validation import TemplateLibrary, load_documents, validate
+from workflows.engine.state import names
+from workflows.engine.state.nodes import now
+from workflows.engine.state.store import new_run_name
 from workflows.errors import CtcdError
 
 SUBMITTABLE = ("workflowtemplate", "cronworkflow")

@@ -1,7 +1,7 @@
-"""Local programs that stand in for well-known images' entrypoints (see :mod:`workflows.engine.images`).
+"""Local programs that stand in for well-known images' entrypoints (see :mod:`workflows.engine.pod.images`).
 
-``python -m workflows.engine.standins argosay ARGS…`` behaves as Argo's ``argosay`` test image;
-``python -m workflows.engine.standins nginx`` serves nginx's welcome page on port 80 of the pod's loopback address
+``python -m workflows.engine.pod.standins argosay ARGS…`` behaves as Argo's ``argosay`` test image;
+``python -m workflows.engine.pod.standins nginx`` serves nginx's welcome page on port 80 of the pod's loopback address
 (``CTCD_POD_IP``, 127.0.0.1 for a sidecar) until it is stopped.
 """
 

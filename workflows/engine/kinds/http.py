@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from workflows.engine.expressions import evaluate_bool
-from workflows.engine.nodes import now
+from workflows.engine.language.expressions import evaluate_bool
+from workflows.engine.state.nodes import now
 
 if TYPE_CHECKING:
-    from workflows.engine.run import Run
+    from workflows.engine.context import RunContext
 
 
-def _headers(run: Run, spec: Mapping[str, Any]) -> dict[str, str]:
+def _headers(run: RunContext, spec: Mapping[str, Any]) -> dict[str, str]:
     headers = {}
     for header in spec.get("headers") or []:
         if "valueFrom" in header:
@@ -29,7 +29,7 @@ def _headers(run: Run, spec: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def run_http(run: Run, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+async def run_http(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
     """Send the template's request and finish the node by its status (or ``successCondition``)."""
     spec = tmpl["http"]
     node.update(startedAt=now())

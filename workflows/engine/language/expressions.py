@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from workflows.engine.evaluator import Evaluator
-from workflows.engine.expr import ExpressionError
-from workflows.engine.exprlang import Missing, Node, parse
-from workflows.engine.functions import FUNCTIONS, to_string
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.evaluator import Evaluator
+from workflows.engine.language.functions import FUNCTIONS, to_string
+from workflows.engine.language.parser import Node, parse
 
 
 @lru_cache(maxsize=2048)
@@ -64,58 +64,6 @@ def evaluate_bool(source: str, scope: Mapping[str, Any], artifacts: Mapping[str,
     if value in ("true", "false"):
         return bool(value == "true")
     raise ExpressionError(f"expression {source!r} evaluated to {value!r}, not true or false")
-
-
-def _tag_end(text: str, start: int) -> int:
-    """The index of the ``}}`` closing the expression tag opened at ``start`` (quotes and braces respected)."""
-    depth, quote, i = 0, "", start + 3
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "'\"`":
-            quote = char
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            if depth == 0 and text.startswith("}}", i):
-                return i
-            depth -= 1
-        i += 1
-    raise ExpressionError(f"unterminated expression tag in {text[start : start + 60]!r}")
-
-
-def expand_tags(text: str, scope: Mapping[str, Any], strict: tuple[str, ...] = ()) -> str:
-    """Replace every ``{{= expr}}`` tag whose variables are known.
-
-    A tag naming an unknown variable whose root is in ``strict`` (``inputs``, ``tasks``…) is an error; any other
-    is left for a later pass.
-
-    Raises:
-        ExpressionError: A tag cannot be evaluated (or, with ``strict``, names an unknown variable).
-    """
-    out, pos = [], 0
-    env: dict[str, Any] | None = None
-    while (start := text.find("{{=", pos)) != -1:
-        end = _tag_end(text, start)
-        source = text[start + 3 : end]
-        env = variables(scope) if env is None else env
-        try:
-            value = Evaluator(env, FUNCTIONS).run(compiled(source))
-        except Missing as exc:
-            if exc.name in strict:
-                raise ExpressionError(f"failed to evaluate {{{{={source.strip()}}}}}: {exc}") from exc
-            out.append(text[pos : end + 2])
-        except ExpressionError as exc:
-            raise ExpressionError(f"failed to evaluate {{{{={source.strip()}}}}}: {exc}") from exc
-        else:
-            out.append(text[pos:start] + to_string(value))
-        pos = end + 2
-    out.append(text[pos:])
-    return "".join(out)
 
 
 def render(value: Any) -> str:

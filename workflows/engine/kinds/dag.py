@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.expr import ExpressionError, evaluate_depends, expand_depends, substitute_all
 from workflows.engine.frames import (
     Frame,
     input_artifacts,
@@ -20,17 +19,20 @@ from workflows.engine.frames import (
     template_outputs,
     with_item,
 )
-from workflows.engine.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
+from workflows.engine.language.conditions import evaluate_depends, expand_depends
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.tags import substitute_all
+from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
+    from workflows.engine.context import RunContext
     from workflows.engine.frames import Scope
-    from workflows.engine.run import Run
 
 
 class DagRun:
     """The scheduling loop of one DAG template."""
 
-    def __init__(self, run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
+    def __init__(self, run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
         self.run_ = run
         self.node = node
         self.tmpl = tmpl
@@ -208,7 +210,7 @@ def _outbound(nodes: Mapping[str, dict[str, Any]], node: dict[str, Any]) -> list
     return [node]
 
 
-def _results(run: Run, node: Mapping[str, Any]) -> dict[str, bool]:
+def _results(run: RunContext, node: Mapping[str, Any]) -> dict[str, bool]:
     phase = node["phase"]
     children = [run.nodes[c] for c in node.get("children", []) if c in run.nodes] if node["type"] == "TaskGroup" else []
     return {

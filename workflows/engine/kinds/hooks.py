@@ -14,14 +14,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.expr import ExpressionError, substitute_all
-from workflows.engine.expressions import evaluate_bool
 from workflows.engine.frames import Frame, publish, resolve_artifact_args
-from workflows.engine.nodes import FAILED, add_child, epoch, failures
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.expressions import evaluate_bool
+from workflows.engine.language.tags import substitute_all
+from workflows.engine.state.nodes import FAILED, add_child, epoch, failures
 
 if TYPE_CHECKING:
+    from workflows.engine.context import RunContext
     from workflows.engine.frames import Scope
-    from workflows.engine.run import Run
 
 Call = Callable[[Callable[[dict[str, Any]], None]], Awaitable[dict[str, Any]]]
 
@@ -37,7 +38,7 @@ def step_hooks(item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 class Hooks:
     """The hooks of one step, task or run, and which of them already fired."""
 
-    def __init__(self, run: Run, hooks: Mapping[str, dict[str, Any]], scope: Scope, owner: str) -> None:
+    def __init__(self, run: RunContext, hooks: Mapping[str, dict[str, Any]], scope: Scope, owner: str) -> None:
         self.run, self.hooks, self.scope, self.owner = run, dict(hooks), scope, owner
         self.fired: set[str] = set()
         self.pending: list[asyncio.Future[dict[str, Any]]] = []
@@ -80,7 +81,7 @@ class Hooks:
 
 
 async def around_step(
-    run: Run,
+    run: RunContext,
     item: Mapping[str, Any],
     frame: Frame,
     scope: Scope,
@@ -117,7 +118,7 @@ def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
     return {f"{prefix}.{item['name']}.status": str(node["phase"]) for prefix in ("steps", "tasks")}
 
 
-async def exit_handler(run: Run, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
+async def exit_handler(run: RunContext, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
     """Run ``onExit`` (or the ``exit`` hook) with ``workflow.status``; return the run's final phase and message."""
     if run.stopped == "terminate":  # terminate skips the exit handler; stop runs it
         return "Failed", "Stopped with strategy 'Terminate'"

@@ -1,9 +1,11 @@
-"""Argo's small languages, evaluated locally.
+"""Conditions in govaluate, the language Argo evaluates ``when`` in.
 
-- ``{{...}}`` tag substitution (Argo's fasttemplate rules: whitespace inside the braces is trimmed).
-- ``when`` expressions (govaluate style: ``heads == heads``, ``{{x}} > 5 && 'a' != 'b'``).
+- ``when`` expressions (``heads == heads``, ``{{x}} > 5 && 'a' != 'b'``; bare words compare as strings).
+- ``retryStrategy.expression`` over ``lastRetry``.
 - ``depends`` logic (``A.Succeeded && (B.Failed || !C.Skipped)``) and the ``dependencies`` shorthand.
-- Durations such as ``10s``, ``1m30s`` or ``500ms``.
+
+Argo evaluates ``when`` with govaluate and every other expression with expr-lang
+(:mod:`~workflows.engine.language.parser`); the two differ (bare words, ``=~``), so each has its own parser.
 """
 
 from __future__ import annotations
@@ -13,57 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.errors import CtcdError
-
-TAG = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-# Prefixes whose tags must resolve; any other unresolved tag is left as it is, as Argo does.
-STRICT_PREFIXES = ("inputs.", "tasks.", "steps.", "workflow.", "item")
-
-
-class ExpressionError(CtcdError, ValueError):
-    """An expression or tag could not be evaluated; the message quotes it."""
-
-
-def substitute(text: str, scope: Mapping[str, str], strict_prefixes: tuple[str, ...] = ()) -> str:
-    """Replace ``{{name}}`` tags found in ``scope``.
-
-    Args:
-        text: The string to fill in.
-        scope: Tag names (``inputs.parameters.x``) to values.
-        strict_prefixes: Tags with these prefixes must be in scope.
-
-    Returns:
-        The string with every known tag replaced.
-
-    Raises:
-        ExpressionError: A tag with a strict prefix is not in scope.
-    """
-
-    def repl(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in scope:
-            return scope[name]
-        if strict_prefixes and name.startswith(strict_prefixes):
-            raise ExpressionError(f"failed to resolve {{{{{name}}}}}")
-        return match.group(0)
-
-    if "{{=" in text:
-        from workflows.engine.expressions import expand_tags
-
-        text = expand_tags(text, scope, tuple(p.rstrip(".") for p in strict_prefixes))
-    return TAG.sub(repl, text)
-
-
-def substitute_all(value: Any, scope: Mapping[str, str], strict_prefixes: tuple[str, ...] = ()) -> Any:
-    """Apply :func:`substitute` to every string inside a JSON-like value."""
-    if isinstance(value, str):
-        return substitute(value, scope, strict_prefixes)
-    if isinstance(value, list):
-        return [substitute_all(v, scope, strict_prefixes) for v in value]
-    if isinstance(value, dict):
-        return {k: substitute_all(v, scope, strict_prefixes) for k, v in value.items()}
-    return value
-
+from workflows.engine.language.errors import ExpressionError
 
 # --- a small govaluate-style parser shared by `when` and `depends` -------------------------------------
 
@@ -295,25 +247,3 @@ def evaluate_depends(logic: str, results: Mapping[str, Mapping[str, bool]]) -> b
 
 
 # --- durations ---------------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(value: str | int | float | None) -> float:
-    """Seconds in an Argo duration (``10``, ``10s``, ``1m30s``, ``500ms``, ``2h``).
-
-    Raises:
-        ExpressionError: The value is not a duration.
-    """
-    if value is None or value == "":
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ExpressionError(f"{value!r} is not a duration such as 10s, 1m30s or 500ms")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(n) * scale[u] for n, u in parts)

@@ -1,7 +1,7 @@
 """Warm start for Python steps: fork each step from a process that has already imported the heavy libraries.
 
 A step pod on a cluster pays its imports (MLflow, scikit-learn, pandas: seconds) on every start.  Locally the
-engine instead keeps one *launcher* per run: a process started with ``python -m workflows.engine.launcher`` that
+engine instead keeps one *launcher* per run: a process started with ``python -m workflows.engine.pod.launcher`` that
 imports the preload list once and then forks a fresh child for each ``python -m MODULE …`` or ``python SCRIPT
 …`` step.  Each child is still its own process and session, with the step's own environment, working folder,
 stdin, stdout and stderr, and exits with the step's exit code; only the import time is gone.  Project code
@@ -274,7 +274,7 @@ class Launcher:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "workflows.engine.launcher",
+                "workflows.engine.pod.launcher",
                 str(theirs.fileno()),
                 *self.modules,
                 pass_fds=(theirs.fileno(),),

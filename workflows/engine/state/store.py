@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from workflows.engine import names
+from workflows.engine.state import names
 
 _ALPHABET = string.ascii_lowercase + string.digits
 TERMINAL = ("Succeeded", "Failed", "Error")

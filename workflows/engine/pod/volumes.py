@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.nodes import NodeError
+from workflows.engine.state.nodes import NodeError
 
 if TYPE_CHECKING:
-    from workflows.engine.run import Run
+    from workflows.engine.context import RunContext
 
 
 def _bodies(tmpl: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -32,7 +32,7 @@ def _bodies(tmpl: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     yield from tmpl.get("initContainers") or []
 
 
-def declared(run: Run, tmpl: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def declared(run: RunContext, tmpl: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The volumes a pod of this template can mount, by name (the template's own win)."""
     found = {v["name"]: {**v, "scope": "pod"} for v in run.spec.get("volumes") or []}
     found.update({v["name"]: {**v, "scope": "pod"} for v in tmpl.get("volumes") or []})
@@ -42,7 +42,7 @@ def declared(run: Run, tmpl: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def mounts(run: Run, node_dir: Path, tmpl: Mapping[str, Any]) -> dict[str, str]:
+def mounts(run: RunContext, node_dir: Path, tmpl: Mapping[str, Any]) -> dict[str, str]:
     """Container mount path -> host folder, for every ``volumeMounts`` entry of the pod's containers.
 
     Raises:
@@ -62,7 +62,7 @@ def mounts(run: Run, node_dir: Path, tmpl: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _folder(run: Run, node_dir: Path, volume: Mapping[str, Any]) -> Path:
+def _folder(run: RunContext, node_dir: Path, volume: Mapping[str, Any]) -> Path:
     objects = run.engine.objects
     if "persistentVolumeClaim" in volume:
         root = objects.volumes or (run.engine.store.root.parent / "volumes")

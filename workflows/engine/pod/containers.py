@@ -11,18 +11,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.nodes import NodeError, add_child, now
+from workflows.engine.pod.spawn import spawn_container
+from workflows.engine.state.nodes import NodeError, add_child, now
 
 if TYPE_CHECKING:
-    from workflows.engine.run import Run
+    from workflows.engine.context import RunContext
 
 
 async def run_set(
-    run: Run, pod: dict[str, Any], tmpl: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
+    run: RunContext, pod: dict[str, Any], tmpl: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
 ) -> tuple[int, str]:
     """Run every container of the set in dependency order; return the pod's exit code and ``main``'s output."""
-    from workflows.engine.pods import spawn_container
-
     containers = {c["name"]: c for c in tmpl["containerSet"]["containers"]}
     for name, body in containers.items():
         for dep in body.get("dependencies") or []:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.engine.evaluator import Namespace
-from workflows.engine.expr import ExpressionError
+from workflows.engine.language.durations import parse_duration
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.evaluator import Namespace
 
 
 def _predicate(function: Any) -> Callable[[Any], Any]:
@@ -158,7 +159,6 @@ def _builtins() -> dict[str, Callable[..., Any]]:
 
 
 def _duration(text: str) -> float:
-    from workflows.engine.expr import parse_duration
 
     return parse_duration(text)
 

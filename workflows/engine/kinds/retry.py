@@ -6,16 +6,18 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.expr import ExpressionError, evaluate_retry, parse_duration
-from workflows.engine.nodes import node_type
+from workflows.engine.language.conditions import evaluate_retry
+from workflows.engine.language.durations import parse_duration
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.state.nodes import node_type
 
 if TYPE_CHECKING:
+    from workflows.engine.context import RunContext
     from workflows.engine.frames import Scope
-    from workflows.engine.run import Run
 
 
 async def retry(
-    run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None
+    run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None
 ) -> dict[str, Any]:
     """Run a template with a ``retryStrategy``: one child node per attempt, with backoff between them."""
     strategy = tmpl["retryStrategy"]
@@ -55,7 +57,7 @@ async def retry(
     return run.finish(node, child["phase"], "No more retries left" if exhausted else child.get("message"))
 
 
-def _expression_allows(run: Run, expression: str, child: dict[str, Any], started: float) -> bool:
+def _expression_allows(run: RunContext, expression: str, child: dict[str, Any], started: float) -> bool:
     """Argo's conditional retry: retry only while the expression over ``lastRetry`` holds."""
     last = {
         "exitCode": (child.get("outputs") or {}).get("exitCode", "-1"),

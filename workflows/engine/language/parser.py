@@ -5,8 +5,8 @@ This is what ``{{= ...}}`` tags, ``valueFrom.expression``, ``fromExpression``, h
 maps), member and index access (``tasks['flip-coin'].outputs.result``, ``a?.b``, ``a[1:3]``), the ternary
 ``?:``, nil-coalescing ``??``, ``in``/``not in``, ``matches``/``contains``/``startsWith``/``endsWith``,
 arithmetic, comparisons, ``&&``/``and``, ``||``/``or``, ``!``/``not``, ranges ``1..3`` and closures
-``{# > 1}`` for ``map``/``filter``/``all``/``any``.  This module parses; :mod:`~workflows.engine.evaluator`
-evaluates, with the functions of :mod:`~workflows.engine.functions`.
+``{# > 1}`` for ``map``/``filter``/``all``/``any``.  This module parses; :mod:`~workflows.engine.language.evaluator`
+evaluates, with the functions of :mod:`~workflows.engine.language.functions`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.engine.expr import ExpressionError
-
-
-class Missing(ExpressionError):
-    """A variable the expression names is not (yet) known; the tag can be evaluated later."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"unknown variable {name!r}")
-
+from workflows.engine.language.errors import ExpressionError
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?|0x[0-9a-fA-F]+)"

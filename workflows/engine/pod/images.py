@@ -36,9 +36,9 @@ def local_argv(image: str, command: list[str], args: list[str]) -> list[str] | N
     """The local program standing in for an image's entrypoint, or None when the command runs as it is."""
     name, _ = _base(image)
     if name == "nginx" and (not command or command[0] in ("nginx", "/usr/sbin/nginx")):
-        return [sys.executable, "-m", "workflows.engine.standins", "nginx"]
+        return [sys.executable, "-m", "workflows.engine.pod.standins", "nginx"]
     if not command and known_entrypoint(image):
-        return [sys.executable, "-m", "workflows.engine.standins", "argosay", *args]
+        return [sys.executable, "-m", "workflows.engine.pod.standins", "argosay", *args]
     return None
 
 
@@ -55,7 +55,7 @@ def tools(image: str, state: Path) -> Path | None:
     if not script.exists():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".cowsay.{id(folder)}"
-        tmp.write_text(f'#!/bin/sh\nexec {sys.executable} -m workflows.engine.standins cowsay "$@"\n')
+        tmp.write_text(f'#!/bin/sh\nexec {sys.executable} -m workflows.engine.pod.standins cowsay "$@"\n')
         tmp.chmod(0o755)
         tmp.replace(script)
     return folder

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflows.engine.nodes import NodeError
+from workflows.engine.state.nodes import NodeError
 
 
 @dataclass

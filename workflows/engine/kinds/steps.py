@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.expr import ExpressionError, substitute_all
 from workflows.engine.frames import (
     Frame,
     expands,
@@ -20,14 +19,16 @@ from workflows.engine.frames import (
     template_outputs,
     with_item,
 )
-from workflows.engine.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
+from workflows.engine.language.errors import ExpressionError
+from workflows.engine.language.tags import substitute_all
+from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
+    from workflows.engine.context import RunContext
     from workflows.engine.frames import Scope
-    from workflows.engine.run import Run
 
 
-async def run_steps(run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
+async def run_steps(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
     """Run a steps template: each group in order, the steps of a group in parallel."""
     frame = Frame({}, {}, run.globals, run.global_artifacts)
     frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
@@ -53,7 +54,12 @@ async def run_steps(run: Run, node: dict[str, Any], tmpl: dict[str, Any], scope:
 
 
 async def _run_step(
-    run: Run, group: dict[str, Any], step: dict[str, Any], frame: Frame, scope: Scope, limiter: asyncio.Semaphore | None
+    run: RunContext,
+    group: dict[str, Any],
+    step: dict[str, Any],
+    frame: Frame,
+    scope: Scope,
+    limiter: asyncio.Semaphore | None,
 ) -> list[dict[str, Any]]:
     try:
         step = {**substitute_all(skip_unresolved(step, frame), frame.scope(), ("inputs.", "steps.")), **_hooks(step)}

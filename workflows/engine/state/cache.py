@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.engine import names
-from workflows.engine.expr import parse_duration
+from workflows.engine.language.durations import parse_duration
+from workflows.engine.state import names
 
 
 class Cache:

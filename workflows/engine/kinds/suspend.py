@@ -1,9 +1,8 @@
-"""Suspend templates, and suspending or resuming a whole run.
+"""Suspend templates.
 
 A ``suspend`` template with a ``duration`` waits that long; without one it waits until the run is resumed
-(``ctcd runs resume``), which may supply the values of its ``valueFrom.supplied`` output parameters.
-A suspended run (``ctcd runs suspend``) starts no new step until it is resumed.  Both are signalled by
-small files in the run's folder, so any process (the CLI) can resume a run its worker executes.
+(``ctcd runs resume``, signalled through :mod:`~workflows.engine.state.signals`), which may supply the values
+of its ``valueFrom.supplied`` output parameters.
 """
 
 from __future__ import annotations
@@ -11,41 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.expr import parse_duration
 from workflows.engine.frames import as_param
-from workflows.engine.nodes import NodeError
+from workflows.engine.language.durations import parse_duration
+from workflows.engine.state.nodes import NodeError
+from workflows.engine.state.signals import POLL, RESUME
 
 if TYPE_CHECKING:
-    from workflows.engine.run import Run
-
-RESUME = "resume.json"
-SUSPENDED = "suspended"
-POLL = 0.25
+    from workflows.engine.context import RunContext
 
 
-def resume(run_dir: Path, values: Mapping[str, str] | None = None) -> None:
-    """Resume a run: end its indefinite suspend nodes (with these output values) and un-suspend it."""
-    (run_dir / SUSPENDED).unlink(missing_ok=True)
-    tmp = run_dir / f".{RESUME}"
-    tmp.write_text(json.dumps(dict(values or {})))
-    tmp.replace(run_dir / RESUME)
-
-
-def suspend_run(run_dir: Path) -> None:
-    """Suspend a run: no new step starts until it is resumed."""
-    (run_dir / SUSPENDED).write_text("")
-
-
-async def while_suspended(run: Run) -> None:
-    """Wait while the run is suspended."""
-    while (run.dir / SUSPENDED).exists():
-        await asyncio.sleep(POLL)
-
-
-async def run_suspend(run: Run, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+async def run_suspend(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
     """Wait for the duration, or until resumed; then set the supplied output parameters."""
     duration = (tmpl.get("suspend") or {}).get("duration")
     supplied: dict[str, str] = {}

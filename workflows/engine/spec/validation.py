@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from workflows.engine.fields import (
+from workflows.engine.pod.images import KNOWN_IMAGES, known_entrypoint
+from workflows.engine.spec.fields import (
     ARTIFACT,
     BACKOFF,
     CONTAINER,
@@ -40,7 +41,6 @@ from workflows.engine.fields import (
     WORKFLOW_SPEC,
     WORKFLOW_SPEC_IGNORED,
 )
-from workflows.engine.images import KNOWN_IMAGES, known_entrypoint
 from workflows.errors import CtcdError
 
 

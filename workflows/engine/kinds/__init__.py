@@ -1,0 +1,1 @@
+"""The node kinds: how each template body runs (DAG, steps, hooks, retries, suspend, HTTP) and how runs end."""

@@ -1,0 +1,1 @@
+"""The pod layer: container, script and containerSet templates as host processes, with their files and images."""

@@ -1,0 +1,1 @@
+"""The spec: a Workflow read, checked field by field against what the engine runs, and prepared for a run."""
