@@ -12,6 +12,8 @@ These are the names the rest of ctcd uses; the subpackages are the engine's own.
 from workflows.engine.executor import Engine
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate_bool
+from workflows.engine.pod.artifacts import collect as collect_artifacts
+from workflows.engine.pod.artifacts import garbage as artifact_garbage
 from workflows.engine.spec import casing
 from workflows.engine.spec.submit import SubmitError, from_file, from_reference, prepare
 from workflows.engine.spec.validation import TemplateLibrary, UnsupportedSpec, load_documents, validate
@@ -28,7 +30,9 @@ __all__ = [
     "SubmitError",
     "TemplateLibrary",
     "UnsupportedSpec",
+    "artifact_garbage",
     "casing",
+    "collect_artifacts",
     "evaluate_bool",
     "from_file",
     "from_reference",

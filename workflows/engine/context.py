@@ -82,6 +82,7 @@ class RunContext(Protocol):
     """One run, as its node kinds and pods use it."""
 
     engine: EngineParts
+    wf: dict[str, Any]
     name: str
     dir: Path
     spec: dict[str, Any]
@@ -91,6 +92,7 @@ class RunContext(Protocol):
     global_artifacts: dict[str, dict[str, Any]]
     daemons: dict[str, list[Any]]
     pod_slots: asyncio.Semaphore
+    bucket: str
     stopped: str | None
 
     def touch(self) -> None:

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from workflows.engine import lifecycle
 from workflows.engine.context import EngineParts
 from workflows.engine.frames import (
     Frame,
@@ -20,15 +21,13 @@ from workflows.engine.frames import (
     resolve_artifact_args,
     resolve_template,
     skipped_outputs,
-    workflow_globals,
 )
-from workflows.engine.kinds import control, dag, hooks, http, retry, steps, suspend
+from workflows.engine.kinds import control, dag, hooks, http, retry, steps, suspend, sync
 from workflows.engine.language.conditions import evaluate_when
 from workflows.engine.language.durations import parse_duration
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.pod import pods
 from workflows.engine.state.cache import memo_lookup
-from workflows.engine.state.locks import requirements
 from workflows.engine.state.nodes import FAILED, NodeError, node_id, node_type, now
 
 
@@ -50,6 +49,7 @@ class Run:
         self.daemons: dict[str, list[Any]] = {}
         self.stopped: str | None = None  # "stop" or "terminate" when a user ended the run
         self.reused: dict[str, dict[str, Any]] = self.status.pop("retriedFrom", None) or {}
+        self.bucket = engine.artifacts_bucket
         self._dirty = True
 
     def touch(self) -> None:
@@ -108,13 +108,13 @@ class Run:
         scope = Scope(self.name, {t["name"]: t for t in self.spec.get("templates", [])})
         self.scope = scope
         saver = asyncio.create_task(self.saver())
-        held: list[int] = []
+        held = sync.Held(self.name, [], [])
         try:
-            held = await self._lock(self.spec.get("synchronization"), None)
+            held = await sync.hold(self, self.spec.get("synchronization"), None)
             self.status.pop("message", None)
             self.status["phase"] = "Running"
             try:
-                self.globals = workflow_globals(self.wf, self.engine.objects.lookup)
+                lifecycle.begin(self)
             except NodeError as exc:
                 self.status.update(phase="Error", message=str(exc))
                 return
@@ -126,6 +126,7 @@ class Run:
             phase = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
             message = root.get("message")
             phase, message = await hooks.exit_handler(self, scope, phase, message)  # the run stays Running meanwhile
+            await asyncio.to_thread(lifecycle.collect_garbage, self)
             self.status["phase"] = phase
             if message:
                 self.status["message"] = message
@@ -134,30 +135,13 @@ class Run:
                 self.status.update(
                     phase="Error", message=self.status.get("message") or "the engine stopped unexpectedly"
                 )
-            self.engine.locks.release(held)
+            sync.release(self, held)
             saver.cancel()
             self.status["finishedAt"] = now()
             pods = [n for n in self.nodes.values() if n["type"] == "Pod"]
             self.status["progress"] = f"{sum(n['phase'] == 'Succeeded' for n in pods)}/{len(pods)}"
             self.touch()
             self.save()
-
-    async def _lock(self, sync: dict[str, Any] | None, node: dict[str, Any] | None) -> list[int]:
-        """Hold the locks of a synchronization block; the run (or node) is Pending while it waits."""
-        if not sync:
-            return []
-        needs = requirements(sync, self.engine.objects.lookup)
-
-        def waiting(message: str) -> None:
-            target = node if node is not None else self.status
-            target.update(phase="Pending", message=message)
-            self.touch()
-
-        held = await self.engine.locks.acquire(needs, waiting)
-        if node is not None and node.get("phase") == "Pending":  # it waited: it starts now
-            node.update(phase="Running", startedAt=now())
-            node.pop("message", None)
-        return held
 
     async def execute_template(
         self,
@@ -180,6 +164,8 @@ class Run:
             if link:
                 link(node)
             return self.finish(node, "Error", str(exc))
+        if "retryStrategy" not in tmpl and self.spec.get("retryStrategy"):
+            tmpl = {**tmpl, "retryStrategy": self.spec["retryStrategy"]}  # the workflow's, for every template
         kind = node_type(tmpl)
         node = self.new_node(name, display, "Retry" if tmpl.get("retryStrategy") else kind, tmpl["name"], boundary)
         if link:
@@ -198,7 +184,7 @@ class Run:
             node["outputs"] = cached
             return self.finish(node, "Succeeded", "cached: outputs reused (memoized)")
         try:
-            held = await self._lock(tmpl.get("synchronization"), node)
+            held = await sync.hold(self, tmpl.get("synchronization"), node)
         except NodeError as exc:
             return self.finish(node, "Error", str(exc))
         try:
@@ -207,7 +193,7 @@ class Run:
             else:
                 done = await self.run_body(node, tmpl, tmpl_scope, attempt=0)
         finally:
-            self.engine.locks.release(held)
+            sync.release(self, held)
         if memo and done["phase"] == "Succeeded":
             self.engine.cache.put(
                 memo["cache"]["configMap"]["name"], memo["key"], done.get("outputs") or {}, done["id"]

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.engine import TERMINAL, RunStore, signals
+from workflows.engine import TERMINAL, RunStore, artifact_garbage, collect_artifacts, signals
 from workflows.errors import CtcdError
 from workflows.local import runs
 from workflows.settings import Settings
@@ -93,4 +93,10 @@ def delete(settings: Settings, name: str) -> None:
     if workflow["status"].get("phase") not in TERMINAL:
         signals.request(store.run_dir(name), "terminate")
         runs.wait(settings, name, timeout=30)
+        workflow = _load(store, name)
+    garbage = artifact_garbage(workflow, "OnWorkflowDeletion")
+    if garbage:  # artifactGC: OnWorkflowDeletion
+        from workflows.platform.s3 import s3_client
+
+        collect_artifacts(s3_client(settings), garbage)
     shutil.rmtree(store.run_dir(name))

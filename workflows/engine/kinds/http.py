@@ -6,6 +6,7 @@ and ``response.headers``; the body becomes ``outputs.result``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,14 @@ def _headers(run: RunContext, spec: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
+def _body(spec: Mapping[str, Any]) -> str | bytes | None:
+    """The request body: ``body`` as text, or ``bodyFrom.bytes`` (base64 in the object, as Kubernetes writes bytes)."""
+    if "bodyFrom" in spec:
+        return base64.b64decode(str((spec["bodyFrom"] or {}).get("bytes", "")))
+    body = spec.get("body")
+    return None if body is None else str(body)
+
+
 async def run_http(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
     """Send the template's request and finish the node by its status (or ``successCondition``)."""
     spec = tmpl["http"]
@@ -38,7 +47,7 @@ async def run_http(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any
             verify=not spec.get("insecureSkipVerify"), timeout=float(spec.get("timeoutSeconds") or 30)
         ) as client:
             response = await client.request(
-                spec.get("method", "GET"), spec["url"], headers=_headers(run, spec), content=spec.get("body")
+                spec.get("method", "GET"), spec["url"], headers=_headers(run, spec), content=_body(spec)
             )
     except httpx.HTTPError as exc:
         run.finish(node, "Failed", f"HTTP request to {spec['url']} failed: {exc.__class__.__name__}: {exc}")

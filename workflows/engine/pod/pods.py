@@ -71,10 +71,26 @@ async def _finish_pod(
     if "script" in tmpl or stdout:
         node["outputs"]["result"] = stdout.strip()[-262144:]
     if code != 0:
+        await asyncio.to_thread(archive_logs, run, node, tmpl)
         run.finish(node, "Failed", f"Error (exit code {code})")
         return
     await asyncio.to_thread(collect_outputs, run, node, tmpl, mapping)
+    await asyncio.to_thread(archive_logs, run, node, tmpl)
     run.finish(node, "Succeeded")
+
+
+def archive_logs(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+    """Keep the pod's log as its ``main-logs`` output artifact when the template or the workflow archives logs."""
+    wanted = (tmpl.get("archiveLocation") or {}).get("archiveLogs")
+    if not (run.spec.get("archiveLogs") if wanted is None else wanted):
+        return
+    key = f"{run.name}/{node['id']}/main.log"
+    log = run.engine.store.log_path(run.name, node["id"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.touch()
+    artifacts.upload(run.engine.s3(), run.bucket, key, log, raw=True)
+    record = {"name": "main-logs", "s3": {"bucket": run.bucket, "key": key}}
+    node["outputs"]["artifacts"] = [*node["outputs"].get("artifacts", []), record]
 
 
 def _part(node: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,12 +143,20 @@ async def stop_daemons(run: RunContext, scope_id: str) -> None:
 
 
 def fetch_input(run: RunContext, art: dict[str, Any], mapping: Mapping[str, str]) -> None:
-    """Put an input artifact (raw or from S3; only its ``subPath`` when one is given) where the template expects it."""
+    """Put an input artifact where the template expects it, with the file ``mode`` it asks for."""
+    _fetch(run, art, mapping)
+    dest = Path(mapping[art["path"]])
+    if art.get("mode") is not None and dest.exists():
+        artifacts.set_mode(dest, int(art["mode"]), bool(art.get("recurseMode")))
+
+
+def _fetch(run: RunContext, art: dict[str, Any], mapping: Mapping[str, str]) -> None:
+    """Put an input artifact (raw, http or S3; only its ``subPath`` when one is given) in place."""
     dest = Path(mapping[art["path"]])
     if art.get("subPath"):
         with tempfile.TemporaryDirectory() as tmp:
             whole = Path(tmp) / "artifact"
-            fetch_input(run, {k: v for k, v in art.items() if k != "subPath"}, {art["path"]: str(whole)})
+            _fetch(run, {k: v for k, v in art.items() if k != "subPath"}, {art["path"]: str(whole)})
             part = whole / art["subPath"]
             if not part.exists():
                 raise NodeError(f"inputs.artifacts.{art['name']}: subPath {art['subPath']!r} is not in the artifact")
@@ -143,11 +167,19 @@ def fetch_input(run: RunContext, art: dict[str, Any], mapping: Mapping[str, str]
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(art["raw"].get("data", ""))
         return
+    if "http" in art:
+        headers = {h["name"]: str(h.get("value", "")) for h in art["http"].get("headers") or []}
+        try:
+            artifacts.fetch_http(art["http"]["url"], headers, dest)
+        except OSError as exc:
+            if not art.get("optional"):
+                raise NodeError(f"cannot fetch input artifact {art['name']}: {exc}") from exc
+        return
     if "s3" not in art:
         if art.get("optional"):
             return
-        raise NodeError(f"inputs.artifacts.{art['name']} has no source (from, s3 or raw)")
-    bucket = art["s3"].get("bucket") or run.engine.artifacts_bucket
+        raise NodeError(f"inputs.artifacts.{art['name']} has no source (from, s3, http or raw)")
+    bucket = art["s3"].get("bucket") or run.bucket
     try:
         artifacts.download(run.engine.s3(), bucket, art["s3"]["key"], dest, artifacts.is_raw(art))
     except Exception as exc:  # botocore raises many types; all mean the artifact is unavailable
@@ -187,15 +219,18 @@ def upload_artifact(
     source = Path(mapping[art["path"]])
     if not source.exists() and art.get("optional"):
         return {}
-    key = (art.get("s3") or {}).get("key") or f"{run.name}/{node['id']}/{art['name']}.tgz"
-    bucket = (art.get("s3") or {}).get("bucket") or run.engine.artifacts_bucket
+    s3 = art.get("s3") or {}
+    key = s3.get("key") or f"{run.name}/{node['id']}/{art['name']}.tgz"
+    bucket = s3.get("bucket") or run.bucket
+    if "createBucketIfNotPresent" in s3:
+        artifacts.ensure_bucket(run.engine.s3(), bucket)
+    level = int(((art.get("archive") or {}).get("tar") or {}).get("compressionLevel", -1))
     try:
-        artifacts.upload(run.engine.s3(), bucket, key, source, artifacts.is_raw(art))
+        artifacts.upload(run.engine.s3(), bucket, key, source, artifacts.is_raw(art), level)
     except FileNotFoundError as exc:
         raise NodeError(str(exc)) from exc
     record = {"name": art["name"], "path": art["path"], "s3": {"bucket": bucket, "key": key}, **_global(art)}
-    if art.get("archive"):
-        record["archive"] = art["archive"]
+    record.update({k: art[k] for k in ("archive", "artifactGC") if art.get(k)})
     return record
 
 

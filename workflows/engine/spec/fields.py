@@ -1,6 +1,12 @@
-"""The Argo fields the local engine implements, and those it accepts as cluster-only no-ops, per object kind."""
+"""Every Argo field, per object kind, is one of three: implemented, cluster-only, or refused.
 
-# Keys the engine implements, per object kind.  Cluster-only keys are in the *_IGNORED sets.
+- Implemented: the sets named after the kind (``WORKFLOW_SPEC``, ``TEMPLATE``…).
+- Cluster-only (the ``CLUSTER_ONLY_*`` sets): they place, secure, size or clean up a pod on a cluster's nodes,
+  or feed the controller's Prometheus; a host process has nothing of the kind.  They are accepted, and each run
+  names them in a ``SpecWarnings`` condition.
+- Refused: every other key, at submit, naming its path; ``REFUSED`` gives the reason where there is one.
+"""
+
 WORKFLOW_SPEC = {
     "entrypoint",
     "arguments",
@@ -14,26 +20,26 @@ WORKFLOW_SPEC = {
     "volumeClaimTemplates",
     "artifactGC",
     "templateDefaults",
-}
-WORKFLOW_SPEC_IGNORED = {
-    "podResources",
-    "hostAliases",
-    "volumeClaimGC",
     "retryStrategy",
     "shutdown",
     "suspend",
     "archiveLogs",
-    "serviceAccountName",
     "artifactRepositoryRef",
-    "podGC",
     "ttlStrategy",
+    "workflowMetadata",
+}
+CLUSTER_ONLY_WORKFLOW_SPEC = {
+    "podResources",
+    "hostAliases",
+    "volumeClaimGC",
+    "serviceAccountName",
+    "podGC",
     "imagePullSecrets",
     "securityContext",
     "podMetadata",
     "nodeSelector",
     "tolerations",
     "affinity",
-    "workflowMetadata",
     "podSpecPatch",
     "metrics",
     "priority",
@@ -65,11 +71,10 @@ TEMPLATE = {
     "sidecars",
     "initContainers",
     "volumes",
-    "data",
-    "plugin",
-    "resource",
+    "failFast",
+    "archiveLocation",
 }
-TEMPLATE_IGNORED = {
+CLUSTER_ONLY_TEMPLATE = {
     "podResources",
     "hostAliases",
     "metadata",
@@ -81,11 +86,9 @@ TEMPLATE_IGNORED = {
     "automountServiceAccountToken",
     "podSpecPatch",
     "priorityClassName",
-    "archiveLocation",
     "metrics",
     "schedulerName",
     "executor",
-    "failFast",
 }
 CONTAINER = {
     "image",
@@ -97,21 +100,18 @@ CONTAINER = {
     "volumeMounts",
     "dependencies",
     "mirrorVolumeMounts",
-}
-CONTAINER_IGNORED = {
     "name",
+    "readinessProbe",
+}
+CLUSTER_ONLY_CONTAINER = {
     "resources",
     "securityContext",
     "imagePullPolicy",
     "ports",
     "livenessProbe",
-    "readinessProbe",
     "startupProbe",
     "terminationMessagePath",
     "terminationMessagePolicy",
-    "lifecycle",
-    "stdin",
-    "tty",
     "volumeDevices",
     "resizePolicy",
 }
@@ -143,9 +143,6 @@ VALUE_FROM = {
     "expression",
     "configMapKeyRef",
     "supplied",
-    "event",
-    "jsonPath",
-    "jqFilter",
 }
 ARTIFACT = {
     "name",
@@ -162,11 +159,27 @@ ARTIFACT = {
     "globalName",
     "artifactGC",
     "deleted",
-    "archiveLogs",
-    "plugin",
+    "http",
 }
-S3_ARTIFACT = {"key", "bucket", "endpoint", "insecure", "region", "accessKeySecret", "secretKeySecret", "useSDKCreds"}
-RETRY = {"limit", "retryPolicy", "backoff", "affinity", "expression"}
+S3_ARTIFACT = {"key", "bucket", "createBucketIfNotPresent"}
+CLUSTER_ONLY_S3 = {  # how a cluster reaches its S3; locally the embedded S3 stands in for every endpoint
+    "endpoint",
+    "insecure",
+    "region",
+    "accessKeySecret",
+    "secretKeySecret",
+    "sessionTokenSecret",
+    "useSDKCreds",
+    "caSecret",
+    "roleARN",
+}
+CREATE_BUCKET = set[str]()  # objectLocking is refused: the embedded S3's buckets have no object lock
+ARTIFACT_GC = {"strategy"}
+CLUSTER_ONLY_ARTIFACT_GC = {"podMetadata", "serviceAccountName", "podSpecPatch", "forceFinalizerRemoval"}
+GC_STRATEGIES = {"", "OnWorkflowCompletion", "OnWorkflowDeletion", "Never"}
+TAR = {"compressionLevel"}
+RETRY = {"limit", "retryPolicy", "backoff", "expression"}
+CLUSTER_ONLY_RETRY = {"affinity"}  # a retry on another node of the cluster
 BACKOFF = {"duration", "factor", "maxDuration", "cap"}
 ENV = {"name", "value", "valueFrom"}
 SEQUENCE = {"count", "start", "end", "format"}
@@ -175,3 +188,43 @@ WORKFLOW_SPEC |= {"synchronization"}
 TEMPLATE |= {"synchronization", "memoize"}
 SYNCHRONIZATION = {"mutex", "mutexes", "semaphore", "semaphores"}
 MEMOIZE = {"key", "maxAge", "cache"}
+CONTAINER_SET = {"containers", "volumeMounts", "retryStrategy"}
+CONTAINER_SET_RETRY = {"retries", "duration"}
+WORKFLOW_METADATA = {"labels", "annotations", "labelsFrom"}
+TTL_STRATEGY = {"secondsAfterCompletion", "secondsAfterSuccess", "secondsAfterFailure"}
+ARCHIVE_LOCATION = {"archiveLogs"}
+ARTIFACT_REPOSITORY_REF = {"configMap", "key"}
+SHUTDOWN = {"Terminate", "Stop"}
+
+_TERMINAL = "a local step has no terminal attached"
+REFUSED = {  # why a field is refused, where a reason helps more than "not supported"
+    "tty": f"{_TERMINAL}; remove tty",
+    "stdin": f"{_TERMINAL} nor standard input; remove stdin",
+    "stdinOnce": f"{_TERMINAL} nor standard input; remove stdinOnce",
+    "lifecycle": "postStart/preStop handlers are run by the kubelet, which a local step does not have",
+    "restartPolicy": "a local step is never restarted in place; use retryStrategy",
+    "data": "data templates read from a cluster's artifact sources; not implemented locally",
+    "encryptionOptions": "the embedded S3 does not encrypt objects; remove encryptionOptions",
+    "objectLocking": "the embedded S3's buckets have no object lock; remove objectLocking",
+    "resource": "resource templates create Kubernetes objects, which need a cluster",
+    "plugin": "executor plugins run as cluster sidecars; not available locally",
+    "event": "values from a WorkflowEventBinding's event need Argo Server",
+    "jsonPath": "jsonPath reads a resource template's Kubernetes object, which needs a cluster",
+    "jqFilter": "jqFilter reads a resource template's Kubernetes object, which needs a cluster",
+    "auth": "basic, client-certificate and OAuth2 auth are not supported locally; send the credentials in headers",
+}
+HTTP = {"url", "method", "headers", "body", "bodyFrom", "successCondition", "timeoutSeconds", "insecureSkipVerify"}
+HTTP_HEADER = {"name", "value", "valueFrom"}
+HTTP_HEADER_SOURCE = {"secretKeyRef"}
+HTTP_BODY_SOURCE = {"bytes"}
+SUSPEND = {"duration"}
+CONTINUE_ON = {"error", "failed"}
+WORKFLOW_TEMPLATE_REF = {"name", "clusterScope"}
+TEMPLATE_REF = {"name", "template", "clusterScope"}
+HOOK = {"template", "templateRef", "arguments", "expression"}
+CACHE = {"configMap"}
+MUTEX = {"name", "namespace"}
+SEMAPHORE = {"configMapKeyRef", "namespace"}
+CLUSTER_ONLY_LOCK = {"database"}  # locks shared between a cluster's controllers through a database
+HTTP_ARTIFACT = {"url", "headers"}
+HTTP_ARTIFACT_HEADER = {"name", "value"}

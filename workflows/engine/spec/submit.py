@@ -86,11 +86,13 @@ def prepare(library: TemplateLibrary, workflow: dict[str, Any], parameters: Mapp
         workflow["spec"] = spec
     spec["arguments"] = _apply_parameters(spec.get("arguments") or {}, parameters)
     spec["templates"] = [with_defaults(spec.get("templateDefaults"), t) for t in spec.get("templates") or []]
-    workflow = _validated(workflow)
+    workflow, cluster_only = _validated(workflow)
     meta = workflow.setdefault("metadata", {})
     meta["name"] = names.check("Workflow metadata.name:", meta.get("name") or new_run_name(_prefix(meta)))
     meta.update({"namespace": meta.get("namespace", "default"), "uid": str(uuid.uuid4()), "creationTimestamp": now()})
     workflow["status"] = {"phase": "Pending", "nodes": {}}
+    if cluster_only:
+        workflow["status"]["conditions"] = [spec_warnings(cluster_only)]
     if ref:
         workflow["spec"]["workflowTemplateRef"] = ref
         origin = "cluster-workflow-template" if ref.get("clusterScope") else "workflow-template"
@@ -122,24 +124,34 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _validated(workflow: dict[str, Any]) -> dict[str, Any]:
-    """The workflow once the engine can run it; keys Argo would match without regard to case are renamed first.
+def spec_warnings(paths: list[str]) -> dict[str, str]:
+    """Argo's ``SpecWarnings`` condition, naming the cluster-only fields this run does not apply."""
+    shown = ", ".join(paths[:12]) + (f" and {len(paths) - 12} more" if len(paths) > 12 else "")
+    return {
+        "type": "SpecWarnings",
+        "status": "True",
+        "message": f"not applied on this machine (they act on a cluster's pods or its Prometheus): {shown}",
+    }
+
+
+def _validated(workflow: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The workflow once the engine can run it, and its cluster-only fields.
+
+    Keys Argo would match without regard to case are renamed first.
 
     Raises:
         SubmitError: What the engine cannot run, every problem named.
     """
     try:
-        validate(workflow)
-        return workflow
+        return workflow, validate(workflow)
     except ValueError as exc:
         fixed = casing.canonical(workflow)  # the slow path only: it builds Argo's schema
         if fixed == workflow:
             raise SubmitError(str(exc)) from exc
         try:
-            validate(fixed)
+            return dict(fixed), validate(fixed)
         except ValueError as again:
             raise SubmitError(str(again)) from again
-        return dict(fixed)
 
 
 def _parameters(arguments: Any, where: str) -> list[dict[str, Any]]:

@@ -31,8 +31,8 @@ def node_id(workflow_name: str, node_name: str) -> str:
 
 
 def epoch(stamp: str) -> float:
-    """An RFC 3339 timestamp of Argo's as seconds since the epoch."""
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    """An RFC 3339 timestamp of Argo's (with or without a fraction of a second) as seconds since the epoch."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def node_type(tmpl: Mapping[str, Any]) -> str:

@@ -10,8 +10,10 @@ import builtins
 import json
 import os
 import secrets
+import shutil
 import signal
 import string
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import psutil
 
 from workflows.engine.state import names
+from workflows.engine.state.nodes import epoch
 
 _ALPHABET = string.ascii_lowercase + string.digits
 TERMINAL = ("Succeeded", "Failed", "Error")
@@ -38,6 +41,23 @@ def is_running(record: dict[str, Any]) -> bool:
         return bool(same and proc.status() != psutil.STATUS_ZOMBIE)
     except (psutil.Error, KeyError, ValueError):
         return False
+
+
+def ttl_expired(workflow: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a finished run's ``ttlStrategy`` says it is to be deleted by now.
+
+    ``secondsAfterSuccess`` applies to a Succeeded run and ``secondsAfterFailure`` to a Failed or Errored one;
+    ``secondsAfterCompletion`` to any that has no more specific setting.
+    """
+    ttl = (workflow.get("spec") or {}).get("ttlStrategy") or {}
+    status = workflow.get("status") or {}
+    if not ttl or status.get("phase") not in TERMINAL or not status.get("finishedAt"):
+        return False
+    specific = "secondsAfterSuccess" if status["phase"] == "Succeeded" else "secondsAfterFailure"
+    seconds = ttl.get(specific, ttl.get("secondsAfterCompletion"))
+    if seconds is None:
+        return False
+    return (time.time() if now is None else now) >= epoch(status["finishedAt"]) + float(seconds)
 
 
 def new_run_name(prefix: str) -> str:
@@ -76,7 +96,10 @@ class RunStore:
         path = self.run_dir(name) / "workflow.json"
         if not path.exists():
             raise KeyError(f"run {name!r} not found; `ctcd runs list` shows the runs")
-        return self.settle(dict(json.loads(path.read_text())))
+        workflow = self.settle(dict(json.loads(path.read_text())))
+        if self._collected(workflow):
+            raise KeyError(f"run {name!r} was deleted by its ttlStrategy; `ctcd runs list` shows the runs")
+        return workflow
 
     def list(self) -> list[dict[str, Any]]:
         """Every run, newest first (each settled if its worker died)."""
@@ -84,10 +107,19 @@ class RunStore:
         if self.root.exists():
             for path in self.root.glob("*/workflow.json"):
                 try:
-                    runs.append(self.settle(json.loads(path.read_text())))
+                    workflow = self.settle(json.loads(path.read_text()))
                 except (OSError, json.JSONDecodeError):
                     continue
+                if not self._collected(workflow):
+                    runs.append(workflow)
         return sorted(runs, key=lambda w: w["metadata"].get("creationTimestamp", ""), reverse=True)
+
+    def _collected(self, workflow: dict[str, Any]) -> bool:
+        """Delete a finished run whose ``ttlStrategy`` has expired, as Argo's TTL controller does; say if it was."""
+        if not ttl_expired(workflow):
+            return False
+        shutil.rmtree(self.run_dir(workflow["metadata"]["name"]), ignore_errors=True)
+        return True
 
     def record_worker(self, name: str, pid: int) -> None:
         """Remember the detached worker that executes a run."""
