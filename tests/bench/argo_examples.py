@@ -36,6 +36,14 @@ APPLIED = ("ConfigMap", "PersistentVolumeClaim", "WorkflowTemplate", "ClusterWor
 NO_TEST = "workflows.argoproj.io/no-test"
 
 
+def quick_start(examples: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The artifact repositories ConfigMap of Argo's quick-start install, which its examples expect to be there."""
+    path = examples.parent / "manifests" / "quick-start" / "base" / "artifact-repositories-configmap.yaml"
+    return (
+        [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)] if path.exists() else []
+    )
+
+
 def documents(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every YAML document under ``root`` with the file it came from."""
     found = []
@@ -121,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(settings_env(settings))
         stack.up(settings)
         try:
-            applied.apply(settings, [doc for _, doc in found if doc.get("kind") in APPLIED])
+            applied.apply(
+                settings, [doc for _, doc in [*found, *quick_start(args.examples)] if doc.get("kind") in APPLIED]
+            )
             with ThreadPoolExecutor(args.jobs) as pool:
                 results = list(pool.map(lambda c: _report(run_one(settings, *c, args.timeout)), chosen))
         finally:

@@ -193,7 +193,8 @@ def test_stop_runs_the_exit_handler_and_terminate_does_not(engine: Engine, tmp_p
     thread.join(30)
     assert not thread.is_alive()
     assert wf["status"]["phase"] == "Failed"
-    assert node(wf, "flaky")["message"] == f"Stopped with strategy '{strategy.capitalize()}'"
+    assert node(wf, "flaky")["message"] == f"workflow shutdown with strategy:  {strategy.capitalize()}"  # Argo's
+    assert wf["status"]["message"] == f"Stopped with strategy '{strategy.capitalize()}'"
     assert (tmp_path / "m.exit").exists() == (strategy == "stop")
 
 

@@ -153,7 +153,11 @@ PLACES: dict[type[BaseModel], tuple[set[str], set[str], Place]] = {
             f"{T0}.outputs.parameters[0].valueFrom",
         ),
     ),
-    argo.Artifact: (F.ARTIFACT, set(), lambda x: (wf(template=_art("outputs", x)), f"{T0}.outputs.artifacts[0]")),
+    argo.Artifact: (
+        F.ARTIFACT,
+        F.CLUSTER_ONLY_ARTIFACT,
+        lambda x: (wf(template=_art("outputs", x)), f"{T0}.outputs.artifacts[0]"),
+    ),
     argo.S3Artifact: (
         F.S3_ARTIFACT,
         F.CLUSTER_ONLY_S3,

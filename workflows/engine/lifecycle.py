@@ -23,6 +23,8 @@ def begin(run: RunContext) -> None:
     repository = artifact_repository(run.spec, run.engine.artifacts_bucket, run.engine.objects.lookup)
     run.status["artifactRepositoryRef"] = repository
     run.bucket = str(repository["artifactRepository"]["s3"]["bucket"])
+    if not repository.get("default"):  # the embedded S3 stands in for the repository's store: its bucket is made
+        artifacts.ensure_bucket(run.engine.s3(), run.bucket)
     run.globals = workflow_globals(run.wf, run.engine.objects.lookup)
     run.dir.mkdir(parents=True, exist_ok=True)
     if run.spec.get("suspend"):

@@ -118,11 +118,7 @@ class Run:
             except NodeError as exc:
                 self.status.update(phase="Error", message=str(exc))
                 return
-            run_hooks = hooks.Hooks(self, {k: v for k, v in (self.spec.get("hooks") or {}).items()}, scope, self.name)
-            frame = Frame({}, {}, self.globals, self.global_artifacts)
-            run_hooks.check({"workflow.status": "Running"}, frame, None, None)
-            root = await entry(self, scope)
-            await run_hooks.settle()
+            root = await hooks.around_run(self, scope, entry(self, scope))
             phase = root["phase"] if root["phase"] in ("Succeeded",) + FAILED else "Failed"
             message = root.get("message")
             phase, message = await hooks.exit_handler(self, scope, phase, message)  # the run stays Running meanwhile
@@ -256,7 +252,7 @@ class Run:
             self.finish(node, "Failed", message if node["type"] in ("Pod", "Retry") else "Step exceeded its deadline")
         except asyncio.CancelledError:
             if node["phase"] == "Running":
-                self.finish(node, "Failed", control.stopped_message(self.stopped))
+                self.finish(node, "Failed", control.stopped_message(self.stopped, node["type"]))
             raise
         except (NodeError, ExpressionError, OSError) as exc:
             self.finish(node, "Error", str(exc))
@@ -306,5 +302,6 @@ async def entry(run: Run, scope: Scope) -> dict[str, Any]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        control.end_unfinished(run, None)
         root = run.nodes[run.name]
         return run.finish(root, "Failed", "Max duration limit exceeded")

@@ -30,14 +30,27 @@ async def interruptible(run: RunContext, call: Awaitable[dict[str, Any]]) -> dic
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    for node in run.nodes.values():
-        if node["phase"] in ("Running", "Pending"):
-            run.finish(node, "Failed", f"Stopped with strategy '{strategy.capitalize()}'")
+    end_unfinished(run, strategy)
     return None
 
 
-def stopped_message(strategy: str | None) -> str:
-    """The message of a node ended by a stop, terminate or the workflow's deadline."""
-    if strategy:
-        return f"Stopped with strategy '{strategy.capitalize()}'"
-    return "terminated: the workflow exceeded its deadline"
+def stopped_message(strategy: str | None, kind: str = "Pod") -> str:
+    """Argo's message for a node ended by a stop or terminate (``strategy``) or by the workflow's deadline (None).
+
+    A pod ended by a shutdown says ``workflow shutdown with strategy:  Stop`` (Argo's words, two spaces and all),
+    any other node ``Stopped with strategy 'Stop'``; past the deadline every node says ``Step exceeded its deadline``.
+    """
+    if not strategy:
+        return "Step exceeded its deadline"
+    if kind == "Pod":
+        return f"workflow shutdown with strategy:  {strategy.capitalize()}"
+    return f"Stopped with strategy '{strategy.capitalize()}'"
+
+
+def end_unfinished(run: RunContext, strategy: str | None) -> None:
+    """Fail every node still Running or Pending, pods first, then their parents (naming a failed child)."""
+    nodes = [n for n in run.nodes.values() if n["phase"] in ("Running", "Pending") and n["name"] != run.name]
+    for node in sorted(nodes, key=lambda n: n["type"] != "Pod"):
+        failed = [c for c in node.get("children", []) if run.nodes.get(c, {}).get("phase") in ("Failed", "Error")]
+        message = f"child '{failed[0]}' failed" if failed and node["type"] != "Pod" else None
+        run.finish(node, "Failed", message or stopped_message(strategy, node["type"]))

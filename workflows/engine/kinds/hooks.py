@@ -1,9 +1,11 @@
 """Lifecycle hooks: templates that run when an expression becomes true, or when a step (or the run) exits.
 
-At the workflow level ``spec.hooks`` sees ``workflow.status``; at the step or task level a hook sees the
-step's own ``steps.NAME.status`` / ``tasks.NAME.status`` and, for ``exit``, its outputs.  Each hook fires at
-most once.  A hook's own failure does not change the step's phase; a failed workflow-level ``exit`` hook
-fails the run, as ``onExit`` does.
+At the workflow level ``spec.hooks`` sees ``workflow.status``: ``Running`` while the entrypoint runs, then the
+entrypoint's outcome (``Succeeded``, ``Failed`` or ``Error``), before the exit handler.  At the step or task level
+a hook sees the step's own ``steps.NAME.status`` / ``tasks.NAME.status`` and, for ``exit``, its outputs.  Each
+hook fires at most once, as a child of the node it watches (the run's root node at the workflow level), flagged
+``nodeFlag.hooked``, and is waited for before the step (or the run) ends.  A hook's own failure does not change
+the step's phase; a failed workflow-level ``exit`` hook fails the run, as ``onExit`` does.
 """
 
 from __future__ import annotations
@@ -70,7 +72,12 @@ class Hooks:
         except (ExpressionError, ValueError) as exc:
             args = {}
             self.run.log(parent or {"id": self.run.name}, f"hook {name}: {exc}")
-        link = (lambda n: add_child(parent, n)) if parent is not None else None
+
+        def link(node: dict[str, Any]) -> None:
+            node["nodeFlag"] = {"hooked": True}
+            if parent is not None:
+                add_child(parent, node)
+
         return await self.run.execute_template(node_name, node_name, invocation, self.scope, args, boundary, link)
 
     async def settle(self) -> None:
@@ -118,6 +125,25 @@ def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
     return {f"{prefix}.{item['name']}.status": str(node["phase"]) for prefix in ("steps", "tasks")}
 
 
+WORKFLOW_STATUS = {"Succeeded": "Succeeded", "Skipped": "Succeeded", "Omitted": "Succeeded", "Error": "Error"}
+
+
+async def around_run(run: RunContext, scope: Scope, call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Run the entrypoint while the workflow's expression hooks fire; wait for every hook that fired."""
+    hooks = Hooks(run, {k: v for k, v in (run.spec.get("hooks") or {}).items() if k != "exit"}, scope, run.name)
+    frame = Frame({}, {}, run.globals, run.global_artifacts)
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0)  # the root node exists once the entrypoint has started
+    while not task.done():
+        if run.name in run.nodes:
+            hooks.check({"workflow.status": "Running"}, frame, run.nodes[run.name], None)
+        await asyncio.wait([task], timeout=0.2)
+    root = task.result()
+    hooks.check({"workflow.status": WORKFLOW_STATUS.get(root["phase"], "Failed")}, frame, root, None)
+    await hooks.settle()
+    return root
+
+
 async def exit_handler(run: RunContext, scope: Scope, phase: str, message: str | None) -> tuple[str, str | None]:
     """Run ``onExit`` (or the ``exit`` hook) with ``workflow.status``; return the run's final phase and message."""
     if run.stopped == "terminate":  # terminate skips the exit handler; stop runs it
@@ -134,7 +160,11 @@ async def exit_handler(run: RunContext, scope: Scope, phase: str, message: str |
     run.globals["workflow.duration"] = f"{time.time() - epoch(run.status['startedAt']):.3f}"
     args = substitute_all((exit_hook or {}).get("arguments") or {}, run.globals) if not run.spec.get("onExit") else {}
     name = f"{run.name}.onExit"
-    node = await run.execute_template(name, name, invocation, scope, args, None)
+    node = await run.execute_template(name, name, invocation, scope, args, None, _hooked)
     if node["phase"] in FAILED and phase == "Succeeded":
-        return node["phase"], f"exit handler {node['displayName']} {node['phase'].lower()}"
+        return node["phase"], node.get("message") or f"exit handler {node['displayName']} {node['phase'].lower()}"
     return phase, message
+
+
+def _hooked(node: dict[str, Any]) -> None:
+    node["nodeFlag"] = {"hooked": True}

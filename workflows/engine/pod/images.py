@@ -6,13 +6,15 @@ For these well-known images the engine runs a small local program that behaves a
 - ``argoproj/argosay:v2`` (Argo's test image): ``echo [TEXT [FILE]]``, ``cat FILE``, ``sleep SECONDS``,
   ``exit [CODE]``, ``assert_contains FILE TEXT``; no arguments prints ``hello argo``.
 - ``nginx``: serves its welcome page on 127.0.0.1:80 (also when called as ``nginx -g 'daemon off;'``).
-- ``docker/whalesay`` and ``argoproj/argosay:v1``: their ``cowsay`` is on the step's PATH.
+- ``docker/whalesay`` and ``argoproj/argosay:v1``: their ``cowsay`` is on the step's PATH; in ``argosay:v2`` so is
+  ``argosay``, and a command naming ``/argosay`` runs it.
 
 Any other image without a command is refused before the run starts, naming the image.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -43,19 +45,37 @@ def local_argv(image: str, command: list[str], args: list[str]) -> list[str] | N
 
 
 COWSAY_IMAGES = ("docker/whalesay", "argoproj/argosay:v1")
+ENTRYPOINT_PATH = re.compile(r"(?<![\w.-])/argosay(?![\w.-])")  # argosay v2's entrypoint, as shell commands name it
+
+
+def _tool_names(image: str) -> list[str]:
+    name, tag = _base(image)
+    if name == "docker/whalesay" or (name == "argoproj/argosay" and tag == "v1"):
+        return ["cowsay"]
+    if name == "argoproj/argosay" and tag in ("v2", ""):
+        return ["cowsay", "argosay"]  # v2 is built on v1
+    return []
 
 
 def tools(image: str, state: Path) -> Path | None:
-    """A folder of the image's well-known tools (``cowsay``) to put first on the step's PATH, or None."""
-    name, tag = _base(image)
-    if name != "docker/whalesay" and not (name == "argoproj/argosay" and tag == "v1"):
+    """A folder of the image's well-known tools (``cowsay``, ``argosay``) to put first on the step's PATH, or None."""
+    wanted = _tool_names(image)
+    if not wanted:
         return None
     folder = state / "image-tools"
-    script = folder / "cowsay"
-    if not script.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".cowsay.{id(folder)}"
-        tmp.write_text(f'#!/bin/sh\nexec {sys.executable} -m workflows.engine.pod.standins cowsay "$@"\n')
-        tmp.chmod(0o755)
-        tmp.replace(script)
+    for tool in wanted:
+        script = folder / tool
+        if not script.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{tool}.{id(folder)}"
+            tmp.write_text(f'#!/bin/sh\nexec {sys.executable} -m workflows.engine.pod.standins {tool} "$@"\n')
+            tmp.chmod(0o755)
+            tmp.replace(script)
     return folder
+
+
+def with_entrypoint(image: str, word: str, state: Path) -> str:
+    """A command word with argosay v2's ``/argosay`` (as in ``sh -c "sleep 1; /argosay"``) pointed at its stand-in."""
+    if "argosay" not in _tool_names(image) or not ENTRYPOINT_PATH.search(word):
+        return word
+    return ENTRYPOINT_PATH.sub(str(tools(image, state) or "") + "/argosay", word)

@@ -81,8 +81,15 @@ async def _finish_pod(
 
 def archive_logs(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
     """Keep the pod's log as its ``main-logs`` output artifact when the template or the workflow archives logs."""
-    wanted = (tmpl.get("archiveLocation") or {}).get("archiveLogs")
-    if not (run.spec.get("archiveLogs") if wanted is None else wanted):
+    repository = (run.status.get("artifactRepositoryRef") or {}).get("artifactRepository") or {}
+    choices = (
+        (tmpl.get("archiveLocation") or {}).get("archiveLogs"),
+        run.spec.get("archiveLogs"),
+        repository.get("archiveLogs"),
+    )
+    if not next(
+        (c for c in choices if c is not None), False
+    ):  # the template's, else the workflow's, else the repository's
         return
     key = f"{run.name}/{node['id']}/main.log"
     log = run.engine.store.log_path(run.name, node["id"])

@@ -26,8 +26,9 @@ def container_argv(
 ) -> list[str]:
     """The host command line of one container or script, as its image would run it."""
     command, args = list(body.get("command") or []), list(body.get("args") or [])
-    standin = images.local_argv(str(body.get("image", "")), command, args)
-    argv = standin or [remap(a, mapping) for a in [*command, *args]]
+    image, state = str(body.get("image", "")), run.engine.store.root.parent
+    standin = images.local_argv(image, command, args)
+    argv = standin or [images.with_entrypoint(image, remap(a, mapping), state) for a in [*command, *args]]
     if standin:
         argv = [*argv[:4], *[remap(a, mapping) for a in argv[4:]]]
     if "source" in body:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ WELCOME = (
 
 
 def argosay(args: list[str]) -> int:
-    """Argo's argosay: ``echo``, ``cat``, ``sleep``, ``exit``, ``assert_contains``; nothing prints ``hello argo``."""
+    """Argo's argosay: ``echo``, ``cat``, ``sleep``, ``exit``, ``assert_contains``, ``sh``; none: ``hello argo``."""
     verb, rest = (args[0], args[1:]) if args else ("", [])
     if verb == "":
         print("hello argo")
@@ -34,6 +35,8 @@ def argosay(args: list[str]) -> int:
         return int(rest[0]) if rest else 0
     elif verb == "assert_contains":
         return 0 if rest[1] in Path(rest[0]).read_text() else 1
+    elif verb == "sh":
+        return subprocess.call(["sh", rest[0] if rest else "0"])
     else:
         print(f"argosay: unknown command {verb!r}", file=sys.stderr)
         return 1
@@ -42,7 +45,7 @@ def argosay(args: list[str]) -> int:
 
 def _echo(rest: list[str]) -> int:
     if len(rest) > 2:
-        return 1
+        return 0  # the image's script matches no case then, and exits 0 having said nothing
     text = rest[0] if rest else "hello argo"
     if len(rest) == 2:
         target = Path(rest[1])

@@ -162,6 +162,7 @@ ARTIFACT = {
     "http",
 }
 S3_ARTIFACT = {"key", "bucket", "createBucketIfNotPresent"}
+CLUSTER_ONLY_ARTIFACT = {"plugin"}  # an artifact driver plugin's store: locally the embedded S3 keeps the artifact
 CLUSTER_ONLY_S3 = {  # how a cluster reaches its S3; locally the embedded S3 stands in for every endpoint
     "endpoint",
     "insecure",

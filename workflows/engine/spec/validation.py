@@ -24,6 +24,7 @@ from workflows.engine.spec.fields import (
     ARTIFACT_REPOSITORY_REF,
     BACKOFF,
     CACHE,
+    CLUSTER_ONLY_ARTIFACT,
     CLUSTER_ONLY_ARTIFACT_GC,
     CLUSTER_ONLY_CONTAINER,
     CLUSTER_ONLY_LOCK,
@@ -256,7 +257,7 @@ def _check_io(check: _Checker, tmpl: dict[str, Any], path: str) -> None:
 
 
 def _check_artifact(check: _Checker, art: Any, path: str) -> None:
-    art = check.keys(art, path, ARTIFACT)
+    art = check.keys(art, path, ARTIFACT, CLUSTER_ONLY_ARTIFACT)
     if "s3" in art:
         s3 = check.keys(art["s3"], f"{path}.s3", S3_ARTIFACT, CLUSTER_ONLY_S3)
         if s3.get("createBucketIfNotPresent") is not None:
