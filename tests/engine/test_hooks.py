@@ -6,12 +6,15 @@ fired hook, a mutex inside a hook, the exit hook past the workflow's deadline), 
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.engine.test_examples import run
-from workflows.engine import Engine, from_reference, prepare
+from tests.engine.test_examples import EXAMPLES, run
+from workflows.engine import Engine, from_file, from_reference, prepare, signals
 
 
 def by_name(wf: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -97,3 +100,41 @@ def test_hooks_work_in_a_run_submitted_from_a_workflow_template(engine: Engine) 
     assert wf["status"]["phase"] == "Succeeded"
     assert hooks_of(wf) == {"[0].work.hooks.succeeded": "Succeeded", "[0].work.onExit": "Succeeded"}
     assert wf["metadata"]["labels"]["workflows.argoproj.io/workflow-template"] == "hooked-steps"
+
+
+def test_terminate_while_the_exit_handler_runs_ends_the_run(engine: Engine) -> None:
+    wf = prepare(engine.library, from_file(EXAMPLES / "exit-terminate.yaml"), {})
+    thread = threading.Thread(target=engine.run, args=(wf,), daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while by_name(wf).get(".onExit", {}).get("phase") != "Running":
+        assert time.monotonic() < end, "the exit handler never started"
+        time.sleep(0.05)
+    signals.request(engine.store.run_dir(wf["metadata"]["name"]), "terminate")
+    thread.join(timeout=15)
+    assert not thread.is_alive(), "the run went on after terminate"
+    assert wf["status"]["phase"] == "Failed" and wf["status"]["message"] == "Stopped with strategy 'Terminate'"
+    assert by_name(wf)[".onExit"]["message"] == "workflow shutdown with strategy:  Terminate"
+    assert all(n["phase"] not in ("Running", "Pending") for n in wf["status"]["nodes"].values())
+
+
+@pytest.mark.parametrize("strategy", ["stop", "terminate"])
+def test_a_stop_runs_a_step_s_own_exit_handler_and_a_terminate_does_not(
+    engine: Engine, tmp_path: Path, strategy: str
+) -> None:
+    marker = tmp_path / "cleaned"
+    wf = prepare(engine.library, from_file(EXAMPLES / "stop-step-exit.yaml"), {"marker": str(marker)})
+    thread = threading.Thread(target=engine.run, args=(wf,), daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while by_name(wf).get("[0].long", {}).get("startedAt") is None or not by_name(wf)["[0].long"].get("hostNodeName"):
+        assert time.monotonic() < end, "the step never started"
+        time.sleep(0.05)
+    signals.request(engine.store.run_dir(wf["metadata"]["name"]), strategy)
+    thread.join(timeout=20)
+    assert not thread.is_alive() and wf["status"]["phase"] == "Failed"
+    assert marker.exists() == (strategy == "stop")
+    if strategy == "stop":
+        assert by_name(wf)["[0].long.onExit"]["phase"] == "Succeeded"
+        assert by_name(wf)["[0].long.onExit"]["nodeFlag"] == {"hooked": True}
+    assert all(n["phase"] not in ("Running", "Pending") for n in wf["status"]["nodes"].values())

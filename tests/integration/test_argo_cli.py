@@ -221,6 +221,9 @@ def test_suspend_and_resume_with_a_value(platform: Settings, tmp_path: Path) -> 
     )
     name = _submit(platform, _write(tmp_path / "approve.yaml", spec))
     _until(platform, name, lambda wf: _phases(wf).get("approve") == "Running")
+    refused = ctcd(platform, "runs", "resume", name)  # Argo refuses a resume that leaves a supplied output unset
+    assert refused.returncode == 1 and "raw output parameter 'answer' has not been set" in refused.stderr
+    assert _phases(_until(platform, name, lambda wf: True)).get("approve") == "Running"
     resumed = ctcd(platform, "runs", "resume", name, "-p", "answer=yes")
     assert resumed.returncode == 0, resumed.stderr
     final = _until(platform, name, lambda wf: wf["status"]["phase"] == "Succeeded")

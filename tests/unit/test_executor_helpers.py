@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows.engine.frames import item_label, sequence_items
+from workflows.engine.items import item_label, sequence_items
 from workflows.engine.kinds.retry import should_retry
 from workflows.engine.pod.paths import path_mapping, remap
 from workflows.engine.state.nodes import NodeError, node_id
@@ -29,6 +29,7 @@ def test_remap_replaces_whole_paths_only() -> None:
     mapping = {"/tmp/a": "/n/tmp/a", "/tmp/a/b": "/n/tmp/a/b"}
     assert remap("cat /tmp/a/b > /tmp/a;", mapping) == "cat /n/tmp/a/b > /n/tmp/a;"
     assert remap("/tmp/ab /tmp/a.txt", mapping) == "/tmp/ab /tmp/a.txt"  # other files are left alone
+    assert remap("cat /tmp/a* /tmp/a?", mapping) == "cat /n/tmp/a* /n/tmp/a?"  # a glob expands in the pod's folder
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ These are the names the rest of ctcd uses; the subpackages are the engine's own.
 """
 
 from workflows.engine.executor import Engine
+from workflows.engine.kinds.suspend import unsupplied
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate_bool
 from workflows.engine.pod.artifacts import collect as collect_artifacts
@@ -40,5 +41,6 @@ __all__ = [
     "names",
     "prepare",
     "signals",
+    "unsupplied",
     "validate",
 ]

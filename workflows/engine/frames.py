@@ -64,75 +64,6 @@ def parallelism_limiter(tmpl: Mapping[str, Any]) -> asyncio.Semaphore | None:
     return asyncio.Semaphore(int(tmpl["parallelism"])) if tmpl.get("parallelism") else None
 
 
-def loop_items(item: Mapping[str, Any]) -> list[Any] | None:
-    """The items a task or step loops over (``withItems``, ``withParam``, ``withSequence``), or None."""
-    if "withItems" in item:
-        return list(item["withItems"])
-    if "withParam" in item:
-        try:
-            value = json.loads(item["withParam"])
-        except json.JSONDecodeError as exc:
-            raise NodeError(f"withParam value could not be parsed as a JSON list: {item['withParam'][:200]}") from exc
-        if not isinstance(value, list):
-            raise NodeError(f"withParam value is not a JSON list: {item['withParam'][:200]}")
-        return value
-    if "withSequence" in item:
-        return sequence_items(item["withSequence"])
-    return None
-
-
-def sequence_items(seq: Mapping[str, Any]) -> list[str]:
-    """The items of a ``withSequence``: a count or an inclusive range, each formatted."""
-    start = int(seq.get("start", 0))
-    if "count" in seq:
-        numbers = list(range(start, start + int(seq["count"])))
-    else:
-        end = int(seq.get("end", 0))
-        numbers = list(range(start, end + 1)) if end >= start else list(range(start, end - 1, -1))
-    fmt = seq.get("format")
-    return [fmt % n if fmt else str(n) for n in numbers]
-
-
-def item_label(item: Any) -> str:
-    """An item as Argo shows it in a looped node's name."""
-    if isinstance(item, dict):
-        return ",".join(f"{k}:{item_label(v)}" for k, v in sorted(item.items()))
-    return item if isinstance(item, str) else json.dumps(item)
-
-
-def with_item(item_spec: Mapping[str, Any], item: Any, frame: Frame) -> dict[str, Any]:
-    """A task or step with ``{{item}}`` (and ``{{item.KEY}}``) substituted for one item."""
-    scope = {"item": as_param(item)}
-    if isinstance(item, dict):
-        scope.update({f"item.{k}": as_param(v) for k, v in item.items()})
-    body = {k: v for k, v in item_spec.items() if k not in ("withItems", "withParam", "withSequence")}
-    return dict(substitute_all(body, {**frame.scope(), **scope}, ("item",)))
-
-
-def skip_unresolved(item: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
-    """A step or task without its hooks, and without arguments naming outputs a skipped step never had.
-
-    Such an argument is dropped, so the consumer's input default then applies (Argo v4).
-    """
-    body = {k: v for k, v in item.items() if k != "hooks"}
-    params = (body.get("arguments") or {}).get("parameters")
-    if not params or not frame.skipped:
-        return body
-    scope = frame.scope()
-
-    def unresolved(value: Any) -> bool:
-        refs = TAG.findall(str(value))
-        return any(r not in scope and any(r.startswith(p + ".outputs.") for p in frame.skipped) for r in refs)
-
-    kept = [p for p in params if not unresolved(p.get("value", ""))]
-    return {**body, "arguments": {**body["arguments"], "parameters": kept}}
-
-
-def expands(item: Mapping[str, Any]) -> bool:
-    """Whether a task or step loops."""
-    return any(k in item for k in ("withItems", "withParam", "withSequence"))
-
-
 def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], expanded: bool) -> None:
     """Make a finished task's (or step's) outputs visible as ``{{tasks.NAME...}}``."""
     if not nodes:
@@ -279,8 +210,8 @@ def bind_inputs(
     for param in (tmpl.get("inputs") or {}).get("parameters", []):
         source = given.get(param["name"], {})
         value = source.get("value", param.get("value"))
-        if value is None:
-            value = configmap_value(param, lookup)
+        if value is None:  # a ConfigMap's name and key may be given by a parameter
+            value = configmap_value(substitute_all(param, globals_), lookup)
         if value is None:
             value = param.get("default")
         if value is None:
@@ -364,7 +295,10 @@ def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) 
     It is named by ``template``, ``templateRef`` (with ``clusterScope`` for a ClusterWorkflowTemplate) or ``inline``.
     """
     if "inline" in invocation:
-        return {"name": str(invocation.get("name", "inline")), **json.loads(json.dumps(invocation["inline"]))}, scope
+        return {
+            "name": "",
+            **json.loads(json.dumps(invocation["inline"])),
+        }, scope  # Argo's inline templates are unnamed
     if "templateRef" in invocation:
         ref = invocation["templateRef"]
         kind = "clusterworkflowtemplate" if ref.get("clusterScope") else "workflowtemplate"

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.engine import TERMINAL, RunStore, artifact_garbage, collect_artifacts, signals
+from workflows.engine import TERMINAL, RunStore, artifact_garbage, collect_artifacts, signals, unsupplied
 from workflows.errors import CtcdError
 from workflows.local import runs
 from workflows.settings import Settings
@@ -53,7 +53,12 @@ def suspend_run(settings: Settings, name: str) -> None:
 
 def resume(settings: Settings, name: str, values: Mapping[str, str]) -> None:
     """Resume a suspended run, or its suspend steps (supplying their output parameters)."""
-    _running(settings, name, "resume")
+    workflow = _running(settings, name, "resume")
+    problems = unsupplied(workflow, values)
+    if problems:
+        raise RunActionError(
+            f"cannot resume {name}: {'; '.join(problems)}", hint=f"ctcd runs resume {name} -p NAME=VALUE"
+        )
     signals.resume(RunStore(settings.state_dir).run_dir(name), values)
 
 

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.state.signals import until_requested
+from workflows.engine.state.signals import POLL, requested, until_requested
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -32,6 +32,21 @@ async def interruptible(run: RunContext, call: Awaitable[dict[str, Any]]) -> dic
         await task
     end_unfinished(run, strategy)
     return None
+
+
+async def unless_terminated(run: RunContext, call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+    """Await an exit handler unless the user terminates the run meanwhile (a stop lets it finish); None if so."""
+    task = asyncio.ensure_future(call)
+    while not task.done():
+        if requested(run.dir) == "terminate":
+            run.stopped = "terminate"
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            end_unfinished(run, "terminate")
+            return None
+        await asyncio.wait([task], timeout=POLL)
+    return task.result()
 
 
 def stopped_message(strategy: str | None, kind: str = "Pod") -> str:

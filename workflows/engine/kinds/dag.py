@@ -10,15 +10,12 @@ from workflows.engine.frames import (
     Frame,
     input_artifacts,
     input_params,
-    item_label,
-    loop_items,
     parallelism_limiter,
     publish,
-    skip_unresolved,
     skipped_outputs,
     template_outputs,
-    with_item,
 )
+from workflows.engine.items import item_label, loop_items, skip_unresolved, skipped_by_when, with_item
 from workflows.engine.language.conditions import evaluate_depends, expand_depends
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.tags import substitute_all
@@ -125,7 +122,7 @@ class DagRun:
         run, full = self.run_, f"{self.node['name']}.{name}"
         try:
             raw = self.tasks[name]
-            task = {
+            task = skipped_by_when(raw, self.frame) or {
                 **substitute_all(skip_unresolved(raw, self.frame), self.frame.scope(), ("inputs.", "tasks.")),
                 **_hooks(raw),
             }
@@ -220,7 +217,7 @@ def _results(run: RunContext, node: Mapping[str, Any]) -> dict[str, bool]:
         "Skipped": phase == "Skipped",
         "Omitted": phase == "Omitted",
         "Completed": phase in ("Succeeded", "Failed", "Error", "Skipped"),
-        "Daemoned": False,
+        "Daemoned": bool(node.get("daemoned")) and phase != "Pending",
         "AnySucceeded": any(c["phase"] == "Succeeded" for c in children),
         "AllFailed": bool(children) and all(c["phase"] == "Failed" for c in children),
     }

@@ -11,12 +11,14 @@ the step's phase; a failed workflow-level ``exit`` hook fails the run, as ``onEx
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workflows.engine.frames import Frame, publish, resolve_artifact_args
+from workflows.engine.kinds import control
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate_bool
 from workflows.engine.language.tags import substitute_all
@@ -106,19 +108,41 @@ async def around_step(
         link(node)
 
     task = asyncio.ensure_future(call(linked))
-    while not task.done():
-        if "node" in holder:
-            hooks.check(_status(item, holder["node"]), frame, holder["node"], boundary)
-        await asyncio.wait([task], timeout=0.2)
-    node = task.result()
+    try:
+        while not task.done():
+            if "node" in holder:
+                hooks.check(_status(item, holder["node"]), frame, holder["node"], boundary)
+            await asyncio.wait([task], timeout=0.2)
+        node = task.result()
+        own = _published(frame, item, node)
+        hooks.check(_status(item, node), own, node, boundary)
+        if "exit" in hooks.hooks:
+            hooks.pending.append(asyncio.ensure_future(hooks.fire("exit", hooks.hooks["exit"], own, node, boundary)))
+        await hooks.settle()
+    except asyncio.CancelledError:
+        await _cancelled(task, *hooks.pending)
+        if run.stopped == "stop" and "exit" in hooks.hooks and "node" in holder:  # a stop still runs exit handlers
+            node = holder["node"]
+            await hooks.fire("exit", hooks.hooks["exit"], _published(frame, item, node), node, boundary)
+        raise
+    return node
+
+
+def _published(frame: Frame, item: Mapping[str, Any], node: dict[str, Any]) -> Frame:
+    """The frame a step's own hooks see: the step's outputs under ``steps.NAME`` and ``tasks.NAME``."""
     own = Frame(dict(frame.params), dict(frame.artifacts), frame.shared, frame.shared_artifacts)
     for prefix in ("steps", "tasks"):
         publish(own, f"{prefix}.{item['name']}", [node], expanded=False)
-    hooks.check(_status(item, node), own, node, boundary)
-    if "exit" in hooks.hooks:
-        hooks.pending.append(asyncio.ensure_future(hooks.fire("exit", hooks.hooks["exit"], own, node, boundary)))
-    await hooks.settle()
-    return node
+    return own
+
+
+async def _cancelled(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel these tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
@@ -160,7 +184,11 @@ async def exit_handler(run: RunContext, scope: Scope, phase: str, message: str |
     run.globals["workflow.duration"] = f"{time.time() - epoch(run.status['startedAt']):.3f}"
     args = substitute_all((exit_hook or {}).get("arguments") or {}, run.globals) if not run.spec.get("onExit") else {}
     name = f"{run.name}.onExit"
-    node = await run.execute_template(name, name, invocation, scope, args, None, _hooked)
+    node = await control.unless_terminated(
+        run, run.execute_template(name, name, invocation, scope, args, None, _hooked)
+    )
+    if node is None:
+        return "Failed", "Stopped with strategy 'Terminate'"
     if node["phase"] in FAILED and phase == "Succeeded":
         return node["phase"], node.get("message") or f"exit handler {node['displayName']} {node['phase'].lower()}"
     return phase, message

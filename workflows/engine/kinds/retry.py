@@ -16,13 +16,17 @@ if TYPE_CHECKING:
     from workflows.engine.frames import Scope
 
 
+MAX_DURATION = "Max duration limit exceeded"  # Argo's words, when the time is already up
+BACKOFF_PAST_MAX = "Backoff would exceed max duration limit"  # and when waiting would pass it
+
+
 async def retry(
     run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None
 ) -> dict[str, Any]:
     """Run a template with a ``retryStrategy``: one child node per attempt, with backoff between them."""
     strategy = tmpl["retryStrategy"]
     limit = int(strategy.get("limit", 0))
-    policy = strategy.get("retryPolicy", "OnFailure")
+    policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")  # Argo's default
     backoff = strategy.get("backoff") or {}
     started = time.monotonic()
     child: dict[str, Any] = {}
@@ -37,6 +41,10 @@ async def retry(
         node["children"].append(child["id"])
         child["nodeFlag"] = {"retried": True}  # Argo flags every attempt of a retry node
         await run.run_body(child, tmpl, scope, attempt)
+        if child.get("daemoned") and child["phase"] == "Running":  # a ready daemon: the Retry node is daemoned too
+            node.update(daemoned=True, podIP=child.get("podIP"))  # `tasks.X.ip` reaches the attempt that serves
+            run.touch()
+            return node
         if child["phase"] == "Succeeded" or attempt == limit or not should_retry(policy, child["phase"]):
             break
         if strategy.get("expression") and not _expression_allows(run, strategy["expression"], child, started):
@@ -46,7 +54,8 @@ async def retry(
             delay = min(delay, parse_duration(backoff["cap"]))
         max_duration = parse_duration(backoff.get("maxDuration"))
         if max_duration and time.monotonic() - started + delay > max_duration:
-            run.finish(node, child["phase"], "Max duration limit exceeded")
+            past = time.monotonic() - started > max_duration
+            run.finish(node, child["phase"], MAX_DURATION if past else BACKOFF_PAST_MAX)
             node["outputs"] = child.get("outputs")
             return node
         run.log(child, f"attempt {attempt} {child['phase']}; retrying in {delay:.2f}s ({policy})")

@@ -7,18 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from workflows.engine.frames import (
     Frame,
-    expands,
     input_artifacts,
     input_params,
-    item_label,
-    loop_items,
     parallelism_limiter,
     publish,
-    skip_unresolved,
     skipped_outputs,
     template_outputs,
-    with_item,
 )
+from workflows.engine.items import expands, item_label, loop_items, skip_unresolved, skipped_by_when, with_item
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.tags import substitute_all
 from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
@@ -62,7 +58,10 @@ async def _run_step(
     limiter: asyncio.Semaphore | None,
 ) -> list[dict[str, Any]]:
     try:
-        step = {**substitute_all(skip_unresolved(step, frame), frame.scope(), ("inputs.", "steps.")), **_hooks(step)}
+        step = skipped_by_when(step, frame) or {
+            **substitute_all(skip_unresolved(step, frame), frame.scope(), ("inputs.", "steps.")),
+            **_hooks(step),
+        }
         items = loop_items(step)
     except (ExpressionError, NodeError) as exc:
         skipped = run.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])

@@ -40,6 +40,25 @@ async def run_suspend(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, 
     run.finish(node, "Succeeded")
 
 
+NOT_SUPPLIED = "raw output parameter '{name}' has not been set and does not have a default value"  # Argo's words
+
+
+def unsupplied(workflow: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """Argo's refusal of a resume, for each supplied output of a waiting suspend node with no value and no default."""
+    templates = {t["name"]: t for t in (workflow.get("spec") or {}).get("templates", [])}
+    problems = []
+    for node in ((workflow.get("status") or {}).get("nodes") or {}).values():
+        if node.get("type") != "Suspend" or node.get("phase") != "Running":
+            continue
+        for param in ((templates.get(node.get("templateName", "")) or {}).get("outputs") or {}).get("parameters", []):
+            value_from = param.get("valueFrom") or {}
+            if "supplied" in value_from and "default" not in value_from and param["name"] not in values:
+                problems.append(
+                    f"raw output parameter '{param['name']}' has not been set and does not have a default value"
+                )
+    return problems
+
+
 def _outputs(tmpl: Mapping[str, Any], supplied: Mapping[str, str]) -> dict[str, Any]:
     params = []
     for param in (tmpl.get("outputs") or {}).get("parameters", []):

@@ -61,9 +61,12 @@ def path_mapping(tmpl: Mapping[str, Any], fs_root: Path, mounts: Mapping[str, st
 
 
 def remap(text: str, mapping: Mapping[str, str]) -> str:
-    """Replace whole container paths with their host paths in one pass (a host path is never re-mapped)."""
+    """Replace whole container paths with their host paths in one pass (a host path is never re-mapped).
+
+    A path followed by a glob (``cat /tmp/message*``) is mapped too: the shell then expands it in the pod's folder.
+    """
     if not mapping or not text:
         return text
     alternation = "|".join(re.escape(p) for p in sorted(mapping, key=len, reverse=True))
-    pattern = rf"(?<![\w./-])({alternation})(?=$|[/\s\"'>;:|)&,])"
+    pattern = rf"(?<![\w./-])({alternation})(?=$|[/\s\"'>;:|)&,*?\[])"
     return re.sub(pattern, lambda m: mapping[m.group(1)], text)

@@ -18,7 +18,7 @@ from workflows.engine.language.tags import substitute_all
 from workflows.engine.pod import artifacts, containers, processes, volumes
 from workflows.engine.pod.paths import path_mapping
 from workflows.engine.pod.spawn import pod_ip, spawn_container, start_container
-from workflows.engine.state.nodes import NodeError, now
+from workflows.engine.state.nodes import NodeError, now, pod_name
 from workflows.engine.state.signals import while_suspended
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ async def run_pod(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], a
     Init containers run first, in order; sidecars run beside the main container and are stopped when it
     ends; a ``daemon`` template's node stays Running (daemoned) until its scope ends.
     """
-    extra = {"retries": str(attempt), "pod.name": node["id"], "node.name": node["name"]}
+    pod = pod_name(run.name, node["name"], str(tmpl.get("name", "")))
+    extra = {"retries": str(attempt), "pod.name": pod, "node.name": node["name"]}
     tmpl = {**tmpl, **{k: substitute_all(tmpl[k], extra) for k in ("script", "container", "containerSet") if k in tmpl}}
     node_dir = run.dir / "nodes" / node["id"]
     mapping = path_mapping(tmpl, node_dir / "fs", volumes.mounts(run, node_dir, tmpl))
@@ -91,7 +92,7 @@ def archive_logs(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any])
         (c for c in choices if c is not None), False
     ):  # the template's, else the workflow's, else the repository's
         return
-    key = f"{run.name}/{node['id']}/main.log"
+    key = f"{run.name}/{pod_name(run.name, node['name'], str(tmpl.get('name', '')))}/main.log"
     log = run.engine.store.log_path(run.name, node["id"])
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
@@ -147,6 +148,10 @@ async def stop_daemons(run: RunContext, scope_id: str) -> None:
         await child.stop()
         if node["phase"] == "Running":
             run.finish(node, "Succeeded", "daemon stopped: its scope ended")
+        for parent in run.nodes.values():  # the daemon's Retry node ends with it
+            if parent["type"] == "Retry" and parent.get("daemoned") and node["id"] in parent["children"]:
+                parent["outputs"] = node.get("outputs") or {}
+                run.finish(parent, node["phase"])
 
 
 def fetch_input(run: RunContext, art: dict[str, Any], mapping: Mapping[str, str]) -> None:

@@ -30,6 +30,14 @@ def node_id(workflow_name: str, node_name: str) -> str:
     return f"{workflow_name}-{value}"
 
 
+def pod_name(workflow_name: str, node_name: str, template_name: str) -> str:
+    """Argo's v2 pod name: ``<workflow>-<template>-<fnv32a(node name)>`` (no template part for an inline one)."""
+    if node_name == workflow_name:
+        return workflow_name
+    prefix = f"{workflow_name}-{template_name}" if template_name else workflow_name
+    return f"{prefix[:242]}-{node_id('', node_name).lstrip('-')}"
+
+
 def epoch(stamp: str) -> float:
     """An RFC 3339 timestamp of Argo's (with or without a fraction of a second) as seconds since the epoch."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
