@@ -161,17 +161,27 @@ def test_terminate_then_retry_then_resubmit_then_delete(platform: Settings, tmp_
     assert again.returncode != 0 and "already ended" in again.stdout + again.stderr
 
     marker.touch()
+    memoized = ctcd(platform, "runs", "resubmit", name, "--memoized", "--wait")  # argo resubmit --memoized
+    assert memoized.returncode == 0, memoized.stdout + memoized.stderr
+    again_run = _get(platform, memoized.stdout.strip().splitlines()[0])
+    first = next(n for n in again_run["status"]["nodes"].values() if n["displayName"] == "first")
+    assert first["phase"] == "Skipped" and first["message"].startswith("original pod: ")
+    assert _phases(again_run)["gate"] == "Succeeded"
+    assert (tmp_path / "first.log").read_text().count("first-ran") == 1  # the Succeeded step was not run again
+
     retried = ctcd(platform, "runs", "retry", name, "--wait")
     assert retried.returncode == 0, retried.stdout + retried.stderr
     final = _get(platform, name)
     assert final["status"]["phase"] == "Succeeded" and _phases(final)["gate"] == "Succeeded"
     assert (tmp_path / "first.log").read_text().count("first-ran") == 1  # the Succeeded step was kept, not rerun
 
+    refused = ctcd(platform, "runs", "resubmit", name, "--memoized")
+    assert refused.returncode != 0 and "must be Failed/Error to resubmit in memoized mode" in refused.stderr
     fresh = ctcd(platform, "runs", "resubmit", name, "--wait")
     assert fresh.returncode == 0, fresh.stderr
     names = [r["metadata"]["name"] for r in json.loads(ctcd(platform, "runs", "list", "-o", "json").stdout)]
     resubmitted = [n for n in names if n != name and n.startswith("cli-retry-")]
-    assert resubmitted and (tmp_path / "first.log").read_text().count("first-ran") == 2
+    assert len(resubmitted) == 2 and (tmp_path / "first.log").read_text().count("first-ran") == 2
 
     assert ctcd(platform, "runs", "delete", name).returncode == 0
     missing = ctcd(platform, "runs", "get", name)
@@ -318,6 +328,21 @@ def test_apply_a_configmap_that_a_run_reads(platform: Settings, tmp_path: Path) 
     )
     assert runs.wait(platform, name, timeout=60)["status"]["phase"] == "Succeeded"
     assert "bonjour" in ctcd(platform, "runs", "logs", name).stdout
+
+    library = [  # as Argo's clustertemplates.yaml: several in one file, none with an entrypoint, a numeric limit
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "ClusterWorkflowTemplate",
+            "metadata": {"name": f"cli-cluster-{i}"},
+            "spec": {"templates": [{**_shell("say", "echo hi"), "retryStrategy": {"limit": 10}}]},
+        }
+        for i in (1, 2)
+    ]
+    cluster = tmp_path / "clustertemplates.yaml"
+    cluster.write_text(yaml.safe_dump_all(library))
+    applied_cluster = ctcd(platform, "apply", str(cluster))
+    assert applied_cluster.returncode == 0, applied_cluster.stdout + applied_cluster.stderr
+    assert "clusterworkflowtemplate/cli-cluster-2 created" in applied_cluster.stdout
 
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}
     refused = ctcd(

@@ -311,12 +311,17 @@ def runs_retry(name: NameArg, wait_: WaitOpt = False) -> None:
         _wait_and_report(config, name, quiet=False)
 
 
-def runs_resubmit(name: NameArg, wait_: WaitOpt = False) -> None:
+MemoizedOpt = Annotated[
+    bool, typer.Option("--memoized", help="Keep the Succeeded steps of a Failed run; run only the rest (Skipped).")
+]
+
+
+def runs_resubmit(name: NameArg, wait_: WaitOpt = False, memoized: MemoizedOpt = False) -> None:
     """Submit a run's spec again as a new run (like `argo resubmit`); prints the new run's name."""
     from workflows.local import actions
 
     config = settings()
-    fresh = actions.resubmit(config, name)["metadata"]["name"]
+    fresh = actions.resubmit(config, name, memoized=memoized)["metadata"]["name"]
     print(fresh)
     if wait_:
         _wait_and_report(config, fresh, quiet=True)

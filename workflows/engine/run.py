@@ -173,6 +173,9 @@ class Run:
         previous = self.reused.get(name)
         if previous is not None and kind == "Pod":  # a retried run keeps what already succeeded
             node["outputs"] = previous.get("outputs") or {}
+            if previous.get("originalPod"):  # resubmitted --memoized: Argo shows the step Skipped
+                node["type"] = "Skipped"
+                return self.finish(node, "Skipped", f"original pod: {previous['originalPod']}")
             return self.finish(node, "Succeeded", "reused: succeeded before the run was retried")
         memo = tmpl.get("memoize")
         cached = memo_lookup(self.engine.cache, node, memo) if memo else None

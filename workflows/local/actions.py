@@ -76,9 +76,14 @@ def retry(settings: Settings, name: str) -> dict[str, Any]:
     return workflow
 
 
-def resubmit(settings: Settings, name: str) -> dict[str, Any]:
-    """Submit the spec of a run again, as a new run."""
+def resubmit(settings: Settings, name: str, memoized: bool = False) -> dict[str, Any]:
+    """Submit the spec of a run again, as a new run; ``memoized`` takes its Succeeded steps as they were."""
     old = _load(RunStore(settings.state_dir), name)
+    if memoized and old["status"].get("phase") not in ("Failed", "Error"):
+        raise RunActionError(
+            f"cannot resubmit {name} --memoized: workflow must be Failed/Error to resubmit in memoized mode",
+            hint=f"`ctcd runs resubmit {name}` runs every step again",
+        )
     meta = old["metadata"]
     labels = {**(meta.get("labels") or {}), "workflows.argoproj.io/resubmitted-from-workflow": name}
     generate = meta.get("generateName") or f"{name}-"
@@ -88,7 +93,8 @@ def resubmit(settings: Settings, name: str) -> dict[str, Any]:
         "metadata": {"generateName": generate, "labels": labels},
         "spec": copy.deepcopy(old["spec"]),
     }
-    return runs.submit_workflow(settings, fresh)
+    reuse = (lambda new: signals.for_resubmit(old, new)) if memoized else None
+    return runs.submit_workflow(settings, fresh, reuse=reuse)
 
 
 def delete(settings: Settings, name: str) -> None:

@@ -78,10 +78,18 @@ def submit(settings: Settings, source: str, parameters: Mapping[str, str], from_
 
 
 def submit_workflow(
-    settings: Settings, workflow: dict[str, Any], parameters: Mapping[str, str] | None = None
+    settings: Settings,
+    workflow: dict[str, Any],
+    parameters: Mapping[str, str] | None = None,
+    reuse: Callable[[str], dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """Prepare a Workflow object, record it as Pending and start a detached worker for it."""
+    """Prepare a Workflow object, record it as Pending and start a detached worker for it.
+
+    ``reuse`` gives, for the new run's name, the steps it takes from an earlier run instead of running them.
+    """
     workflow = prepare(library(settings), workflow, parameters or {})
+    if reuse is not None:
+        workflow["status"]["retriedFrom"] = reuse(workflow["metadata"]["name"])
     RunStore(settings.state_dir).save(workflow)
     _start_worker(settings, workflow["metadata"]["name"])
     return workflow

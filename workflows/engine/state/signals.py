@@ -74,6 +74,16 @@ def reusable(previous: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["name"]: n for n in nodes.values() if n["type"] == "Pod" and n["phase"] == "Succeeded"}
 
 
+def for_resubmit(previous: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """The Succeeded pods of a previous run, renamed for a new run ``name`` (``argo resubmit --memoized``)."""
+    old = previous["metadata"]["name"]
+    return {
+        name + node_name[len(old) :]: {**node, "originalPod": node["id"]}
+        for node_name, node in reusable(previous).items()
+        if node_name.startswith(old) and not node_name.startswith(f"{old}.onExit")
+    }
+
+
 def for_retry(workflow: dict[str, Any]) -> dict[str, Any]:
     """A failed run made Pending again, remembering which steps succeeded (``argo retry``)."""
     reused = reusable(workflow)
