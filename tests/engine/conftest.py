@@ -28,15 +28,27 @@ def engine(
 
     The warm launcher preloads light modules here, so it is ready after the first step and forks the rest.
     """
+    return make_engine(session_settings, tmp_path_factory, warm=request.param == "warm")
+
+
+def make_engine(settings: Settings, tmp_path_factory: pytest.TempPathFactory, warm: bool) -> Engine:
+    """An engine with its own run store, the test library, and the session's S3 started on first use."""
     return Engine(
         store=RunStore(tmp_path_factory.mktemp("runs")),
         library=TemplateLibrary([HERE / "library"]),
-        s3=lambda: _s3(session_settings),
-        artifacts_bucket=session_settings.artifacts_bucket,
+        s3=lambda: _s3(settings),
+        artifacts_bucket=settings.artifacts_bucket,
         parallelism=4,
-        warm=request.param == "warm",
+        warm=warm,
         preload=("json", "random"),
     )
+
+
+@pytest.fixture(scope="module")
+def fresh_engine(session_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The engine with fresh step processes only: for modules testing what the node kinds decide, which the
+    warm launcher cannot change (the older modules prove both ways of starting a step)."""
+    return make_engine(session_settings, tmp_path_factory, warm=False)
 
 
 def _s3(settings: Settings) -> Any:

@@ -23,6 +23,12 @@ from workflows.settings import Settings
 HERE = Path(__file__).parent
 
 
+@pytest.fixture
+def engine(fresh_engine: Engine) -> Engine:
+    """Fresh step processes only: what is tested here is decided by the node kinds, not by how a step starts."""
+    return fresh_engine
+
+
 def test_the_workflow_s_retry_strategy_metadata_and_a_container_set_s_retries(engine: Engine, tmp_path: Path) -> None:
     wf = run(engine, "workflow-fields", marker=str(tmp_path / "m"))
     assert wf["status"]["phase"] == "Succeeded", wf["status"]

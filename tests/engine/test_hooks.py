@@ -17,6 +17,12 @@ from tests.engine.test_examples import EXAMPLES, run
 from workflows.engine import Engine, from_file, from_reference, prepare, signals
 
 
+@pytest.fixture
+def engine(fresh_engine: Engine) -> Engine:
+    """Fresh step processes only: what is tested here is decided by the node kinds, not by how a step starts."""
+    return fresh_engine
+
+
 def by_name(wf: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Nodes by their name without the run's name in front (``.hooks.running``, ``[0].work``…)."""
     name = wf["metadata"]["name"]

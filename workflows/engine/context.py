@@ -93,6 +93,7 @@ class RunContext(Protocol):
     daemons: dict[str, list[Any]]
     pod_slots: asyncio.Semaphore
     bucket: str
+    estimates: dict[str, int]
     stopped: str | None
 
     def touch(self) -> None:

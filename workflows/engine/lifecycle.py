@@ -1,4 +1,4 @@
-"""What a run does before its first node and after its last: its metadata, repository, signals and artifact GC."""
+"""What a run does before its first node and after its last: metadata, repository, estimates, signals, artifact GC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from workflows.engine.frames import workflow_globals
 from workflows.engine.pod import artifacts
 from workflows.engine.spec.metadata import apply_workflow_metadata, artifact_repository
-from workflows.engine.state import signals
+from workflows.engine.state import estimate, signals
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -26,6 +26,10 @@ def begin(run: RunContext) -> None:
     if not repository.get("default"):  # the embedded S3 stands in for the repository's store: its bucket is made
         artifacts.ensure_bucket(run.engine.s3(), run.bucket)
     run.globals = workflow_globals(run.wf, run.engine.objects.lookup)
+    previous = estimate.baseline(run.wf, run.engine.store.list()) if estimate.origin(run.wf) else None
+    run.estimates = estimate.durations(previous) if previous else {}
+    if "" in run.estimates:
+        run.status["estimatedDuration"] = run.estimates[""]
     run.dir.mkdir(parents=True, exist_ok=True)
     if run.spec.get("suspend"):
         signals.suspend_run(run.dir)

@@ -27,6 +27,7 @@ from workflows.engine.language.conditions import evaluate_when
 from workflows.engine.language.durations import parse_duration
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.pod import pods
+from workflows.engine.state import progress
 from workflows.engine.state.cache import memo_lookup
 from workflows.engine.state.nodes import FAILED, NodeError, node_id, node_type, now
 
@@ -50,6 +51,7 @@ class Run:
         self.stopped: str | None = None  # "stop" or "terminate" when a user ended the run
         self.reused: dict[str, dict[str, Any]] = self.status.pop("retriedFrom", None) or {}
         self.bucket = engine.artifacts_bucket
+        self.estimates: dict[str, int] = {}  # seconds by node name after the run's name, from the last success
         self._dirty = True
 
     def touch(self) -> None:
@@ -60,6 +62,7 @@ class Run:
         """Write the workflow object now if it changed."""
         if self._dirty:
             self._dirty = False
+            progress.update(self.status)
             self.engine.store.save(self.wf)
 
     async def saver(self) -> None:
@@ -82,6 +85,8 @@ class Run:
         }
         if boundary:
             node["boundaryID"] = boundary
+        if name[len(self.name) :] in self.estimates:
+            node["estimatedDuration"] = self.estimates[name[len(self.name) :]]
         self.nodes[node["id"]] = node
         self.touch()
         return node
@@ -134,8 +139,6 @@ class Run:
             sync.release(self, held)
             saver.cancel()
             self.status["finishedAt"] = now()
-            pods = [n for n in self.nodes.values() if n["type"] == "Pod"]
-            self.status["progress"] = f"{sum(n['phase'] == 'Succeeded' for n in pods)}/{len(pods)}"
             self.touch()
             self.save()
 

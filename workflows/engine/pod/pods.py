@@ -17,7 +17,8 @@ from workflows.engine.frames import as_param
 from workflows.engine.language.tags import substitute_all
 from workflows.engine.pod import artifacts, containers, processes, volumes
 from workflows.engine.pod.paths import path_mapping
-from workflows.engine.pod.spawn import pod_ip, spawn_container, start_container
+from workflows.engine.pod.spawn import pod_ip, progress_file, spawn_container, start_container
+from workflows.engine.state import progress
 from workflows.engine.state.nodes import NodeError, now, pod_name
 from workflows.engine.state.signals import while_suspended
 
@@ -52,6 +53,7 @@ async def run_pod(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], a
         sidecars = [
             await start_container(run, _part(node, c), c, mapping, node_dir) for c in tmpl.get("sidecars") or []
         ]
+        watcher = asyncio.ensure_future(_watch_progress(run, node, progress_file(node_dir)))
         try:
             if "containerSet" in tmpl:
                 code, stdout = await containers.run_set(run, node, tmpl, mapping, node_dir)
@@ -60,6 +62,8 @@ async def run_pod(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], a
                     run, node, tmpl.get("script") or tmpl["container"], mapping, node_dir
                 )
         finally:
+            watcher.cancel()
+            _read_progress(run, node, progress_file(node_dir))
             for sidecar in sidecars:
                 await sidecar.stop()
         await _finish_pod(run, node, tmpl, mapping, code, stdout)
@@ -99,6 +103,23 @@ def archive_logs(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any])
     artifacts.upload(run.engine.s3(), run.bucket, key, log, raw=True)
     record = {"name": "main-logs", "s3": {"bucket": run.bucket, "key": key}}
     node["outputs"]["artifacts"] = [*node["outputs"].get("artifacts", []), record]
+
+
+PROGRESS_TICK = 1.0  # seconds between reads of a pod's progress file
+
+
+async def _watch_progress(run: RunContext, node: dict[str, Any], path: Path) -> None:
+    """Copy the progress a step writes to its progress file onto its node while it runs."""
+    while True:
+        await asyncio.sleep(PROGRESS_TICK)
+        _read_progress(run, node, path)
+
+
+def _read_progress(run: RunContext, node: dict[str, Any], path: Path) -> None:
+    value = progress.reported(path)
+    if value is not None and value != node.get("progress"):
+        node["progress"] = value
+        run.touch()
 
 
 def _part(node: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ async def start_container(
     argv = container_argv(run, node, body, mapping)
     run.log(node, f"image {body.get('image', '-')!r}: running `{' '.join(argv)[:300]}` as a local process")
     cwd = Path(remap(body.get("workingDir", ""), mapping) or node_dir / "fs")  # a container starts in `/`
-    env = {**pod_env(run, body, mapping), "CTCD_POD_IP": pod_ip}
+    env = {**pod_env(run, body, mapping), "CTCD_POD_IP": pod_ip, "ARGO_PROGRESS_FILE": str(progress_file(node_dir))}
     return await processes.start(run, node, argv, env, cwd)
 
 
@@ -77,6 +77,11 @@ async def spawn_container(
     """Run one container to its exit; return its exit code and stdout."""
     child = await start_container(run, node, body, mapping, node_dir)
     return await child.wait()
+
+
+def progress_file(node_dir: Path) -> Path:
+    """Where a pod's steps may write ``N/M`` (``$ARGO_PROGRESS_FILE``), as Argo's executor reads it."""
+    return node_dir / "progress"
 
 
 def pod_env(run: RunContext, body: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, str]:
