@@ -68,3 +68,19 @@ def test_retry_defaults_and_backoff_limits_in_argo_s_words(engine: Engine) -> No
     assert len(errored["children"]) == 2  # with an expression and no retryPolicy, Argo's policy is Always
     assert errored["message"] == "No more retries left"
     assert capped["phase"] == "Failed" and capped["message"] == "Backoff would exceed max duration limit"
+
+
+def test_an_absent_optional_nothing_defaults_fails_the_consumer_in_argo_s_words(engine: Engine) -> None:
+    wf = run(engine, "absent-optional")
+    assert wf["status"]["phase"] == "Failed"
+    assert node(wf, "b")["message"] == (
+        "unable to substitute {{steps.a.outputs.parameters.x}}: "
+        "output is an absent optional (skipped/omitted node with no default)"
+    )
+
+
+def test_when_evaluates_expr_lang_over_labels_json_and_concat(engine: Engine) -> None:
+    wf = run(engine, "when-expressions")
+    assert wf["status"]["phase"] == "Succeeded"
+    assert phases(wf)["by-label"] == phases(wf)["by-concat"] == "Succeeded"
+    assert phases(wf)["not-by-label"] == "Skipped"

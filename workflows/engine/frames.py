@@ -12,7 +12,7 @@ from typing import Any
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate, render
 from workflows.engine.language.tags import TAG, substitute, substitute_all
-from workflows.engine.state.nodes import NodeError
+from workflows.engine.state.nodes import ABSENT, NodeError
 
 
 @dataclass
@@ -214,6 +214,8 @@ def bind_inputs(
             value = configmap_value(substitute_all(param, globals_), lookup)
         if value is None:
             value = param.get("default")
+        if value is None and param["name"] in (args.get("absent") or {}):  # an absent optional nothing defaults
+            raise NodeError(ABSENT.format(tag=args["absent"][param["name"]]))
         if value is None:
             raise NodeError(f"inputs.parameters.{param['name']} was not supplied")
         value = substitute(as_param(value), globals_) if "{{" in as_param(value) else as_param(value)
@@ -283,6 +285,8 @@ def workflow_globals(
         "workflow.mainEntrypoint": str(spec.get("entrypoint", "")),
         **{f"workflow.labels.{k}": str(v) for k, v in (meta.get("labels") or {}).items()},
         **{f"workflow.annotations.{k}": str(v) for k, v in (meta.get("annotations") or {}).items()},
+        "workflow.labels.json": json.dumps(meta.get("labels") or {}),
+        "workflow.annotations.json": json.dumps(meta.get("annotations") or {}),
         "workflow.parameters": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
         "workflow.parameters.json": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
         **{f"workflow.parameters.{k}": v for k, v in params.items()},

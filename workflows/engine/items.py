@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ from workflows.engine.frames import Frame, as_param
 from workflows.engine.language.conditions import evaluate_when
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.tags import TAG, substitute, substitute_all
-from workflows.engine.state.nodes import NodeError
+from workflows.engine.state.nodes import ABSENT, NodeError
 
 STRICT = ("inputs.", "tasks.", "steps.")
 
@@ -63,7 +64,8 @@ def with_item(item_spec: Mapping[str, Any], item: Any, frame: Frame) -> dict[str
 def skip_unresolved(item: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
     """A step or task without its hooks, and without arguments naming outputs a skipped step never had.
 
-    Such an argument is dropped, so the consumer's input default then applies (Argo v4).
+    Such an argument is dropped, so the consumer's input default then applies (Argo v4); the tag it named is kept
+    under ``arguments.absent``, for the refusal when the consumer has no default.
     """
     body = {k: v for k, v in item.items() if k != "hooks"}
     params = (body.get("arguments") or {}).get("parameters")
@@ -76,12 +78,34 @@ def skip_unresolved(item: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
         return any(r not in scope and any(r.startswith(p + ".outputs.") for p in frame.skipped) for r in refs)
 
     kept = [p for p in params if not unresolved(p.get("value", ""))]
-    return {**body, "arguments": {**body["arguments"], "parameters": kept}}
+    absent = {p["name"]: TAG.findall(str(p.get("value", "")))[0] for p in params if unresolved(p.get("value", ""))}
+    return {**body, "arguments": {**body["arguments"], "parameters": kept, "absent": absent}}
 
 
 def expands(item: Mapping[str, Any]) -> bool:
     """Whether a task or step loops."""
     return any(k in item for k in ("withItems", "withParam", "withSequence"))
+
+
+_UNRESOLVED = re.compile(r"failed to resolve \{\{(.+?)\}\}")
+
+
+def resolved(item: Mapping[str, Any], frame: Frame, strict: tuple[str, ...]) -> dict[str, Any]:
+    """A task or step with its tags substituted.
+
+    An output of a skipped or omitted node that nothing defaults is refused in Argo's words.
+
+    Raises:
+        ExpressionError: A tag cannot be resolved.
+    """
+    try:
+        return dict(substitute_all(skip_unresolved(item, frame), frame.scope(), strict))
+    except ExpressionError as exc:
+        match = _UNRESOLVED.search(str(exc))
+        tag = match.group(1).strip() if match else ""
+        if any(tag.startswith(f"{prefix}.outputs.") for prefix in frame.skipped):
+            raise ExpressionError(ABSENT.format(tag=tag)) from exc
+        raise
 
 
 def skipped_by_when(item: Mapping[str, Any], frame: Frame) -> dict[str, Any] | None:

@@ -15,10 +15,9 @@ from workflows.engine.frames import (
     skipped_outputs,
     template_outputs,
 )
-from workflows.engine.items import item_label, loop_items, skip_unresolved, skipped_by_when, with_item
+from workflows.engine.items import item_label, loop_items, resolved, skipped_by_when, with_item
 from workflows.engine.language.conditions import evaluate_depends, expand_depends
 from workflows.engine.language.errors import ExpressionError
-from workflows.engine.language.tags import substitute_all
 from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ class DagRun:
         try:
             raw = self.tasks[name]
             task = skipped_by_when(raw, self.frame) or {
-                **substitute_all(skip_unresolved(raw, self.frame), self.frame.scope(), ("inputs.", "tasks.")),
+                **resolved(raw, self.frame, ("inputs.", "tasks.")),
                 **_hooks(raw),
             }
             items = loop_items(task)

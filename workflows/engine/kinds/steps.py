@@ -14,9 +14,8 @@ from workflows.engine.frames import (
     skipped_outputs,
     template_outputs,
 )
-from workflows.engine.items import expands, item_label, loop_items, skip_unresolved, skipped_by_when, with_item
+from workflows.engine.items import expands, item_label, loop_items, resolved, skipped_by_when, with_item
 from workflows.engine.language.errors import ExpressionError
-from workflows.engine.language.tags import substitute_all
 from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
@@ -58,10 +57,7 @@ async def _run_step(
     limiter: asyncio.Semaphore | None,
 ) -> list[dict[str, Any]]:
     try:
-        step = skipped_by_when(step, frame) or {
-            **substitute_all(skip_unresolved(step, frame), frame.scope(), ("inputs.", "steps.")),
-            **_hooks(step),
-        }
+        step = skipped_by_when(step, frame) or {**resolved(step, frame, ("inputs.", "steps.")), **_hooks(step)}
         items = loop_items(step)
     except (ExpressionError, NodeError) as exc:
         skipped = run.new_node(f"{group['name']}.{step['name']}", step["name"], "Skipped", "", group["boundaryID"])

@@ -147,6 +147,9 @@ def _builtins() -> dict[str, Callable[..., Any]]:
         "max": lambda *v: max(v[0] if len(v) == 1 and isinstance(v[0], list) else v),
         "min": lambda *v: min(v[0] if len(v) == 1 and isinstance(v[0], list) else v),
         "reverse": lambda v: list(reversed(_seq(v))),
+        "concat": lambda *arrays: [x for a in arrays for x in _seq(a)],
+        "uniq": lambda v: list(dict.fromkeys(_seq(v))),
+        "flatten": lambda v: [y for x in _seq(v) for y in (_seq(x) if isinstance(x, list) else [x])],
         "sort": lambda v: sorted(_seq(v)),
         "toJSON": to_json,
         "fromJSON": json.loads,
@@ -159,7 +162,6 @@ def _builtins() -> dict[str, Callable[..., Any]]:
 
 
 def _duration(text: str) -> float:
-
     return parse_duration(text)
 
 

@@ -83,6 +83,7 @@ def failures(nodes: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 EMPTY_LOOP = "Skipped, empty params"  # Argo's message for withItems/withParam/withSequence over nothing
 FAIL_FAST = "template has failed or errored children and failFast enabled"  # Argo's words
+ABSENT = "unable to substitute {{{{{tag}}}}}: output is an absent optional (skipped/omitted node with no default)"
 
 
 def failed_children(tmpl: Mapping[str, Any], child: Mapping[str, Any]) -> str:
