@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from workflows.engine.executor import Engine
+from workflows.engine.spec.library import TemplateLibrary
 from workflows.engine.spec.submit import prepare
-from workflows.engine.spec.validation import TemplateLibrary
 from workflows.engine.state.store import RunStore
 
 STEPS = 20

@@ -20,8 +20,8 @@ import yaml
 from tests.bench.engine_overhead import dag_workflow
 from workflows.delivery import manifests, overlays
 from workflows.engine.executor import Engine
+from workflows.engine.spec.library import TemplateLibrary
 from workflows.engine.spec.submit import prepare
-from workflows.engine.spec.validation import TemplateLibrary
 from workflows.engine.state.store import RunStore
 
 RESULTS = Path("bench-results") / "scale.json"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from workflows.engine.executor import Engine
-from workflows.engine.spec.validation import TemplateLibrary
+from workflows.engine.spec.library import TemplateLibrary
 from workflows.engine.state.store import RunStore
 from workflows.local import stack
 from workflows.platform.s3 import s3_client

@@ -6,8 +6,10 @@ Each example is written as Argo's docs write it; the outcome is Argo's (phases, 
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +163,17 @@ def test_a_run_waiting_for_a_mutex_names_its_holder(engine: Engine) -> None:
         thread.join(timeout=60)
     assert [w["status"]["phase"] for w in (first, second)] == ["Succeeded", "Succeeded"]
     assert "synchronization" not in first["status"] and "synchronization" not in second["status"]
+
+
+def test_a_data_template_lists_and_filters_a_bucket(engine: Engine, s3_only: Settings) -> None:
+    client, bucket = s3_client(s3_only), f"data-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket)
+    for key, body in (("a/main.log", "log a"), ("b/main.log", "log b"), ("c/other.txt", "not a log")):
+        client.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    wf = run(engine, "data-template", bucket=bucket)
+    assert wf["status"]["phase"] == "Succeeded", wf["status"]
+    assert json.loads(node(wf, "list")["outputs"]["result"]) == ["a/main.log", "b/main.log"]
+    read = sorted(
+        n["outputs"]["result"] for n in wf["status"]["nodes"].values() if n["displayName"].startswith("process(")
+    )
+    assert read == ["log a", "log b"]

@@ -295,6 +295,28 @@ PLACES: dict[type[BaseModel], tuple[set[str], set[str], Place]] = {
             f"{T0}.inputs.artifacts[0].http.headers[0]",
         ),
     ),
+    argo.Data: (F.DATA, set(), lambda x: (wf(template={"name": "main", "data": {"source": {}, **x}}), f"{T0}.data")),
+    argo.DataSource: (
+        F.DATA_SOURCE,
+        set(),
+        lambda x: (wf(template={"name": "main", "data": {"source": x}}), f"{T0}.data.source"),
+    ),
+    argo.ArtifactPaths: (
+        F.ARTIFACT_PATHS,
+        set(),
+        lambda x: (
+            wf(template={"name": "main", "data": {"source": {"artifactPaths": {"name": "p", **x}}}}),
+            f"{T0}.data.source.artifactPaths",
+        ),
+    ),
+    argo.TransformationStep: (
+        F.TRANSFORMATION,
+        set(),
+        lambda x: (
+            wf(template={"name": "main", "data": {"source": {}, "transformation": [{"expression": "data", **x}]}}),
+            f"{T0}.data.transformation[0]",
+        ),
+    ),
     argo.WorkflowTemplateRef: (
         F.WORKFLOW_TEMPLATE_REF,
         set(),

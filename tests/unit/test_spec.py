@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from workflows.engine.spec.library import TemplateLibrary
 from workflows.engine.spec.submit import SubmitError, from_reference, prepare
-from workflows.engine.spec.validation import TemplateLibrary, UnsupportedSpec, validate
+from workflows.engine.spec.validation import UnsupportedSpec, validate
 
 
 def workflow(**spec: Any) -> dict[str, Any]:

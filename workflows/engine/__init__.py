@@ -16,8 +16,9 @@ from workflows.engine.language.expressions import evaluate_bool
 from workflows.engine.pod.artifacts import collect as collect_artifacts
 from workflows.engine.pod.artifacts import garbage as artifact_garbage
 from workflows.engine.spec import casing
+from workflows.engine.spec.library import TemplateLibrary, load_documents
 from workflows.engine.spec.submit import SubmitError, from_file, from_reference, prepare
-from workflows.engine.spec.validation import TemplateLibrary, UnsupportedSpec, load_documents, validate
+from workflows.engine.spec.validation import UnsupportedSpec, validate
 from workflows.engine.state import names, signals
 from workflows.engine.state.objects import LocalObjects
 from workflows.engine.state.store import TERMINAL, RunStore

@@ -22,7 +22,7 @@ from workflows.engine.frames import (
     resolve_template,
     skipped_outputs,
 )
-from workflows.engine.kinds import control, dag, hooks, http, retry, steps, suspend, sync
+from workflows.engine.kinds import control, dag, data, hooks, http, retry, steps, suspend, sync
 from workflows.engine.language.conditions import evaluate_when
 from workflows.engine.language.durations import parse_duration
 from workflows.engine.language.errors import ExpressionError
@@ -244,6 +244,8 @@ class Run:
             body = steps.run_steps(self, node, tmpl, scope)
         elif "http" in tmpl:
             body = http.run_http(self, node, tmpl)
+        elif "data" in tmpl:
+            body = data.run_data(self, node, tmpl)
         elif "suspend" in tmpl:
             body = suspend.run_suspend(self, node, tmpl)
         else:

@@ -73,6 +73,7 @@ TEMPLATE = {
     "volumes",
     "failFast",
     "archiveLocation",
+    "data",
 }
 CLUSTER_ONLY_TEMPLATE = {
     "podResources",
@@ -204,7 +205,6 @@ REFUSED = {  # why a field is refused, where a reason helps more than "not suppo
     "stdinOnce": f"{_TERMINAL} nor standard input; remove stdinOnce",
     "lifecycle": "postStart/preStop handlers are run by the kubelet, which a local step does not have",
     "restartPolicy": "a local step is never restarted in place; use retryStrategy",
-    "data": "data templates read from a cluster's artifact sources; not implemented locally",
     "encryptionOptions": "the embedded S3 does not encrypt objects; remove encryptionOptions",
     "objectLocking": "the embedded S3's buckets have no object lock; remove objectLocking",
     "resource": "resource templates create Kubernetes objects, which need a cluster",
@@ -229,3 +229,7 @@ SEMAPHORE = {"configMapKeyRef", "namespace"}
 CLUSTER_ONLY_LOCK = {"database"}  # locks shared between a cluster's controllers through a database
 HTTP_ARTIFACT = {"url", "headers"}
 HTTP_ARTIFACT_HEADER = {"name", "value"}
+DATA = {"source", "transformation"}
+DATA_SOURCE = {"artifactPaths"}
+ARTIFACT_PATHS = {"name", "s3"}
+TRANSFORMATION = {"expression"}

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from workflows.engine.spec import casing
-from workflows.engine.spec.validation import TemplateLibrary, load_documents, validate
+from workflows.engine.spec.library import TemplateLibrary, load_documents
+from workflows.engine.spec.validation import validate
 from workflows.engine.state import names
 from workflows.engine.state.nodes import now
 from workflows.engine.state.store import new_run_name

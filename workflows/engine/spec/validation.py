@@ -8,19 +8,16 @@ all (a typo such as ``entrypiont``), is refused with its path.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from workflows.engine.pod.images import KNOWN_IMAGES, known_entrypoint
 from workflows.engine.spec.fields import (
     ARCHIVE_LOCATION,
     ARTIFACT,
     ARTIFACT_GC,
+    ARTIFACT_PATHS,
     ARTIFACT_REPOSITORY_REF,
     BACKOFF,
     CACHE,
@@ -38,6 +35,8 @@ from workflows.engine.spec.fields import (
     CONTINUE_ON,
     CREATE_BUCKET,
     DAG,
+    DATA,
+    DATA_SOURCE,
     ENV,
     GC_STRATEGIES,
     HOOK,
@@ -67,6 +66,7 @@ from workflows.engine.spec.fields import (
     TASK,
     TEMPLATE,
     TEMPLATE_REF,
+    TRANSFORMATION,
     TTL_STRATEGY,
     VALUE_FROM,
     WORKFLOW_METADATA,
@@ -195,6 +195,8 @@ def _check_template_extras(check: _Checker, tmpl: dict[str, Any], path: str) -> 
         _check_sync(check, tmpl["synchronization"], f"{path}.synchronization")
     if "http" in tmpl:
         _check_http(check, tmpl["http"], f"{path}.http")
+    if "data" in tmpl:
+        _check_data(check, tmpl["data"], f"{path}.data")
     if "suspend" in tmpl:
         check.keys(tmpl["suspend"] or {}, f"{path}.suspend", SUSPEND)
     if "memoize" in tmpl:
@@ -215,6 +217,16 @@ def _check_http(check: _Checker, http: Any, path: str) -> None:
         header = check.keys(header, hpath, HTTP_HEADER)
         check.keys(header.get("valueFrom", {}), f"{hpath}.valueFrom", HTTP_HEADER_SOURCE)
     check.keys(http.get("bodyFrom", {}), f"{path}.bodyFrom", HTTP_BODY_SOURCE)
+
+
+def _check_data(check: _Checker, data: Any, path: str) -> None:
+    data = check.keys(data, path, DATA)
+    source = check.keys(data.get("source", {}), f"{path}.source", DATA_SOURCE)
+    paths = check.keys(source.get("artifactPaths", {}), f"{path}.source.artifactPaths", ARTIFACT_PATHS)
+    check.keys(paths.get("s3", {}), f"{path}.source.artifactPaths.s3", S3_ARTIFACT, CLUSTER_ONLY_S3)
+    for tpath, step in check.each(data.get("transformation"), f"{path}.transformation"):
+        if not isinstance(check.keys(step, tpath, TRANSFORMATION).get("expression"), str):
+            check.problems.append(f"{tpath}.expression: required")
 
 
 def _check_hooks(check: _Checker, hooks: Any, path: str) -> None:
@@ -327,51 +339,3 @@ def _check_invocation(check: _Checker, item: Any, path: str, allowed: set[str]) 
         _check_artifact(check, art, apath)
     if "withSequence" in item:
         check.keys(item["withSequence"], f"{path}.withSequence", SEQUENCE)
-
-
-def load_documents(path: Path) -> list[dict[str, Any]]:
-    """Load every Argo object from a YAML or JSON file.
-
-    Raises:
-        ValueError: The file is not YAML, or holds something other than Kubernetes objects.
-    """
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
-    for doc in docs:
-        if not isinstance(doc, dict) or "kind" not in doc:
-            raise ValueError(f"{path}: every document must be a Kubernetes object with a `kind`")
-    return docs
-
-
-class TemplateLibrary:
-    """WorkflowTemplates (and CronWorkflows) found in folders of YAML files, by ``metadata.name``."""
-
-    def __init__(self, folders: Iterable[Path]) -> None:
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
-        for folder in folders:
-            for path in sorted(Path(folder).glob("*.y*ml")):
-                for doc in load_documents(path):
-                    if str(doc.get("apiVersion", "")).startswith("argoproj.io/"):  # e.g. skip kustomization.yaml
-                        self.add(doc)
-
-    def add(self, doc: Mapping[str, Any]) -> None:
-        """Register one object under its kind and name."""
-        self.objects[(str(doc["kind"]).lower(), str(doc["metadata"]["name"]))] = json.loads(json.dumps(doc))
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        """Return an object by kind (``workflowtemplate``) and name.
-
-        Raises:
-            KeyError: With the names that do exist.
-        """
-        key = (kind.lower(), name)
-        if key not in self.objects:
-            known = sorted(n for k, n in self.objects if k == kind.lower())
-            raise KeyError(f"{kind}/{name} not found (known: {', '.join(known) or 'none'})")
-        return self.objects[key]
-
-    def names(self, kind: str) -> list[str]:
-        """Names of every object of a kind."""
-        return sorted(n for k, n in self.objects if k == kind.lower())
