@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from workflows.engine.frames import Frame, Scope
+from workflows.engine.state.nodes import Node
 
 if TYPE_CHECKING:
     from workflows.engine.state.cache import Cache
     from workflows.engine.state.locks import Locks
     from workflows.engine.state.objects import LocalObjects
     from workflows.engine.state.store import RunStore
-
-NodeRecord = dict[str, Any]
-"""A node in Argo's NodeStatus shape (``id``, ``name``, ``type``, ``phase``, ``children``, ``outputs``…)."""
 
 
 class Process(Protocol):
@@ -87,7 +85,7 @@ class RunContext(Protocol):
     dir: Path
     spec: dict[str, Any]
     status: dict[str, Any]
-    nodes: dict[str, NodeRecord]
+    nodes: dict[str, Node]
     globals: dict[str, str]
     global_artifacts: dict[str, dict[str, Any]]
     daemons: dict[str, list[Any]]
@@ -99,13 +97,13 @@ class RunContext(Protocol):
     def touch(self) -> None:
         """Mark the status as changed."""
 
-    def new_node(self, name: str, display: str, kind: str, template: str, boundary: str | None) -> NodeRecord:
+    def new_node(self, name: str, display: str, kind: str, template: str, boundary: str | None) -> Node:
         """Create a Running node."""
 
-    def finish(self, node: NodeRecord, phase: str, message: str | None = None) -> NodeRecord:
+    def finish(self, node: Node, phase: str, message: str | None = None) -> Node:
         """Set a node's final phase."""
 
-    def log(self, node: Mapping[str, Any], text: str) -> None:
+    def log(self, node: Node, text: str) -> None:
         """Append an engine note to a node's log."""
 
     async def execute_template(
@@ -116,8 +114,8 @@ class RunContext(Protocol):
         scope: Scope,
         args: Mapping[str, Any],
         boundary: str | None,
-        link: Callable[[NodeRecord], None] | None = None,
-    ) -> NodeRecord:
+        link: Callable[[Node], None] | None = None,
+    ) -> Node:
         """Execute one template as a node and return it finished."""
 
     async def invoke(
@@ -129,9 +127,9 @@ class RunContext(Protocol):
         frame: Frame,
         limiter: asyncio.Semaphore | None,
         boundary: str,
-        link: Callable[[NodeRecord], None],
-    ) -> NodeRecord:
+        link: Callable[[Node], None],
+    ) -> Node:
         """Run one task or step after its ``when`` and references are resolved."""
 
-    async def run_body(self, node: NodeRecord, tmpl: dict[str, Any], scope: Scope, attempt: int) -> NodeRecord:
+    async def run_body(self, node: Node, tmpl: dict[str, Any], scope: Scope, attempt: int) -> Node:
         """Run a template's body by kind within its deadline."""

@@ -7,12 +7,22 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate, render
 from workflows.engine.language.tags import TAG, substitute, substitute_all
-from workflows.engine.state.nodes import ABSENT, NodeError
+from workflows.engine.state.nodes import (
+    ABSENT,
+    ArtifactRecord,
+    Inputs,
+    Node,
+    NodeError,
+    Outputs,
+    Parameter,
+    parameter,
+)
+from workflows.engine.state.nodes import artifact as artifact_record
 
 
 @dataclass
@@ -64,7 +74,7 @@ def parallelism_limiter(tmpl: Mapping[str, Any]) -> asyncio.Semaphore | None:
     return asyncio.Semaphore(int(tmpl["parallelism"])) if tmpl.get("parallelism") else None
 
 
-def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], expanded: bool) -> None:
+def publish(frame: Frame, prefix: str, nodes: list[Node], expanded: bool) -> None:
     """Make a finished task's (or step's) outputs visible as ``{{tasks.NAME...}}``."""
     if not nodes:
         return
@@ -83,7 +93,7 @@ def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], expanded: bo
         for param in outputs.get("parameters", []):
             frame.params[f"{prefix}.outputs.parameters.{param['name']}"] = param["value"]
         for art in outputs.get("artifacts", []):
-            frame.artifacts[f"{prefix}.outputs.artifacts.{art['name']}"] = art
+            frame.artifacts[f"{prefix}.outputs.artifacts.{art['name']}"] = dict(art)
         return
     results = [_json_or_text(n["outputs"]["result"]) for n in nodes if "result" in (n.get("outputs") or {})]
     frame.params[f"{prefix}.outputs.result"] = json.dumps(results)
@@ -129,7 +139,7 @@ def artifact_location(given: Mapping[str, Any]) -> dict[str, Any]:
     return {k: given[k] for k in ("s3", "raw", "archive", "subPath") if k in given}
 
 
-def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
+def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> Outputs:
     """A DAG's or steps template's outputs, from what its children published.
 
     Parameters come from ``valueFrom.parameter`` or ``expression``, artifacts from ``from`` or ``fromExpression``.
@@ -137,8 +147,8 @@ def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
     Raises:
         NodeError: An output cannot be resolved and has no default.
     """
-    outputs: dict[str, Any] = {}
-    params = []
+    outputs: Outputs = {}
+    params: list[Parameter] = []
     for param in (tmpl.get("outputs") or {}).get("parameters", []):
         value_from = param.get("valueFrom") or {}
         value: Any = None
@@ -154,14 +164,14 @@ def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
             raise NodeError(
                 f"outputs.parameters.{param['name']}: {_source(value_from)} did not resolve and has no default"
             )
-        params.append({"name": param["name"], "value": value, **_global(param)})
+        params.append(parameter(param["name"], value, param))
     if params:
         outputs["parameters"] = params
-    arts = []
+    arts: list[ArtifactRecord] = []
     for art in (tmpl.get("outputs") or {}).get("artifacts", []):
         found = _output_artifact(art, frame, evaluate)
         if found is not None:
-            arts.append({**found, "name": art["name"], **_global(art)})
+            arts.append(artifact_record(found, art))
     if arts:
         outputs["artifacts"] = arts
     return outputs
@@ -169,10 +179,6 @@ def template_outputs(tmpl: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
 
 def _source(value_from: Mapping[str, Any]) -> str:
     return next((f"{k} {v!r}" for k, v in value_from.items() if k in ("parameter", "expression")), "valueFrom")
-
-
-def _global(output: Mapping[str, Any]) -> dict[str, str]:
-    return {"globalName": output["globalName"]} if output.get("globalName") else {}
 
 
 def _evaluated(evaluate: Any, source: str, scope: Mapping[str, Any], name: str, arts: Any = None) -> Any:
@@ -201,7 +207,7 @@ def bind_inputs(
     globals_: Mapping[str, str],
     tmpl: dict[str, Any],
     args: Mapping[str, Any],
-    node: dict[str, Any],
+    node: Node,
     lookup: Callable[[str, Mapping[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
     """Bind a template's inputs from the call's arguments and substitute them into its body."""
@@ -242,7 +248,7 @@ def bind_inputs(
     )
     body = {k: v for k, v in tmpl.items() if k not in ("inputs",)}
     body = substitute_all(body, scope, ("inputs.",))
-    node["inputs"] = {k: v for k, v in (("parameters", bound), ("artifacts", arts)) if v}
+    node["inputs"] = cast(Inputs, {k: v for k, v in (("parameters", bound), ("artifacts", arts)) if v})
     return {**body, "inputs": node["inputs"]}
 
 
@@ -318,7 +324,7 @@ def resolve_template(library: Any, invocation: Mapping[str, Any], scope: Scope) 
     return json.loads(json.dumps(scope.templates[name])), scope
 
 
-def skipped_outputs(library: Any, invocation: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
+def skipped_outputs(library: Any, invocation: Mapping[str, Any], scope: Scope) -> Outputs:
     """What a skipped or omitted node's outputs resolve to (Argo v4).
 
     They are each output parameter's ``valueFrom.default``; parameters without one stay absent, so a
@@ -329,7 +335,7 @@ def skipped_outputs(library: Any, invocation: Mapping[str, Any], scope: Scope) -
     except NodeError:
         return {}
     params = [
-        {"name": p["name"], "value": as_param(p["valueFrom"]["default"])}
+        parameter(p["name"], as_param(p["valueFrom"]["default"]), {})
         for p in (tmpl.get("outputs") or {}).get("parameters", [])
         if "default" in (p.get("valueFrom") or {})
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from workflows.engine import lifecycle
 from workflows.engine.context import EngineParts
@@ -29,7 +29,7 @@ from workflows.engine.language.errors import ExpressionError
 from workflows.engine.pod import pods
 from workflows.engine.state import progress
 from workflows.engine.state.cache import memo_lookup
-from workflows.engine.state.nodes import FAILED, NodeError, node_id, node_type, now
+from workflows.engine.state.nodes import FAILED, Node, NodeError, Outputs, node_id, node_type, now
 
 
 class Run:
@@ -41,7 +41,7 @@ class Run:
         self.name: str = workflow["metadata"]["name"]
         self.spec: dict[str, Any] = workflow["spec"]
         self.status: dict[str, Any] = workflow.setdefault("status", {})
-        self.nodes: dict[str, dict[str, Any]] = self.status.setdefault("nodes", {})
+        self.nodes: dict[str, Node] = self.status.setdefault("nodes", {})
         self.dir = engine.store.run_dir(self.name)
         limit = min(engine.parallelism, int(self.spec.get("parallelism") or engine.parallelism))
         self.pod_slots = asyncio.Semaphore(limit)
@@ -71,9 +71,9 @@ class Run:
             await asyncio.sleep(0.2)
             self.save()
 
-    def new_node(self, name: str, display: str, kind: str, template: str, boundary: str | None) -> dict[str, Any]:
+    def new_node(self, name: str, display: str, kind: str, template: str, boundary: str | None) -> Node:
         """Create a Running node in Argo's NodeStatus shape."""
-        node: dict[str, Any] = {
+        node: Node = {
             "id": node_id(self.name, name),
             "name": name,
             "displayName": display,
@@ -91,7 +91,7 @@ class Run:
         self.touch()
         return node
 
-    def finish(self, node: dict[str, Any], phase: str, message: str | None = None) -> dict[str, Any]:
+    def finish(self, node: Node, phase: str, message: str | None = None) -> Node:
         """Set a node's final phase."""
         node["phase"] = phase
         node["finishedAt"] = now()
@@ -100,7 +100,7 @@ class Run:
         self.touch()
         return node
 
-    def log(self, node: Mapping[str, Any], text: str) -> None:
+    def log(self, node: Node, text: str) -> None:
         """Append an engine note to a node's log."""
         path = self.engine.store.log_path(self.name, node["id"])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +150,8 @@ class Run:
         scope: Scope,
         args: Mapping[str, Any],
         boundary: str | None,
-        link: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        link: Callable[[Node], None] | None = None,
+    ) -> Node:
         """Execute one template as node ``name`` and return its finished node.
 
         ``link`` is called with the node as soon as it exists, to place it in the node tree.
@@ -175,7 +175,7 @@ class Run:
             return self.finish(node, "Error", str(exc))
         previous = self.reused.get(name)
         if previous is not None and kind == "Pod":  # a retried run keeps what already succeeded
-            node["outputs"] = previous.get("outputs") or {}
+            node["outputs"] = cast(Outputs, previous.get("outputs") or {})  # a record read back from the store
             if previous.get("originalPod"):  # resubmitted --memoized: Argo shows the step Skipped
                 node["type"] = "Skipped"
                 return self.finish(node, "Skipped", f"original pod: {previous['originalPod']}")
@@ -197,9 +197,7 @@ class Run:
         finally:
             sync.release(self, held)
         if memo and done["phase"] == "Succeeded":
-            self.engine.cache.put(
-                memo["cache"]["configMap"]["name"], memo["key"], done.get("outputs") or {}, done["id"]
-            )
+            self.engine.cache.put(memo["cache"]["configMap"]["name"], memo["key"], done.get("outputs", {}), done["id"])
         return done
 
     async def invoke(
@@ -211,8 +209,8 @@ class Run:
         frame: Frame,
         limiter: asyncio.Semaphore | None,
         boundary: str,
-        link: Callable[[dict[str, Any]], None],
-    ) -> dict[str, Any]:
+        link: Callable[[Node], None],
+    ) -> Node:
         """Run one task or step after its ``when`` and artifact references are resolved."""
         try:
             when = item.get("when")
@@ -230,12 +228,12 @@ class Run:
             if not hooks.step_hooks(item):
                 return await self.execute_template(name, display, item, scope, args, boundary, link)
 
-            def call(linked: Callable[[dict[str, Any]], None]) -> Awaitable[dict[str, Any]]:
+            def call(linked: Callable[[Node], None]) -> Awaitable[Node]:
                 return self.execute_template(name, display, item, scope, args, boundary, linked)
 
             return await hooks.around_step(self, item, frame, scope, boundary, call, link)
 
-    async def run_body(self, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, attempt: int) -> dict[str, Any]:
+    async def run_body(self, node: Node, tmpl: dict[str, Any], scope: Scope, attempt: int) -> Node:
         """Run a template's body by kind (DAG, steps or pod) within its deadline."""
         deadline = tmpl.get("activeDeadlineSeconds") or tmpl.get("timeout")
         if "dag" in tmpl:
@@ -272,7 +270,7 @@ class Run:
         return node
 
 
-def publish_globals(run: Run, node: dict[str, Any]) -> None:
+def publish_globals(run: Run, node: Node) -> None:
     """Make outputs with a ``globalName`` visible as ``workflow.outputs.*`` and in the run's status."""
     outputs = node.get("outputs") or {}
     status = run.status.setdefault("outputs", {})
@@ -291,7 +289,7 @@ def publish_globals(run: Run, node: dict[str, Any]) -> None:
         run.status.pop("outputs", None)
 
 
-async def entry(run: Run, scope: Scope) -> dict[str, Any]:
+async def entry(run: Run, scope: Scope) -> Node:
     """Run the entrypoint with the workflow's arguments, within ``activeDeadlineSeconds``."""
     arguments = run.spec.get("arguments") or {}
     params = [

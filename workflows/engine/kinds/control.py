@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from workflows.engine.state.nodes import Node
 from workflows.engine.state.signals import POLL, requested, until_requested
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
 
 
-async def interruptible(run: RunContext, call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+async def interruptible(run: RunContext, call: Awaitable[Node]) -> Node | None:
     """Await the entrypoint unless the user stops or terminates the run first; None when they did."""
     task = asyncio.ensure_future(call)
     watcher = asyncio.ensure_future(until_requested(run.dir))
@@ -34,7 +35,7 @@ async def interruptible(run: RunContext, call: Awaitable[dict[str, Any]]) -> dic
     return None
 
 
-async def unless_terminated(run: RunContext, call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+async def unless_terminated(run: RunContext, call: Awaitable[Node]) -> Node | None:
     """Await an exit handler unless the user terminates the run meanwhile (a stop lets it finish); None if so."""
     task = asyncio.ensure_future(call)
     while not task.done():

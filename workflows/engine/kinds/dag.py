@@ -18,7 +18,7 @@ from workflows.engine.frames import (
 from workflows.engine.items import item_label, loop_items, resolved, skipped_by_when, with_item
 from workflows.engine.language.conditions import evaluate_depends, expand_depends
 from workflows.engine.language.errors import ExpressionError
-from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
+from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, Node, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class DagRun:
     """The scheduling loop of one DAG template."""
 
-    def __init__(self, run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
+    def __init__(self, run: RunContext, node: Node, tmpl: dict[str, Any], scope: Scope) -> None:
         self.run_ = run
         self.node = node
         self.tmpl = tmpl
@@ -38,7 +38,7 @@ class DagRun:
         self.logic = {
             n: expand_depends(t.get("depends"), t.get("dependencies"), continue_on) for n, t in self.tasks.items()
         }
-        self.done: dict[str, dict[str, Any]] = {}
+        self.done: dict[str, Node] = {}
         self.frame = Frame({}, {}, run.globals, run.global_artifacts)
         self.frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
         self.frame.artifacts.update(input_artifacts(tmpl))
@@ -68,7 +68,7 @@ class DagRun:
     async def run(self) -> None:
         """Schedule tasks as their dependencies are fulfilled, then assess the DAG's phase."""
         pending = list(self.tasks)
-        running: dict[asyncio.Future[dict[str, Any]], str] = {}
+        running: dict[asyncio.Future[Node], str] = {}
         while pending or running:
             for name in self._ready(pending):
                 pending.remove(name)
@@ -90,7 +90,7 @@ class DagRun:
     def _ready(self, pending: list[str]) -> list[str]:
         return [n for n in pending if all(d in self.done for d in self.logic[n][1])]
 
-    def _omit_if_unmet(self, name: str) -> dict[str, Any] | None:
+    def _omit_if_unmet(self, name: str) -> Node | None:
         logic, deps = self.logic[name]
         if not logic:
             return None
@@ -111,13 +111,13 @@ class DagRun:
         publish(self.frame, f"tasks.{name}", [node], expanded=False)
         return node
 
-    def _link_task(self, name: str, node: dict[str, Any]) -> None:
+    def _link_task(self, name: str, node: Node) -> None:
         deps = self.logic[name][1]
         parents = [out for d in deps for out in _outbound(self.run_.nodes, self.done[d])] or [self.node]
         for parent in parents:
             add_child(parent, node)
 
-    async def _run_task(self, name: str) -> dict[str, Any]:
+    async def _run_task(self, name: str) -> Node:
         run, full = self.run_, f"{self.node['name']}.{name}"
         try:
             raw = self.tasks[name]
@@ -196,7 +196,7 @@ class DagRun:
         return next((p for p in phases if p in FAILED), "Succeeded")
 
 
-def _outbound(nodes: Mapping[str, dict[str, Any]], node: dict[str, Any]) -> list[dict[str, Any]]:
+def _outbound(nodes: Mapping[str, Node], node: Node) -> list[Node]:
     """The nodes a dependent task hangs under, as in Argo: a retry's last attempt, a loop's iterations."""
     children = [nodes[c] for c in node.get("children", []) if c in nodes]
     if node["type"] == "Retry" and children:
@@ -206,7 +206,7 @@ def _outbound(nodes: Mapping[str, dict[str, Any]], node: dict[str, Any]) -> list
     return [node]
 
 
-def _results(run: RunContext, node: Mapping[str, Any]) -> dict[str, bool]:
+def _results(run: RunContext, node: Node) -> dict[str, bool]:
     phase = node["phase"]
     children = [run.nodes[c] for c in node.get("children", []) if c in run.nodes] if node["type"] == "TaskGroup" else []
     return {

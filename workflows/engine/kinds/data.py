@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate
-from workflows.engine.state.nodes import NodeError, now
+from workflows.engine.state.nodes import Node, NodeError, now
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -28,9 +28,9 @@ def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-async def run_data(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+async def run_data(run: RunContext, node: Node, tmpl: Mapping[str, Any]) -> None:
     """List the source's keys, apply the transformations, and finish the node with the result."""
-    node.update(startedAt=now())
+    node["startedAt"] = now()
     source = ((tmpl["data"].get("source") or {}).get("artifactPaths") or {}).get("s3") or {}
     bucket = source.get("bucket") or run.bucket
     try:

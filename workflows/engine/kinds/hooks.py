@@ -22,13 +22,13 @@ from workflows.engine.kinds import control
 from workflows.engine.language.errors import ExpressionError
 from workflows.engine.language.expressions import evaluate_bool
 from workflows.engine.language.tags import substitute_all
-from workflows.engine.state.nodes import FAILED, add_child, epoch, failures
+from workflows.engine.state.nodes import FAILED, Node, add_child, epoch, failures
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
     from workflows.engine.frames import Scope
 
-Call = Callable[[Callable[[dict[str, Any]], None]], Awaitable[dict[str, Any]]]
+Call = Callable[[Callable[[Node], None]], Awaitable[Node]]
 
 
 def step_hooks(item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -45,11 +45,9 @@ class Hooks:
     def __init__(self, run: RunContext, hooks: Mapping[str, dict[str, Any]], scope: Scope, owner: str) -> None:
         self.run, self.hooks, self.scope, self.owner = run, dict(hooks), scope, owner
         self.fired: set[str] = set()
-        self.pending: list[asyncio.Future[dict[str, Any]]] = []
+        self.pending: list[asyncio.Future[Node]] = []
 
-    def check(
-        self, values: Mapping[str, str], frame: Frame, parent: dict[str, Any] | None, boundary: str | None
-    ) -> None:
+    def check(self, values: Mapping[str, str], frame: Frame, parent: Node | None, boundary: str | None) -> None:
         """Start every not-yet-fired hook whose expression is true now."""
         for name, hook in self.hooks.items():
             if name == "exit" or name in self.fired or not hook.get("expression"):
@@ -63,8 +61,8 @@ class Hooks:
                 self.pending.append(asyncio.ensure_future(self.fire(name, hook, frame, parent, boundary)))
 
     async def fire(
-        self, name: str, hook: Mapping[str, Any], frame: Frame, parent: dict[str, Any] | None, boundary: str | None
-    ) -> dict[str, Any]:
+        self, name: str, hook: Mapping[str, Any], frame: Frame, parent: Node | None, boundary: str | None
+    ) -> Node:
         """Run one hook's template as a node under ``parent``."""
         node_name = f"{self.owner}.onExit" if name == "exit" else f"{self.owner}.hooks.{name}"
         invocation = {k: v for k, v in hook.items() if k in ("template", "templateRef", "inline")}
@@ -75,7 +73,7 @@ class Hooks:
             args = {}
             self.run.log(parent or {"id": self.run.name}, f"hook {name}: {exc}")
 
-        def link(node: dict[str, Any]) -> None:
+        def link(node: Node) -> None:
             node["nodeFlag"] = {"hooked": True}
             if parent is not None:
                 add_child(parent, node)
@@ -96,13 +94,13 @@ async def around_step(
     scope: Scope,
     boundary: str,
     call: Call,
-    link: Callable[[dict[str, Any]], None],
-) -> dict[str, Any]:
+    link: Callable[[Node], None],
+) -> Node:
     """Run a step or task with its hooks: expression hooks while it runs and when it ends, then ``exit``."""
     hooks = Hooks(run, step_hooks(item), scope, "")
-    holder: dict[str, dict[str, Any]] = {}
+    holder: dict[str, Node] = {}
 
-    def linked(node: dict[str, Any]) -> None:
+    def linked(node: Node) -> None:
         holder["node"] = node
         hooks.owner = node["name"]
         link(node)
@@ -128,7 +126,7 @@ async def around_step(
     return node
 
 
-def _published(frame: Frame, item: Mapping[str, Any], node: dict[str, Any]) -> Frame:
+def _published(frame: Frame, item: Mapping[str, Any], node: Node) -> Frame:
     """The frame a step's own hooks see: the step's outputs under ``steps.NAME`` and ``tasks.NAME``."""
     own = Frame(dict(frame.params), dict(frame.artifacts), frame.shared, frame.shared_artifacts)
     for prefix in ("steps", "tasks"):
@@ -145,14 +143,14 @@ async def _cancelled(*tasks: asyncio.Future[Any]) -> None:
             await task
 
 
-def _status(item: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, str]:
+def _status(item: Mapping[str, Any], node: Node) -> dict[str, str]:
     return {f"{prefix}.{item['name']}.status": str(node["phase"]) for prefix in ("steps", "tasks")}
 
 
 WORKFLOW_STATUS = {"Succeeded": "Succeeded", "Skipped": "Succeeded", "Omitted": "Succeeded", "Error": "Error"}
 
 
-async def around_run(run: RunContext, scope: Scope, call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+async def around_run(run: RunContext, scope: Scope, call: Awaitable[Node]) -> Node:
     """Run the entrypoint while the workflow's expression hooks fire; wait for every hook that fired."""
     hooks = Hooks(run, {k: v for k, v in (run.spec.get("hooks") or {}).items() if k != "exit"}, scope, run.name)
     frame = Frame({}, {}, run.globals, run.global_artifacts)
@@ -194,5 +192,5 @@ async def exit_handler(run: RunContext, scope: Scope, phase: str, message: str |
     return phase, message
 
 
-def _hooked(node: dict[str, Any]) -> None:
+def _hooked(node: Node) -> None:
     node["nodeFlag"] = {"hooked": True}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from workflows.engine.language.expressions import evaluate_bool
-from workflows.engine.state.nodes import now
+from workflows.engine.state.nodes import Node, now
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -38,10 +38,10 @@ def _body(spec: Mapping[str, Any]) -> str | bytes | None:
     return None if body is None else str(body)
 
 
-async def run_http(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+async def run_http(run: RunContext, node: Node, tmpl: Mapping[str, Any]) -> None:
     """Send the template's request and finish the node by its status (or ``successCondition``)."""
     spec = tmpl["http"]
-    node.update(startedAt=now())
+    node["startedAt"] = now()
     try:
         async with httpx.AsyncClient(
             verify=not spec.get("insecureSkipVerify"), timeout=float(spec.get("timeoutSeconds") or 30)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from workflows.engine.language.conditions import evaluate_retry
 from workflows.engine.language.durations import parse_duration
 from workflows.engine.language.errors import ExpressionError
-from workflows.engine.state.nodes import node_type
+from workflows.engine.state.nodes import Node, node_type
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -20,16 +20,14 @@ MAX_DURATION = "Max duration limit exceeded"  # Argo's words, when the time is a
 BACKOFF_PAST_MAX = "Backoff would exceed max duration limit"  # and when waiting would pass it
 
 
-async def retry(
-    run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope, boundary: str | None
-) -> dict[str, Any]:
+async def retry(run: RunContext, node: Node, tmpl: dict[str, Any], scope: Scope, boundary: str | None) -> Node:
     """Run a template with a ``retryStrategy``: one child node per attempt, with backoff between them."""
     strategy = tmpl["retryStrategy"]
     limit = int(strategy.get("limit", 0))
     policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")  # Argo's default
     backoff = strategy.get("backoff") or {}
     started = time.monotonic()
-    child: dict[str, Any] = {}
+    child: Node = {}
     for attempt in range(limit + 1):
         child = run.new_node(
             f"{node['name']}({attempt})",
@@ -42,7 +40,7 @@ async def retry(
         child["nodeFlag"] = {"retried": True}  # Argo flags every attempt of a retry node
         await run.run_body(child, tmpl, scope, attempt)
         if child.get("daemoned") and child["phase"] == "Running":  # a ready daemon: the Retry node is daemoned too
-            node.update(daemoned=True, podIP=child.get("podIP"))  # `tasks.X.ip` reaches the attempt that serves
+            node["daemoned"], node["podIP"] = True, child.get("podIP", "")  # `tasks.X.ip` reaches the serving attempt
             run.touch()
             return node
         if child["phase"] == "Succeeded" or attempt == limit or not should_retry(policy, child["phase"]):
@@ -56,7 +54,7 @@ async def retry(
         if max_duration and time.monotonic() - started + delay > max_duration:
             past = time.monotonic() - started > max_duration
             run.finish(node, child["phase"], MAX_DURATION if past else BACKOFF_PAST_MAX)
-            node["outputs"] = child.get("outputs")
+            node["outputs"] = child.get("outputs", {})
             return node
         run.log(child, f"attempt {attempt} {child['phase']}; retrying in {delay:.2f}s ({policy})")
         await asyncio.sleep(delay)
@@ -66,7 +64,7 @@ async def retry(
     return run.finish(node, child["phase"], "No more retries left" if exhausted else child.get("message"))
 
 
-def _expression_allows(run: RunContext, expression: str, child: dict[str, Any], started: float) -> bool:
+def _expression_allows(run: RunContext, expression: str, child: Node, started: float) -> bool:
     """Argo's conditional retry: retry only while the expression over ``lastRetry`` holds."""
     last = {
         "exitCode": (child.get("outputs") or {}).get("exitCode", "-1"),

@@ -16,20 +16,20 @@ from workflows.engine.frames import (
 )
 from workflows.engine.items import expands, item_label, loop_items, resolved, skipped_by_when, with_item
 from workflows.engine.language.errors import ExpressionError
-from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, NodeError, add_child, continues, failed_children
+from workflows.engine.state.nodes import EMPTY_LOOP, FAILED, Node, NodeError, add_child, continues, failed_children
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
     from workflows.engine.frames import Scope
 
 
-async def run_steps(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], scope: Scope) -> None:
+async def run_steps(run: RunContext, node: Node, tmpl: dict[str, Any], scope: Scope) -> None:
     """Run a steps template: each group in order, the steps of a group in parallel."""
     frame = Frame({}, {}, run.globals, run.global_artifacts)
     frame.params.update({f"inputs.parameters.{p['name']}": p["value"] for p in input_params(tmpl)})
     frame.artifacts.update(input_artifacts(tmpl))
     limiter = parallelism_limiter(tmpl)
-    previous: list[dict[str, Any]] = []
+    previous: list[Node] = []
     for index, group in enumerate(tmpl["steps"]):
         gnode = run.new_node(f"{node['name']}[{index}]", f"[{index}]", "StepGroup", tmpl["name"], node["id"])
         for parent in previous or [node]:
@@ -50,12 +50,12 @@ async def run_steps(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any],
 
 async def _run_step(
     run: RunContext,
-    group: dict[str, Any],
+    group: Node,
     step: dict[str, Any],
     frame: Frame,
     scope: Scope,
     limiter: asyncio.Semaphore | None,
-) -> list[dict[str, Any]]:
+) -> list[Node]:
     try:
         step = skipped_by_when(step, frame) or {**resolved(step, frame, ("inputs.", "steps.")), **_hooks(step)}
         items = loop_items(step)
@@ -89,9 +89,7 @@ async def _run_step(
     return list(await asyncio.gather(*calls))
 
 
-def _step_nodes(
-    results: list[list[dict[str, Any]]], group: list[dict[str, Any]]
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _step_nodes(results: list[list[Node]], group: list[dict[str, Any]]) -> list[tuple[Node, dict[str, Any]]]:
     return [(node, step) for step, nodes in zip(group, results, strict=True) for node in nodes]
 
 

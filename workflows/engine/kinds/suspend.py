@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from workflows.engine.frames import as_param
 from workflows.engine.language.durations import parse_duration
-from workflows.engine.state.nodes import NodeError
+from workflows.engine.state.nodes import Node, NodeError, Outputs, Parameter, parameter
 from workflows.engine.state.signals import POLL, RESUME
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
 
 
-async def run_suspend(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+async def run_suspend(run: RunContext, node: Node, tmpl: Mapping[str, Any]) -> None:
     """Wait for the duration, or until resumed; then set the supplied output parameters."""
     duration = (tmpl.get("suspend") or {}).get("duration")
     supplied: dict[str, str] = {}
@@ -59,14 +59,14 @@ def unsupplied(workflow: Mapping[str, Any], values: Mapping[str, str]) -> list[s
     return problems
 
 
-def _outputs(tmpl: Mapping[str, Any], supplied: Mapping[str, str]) -> dict[str, Any]:
-    params = []
+def _outputs(tmpl: Mapping[str, Any], supplied: Mapping[str, str]) -> Outputs:
+    params: list[Parameter] = []
     for param in (tmpl.get("outputs") or {}).get("parameters", []):
         value_from = param.get("valueFrom") or {}
         if param["name"] in supplied:
-            params.append({"name": param["name"], "value": str(supplied[param["name"]])})
+            params.append(parameter(param["name"], str(supplied[param["name"]]), {}))
         elif "default" in value_from or "supplied" in value_from and "default" in param:
-            params.append({"name": param["name"], "value": as_param(value_from.get("default", param.get("default")))})
+            params.append(parameter(param["name"], as_param(value_from.get("default", param.get("default"))), {}))
         else:
             raise NodeError(f"outputs.parameters.{param['name']}: not supplied when resumed and has no default")
     return {"parameters": params} if params else {}

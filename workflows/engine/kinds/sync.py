@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workflows.engine.state.locks import Need, requirements
-from workflows.engine.state.nodes import now
+from workflows.engine.state.nodes import Node, now
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -26,7 +26,7 @@ class Held:
     fds: list[int]
 
 
-async def hold(run: RunContext, sync: dict[str, Any] | None, node: dict[str, Any] | None) -> Held:
+async def hold(run: RunContext, sync: dict[str, Any] | None, node: Node | None) -> Held:
     """Hold the locks of a synchronization block; the run (or node) is Pending while it waits."""
     holder = node["id"] if node is not None else run.name
     if not sync:
@@ -34,8 +34,11 @@ async def hold(run: RunContext, sync: dict[str, Any] | None, node: dict[str, Any
     needs = requirements(sync, run.engine.objects.lookup, run.wf["metadata"].get("namespace") or "default")
 
     def waiting(need: Need, holders: list[str]) -> None:
-        target = node if node is not None else run.status
-        target.update(phase="Pending", message=f"Waiting for {need.key} lock. Lock status: 0/{need.limit}")
+        message = f"Waiting for {need.key} lock. Lock status: 0/{need.limit}"
+        if node is not None:
+            node["phase"], node["message"] = "Pending", message
+        else:
+            run.status.update(phase="Pending", message=message)
         _record(run, "waiting", need, holders)
         run.touch()
 
@@ -44,7 +47,7 @@ async def hold(run: RunContext, sync: dict[str, Any] | None, node: dict[str, Any
         _forget(run, "waiting", need)
         _record(run, "holding", need, [holder])
     if node is not None and node.get("phase") == "Pending":  # it waited: it starts now
-        node.update(phase="Running", startedAt=now())
+        node["phase"], node["startedAt"] = "Running", now()
         node.pop("message", None)
     run.touch()
     return Held(holder, needs, fds)

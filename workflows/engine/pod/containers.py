@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from workflows.engine.language.durations import parse_duration
 from workflows.engine.pod.spawn import spawn_container
-from workflows.engine.state.nodes import NodeError, add_child, now
+from workflows.engine.state.nodes import Node, NodeError, add_child, now
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
 
 
 async def run_set(
-    run: RunContext, pod: dict[str, Any], tmpl: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
+    run: RunContext, pod: Node, tmpl: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
 ) -> tuple[int, str]:
     """Run every container of the set in dependency order; return the pod's exit code and ``main``'s output."""
     containers = {c["name"]: c for c in tmpl["containerSet"]["containers"]}
@@ -57,7 +57,7 @@ async def run_set(
 
 async def _attempts(
     run: RunContext,
-    node: dict[str, Any],
+    node: Node,
     body: Mapping[str, Any],
     mapping: Mapping[str, str],
     node_dir: Path,

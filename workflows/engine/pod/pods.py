@@ -19,14 +19,15 @@ from workflows.engine.pod import artifacts, containers, processes, volumes
 from workflows.engine.pod.paths import path_mapping
 from workflows.engine.pod.spawn import pod_ip, progress_file, spawn_container, start_container
 from workflows.engine.state import progress
-from workflows.engine.state.nodes import NodeError, now, pod_name
+from workflows.engine.state.nodes import ArtifactRecord, Node, NodeError, Parameter, now, parameter, pod_name
+from workflows.engine.state.nodes import artifact as artifact_record
 from workflows.engine.state.signals import while_suspended
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
 
 
-async def run_pod(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], attempt: int) -> None:
+async def run_pod(run: RunContext, node: Node, tmpl: dict[str, Any], attempt: int) -> None:
     """Run a container, script or containerSet template as host processes and record its outputs.
 
     Init containers run first, in order; sidecars run beside the main container and are stopped when it
@@ -44,7 +45,7 @@ async def run_pod(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], a
         return
     await while_suspended(run.dir)
     async with run.pod_slots:  # a pod holds its slot until it is complete, as in Argo
-        node.update({"startedAt": now(), "hostNodeName": "localhost"})
+        node["startedAt"], node["hostNodeName"] = now(), "localhost"
         for init in tmpl.get("initContainers") or []:
             code, _ = await spawn_container(run, _part(node, init), init, mapping, node_dir)
             if code != 0:
@@ -70,7 +71,7 @@ async def run_pod(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], a
 
 
 async def _finish_pod(
-    run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str], code: int, stdout: str
+    run: RunContext, node: Node, tmpl: dict[str, Any], mapping: Mapping[str, str], code: int, stdout: str
 ) -> None:
     node["outputs"] = {"exitCode": str(code)}
     if "script" in tmpl or stdout:
@@ -84,7 +85,7 @@ async def _finish_pod(
     run.finish(node, "Succeeded")
 
 
-def archive_logs(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any]) -> None:
+def archive_logs(run: RunContext, node: Node, tmpl: Mapping[str, Any]) -> None:
     """Keep the pod's log as its ``main-logs`` output artifact when the template or the workflow archives logs."""
     repository = (run.status.get("artifactRepositoryRef") or {}).get("artifactRepository") or {}
     choices = (
@@ -101,35 +102,33 @@ def archive_logs(run: RunContext, node: dict[str, Any], tmpl: Mapping[str, Any])
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
     artifacts.upload(run.engine.s3(), run.bucket, key, log, raw=True)
-    record = {"name": "main-logs", "s3": {"bucket": run.bucket, "key": key}}
+    record: ArtifactRecord = {"name": "main-logs", "s3": {"bucket": run.bucket, "key": key}}
     node["outputs"]["artifacts"] = [*node["outputs"].get("artifacts", []), record]
 
 
 PROGRESS_TICK = 1.0  # seconds between reads of a pod's progress file
 
 
-async def _watch_progress(run: RunContext, node: dict[str, Any], path: Path) -> None:
+async def _watch_progress(run: RunContext, node: Node, path: Path) -> None:
     """Copy the progress a step writes to its progress file onto its node while it runs."""
     while True:
         await asyncio.sleep(PROGRESS_TICK)
         _read_progress(run, node, path)
 
 
-def _read_progress(run: RunContext, node: dict[str, Any], path: Path) -> None:
+def _read_progress(run: RunContext, node: Node, path: Path) -> None:
     value = progress.reported(path)
     if value is not None and value != node.get("progress"):
         node["progress"] = value
         run.touch()
 
 
-def _part(node: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+def _part(node: Node, body: Mapping[str, Any]) -> Node:
     """A stand-in node for a pod's extra container (init or sidecar): its own log, under the pod's id."""
     return {"id": f"{node['id']}-{body.get('name', 'container')}", "name": f"{node['name']}.{body.get('name', '')}"}
 
 
-async def daemon(
-    run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str], node_dir: Path
-) -> None:
+async def daemon(run: RunContext, node: Node, tmpl: dict[str, Any], mapping: Mapping[str, str], node_dir: Path) -> None:
     """Start a daemon template; its node is Running (daemoned) until the scope that started it ends."""
     body = tmpl.get("script") or tmpl["container"]
     address = pod_ip(node)
@@ -143,7 +142,7 @@ async def daemon(
     run.daemons.setdefault(node.get("boundaryID", ""), []).append((node, child))
 
 
-async def _until_ready(run: RunContext, node: dict[str, Any], body: Mapping[str, Any], child: processes.Child) -> None:
+async def _until_ready(run: RunContext, node: Node, body: Mapping[str, Any], child: processes.Child) -> None:
     """Wait for a daemon's readinessProbe (an httpGet or tcpSocket port on 127.0.0.1), for at most 60 s."""
     probe = body.get("readinessProbe") or {}
     port = (probe.get("httpGet") or probe.get("tcpSocket") or {}).get("port")
@@ -171,7 +170,7 @@ async def stop_daemons(run: RunContext, scope_id: str) -> None:
             run.finish(node, "Succeeded", "daemon stopped: its scope ended")
         for parent in run.nodes.values():  # the daemon's Retry node ends with it
             if parent["type"] == "Retry" and parent.get("daemoned") and node["id"] in parent["children"]:
-                parent["outputs"] = node.get("outputs") or {}
+                parent["outputs"] = node.get("outputs", {})
                 run.finish(parent, node["phase"])
 
 
@@ -223,35 +222,34 @@ def _fetch(run: RunContext, art: dict[str, Any], mapping: Mapping[str, str]) -> 
         ) from exc
 
 
-def collect_outputs(run: RunContext, node: dict[str, Any], tmpl: dict[str, Any], mapping: Mapping[str, str]) -> None:
+def collect_outputs(run: RunContext, node: Node, tmpl: dict[str, Any], mapping: Mapping[str, str]) -> None:
     """Read a finished step's output parameters and upload its output artifacts."""
     outputs = tmpl.get("outputs") or {}
-    params = []
+    params: list[Parameter] = []
     for param in outputs.get("parameters", []):
         value_from = param.get("valueFrom") or {}
         path = Path(mapping.get(value_from.get("path", ""), "/nonexistent"))
         if path.is_file():
             text = path.read_text()
-            value = text[:-1] if text.endswith("\n") else text
-            params.append({"name": param["name"], "value": value, **_global(param)})
+            params.append(parameter(param["name"], text[:-1] if text.endswith("\n") else text, param))
         elif "default" in value_from:
-            params.append({"name": param["name"], "value": as_param(value_from["default"]), **_global(param)})
+            params.append(parameter(param["name"], as_param(value_from["default"]), param))
         else:
             raise NodeError(f"output parameter {param['name']}: {value_from.get('path')} was not written")
     arts = [upload_artifact(run, node, art, mapping) for art in outputs.get("artifacts", [])]
     if params:
         node["outputs"]["parameters"] = params
     if any(arts):
-        node["outputs"]["artifacts"] = [a for a in arts if a]
+        node["outputs"]["artifacts"] = [a for a in arts if a is not None]
 
 
 def upload_artifact(
-    run: RunContext, node: dict[str, Any], art: dict[str, Any], mapping: Mapping[str, str]
-) -> dict[str, Any]:
-    """Upload one output artifact to S3; return its record, or {} for a missing optional one."""
+    run: RunContext, node: Node, art: dict[str, Any], mapping: Mapping[str, str]
+) -> ArtifactRecord | None:
+    """Upload one output artifact to S3; return its record, or None for a missing optional one."""
     source = Path(mapping[art["path"]])
     if not source.exists() and art.get("optional"):
-        return {}
+        return None
     s3 = art.get("s3") or {}
     key = s3.get("key") or f"{run.name}/{node['id']}/{art['name']}.tgz"
     bucket = s3.get("bucket") or run.bucket
@@ -262,10 +260,6 @@ def upload_artifact(
         artifacts.upload(run.engine.s3(), bucket, key, source, artifacts.is_raw(art), level)
     except FileNotFoundError as exc:
         raise NodeError(str(exc)) from exc
-    record = {"name": art["name"], "path": art["path"], "s3": {"bucket": bucket, "key": key}, **_global(art)}
-    record.update({k: art[k] for k in ("archive", "artifactGC") if art.get(k)})
+    fields = {"path": art["path"], "s3": {"bucket": bucket, "key": key}}
+    record = artifact_record({**fields, **{k: art[k] for k in ("archive", "artifactGC") if art.get(k)}}, art)
     return record
-
-
-def _global(output: Mapping[str, Any]) -> dict[str, str]:
-    return {"globalName": output["globalName"]} if output.get("globalName") else {}

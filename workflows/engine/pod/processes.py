@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflows.engine.state.nodes import NodeError
+from workflows.engine.state.nodes import Node, NodeError
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -24,7 +24,7 @@ DRAIN_SECONDS = 2.0  # output a step's leftovers may still flush after it exited
 class Child:
     """A step's running process, its output pumped to the node's log (and kept, for ``outputs.result``)."""
 
-    def __init__(self, run: RunContext, node: dict[str, Any], proc: Any, log_path: Path) -> None:
+    def __init__(self, run: RunContext, node: Node, proc: Any, log_path: Path) -> None:
         self.run, self.node, self.proc = run, node, proc
         self.out: list[bytes] = []
         self.log = log_path.open("ab")
@@ -53,7 +53,7 @@ class Child:
         self.run.engine.store.forget_pod(self.run.name, self.node["id"])
 
 
-async def start(run: RunContext, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Child:
+async def start(run: RunContext, node: Node, argv: list[str], env: dict[str, str], cwd: Path) -> Child:
     """Start a step's process in the background (a daemon or sidecar) and return it."""
     cwd.mkdir(parents=True, exist_ok=True)
     log_path = run.engine.store.log_path(run.name, node["id"])
@@ -63,9 +63,7 @@ async def start(run: RunContext, node: dict[str, Any], argv: list[str], env: dic
     return Child(run, node, proc, log_path)
 
 
-async def spawn(
-    run: RunContext, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path
-) -> tuple[int, str]:
+async def spawn(run: RunContext, node: Node, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     """Run a step's process to its exit; whatever it left running in its process group is killed then.
 
     The node ends when the step's own process exits, as a pod ends with its main container: workers it
@@ -76,7 +74,7 @@ async def spawn(
     return await child.wait()
 
 
-async def _start(run: RunContext, node: dict[str, Any], argv: list[str], env: dict[str, str], cwd: Path) -> Any:
+async def _start(run: RunContext, node: Node, argv: list[str], env: dict[str, str], cwd: Path) -> Any:
     """Start a step's process: forked from the warm launcher when it can be, else a fresh one."""
     launcher = run.engine.launcher
     if launcher is not None:

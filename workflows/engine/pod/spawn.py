@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflows.engine.pod import images, processes
 from workflows.engine.pod.paths import HERA_OUTPUTS_ENV, remap
-from workflows.engine.state.nodes import NodeError
+from workflows.engine.state.nodes import Node, NodeError
 
 if TYPE_CHECKING:
     from workflows.engine.context import RunContext
@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 BASH = shutil.which("bash")
 
 
-def container_argv(
-    run: RunContext, node: Mapping[str, Any], body: Mapping[str, Any], mapping: Mapping[str, str]
-) -> list[str]:
+def container_argv(run: RunContext, node: Node, body: Mapping[str, Any], mapping: Mapping[str, str]) -> list[str]:
     """The host command line of one container or script, as its image would run it."""
     command, args = list(body.get("command") or []), list(body.get("args") or [])
     image, state = str(body.get("image", "")), run.engine.store.root.parent
@@ -48,7 +46,7 @@ def container_argv(
 
 async def start_container(
     run: RunContext,
-    node: dict[str, Any],
+    node: Node,
     body: Mapping[str, Any],
     mapping: Mapping[str, str],
     node_dir: Path,
@@ -62,7 +60,7 @@ async def start_container(
     return await processes.start(run, node, argv, env, cwd)
 
 
-def pod_ip(node: Mapping[str, Any]) -> str:
+def pod_ip(node: Node) -> str:
     """A loopback address of the pod's own (all of 127.0.0.0/8 is loopback).
 
     Two daemons serving the same port, as two pods would on a cluster, then do not collide.
@@ -72,7 +70,7 @@ def pod_ip(node: Mapping[str, Any]) -> str:
 
 
 async def spawn_container(
-    run: RunContext, node: dict[str, Any], body: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
+    run: RunContext, node: Node, body: Mapping[str, Any], mapping: Mapping[str, str], node_dir: Path
 ) -> tuple[int, str]:
     """Run one container to its exit; return its exit code and stdout."""
     child = await start_container(run, node, body, mapping, node_dir)

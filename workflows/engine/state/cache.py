@@ -12,10 +12,11 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workflows.engine.language.durations import parse_duration
 from workflows.engine.state import names
+from workflows.engine.state.nodes import Node, Outputs
 
 
 class Cache:
@@ -30,7 +31,7 @@ class Cache:
             name = f"{name[:180]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
         return self.folder / names.check("memoize cache ConfigMap", cache) / f"{name}.json"
 
-    def get(self, cache: str, key: str, max_age: str | None) -> dict[str, Any] | None:
+    def get(self, cache: str, key: str, max_age: str | None) -> Outputs | None:
         """Cached outputs, or None when missing or older than ``max_age``."""
         path = self._path(cache, key)
         if not path.exists():
@@ -38,9 +39,9 @@ class Cache:
         entry = json.loads(path.read_text())
         if max_age and time.time() - entry["created"] > parse_duration(max_age):
             return None
-        return dict(entry["outputs"])
+        return cast(Outputs, entry["outputs"])  # written by put() below
 
-    def put(self, cache: str, key: str, outputs: dict[str, Any], node_id: str) -> None:
+    def put(self, cache: str, key: str, outputs: Outputs, node_id: str) -> None:
         """Store a node's outputs (atomically)."""
         path = self._path(cache, key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ class Cache:
         tmp.replace(path)
 
 
-def memo_lookup(cache: Cache, node: dict[str, Any], memo: Mapping[str, Any]) -> dict[str, Any] | None:
+def memo_lookup(cache: Cache, node: Node, memo: Mapping[str, Any]) -> Outputs | None:
     """Outputs memoized under a template's key, or None; the lookup is recorded on the node, as Argo does."""
     name = memo["cache"]["configMap"]["name"]
     cached = cache.get(name, memo["key"], memo.get("maxAge"))

@@ -4,15 +4,118 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from workflows.errors import CtcdError
 
 FAILED = ("Failed", "Error")
 
 
+class NodeFlag(TypedDict, total=False):
+    """Argo's ``nodeFlag``: a hook's node, or an attempt of a retry."""
+
+    hooked: bool
+    retried: bool
+
+
+class MemoizationStatus(TypedDict):
+    """Argo's ``memoizationStatus``: whether the cache answered, under which key of which ConfigMap."""
+
+    hit: bool
+    key: str
+    cacheName: str
+
+
+class Parameter(TypedDict, total=False):
+    """An input or output parameter as a node records it."""
+
+    name: str
+    value: str
+    globalName: str
+    default: str
+    enum: list[str]
+    description: str
+    valueFrom: dict[str, Any]
+
+
+class ArtifactRecord(TypedDict, total=False):
+    """An input or output artifact as a node records it (where it is kept, and whether GC deleted it)."""
+
+    name: str
+    path: str
+    s3: dict[str, str]
+    raw: dict[str, str]
+    http: dict[str, Any]
+    archive: dict[str, Any]
+    artifactGC: dict[str, str]
+    globalName: str
+    optional: bool
+    deleted: bool
+    mode: int
+    recurseMode: bool
+    subPath: str
+    plugin: dict[str, Any]
+
+
+class Outputs(TypedDict, total=False):
+    """A node's outputs: parameters, artifacts, the step's result and exit code."""
+
+    parameters: list[Parameter]
+    artifacts: list[ArtifactRecord]
+    result: str
+    exitCode: str
+
+
+class Inputs(TypedDict, total=False):
+    """The inputs a node was called with, after binding."""
+
+    parameters: list[Parameter]
+    artifacts: list[ArtifactRecord]
+
+
+class Node(TypedDict, total=False):
+    """One node of a run in Argo's ``NodeStatus`` shape."""
+
+    id: str
+    name: str
+    displayName: str
+    type: str
+    templateName: str
+    phase: str
+    message: str
+    startedAt: str
+    finishedAt: str
+    boundaryID: str
+    children: list[str]
+    inputs: Inputs
+    outputs: Outputs
+    nodeFlag: NodeFlag
+    memoizationStatus: MemoizationStatus
+    daemoned: bool
+    podIP: str
+    hostNodeName: str
+    progress: str
+    estimatedDuration: int
+
+
 class NodeError(CtcdError):
     """A node cannot run (bad input, missing artifact…); it ends in phase Error with this message."""
+
+
+def parameter(name: str, value: str, declared: Mapping[str, Any]) -> Parameter:
+    """An output parameter's record, with the ``globalName`` its declaration gives."""
+    record: Parameter = {"name": name, "value": value}
+    if declared.get("globalName"):
+        record["globalName"] = str(declared["globalName"])
+    return record
+
+
+def artifact(fields: Mapping[str, Any], declared: Mapping[str, Any]) -> ArtifactRecord:
+    """An artifact's record from the fields that locate it, with the ``globalName`` its declaration gives."""
+    record = cast(ArtifactRecord, {**fields, "name": declared["name"]})
+    if declared.get("globalName"):
+        record["globalName"] = str(declared["globalName"])
+    return record
 
 
 def now() -> str:
@@ -51,7 +154,7 @@ def node_type(tmpl: Mapping[str, Any]) -> str:
     return "Pod"
 
 
-def continues(item: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+def continues(item: Mapping[str, Any], node: Node) -> bool:
     """Whether a failed node's ``continueOn`` lets its parent go on."""
     flags = item.get("continueOn") or {}
     return bool(
@@ -59,13 +162,13 @@ def continues(item: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     )
 
 
-def add_child(parent: dict[str, Any], node: Mapping[str, Any]) -> None:
+def add_child(parent: Node, node: Node) -> None:
     """Link a node under its parent in the node tree (once)."""
     if node["id"] not in parent["children"]:
         parent["children"].append(node["id"])
 
 
-def failures(nodes: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def failures(nodes: Mapping[str, Node]) -> list[dict[str, Any]]:
     """Argo's ``workflow.failures``: every failed pod, for the exit handler."""
     return [
         {

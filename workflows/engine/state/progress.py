@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workflows.engine.state.nodes import Node
+
 EXECUTABLE = ("Pod", "Container", "HTTP", "Suspend", "Plugin")
 _PROGRESS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -37,7 +39,7 @@ def reported(path: Path) -> str | None:
 
 def update(status: dict[str, Any]) -> None:
     """Set ``progress`` on each node and on the run, as Argo's controller does."""
-    nodes: Mapping[str, dict[str, Any]] = status.get("nodes") or {}
+    nodes: Mapping[str, Node] = status.get("nodes") or {}
     done = total = 0
     for node in nodes.values():
         if node["type"] not in EXECUTABLE:
@@ -55,7 +57,7 @@ def update(status: dict[str, Any]) -> None:
     status["progress"] = f"{done}/{total}"
 
 
-def _sum(nodes: Mapping[str, dict[str, Any]], node: Mapping[str, Any], seen: set[str]) -> tuple[int, int]:
+def _sum(nodes: Mapping[str, Node], node: Node, seen: set[str]) -> tuple[int, int]:
     done = total = 0
     for child_id in node.get("children", []):
         child = nodes.get(child_id)
