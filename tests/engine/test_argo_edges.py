@@ -60,6 +60,7 @@ def test_pod_names_are_argo_s_v2_names_and_globs_read_the_pod_s_files(engine: En
     )
     assert inline["outputs"]["result"] == inline["id"]  # an inline template has no name: <workflow>-<hash>
     assert node(wf, "glob")["outputs"]["result"] == "from the artifact"
+    assert "< moo >" in node(wf, "cow")["outputs"]["result"]
 
 
 def test_retry_defaults_and_backoff_limits_in_argo_s_words(engine: Engine) -> None:

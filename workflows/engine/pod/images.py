@@ -6,6 +6,7 @@ For these well-known images the engine runs a small local program that behaves a
 - ``argoproj/argosay:v2`` (Argo's test image): ``echo [TEXT [FILE]]``, ``cat FILE``, ``sleep SECONDS``,
   ``exit [CODE]``, ``assert_contains FILE TEXT``; no arguments prints ``hello argo``.
 - ``nginx``: serves its welcome page on 127.0.0.1:80 (also when called as ``nginx -g 'daemon off;'``).
+- ``argoproj/argosay:v1``: its command is ``cowsay``.
 - ``docker/whalesay`` and ``argoproj/argosay:v1``: their ``cowsay`` is on the step's PATH; in ``argosay:v2`` so is
   ``argosay``, and a command naming ``/argosay`` runs it.
 
@@ -18,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-KNOWN_IMAGES = ("argoproj/argosay:v2", "nginx")
+KNOWN_IMAGES = ("argoproj/argosay:v1", "argoproj/argosay:v2", "nginx")
 
 
 def _base(image: str) -> tuple[str, str]:
@@ -31,7 +32,7 @@ def _base(image: str) -> tuple[str, str]:
 def known_entrypoint(image: str) -> bool:
     """Whether the engine can run this image's entrypoint locally."""
     name, tag = _base(image)
-    return (name == "argoproj/argosay" and tag in ("v2", "")) or name == "nginx"
+    return (name == "argoproj/argosay" and tag in ("v1", "v2", "")) or name == "nginx"
 
 
 def local_argv(image: str, command: list[str], args: list[str]) -> list[str] | None:
@@ -40,7 +41,8 @@ def local_argv(image: str, command: list[str], args: list[str]) -> list[str] | N
     if name == "nginx" and (not command or command[0] in ("nginx", "/usr/sbin/nginx")):
         return [sys.executable, "-m", "workflows.engine.pod.standins", "nginx"]
     if not command and known_entrypoint(image):
-        return [sys.executable, "-m", "workflows.engine.pod.standins", "argosay", *args]
+        tool = "cowsay" if _base(image)[1] == "v1" else "argosay"  # v1's CMD is cowsay, v2's entrypoint argosay
+        return [sys.executable, "-m", "workflows.engine.pod.standins", tool, *args]
     return None
 
 
