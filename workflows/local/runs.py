@@ -31,6 +31,7 @@ from workflows.settings import Settings
 
 CONFIGMAP = "ctcd-config"
 S3_SECRET = "ctcd-s3-credentials"
+REPOSITORIES, REPOSITORY_KEY = "artifact-repositories", "ctcd-s3"  # the templates' artifactRepositoryRef
 
 
 def library(settings: Settings) -> TemplateLibrary:
@@ -51,7 +52,8 @@ def local_objects(settings: Settings) -> LocalObjects:
         secrets[S3_SECRET] = s3_credentials(settings)
     except RuntimeError:
         pass
-    configmaps = {**applied.configmaps(settings), CONFIGMAP: settings.as_env()}
+    repositories = {REPOSITORY_KEY: f"s3:\n  bucket: {settings.artifacts_bucket}\n"}  # the embedded S3 stands in
+    configmaps = {REPOSITORIES: repositories, **applied.configmaps(settings), CONFIGMAP: settings.as_env()}
     return LocalObjects(configmaps=configmaps, secrets=secrets, volumes=settings.state_dir / "volumes")
 
 
