@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench argo-examples images up down status reset clean
+.PHONY: help setup run demo-ct test fuzz soak test-fast lint compile check-compiled bench argo-examples refresh-crds images up down status reset clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -95,6 +95,12 @@ argo-examples: $(STAMP) ## Run Argo's upstream examples (ARGO_EXAMPLES=…/argo-
 	  echo "  e.g. git clone --depth 1 https://github.com/argoproj/argo-workflows && make argo-examples ARGO_EXAMPLES=argo-workflows/examples"; \
 	  exit 2; fi
 	$(BIN)/python -m tests.bench.argo_examples "$(ARGO_EXAMPLES)" --jobs $${JOBS:-6}
+
+refresh-crds: $(STAMP) ## Re-vendor the upstream CRDs in tests/crds from local snapshots (CRD_SNAPSHOTS=DIR of <owner>+<name>/repo git dirs)
+	@if [ ! -d "$(CRD_SNAPSHOTS)" ]; then \
+	  echo "set CRD_SNAPSHOTS to a folder holding <owner>+<name>/repo git directories of the repositories in tests/crds/sources.json"; \
+	  exit 2; fi
+	$(BIN)/python -m tests.crds.refresh "$(CRD_SNAPSHOTS)"
 
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 images: ## Build the trainer and predictor images (needs a Docker engine)
