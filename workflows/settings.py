@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving import shared
 from workflows.errors import CtcdError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,10 +85,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field(default="", validation_alias="MLFLOW_TRACKING_URI")
     git_remote: str = ""
     git_branch: str = "main"
-    gateway_port: int = Field(default=8090, ge=1, le=65535)
+    gateway_port: int = Field(default=shared.DEFAULT_GATEWAY_PORT, ge=1, le=65535)
     bridge_port: int = Field(default=8091, ge=1, le=65535)
     gateway_timeout: float = Field(default=30.0, gt=0, le=3600)
-    serving_domain: str = "example.com"
+    serving_domain: str = shared.DEFAULT_DOMAIN
     auto_merge: str = "staging"
     notify_url: str = ""
     bridge_state: str = ""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
-from serving import predlog
+from serving import predlog, shared
 from serving.local import gateway, source
 from serving.local.reconcile import Reconciler
 
@@ -73,8 +73,8 @@ def main() -> None:
     """Start the reconcile loop and the gateway; stop every model server on exit."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state_dir = Path(os.environ["CTCD_STATE_DIR"])
-    port = int(os.environ.get("CTCD_GATEWAY_PORT", "8090"))
-    domain = os.environ.get("CTCD_SERVING_DOMAIN", "example.com")
+    port = int(os.environ.get("CTCD_GATEWAY_PORT", str(shared.DEFAULT_GATEWAY_PORT)))
+    domain = os.environ.get("CTCD_SERVING_DOMAIN", shared.DEFAULT_DOMAIN)
     reconciler = Reconciler(state_dir, source.s3_fetcher(state_dir), f"http://127.0.0.1:{port}", domain)
     loop = Loop(reconciler, os.environ["CTCD_GIT_REMOTE"], os.environ.get("CTCD_GIT_BRANCH", "main"))
     worker = threading.Thread(target=loop.run, daemon=True)

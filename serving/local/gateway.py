@@ -29,14 +29,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from serving import predlog
+from serving import predlog, shared
 from serving.limits import BodyLimit
 from serving.local import graph as graph_routes
 from serving.local import recording
 from serving.local.metrics import Metrics
 from serving.local.recording import CHANNEL_HEADER, PATH, Answer
 
-DEFAULT_NAMESPACE = "ctcd-staging"
+DEFAULT_NAMESPACE = shared.DEFAULT_NAMESPACE
 RESENDS = 3  # attempts per revision when its server dropped a pooled connection
 DEADLINE_HEADER = "x-ctcd-deadline"  # when the gateway stops waiting (Unix time): the server skips work past it
 
@@ -290,7 +290,7 @@ def feedback_forwarder(url: str | None, upstream: Upstream) -> Any:
 def app(
     state: Any,
     seed: int | None = None,
-    domain: str = "example.com",
+    domain: str = shared.DEFAULT_DOMAIN,
     default_namespace: str = DEFAULT_NAMESPACE,
     timeout: float = 30.0,
     log: predlog.LogWriter | None = None,

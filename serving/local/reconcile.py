@@ -28,13 +28,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from serving import shared
 from serving.local import graph as graph_routes
 from serving.local import servers, status
 from serving.local.model import Revision, Service, traffic
 
 _logger = logging.getLogger(__name__)
 RESTART_BACKOFF_CAP = 30.0
-DEFAULT_DOMAIN = "example.com"
+DEFAULT_DOMAIN = shared.DEFAULT_DOMAIN
 
 
 class Reconciler:
@@ -84,7 +85,7 @@ class Reconciler:
         """Write the internal state and the KServe-shaped status atomically."""
         services = [asdict(s) for s in self.services.values()]
         state = {"commit": self.commit, "error": self.error, "graphs": self.graphs, "services": services}
-        for name, body in (("state.json", state), ("status.json", self.status())):
+        for name, body in (("state.json", state), (shared.status_path(self.root.parent).name, self.status())):
             tmp = self.root / f".{name}.tmp"
             tmp.write_text(json.dumps(body, indent=1))
             tmp.replace(self.root / name)
@@ -108,15 +109,15 @@ class Reconciler:
     def _apply_service(self, doc: dict[str, Any]) -> None:
         meta, predictor = doc["metadata"], doc["spec"]["predictor"]
         notes = meta.get("annotations", {})
-        technique = meta.get("labels", {}).get("ctcd.io/technique", "")
+        technique = meta.get("labels", {}).get(shared.TECHNIQUE, "")
         service = self.services.setdefault(_key(doc), Service(meta["name"], _namespace(doc), technique))
         service.canary = predictor.get("canaryTrafficPercent")
-        uri, sha = predictor["model"]["storageUri"], notes.get("ctcd.io/model-sha256", "")
+        uri, sha = predictor["model"]["storageUri"], notes.get(shared.MODEL_SHA256, "")
         latest = service.latest()
         if latest is None or (latest.storage_uri, latest.sha256) != (uri, sha):
             service.generation += 1
             name = f"{service.name}-predictor-{service.generation:05d}"
-            version, run = notes.get("ctcd.io/model-version", ""), notes.get("ctcd.io/run-id", "")
+            version, run = notes.get(shared.MODEL_VERSION, ""), notes.get(shared.RUN_ID, "")
             service.revisions.append(Revision(name, uri, sha, version, run_id=run))
         newest = service.latest()
         if service.canary is None and newest is not None and newest.state == "Ready":

@@ -6,25 +6,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
+from serving import shared
 
 
 def head(remote: str, branch: str) -> str:
     """The commit ``branch`` points at on the remote ('' when unreachable)."""
-    out = subprocess.run(
-        ["git", "ls-remote", "--", remote, f"refs/heads/{branch}"], capture_output=True, text=True, timeout=30
-    )
-    return out.stdout.split()[0] if out.returncode == 0 and out.stdout.strip() else ""
+    return shared.remote_head(remote, branch)
 
 
 def render(remote: str, commit: str) -> list[dict[str, Any]]:
     """Every overlay (of techniques and of tasks) at ``commit``, rendered with ``kubectl kustomize``."""
-    kubectl = str(Path(sys.executable).parent / "kubectl")
     with tempfile.TemporaryDirectory(prefix="ctcd-serving-") as tmp:
         repo = Path(tmp) / "repo"
         subprocess.run(
@@ -37,27 +32,20 @@ def render(remote: str, commit: str) -> list[dict[str, Any]]:
         docs: list[dict[str, Any]] = []
         overlays = [*sorted(repo.glob("gitops/models/*/overlays/*")), *sorted(repo.glob("gitops/tasks/*/overlays/*"))]
         for overlay in overlays:
-            out = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
-            if out.returncode != 0:
-                raise RuntimeError(f"kubectl kustomize {overlay.relative_to(repo)} failed: {out.stderr.strip()}")
-            docs += [d for d in yaml.safe_load_all(out.stdout) if d]
+            docs += shared.kustomize(overlay)
         return docs
 
 
 def s3_client(state_dir: Path) -> Any:
     """A boto3 S3 client from the environment (``CTCD_S3_ENDPOINT_URL``) and the state folder's credentials."""
-    import boto3
-    from botocore.config import Config
-
     creds_file = state_dir / "credentials.json"
     creds = json.loads(creds_file.read_text()) if creds_file.exists() else {}
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ["CTCD_S3_ENDPOINT_URL"],
-        region_name=os.environ.get("CTCD_S3_REGION", "us-east-1"),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", creds.get("AWS_ACCESS_KEY_ID")),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", creds.get("AWS_SECRET_ACCESS_KEY")),
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    return shared.s3_client(
+        os.environ["CTCD_S3_ENDPOINT_URL"],
+        os.environ.get("CTCD_S3_REGION", "us-east-1"),
+        os.environ.get("AWS_ACCESS_KEY_ID", creds.get("AWS_ACCESS_KEY_ID")),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", creds.get("AWS_SECRET_ACCESS_KEY")),
+        attempts=2,
     )
 
 

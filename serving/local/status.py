@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from serving import shared
 from serving.local import graph as graph_routes
 from serving.local.model import Service, traffic
 
@@ -81,9 +82,9 @@ def _who(service: Service, latest: Any, split: list[dict[str, Any]]) -> dict[str
         if revision is not None and target.get("percent"):
             shares.append(f"v{revision.model_version or '?'} {target['percent']}%")
     return {
-        "ctcd.io/model-version": latest.model_version,
-        "ctcd.io/run-id": latest.run_id,
-        "ctcd.io/serving": ", ".join(shares),
+        shared.MODEL_VERSION: latest.model_version,
+        shared.RUN_ID: latest.run_id,
+        shared.SERVING: ", ".join(shares),
     }
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from serving import shared
+
 ICONS = {
     "Succeeded": "[green]✔[/]",
     "Failed": "[red]✖[/]",
@@ -166,8 +168,8 @@ def isvc_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
 def _model(item: dict[str, Any]) -> str:
     """``v3 20%, v2 80% (run 1a2b3c4d)``: the registry versions that answer, and the newest one's training run."""
     notes = item["metadata"].get("annotations", {})
-    run = notes.get("ctcd.io/run-id", "")
-    return (notes.get("ctcd.io/serving", "") or "-") + (f" (run {run[:8]})" if run else "")
+    run = notes.get(shared.RUN_ID, "")
+    return (notes.get(shared.SERVING, "") or "-") + (f" (run {run[:8]})" if run else "")
 
 
 def _routes(graph: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from serving import shared
 from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings, technique_named
 from workflows.errors import CtcdError
 
@@ -96,7 +97,7 @@ def serving_wait(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
     from workflows.delivery import observed
 
     config = settings()
-    path = config.state_dir / "serving" / "status.json"
+    path = shared.status_path(config.state_dir)
     commit = observed.head(config)
     start = time.monotonic()
     with console.status("waiting for local serving to converge…"):

@@ -10,13 +10,10 @@ applications on a fixed project with automated prune and self-heal.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from serving import shared
 from workflows.errors import CtcdError
 
 ROUTERS = ("Sequence", "Splitter", "Ensemble", "Switch")
@@ -105,11 +102,10 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
     Raises:
         ManifestError: kustomize failed; its message is included.
     """
-    kubectl = Path(sys.executable).parent / "kubectl"
-    result = subprocess.run([str(kubectl), "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise ManifestError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    try:
+        return shared.kustomize(directory)
+    except RuntimeError as exc:
+        raise ManifestError(str(exc)) from exc
 
 
 # --- Argo objects ----------------------------------------------------------------------------------------

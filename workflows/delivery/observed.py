@@ -9,11 +9,11 @@ version back) are listed, so ``get isvc`` and ``status`` tell the user what they
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from serving import shared
 from workflows.platform import gitrepo
 from workflows.settings import Settings
 
@@ -32,19 +32,12 @@ class Sync:
 
 def head(settings: Settings) -> str:
     """The commit at the head of the main branch on the remote ('' when it cannot be read)."""
-    ref = f"refs/heads/{settings.git_branch}"
-    found = gitrepo.git(settings.state_dir, "ls-remote", "--", settings.git_remote, ref, check=False)
-    return found.stdout.split()[0] if found.returncode == 0 and found.stdout.strip() else ""
+    return shared.remote_head(settings.git_remote, settings.git_branch, gitrepo.auth_env())
 
 
 def serving_status(settings: Settings) -> dict[str, Any]:
-    """What local serving last wrote to ``status.json`` ({} before its first pass)."""
-    path = settings.state_dir / "serving" / "status.json"
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
+    """What local serving last wrote to its status file ({} before its first pass)."""
+    return shared.read_status(settings.state_dir)
 
 
 def sync(settings: Settings, document: dict[str, Any]) -> Sync:

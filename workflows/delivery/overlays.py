@@ -19,14 +19,14 @@ from typing import Any, Literal
 
 import yaml
 
+from serving import shared
 from workflows.errors import CtcdError
 
-ENVIRONMENTS = ("staging", "production")
-NAMESPACE = {"staging": "ctcd-staging", "production": "ctcd-production"}
+ENVIRONMENTS, NAMESPACE = shared.ENVIRONMENTS, shared.NAMESPACE
 RUNTIME = "ctcd-predictor"
 SERVING_ACCOUNT = "ctcd-serving"
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it: ~10x faster
-ANNOTATION = "ctcd.io/"
+ANNOTATION = shared.PREFIX
 COLLECTOR_URL = "http://ctcd-collector.ctcd.svc.cluster.local/log"  # gitops/platform/collector.yaml
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Strategy = Literal["full", "canary", "ab"]
@@ -135,7 +135,7 @@ def inference_service(technique: str, name: str | None = None) -> dict[str, Any]
         "kind": "InferenceService",
         "metadata": {
             "name": name or technique,
-            "labels": {"app.kubernetes.io/part-of": "ctcd", "ctcd.io/technique": technique},
+            "labels": {shared.PART_OF: "ctcd", shared.TECHNIQUE: technique},
             "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
         },
         "spec": {
@@ -165,7 +165,7 @@ def base_files(technique: str) -> dict[str, str]:
     graph = {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "InferenceGraph",
-        "metadata": {"name": f"{technique}-ab", "labels": {"ctcd.io/technique": technique}},
+        "metadata": {"name": f"{technique}-ab", "labels": {shared.TECHNIQUE: technique}},
         "spec": {
             "nodes": {
                 "root": {

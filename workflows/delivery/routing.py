@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from serving import shared
 from workflows.delivery import overlays
 from workflows.delivery.overlays import ENVIRONMENTS, NAMESPACE, GitopsError, check_name
 from workflows.platform import gitrepo
@@ -131,7 +132,7 @@ def graph(task: str, routing: Routing | None, techniques: list[str]) -> dict[str
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "InferenceGraph",
-        "metadata": {"name": task, "labels": {"app.kubernetes.io/part-of": "ctcd", "ctcd.io/task": task}},
+        "metadata": {"name": task, "labels": {shared.PART_OF: "ctcd", shared.TASK: task}},
         "spec": {"nodes": nodes},
     }
 

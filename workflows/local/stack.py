@@ -9,7 +9,6 @@ first ``up`` with mode 0600.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from serving import shared
 from workflows.delivery import observed
 from workflows.local import ports, supervisor
 from workflows.local.credentials import prediction_log_key, webhook_encryption_key
@@ -282,12 +282,8 @@ def served_graphs(settings: Settings) -> list[dict[str, Any]]:
 
 def _reported(settings: Settings, kind: str) -> list[dict[str, Any]]:
     """``items`` or ``graphs`` of what serving last wrote to ``status.json`` ([] when there is none to read)."""
-    path = settings.state_dir / "serving" / "status.json"
-    try:
-        found: list[dict[str, Any]] = json.loads(path.read_text())[kind] if path.exists() else []
-    except (OSError, ValueError, KeyError):
-        found = []
-    return found
+    found = shared.read_status(settings.state_dir).get(kind)
+    return found if isinstance(found, list) else []
 
 
 def _down(kind: str, why: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ class GitError(CtcdError, RuntimeError):
     """A git command failed; the message has the command and git's own words."""
 
 
-def _token_config() -> dict[str, str]:
+def auth_env() -> dict[str, str]:
     """HTTP auth for a hosted remote from ``CTCD_GIT_TOKEN`` (the ``ctcd-git-credentials`` Secret), never on argv."""
     token = os.environ.get("CTCD_GIT_TOKEN", "")
     if not token:
@@ -49,7 +49,7 @@ def _token_config() -> dict[str, str]:
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run git in ``cwd`` with ctcd as author and no prompts."""
-    env = {**os.environ, **AUTHOR, "GIT_TERMINAL_PROMPT": "0", **_token_config()}
+    env = {**os.environ, **AUTHOR, "GIT_TERMINAL_PROMPT": "0", **auth_env()}
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")

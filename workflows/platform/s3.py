@@ -31,16 +31,14 @@ def s3_client(settings: Settings) -> Any:
     Raises:
         SettingError: The endpoint is not reachable (the message names ``CTCD_S3_ENDPOINT_URL``).
     """
-    import boto3
-    from botocore.config import Config
+    from serving import shared
 
     settings.require_reachable("s3")
     creds = s3_credentials(settings)
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
+    return shared.s3_client(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        creds["AWS_ACCESS_KEY_ID"],
+        creds["AWS_SECRET_ACCESS_KEY"],
+        attempts=3,
     )
