@@ -23,8 +23,11 @@ def begin(run: RunContext) -> None:
     repository = artifact_repository(run.spec, run.engine.artifacts_bucket, run.engine.objects.lookup)
     run.status["artifactRepositoryRef"] = repository
     run.bucket = str(repository["artifactRepository"]["s3"]["bucket"])
-    if not repository.get("default"):  # the embedded S3 stands in for the repository's store: its bucket is made
-        artifacts.ensure_bucket(run.engine.s3(), run.bucket)
+    if run.bucket != run.engine.artifacts_bucket:  # the embedded S3 stands in for another store: make its bucket
+        try:
+            artifacts.ensure_bucket(run.engine.s3(), run.bucket)
+        except Exception as exc:  # S3 unreachable: the steps that move artifacts say so, with their retries
+            run.log({"id": run.name}, f"cannot make bucket {run.bucket} yet: {exc}")
     run.globals = workflow_globals(run.wf, run.engine.objects.lookup)
     previous = estimate.baseline(run.wf, run.engine.store.list()) if estimate.origin(run.wf) else None
     run.estimates = estimate.durations(previous) if previous else {}
