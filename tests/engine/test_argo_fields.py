@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 from tests.engine.test_examples import node, run
-from workflows.engine import Engine, LocalObjects, RunStore, artifact_garbage, collect_artifacts, from_file, prepare
+from workflows.engine import (
+    Engine,
+    LocalObjects,
+    RunStore,
+    TemplateLibrary,
+    artifact_garbage,
+    collect_artifacts,
+    from_file,
+    prepare,
+)
 from workflows.engine.spec.submit import spec_warnings
 from workflows.platform.s3 import s3_client
 from workflows.settings import Settings
@@ -177,3 +186,21 @@ def test_a_data_template_lists_and_filters_a_bucket(engine: Engine, s3_only: Set
         n["outputs"]["result"] for n in wf["status"]["nodes"].values() if n["displayName"].startswith("process(")
     )
     assert read == ["log a", "log b"]
+
+
+def test_an_unreachable_s3_at_start_leaves_the_run_to_its_steps(tmp_path: Path) -> None:
+    def unreachable() -> Any:
+        raise ConnectionError("S3 is down")
+
+    engine = Engine(
+        store=RunStore(tmp_path / "runs"),
+        library=TemplateLibrary([]),
+        s3=unreachable,
+        artifacts_bucket="ctcd-artifacts",
+    )
+    engine.objects = LocalObjects(configmaps={"repos": {"other": "s3:\n  bucket: elsewhere\n"}})
+    workflow = prepare(engine.library, from_file(HERE / "workflows" / "steps.yaml"), {})
+    workflow["spec"]["artifactRepositoryRef"] = {"configMap": "repos", "key": "other"}
+    wf = engine.run(workflow)
+    assert wf["status"]["phase"] == "Succeeded"  # nothing here moves an artifact, so nothing needed S3
+    assert wf["status"]["artifactRepositoryRef"]["artifactRepository"]["s3"]["bucket"] == "elsewhere"
