@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from workflows.cli.output import OutputOpt, console, print_json, settings, technique_named
+from workflows.cli.output import Output, OutputOpt, console, print_json, settings, technique_named
 
 
 def data_seed(
@@ -73,7 +73,7 @@ def data_add(
         console.print(f"  left out {added.dropped} row(s) whose input is in the frozen test split")
 
 
-def data_ls(technique: str, output: OutputOpt = "table") -> None:
+def data_ls(technique: str, output: OutputOpt = Output.table) -> None:
     """List a technique's files in S3: the test split, each batch (retired ones too), rows, classes, versions."""
     from workflows.platform.s3 import s3_client
 

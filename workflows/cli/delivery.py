@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from workflows.cli.output import OutputOpt, console, print_json, settings, technique_named
+from workflows.cli.output import Output, OutputOpt, console, print_json, settings, technique_named
 from workflows.errors import CtcdError
 
 if TYPE_CHECKING:
@@ -16,11 +17,19 @@ if TYPE_CHECKING:
 EnvOpt = Annotated[str, typer.Option(help="staging or production.")]
 
 
+class Strategy(StrEnum):
+    """How a promoted version takes traffic: all of it, a canary's share, or an A/B split."""
+
+    canary = "canary"
+    full = "full"
+    ab = "ab"
+
+
 def promote(
     technique: str,
     version: str,
     env: EnvOpt = "staging",
-    strategy: Annotated[str, typer.Option(help="canary, full or ab.")] = "canary",
+    strategy: Annotated[Strategy, typer.Option(help="How the version takes traffic.")] = Strategy.canary,
     percent: Annotated[int, typer.Option(help="Canary traffic percent.")] = 20,
     b_version: Annotated[str | None, typer.Option(help="The B version for --strategy ab.")] = None,
     weights: Annotated[str, typer.Option(help="A/B weights, e.g. 50,50.")] = "50,50",
@@ -38,7 +47,7 @@ def promote(
     try:
         client = registry.client(config.mlflow_tracking_uri)
         desired = promotion.from_registry(
-            client, config.artifacts_bucket, technique, version, env, strategy, percent, b_version or "", weights
+            client, config.artifacts_bucket, technique, version, env, strategy.value, percent, b_version or "", weights
         )
         direct = config.merges_by_itself(env) if to_main is None else to_main
         evidence = {**registry.metric_evidence(client, technique, version), "Source": "cli"}
@@ -125,7 +134,7 @@ def rollout(technique: str, env: EnvOpt = "staging") -> None:
 def history(
     technique: str,
     env: Annotated[str | None, typer.Option(help="staging or production (default: both).")] = None,
-    output: OutputOpt = "table",
+    output: OutputOpt = Output.table,
 ) -> None:
     """Each promotion of a technique, from the commit trailers on main: the ledger `rollback` walks."""
     from workflows.delivery import ledger, overlays

@@ -10,13 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from workflows.cli.output import OutputOpt, console, print_json, settings
+from workflows.cli.output import Output, OutputOpt, console, print_json, settings
 from workflows.errors import CtcdError
 
 EnvOpt = Annotated[str, typer.Option("--env", help="staging or production.")]
 
 
-def handoff_ls(task: str, env: EnvOpt = "production", output: OutputOpt = "table") -> None:
+def handoff_ls(task: str, env: EnvOpt = "production", output: OutputOpt = Output.table) -> None:
     """List the questions a task handed off to a person, with each one's best candidate (from the prediction log)."""
     from workflows.delivery.overlays import NAMESPACE
     from workflows.platform.s3 import s3_client
@@ -63,7 +63,7 @@ def readout(
     env: EnvOpt = "production",
     since: Annotated[int, typer.Option("--since", help="Days of the prediction log to read.")] = 31,
     log: Annotated[bool, typer.Option("--log/--no-log", help="Log the readout to MLflow (a run with a chart).")] = True,
-    output: OutputOpt = "table",
+    output: OutputOpt = Output.table,
 ) -> None:
     """How each arm answers: traffic, errors, latency, hand-offs, accuracy on confirmed labels (always-valid 95%)."""
     from workflows.delivery import readout as figures
@@ -106,7 +106,7 @@ def readout(
 def analyze(
     technique: Annotated[str | None, typer.Argument(help="One technique (default: every technique).")] = None,
     env: EnvOpt = "staging",
-    output: OutputOpt = "table",
+    output: OutputOpt = Output.table,
 ) -> None:
     """One round of canary analysis: a live canary steps up, rolls out or rolls back by a commit, or stays."""
     from dataclasses import asdict

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings
+from workflows.cli.output import Output, OutputOpt, console, print_json, print_yaml, settings
 from workflows.errors import CtcdError
 
 FileArg = Annotated[Path, typer.Argument(help="A YAML file of Argo objects.", exists=False)]
@@ -100,7 +100,7 @@ def _kind(cluster_scope: bool) -> str:
     return "ClusterWorkflowTemplate" if cluster_scope else "WorkflowTemplate"
 
 
-def template_list(cluster_scope: KindOpt = False, output: OutputOpt = "table") -> None:
+def template_list(cluster_scope: KindOpt = False, output: OutputOpt = Output.table) -> None:
     """List the templates runs can use: the repo's and the ones you added."""
     from workflows.local import applied, runs
 
@@ -115,7 +115,7 @@ def template_list(cluster_scope: KindOpt = False, output: OutputOpt = "table") -
         console.print(f"{name:<40} {'added' if name in mine else 'repo'}")
 
 
-def template_get(name: str, cluster_scope: KindOpt = False, output: OutputOpt = "yaml") -> None:
+def template_get(name: str, cluster_scope: KindOpt = False, output: OutputOpt = Output.yaml) -> None:
     """Show one template (like `argo template get`)."""
     from workflows.local import runs
 
@@ -139,7 +139,7 @@ def cron_create(file: FileArg) -> None:
     _add(file, ("CronWorkflow",))
 
 
-def cron_list(output: OutputOpt = "table") -> None:
+def cron_list(output: OutputOpt = Output.table) -> None:
     """List CronWorkflows with their schedules, suspension, last and next fire (like `argo cron list`)."""
     import time
     from datetime import UTC, datetime

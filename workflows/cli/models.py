@@ -10,10 +10,10 @@ from typing import Any
 
 from rich.table import Table
 
-from workflows.cli.output import OutputOpt, console, number, print_json, settings
+from workflows.cli.output import Output, OutputOpt, console, number, print_json, settings
 
 
-def models(output: OutputOpt = "table") -> None:
+def models(output: OutputOpt = Output.table) -> None:
     """Each technique's newest registered version: metric, champion metric and the gate's decision."""
     from models.contract import discover
     from workflows.platform import registry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,7 +20,17 @@ if TYPE_CHECKING:
 console = Console(width=None if sys.stdout.isatty() else 250)  # piped: whole rows, as kubectl prints them
 err_console = Console(stderr=True)
 
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Output format: table (default), json, yaml or name.")]
+
+class Output(StrEnum):
+    """The ``-o`` formats; typer refuses any other at parse time, listing these."""
+
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    name = "name"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)]
 
 
 def report(exc: CtcdError | UnknownTechnique) -> int:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from workflows.cli.output import OutputOpt, console, err_console, print_json, settings
+from workflows.cli.output import Output, OutputOpt, console, err_console, print_json, settings
 from workflows.errors import CtcdError
 from workflows.settings import REPO_ROOT
 
@@ -61,7 +61,7 @@ def reset(
     console.print(f"stopped {', '.join(stopped) or 'nothing'}; deleted {config.state_dir}. `ctcd up` starts afresh")
 
 
-def status(output: OutputOpt = "table") -> None:
+def status(output: OutputOpt = Output.table) -> None:
     """Show each service of the embedded platform: URL, pid, state and health."""
     from workflows.local import stack
 

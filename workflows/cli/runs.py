@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from workflows.cli.output import OutputOpt, console, err_console, print_json, print_yaml, settings, technique_named
+from workflows.cli.output import (
+    Output,
+    OutputOpt,
+    console,
+    err_console,
+    print_json,
+    print_yaml,
+    settings,
+    technique_named,
+)
 from workflows.errors import CtcdError
 from workflows.settings import Settings
 
@@ -49,7 +58,7 @@ def submit(
     from_: Annotated[str | None, typer.Option("--from", help="workflowtemplate/NAME or cronworkflow/NAME.")] = None,
     parameter: Annotated[list[str] | None, typer.Option("--parameter", "-p", help="key=value (repeatable).")] = None,
     wait_: WaitOpt = False,
-    output: OutputOpt = "table",
+    output: OutputOpt = Output.table,
     cluster: ClusterOpt = False,
 ) -> None:
     """Submit a workflow to the local engine (or, with --cluster, to Argo), like `argo submit`; prints the run id."""
@@ -191,7 +200,7 @@ def _print_run(workflow: dict[str, Any]) -> None:
     console.print(render.node_tree(workflow))
 
 
-def runs_list(output: OutputOpt = "table") -> None:
+def runs_list(output: OutputOpt = Output.table) -> None:
     """List runs, newest first, like `argo list`."""
     from workflows.cli import render
     from workflows.engine import RunStore
@@ -205,7 +214,7 @@ def runs_list(output: OutputOpt = "table") -> None:
         console.print(render.runs_table(workflows))
 
 
-def runs_get(name: str, output: OutputOpt = "table", cluster: ClusterOpt = False) -> None:
+def runs_get(name: str, output: OutputOpt = Output.table, cluster: ClusterOpt = False) -> None:
     """Show one run as a node tree (like `argo get`); -o json prints the Argo Workflow object."""
     import requests
 

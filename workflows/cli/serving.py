@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from serving import shared
-from workflows.cli.output import OutputOpt, console, print_json, print_yaml, settings, technique_named
+from workflows.cli.output import Output, OutputOpt, console, print_json, print_yaml, settings, technique_named
 from workflows.errors import CtcdError
 
 NameArg = Annotated[str | None, typer.Argument()]
@@ -50,7 +50,10 @@ def _emit(body: Any, output: str) -> bool:
 
 
 def get_isvc(
-    name: NameArg = None, namespace: NamespaceOpt = None, all_namespaces: AllOpt = False, output: OutputOpt = "table"
+    name: NameArg = None,
+    namespace: NamespaceOpt = None,
+    all_namespaces: AllOpt = False,
+    output: OutputOpt = Output.table,
 ) -> None:
     """InferenceServices served locally, with the flags and columns of `kubectl get isvc`."""
     from workflows.cli import render
@@ -81,7 +84,10 @@ def pending_notes(config: Any) -> list[str]:
 
 
 def get_ig(
-    name: NameArg = None, namespace: NamespaceOpt = None, all_namespaces: AllOpt = False, output: OutputOpt = "table"
+    name: NameArg = None,
+    namespace: NamespaceOpt = None,
+    all_namespaces: AllOpt = False,
+    output: OutputOpt = Output.table,
 ) -> None:
     """InferenceGraphs served locally (a task's split and channels, a technique's A/B), like `kubectl get ig`."""
     from workflows.cli import render
