@@ -24,11 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.platform import mlflow_tags
+
 GATE_ALIAS = "champion"
 STAGE = {"staging": "Staging", "production": "Production"}
 ENVIRONMENTS = ("staging", "production")
-SERVING_TAG = "ctcd.serving"
-PENDING_TAG = "ctcd.pending"
+SERVING_TAG = mlflow_tags.SERVING
+PENDING_TAG = mlflow_tags.PENDING
 ARCHIVED = "Archived"
 
 

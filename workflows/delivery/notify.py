@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from workflows.platform import mlflow_tags
+
 _logger = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ def facts(
         if technique not in ("", "all", name):
             continue
         for version in client.search_model_versions(f"name = '{name}'"):
-            if version.tags.get("ctcd.workflow_run") != workflow:
+            if version.tags.get(mlflow_tags.WORKFLOW_RUN) != workflow:
                 continue
             found.append(
                 {

@@ -13,8 +13,10 @@ import math
 import re
 from typing import Any
 
-KIND_TAG = "ctcd.kind"
-ENVIRONMENT_TAG = "ctcd.namespace"
+from workflows.platform import mlflow_tags
+
+KIND_TAG = mlflow_tags.KIND
+ENVIRONMENT_TAG = mlflow_tags.NAMESPACE
 FIGURES = ("requests", "errors_5xx", "p50_ms", "p99_ms", "handoff_rate", "mean_confidence", "label_shift", "labelled")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from workflows.platform import mlflow_tags
+
 _logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 
@@ -68,7 +70,7 @@ def _create_version(mlflow_client: Any, name: str, model_uri: str, run_id: str, 
     try:
         mlflow_client.get_registered_model(name)
     except MlflowException:
-        mlflow_client.create_registered_model(name, tags={"ctcd.technique": name})
+        mlflow_client.create_registered_model(name, tags={mlflow_tags.TECHNIQUE: name})
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     return mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
 
@@ -113,7 +115,7 @@ def pin_fields(mlflow_client: Any, name: str, version: str, artifacts_bucket: st
         "storage_uri": storage_uri(mlflow_client, name, version, artifacts_bucket),
         "sha256": found.tags["ctcd.model_sha256"],
         "run_id": found.run_id or "",
-        "dataset_version": found.tags.get("ctcd.dataset_version", ""),
+        "dataset_version": found.tags.get(mlflow_tags.DATASET_VERSION, ""),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from hera.workflows import Input, Output, Parameter
 
+from workflows.platform import mlflow_tags
 from workflows.steps.common import RETRY, fail, require, step
 
 _logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def check_drift(inputs: DriftInput) -> Annotated[str, Parameter(name="drifted")]
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(f"{technique.name}-drift")
     with mlflow.start_run(run_name=f"month-{inputs.month}"):
-        mlflow.set_tags({"ctcd.technique": technique.name, "ctcd.drifted": str(result["drifted"]).lower()})
+        mlflow.set_tags({mlflow_tags.TECHNIQUE: technique.name, mlflow_tags.DRIFTED: str(result["drifted"]).lower()})
         mlflow.log_dict(result, "drift/report.json")
         mlflow.log_figure(drift.plot(result), "drift/plot.png")
     _logger.info(

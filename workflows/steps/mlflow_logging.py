@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from models.contract import Technique
+from workflows.platform import mlflow_tags
 from workflows.settings import REPO_ROOT
 
 PINNED = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle", "mlflow")
@@ -34,10 +35,10 @@ def git_commit() -> str:
 def lineage(technique: str, dataset_version: str, workflow_run: str) -> dict[str, str]:
     """Lineage tags of a run or a registered version."""
     return {
-        "ctcd.technique": technique,
-        "ctcd.dataset_version": dataset_version,
-        "ctcd.workflow_run": workflow_run,
-        "ctcd.git_commit": git_commit(),
+        mlflow_tags.TECHNIQUE: technique,
+        mlflow_tags.DATASET_VERSION: dataset_version,
+        mlflow_tags.WORKFLOW_RUN: workflow_run,
+        mlflow_tags.GIT_COMMIT: git_commit(),
     }
 
 
@@ -91,7 +92,7 @@ def source_tags(workflow_run: str) -> dict[str, str]:
         "mlflow.source.type": "JOB",
         "mlflow.source.name": f"argo workflow {workflow_run}",
         "mlflow.source.git.commit": git_commit(),
-        "ctcd.workflow_run": workflow_run,  # from the run's first moment, so an exit handler can always find it
+        mlflow_tags.WORKFLOW_RUN: workflow_run,  # from the run's first moment, so an exit handler can always find it
     }
 
 

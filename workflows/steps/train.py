@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from hera.workflows import Input, Output, Parameter
 from hera.workflows.models import Cache, LocalObjectReference, Memoize
 
+from workflows.platform import mlflow_tags
 from workflows.steps.common import RETRY, fail, on_abort, outage_guard, require, step
 
 _logger = logging.getLogger(__name__)
@@ -307,7 +308,7 @@ def _score_rivals(technique: Any, test_frame: Any, run_id: str, own: float) -> N
         mlflow.log_metrics(
             {f"task_{n}_champion_{spec.metric.name}": v for n, v in values.items() if n != technique.name}
         )
-        mlflow.set_tag("ctcd.task_leader", leader)
+        mlflow.set_tag(mlflow_tags.TASK_LEADER, leader)
     _logger.info("%s on the %s split: %s; leader %s", technique.name, technique.dataset, values, leader)
 
 
@@ -371,11 +372,11 @@ def register(inputs: RegisterInput) -> RegisterOutput:
         tags = {
             **mlflow_logging.lineage(technique.name, inputs.dataset_version, inputs.workflow_name),
             **gate_tags,
-            "ctcd.run_id": inputs.run_id,
+            mlflow_tags.RUN_ID: inputs.run_id,
             "ctcd.model_sha256": inputs.model_sha256,
-            "ctcd.serialization": SERIALIZATION,
-            "ctcd.metric": technique.spec.metric.name,
-            "ctcd.previous_champion": inputs.champion_version,
+            mlflow_tags.SERIALIZATION: SERIALIZATION,
+            mlflow_tags.METRIC: technique.spec.metric.name,
+            mlflow_tags.PREVIOUS_CHAMPION: inputs.champion_version,
         }
         client = registry.client(settings.mlflow_tracking_uri)
         version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags)
