@@ -38,20 +38,14 @@ def promote(
     """Pin a registered version in an environment through a git commit (canary by default)."""
     from mlflow.exceptions import MlflowException
 
-    from workflows.delivery import promotion
-    from workflows.platform import registry
+    from workflows.delivery.pin import Request, pin_version
 
     config = settings()
     technique_named(technique)
     config.require_reachable("mlflow")
+    request = Request(technique, version, env, strategy.value, percent, b_version or "", weights)
     try:
-        client = registry.client(config.mlflow_tracking_uri)
-        desired = promotion.from_registry(
-            client, config.artifacts_bucket, technique, version, env, strategy.value, percent, b_version or "", weights
-        )
-        direct = config.merges_by_itself(env) if to_main is None else to_main
-        evidence = {**registry.metric_evidence(client, technique, version), "Source": "cli"}
-        result = promotion.promote(config.git_remote, config.git_branch, desired, evidence, to_main=direct)
+        result = pin_version(config, request, {"Source": "cli"}, to_main=to_main, registry_metrics=True)
     except (CtcdError, ValueError, MlflowException) as exc:  # the version, the strategy or the registry
         raise CtcdError(f"cannot promote {technique} v{version}: {exc}") from exc
     state = "merged into " + config.git_branch if result.merged else f"waiting on branch {result.branch}"

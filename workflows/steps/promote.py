@@ -38,15 +38,11 @@ class PromoteOutput(Output):
 @step(env=git_env())
 def promote(inputs: PromoteInput) -> PromoteOutput:
     """Commit the environment's version file (to main where it merges by itself, else to a promotion branch)."""
-    from workflows.delivery import promotion
-    from workflows.platform import registry
+    from workflows.delivery.pin import Request, pin_version
     from workflows.settings import get_settings
 
     settings = get_settings()
-    client = registry.client(settings.mlflow_tracking_uri)
-    desired = promotion.from_registry(
-        client,
-        settings.artifacts_bucket,
+    request = Request(
         inputs.technique,
         inputs.version,
         inputs.environment,
@@ -56,14 +52,7 @@ def promote(inputs: PromoteInput) -> PromoteOutput:
         inputs.weights,
     )
     evidence = {k: v for k, v in (("Metric", inputs.metric), ("Champion-Metric", inputs.champion_metric)) if v}
-    evidence["Source"] = "training"
-    result = promotion.promote(
-        settings.git_remote,
-        settings.git_branch,
-        desired,
-        evidence,
-        to_main=settings.merges_by_itself(inputs.environment),
-    )
+    result = pin_version(settings, request, {**evidence, "Source": "training"})
     _logger.info(
         "%s v%s -> %s: %s on %s", inputs.technique, inputs.version, inputs.environment, result.commit, result.branch
     )
