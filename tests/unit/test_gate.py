@@ -103,3 +103,11 @@ def test_the_most_confused_pairs_are_counted_per_true_class() -> None:
         {"true": "c", "predicted": "b", "rows": 2, "share_of_true": 1.0},
         {"true": "b", "predicted": "a", "rows": 1, "share_of_true": 0.5},
     ]
+
+
+def test_the_leader_rule_follows_the_metric_s_direction() -> None:
+    from workflows.training.gate import leader
+
+    assert leader({"a": 0.9, "b": 0.8}, "maximize") == "a"
+    assert leader({"a": 0.9, "b": 0.8}, "minimize") == "b"
+    assert leader({}, "maximize") is None

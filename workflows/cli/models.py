@@ -46,11 +46,11 @@ def models(output: OutputOpt = Output.table) -> None:
 
 def leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mark each task's leader: the technique whose champion has the best test metric (tasks of one technique too)."""
+    from workflows.training.gate import leader
+
     for row in rows:
-        rivals = [r for r in rows if r["task"] == row["task"] and r["champion_value"] is not None]
-        sign = 1 if row["direction"] == "maximize" else -1
-        best = max(rivals, key=lambda r: sign * r["champion_value"], default=None)
-        row["leads"] = best is row
+        scores = {r["technique"]: r["champion_value"] for r in rows if r["task"] == row["task"]}
+        row["leads"] = leader({k: v for k, v in scores.items() if v is not None}, row["direction"]) == row["technique"]
     return rows
 
 

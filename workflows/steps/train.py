@@ -289,7 +289,7 @@ def _score_rivals(technique: Any, test_frame: Any, run_id: str, own: float) -> N
     from models.contract import by_task, get
     from workflows.platform import registry
     from workflows.steps import mlflow_logging
-    from workflows.training import evaluation
+    from workflows.training import evaluation, gate
 
     spec, client = technique.spec, registry.client(mlflow.get_tracking_uri())
     values = {technique.name: own}
@@ -302,13 +302,12 @@ def _score_rivals(technique: Any, test_frame: Any, run_id: str, own: float) -> N
         values[name] = float(
             evaluation.score(get(name).spec, rival, test_frame, mlflow_logging.handoff_threshold(uri))["metric"]
         )
-    sign = 1 if spec.metric.direction == "maximize" else -1
-    leader = max(values, key=lambda n: sign * values[n])
+    leader = gate.leader(values, spec.metric.direction)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(
             {f"task_{n}_champion_{spec.metric.name}": v for n, v in values.items() if n != technique.name}
         )
-        mlflow.set_tag(mlflow_tags.TASK_LEADER, leader)
+        mlflow.set_tag(mlflow_tags.TASK_LEADER, leader or "")
     _logger.info("%s on the %s split: %s; leader %s", technique.name, technique.dataset, values, leader)
 
 

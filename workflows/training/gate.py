@@ -67,3 +67,9 @@ def decide(challenger: float, champion: float | None, direction: str, min_improv
 def from_tags(tags: dict[str, Any]) -> dict[str, str]:
     """The gate's tags of a version, without their prefix."""
     return {k.removeprefix("ctcd.gate."): str(v) for k, v in tags.items() if k.startswith("ctcd.gate.")}
+
+
+def leader(scores: dict[str, float], direction: str) -> str | None:
+    """A task's leader: the technique whose champion scores best by the metric's direction (None when none has one)."""
+    sign = 1 if direction == "maximize" else -1
+    return max(scores, key=lambda name: sign * scores[name], default=None)
