@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.delivery import bridge_state, markers, overlays, promotion
-from workflows.platform import gitrepo, registry
+from workflows.platform import gitrepo, mlflow_tags, registry
 from workflows.settings import Settings
 
 _logger = logging.getLogger(__name__)
@@ -295,8 +295,8 @@ def _technique(
 def _drop_legacy_tags(client: Any, name: str, view: View) -> None:
     """Remove the state tags older bridges kept on the registered model (now in :mod:`bridge_state`)."""
     for environment in markers.ENVIRONMENTS:
-        if f"ctcd.bridge.{environment}" in view.tags:
-            client.delete_registered_model_tag(name, f"ctcd.bridge.{environment}")
+        if mlflow_tags.BRIDGE + environment in view.tags:
+            client.delete_registered_model_tag(name, mlflow_tags.BRIDGE + environment)
 
 
 def disagreeing(client: Any, name: str, docs: Mapping[str, Any]) -> list[str]:

@@ -70,10 +70,10 @@ def facts(
                     "status": status,
                     "technique": name,
                     "version": version.version,
-                    "metric": version.tags.get("ctcd.gate.challenger"),
-                    "champion_metric": version.tags.get("ctcd.gate.champion"),
-                    "decision": version.tags.get("ctcd.gate.decision"),
-                    "commit": _commit(settings, version.run_id) if "://" not in settings.git_remote else "",
+                    "metric": version.tags.get(mlflow_tags.GATE_CHALLENGER),
+                    "champion_metric": version.tags.get(mlflow_tags.GATE_CHAMPION),
+                    "decision": version.tags.get(mlflow_tags.GATE_DECISION),
+                    "commit": _commit(settings, version.run_id or "") if "://" not in settings.git_remote else "",
                 }
             )
     if not found:

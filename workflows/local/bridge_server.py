@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import uvicorn
+from mlflow.entities.webhook import WebhookEvent, WebhookEventStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -31,7 +32,7 @@ from workflows.settings import Settings, get_settings
 from workflows.training.feedback import Desk
 
 _logger = logging.getLogger("workflows.delivery.bridge")
-EVENTS = ["model_version_alias.created", "model_version_alias.deleted"]
+EVENTS: list[WebhookEventStr | WebhookEvent] = ["model_version_alias.created", "model_version_alias.deleted"]
 MAX_BODY = 64 * 1024  # bytes: an MLflow event is well under 1 KiB
 
 

@@ -8,22 +8,26 @@ stages follow what git serves (:mod:`workflows.delivery.bridge`).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from workflows.platform import mlflow_tags
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 _logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 
 
-def client(tracking_uri: str) -> Any:
+def client(tracking_uri: str) -> MlflowClient:
     """An MLflow client for one tracking server."""
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def champion(mlflow_client: Any, name: str) -> Any | None:
+def champion(mlflow_client: MlflowClient, name: str) -> ModelVersion | None:
     """The gate's baseline: the version with alias ``champion``, the one staging serves (None before any)."""
     from mlflow.exceptions import MlflowException
 
@@ -33,7 +37,7 @@ def champion(mlflow_client: Any, name: str) -> Any | None:
         return None
 
 
-def register(mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+def register(mlflow_client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
     """Register a training run's model version with all its tags in one call.
 
     No alias is set here: ``champion`` and the environments' aliases follow what git serves (the registry bridge
@@ -57,13 +61,15 @@ def register(mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: d
     return str(version.version)
 
 
-def _version_of_run(mlflow_client: Any, name: str, run_id: str) -> Any | None:
+def _version_of_run(mlflow_client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
     """The version of ``name`` registered from ``run_id``, if any."""
     found = mlflow_client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
-def _create_version(mlflow_client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> Any:
+def _create_version(
+    mlflow_client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> ModelVersion:
     """Create the registered model if needed, then the version with every tag in one call."""
     from mlflow.exceptions import MlflowException
 
@@ -75,7 +81,7 @@ def _create_version(mlflow_client: Any, name: str, model_uri: str, run_id: str, 
     return mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
 
 
-def latest(mlflow_client: Any, name: str) -> Any | None:
+def latest(mlflow_client: MlflowClient, name: str) -> ModelVersion | None:
     """The newest registered version of a model, if any."""
     from mlflow.exceptions import MlflowException
 
@@ -86,7 +92,7 @@ def latest(mlflow_client: Any, name: str) -> Any | None:
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def storage_uri(mlflow_client: Any, name: str, version: str, artifacts_bucket: str) -> str:
+def storage_uri(mlflow_client: MlflowClient, name: str, version: str, artifacts_bucket: str) -> str:
     """The immutable ``s3://`` folder of a version's model (the server proxies ``mlflow-artifacts:/``).
 
     Raises:
@@ -100,7 +106,7 @@ def storage_uri(mlflow_client: Any, name: str, version: str, artifacts_bucket: s
     raise ValueError(f"{name} v{version} is stored at {uri}, outside the S3 artifact store; register it through ctcd")
 
 
-def pin_fields(mlflow_client: Any, name: str, version: str, artifacts_bucket: str) -> dict[str, str]:
+def pin_fields(mlflow_client: MlflowClient, name: str, version: str, artifacts_bucket: str) -> dict[str, str]:
     """What a promotion pins for a registered version: storage URI, sha256 and lineage.
 
     Raises:
@@ -108,18 +114,18 @@ def pin_fields(mlflow_client: Any, name: str, version: str, artifacts_bucket: st
         ValueError: The version has no ``ctcd.model_sha256`` tag.
     """
     found = mlflow_client.get_model_version(name, version)
-    if "ctcd.model_sha256" not in found.tags:
+    if mlflow_tags.MODEL_SHA256 not in found.tags:
         raise ValueError(f"{name} v{version} has no ctcd.model_sha256 tag; only ctcd-registered versions can be served")
     return {
         "version": str(found.version),
         "storage_uri": storage_uri(mlflow_client, name, version, artifacts_bucket),
-        "sha256": found.tags["ctcd.model_sha256"],
+        "sha256": found.tags[mlflow_tags.MODEL_SHA256],
         "run_id": found.run_id or "",
         "dataset_version": found.tags.get(mlflow_tags.DATASET_VERSION, ""),
     }
 
 
-def metric_evidence(mlflow_client: Any, name: str, version: str) -> dict[str, str]:
+def metric_evidence(mlflow_client: MlflowClient, name: str, version: str) -> dict[str, str]:
     """The ``Metric`` and ``Champion-Metric`` trailers of a promotion, from the gate's tags on the version."""
     from mlflow.exceptions import MlflowException
 
@@ -127,5 +133,8 @@ def metric_evidence(mlflow_client: Any, name: str, version: str) -> dict[str, st
         tags = mlflow_client.get_model_version(name, version).tags or {}
     except MlflowException:
         return {}
-    found = {"Metric": tags.get("ctcd.gate.challenger", ""), "Champion-Metric": tags.get("ctcd.gate.champion", "")}
+    found = {
+        "Metric": tags.get(mlflow_tags.GATE_CHALLENGER, ""),
+        "Champion-Metric": tags.get(mlflow_tags.GATE_CHAMPION, ""),
+    }
     return {k: str(v) for k, v in found.items() if v}

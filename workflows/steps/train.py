@@ -228,7 +228,7 @@ def train(inputs: TrainInput) -> TrainOutput:
             mlflow.log_metrics({**result.cv_scores, "train_test_overlap_rows": overlap})
             handoff = threshold.metadata() if threshold else None
             model_uri, sha = mlflow_logging.log_model(technique, result.model, test_frame, SERIALIZATION, handoff)
-            mlflow.set_tag("ctcd.model_sha256", sha)
+            mlflow.set_tag(mlflow_tags.MODEL_SHA256, sha)
     return TrainOutput(run_id=run.info.run_id, model_uri=model_uri, model_sha256=sha)
 
 
@@ -372,12 +372,12 @@ def register(inputs: RegisterInput) -> RegisterOutput:
             **mlflow_logging.lineage(technique.name, inputs.dataset_version, inputs.workflow_name),
             **gate_tags,
             mlflow_tags.RUN_ID: inputs.run_id,
-            "ctcd.model_sha256": inputs.model_sha256,
+            mlflow_tags.MODEL_SHA256: inputs.model_sha256,
             mlflow_tags.SERIALIZATION: SERIALIZATION,
             mlflow_tags.METRIC: technique.spec.metric.name,
             mlflow_tags.PREVIOUS_CHAMPION: inputs.champion_version,
         }
         client = registry.client(settings.mlflow_tracking_uri)
         version = registry.register(client, technique.name, inputs.model_uri, inputs.run_id, tags)
-    _logger.info("registered %s v%s (%s)", technique.name, version, gate_tags["ctcd.gate.decision"])
-    return RegisterOutput(version=version, decision=gate_tags["ctcd.gate.decision"])
+    _logger.info("registered %s v%s (%s)", technique.name, version, gate_tags[mlflow_tags.GATE_DECISION])
+    return RegisterOutput(version=version, decision=gate_tags[mlflow_tags.GATE_DECISION])

@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from workflows.platform import mlflow_tags
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -29,7 +31,7 @@ class Decision:
 
     def tags(self) -> dict[str, str]:
         """The decision as MLflow version tags."""
-        return {f"ctcd.gate.{k}": "" if v is None else str(v) for k, v in asdict(self).items()}
+        return {mlflow_tags.GATE + k: "" if v is None else str(v) for k, v in asdict(self).items()}
 
 
 def decide(challenger: float, champion: float | None, direction: str, min_improvement: float) -> Decision:
@@ -66,7 +68,7 @@ def decide(challenger: float, champion: float | None, direction: str, min_improv
 
 def from_tags(tags: dict[str, Any]) -> dict[str, str]:
     """The gate's tags of a version, without their prefix."""
-    return {k.removeprefix("ctcd.gate."): str(v) for k, v in tags.items() if k.startswith("ctcd.gate.")}
+    return {k.removeprefix(mlflow_tags.GATE): str(v) for k, v in tags.items() if k.startswith(mlflow_tags.GATE)}
 
 
 def leader(scores: dict[str, float], direction: str) -> str | None:
