@@ -9,6 +9,7 @@ evaluated with ``self`` bound to the value it guards (cel-python).
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,12 @@ def cel_problems(schema: dict[str, Any], value: Any, path: str) -> Iterator[str]
 
 @functools.cache
 def _program(rule: str) -> Any:
-    environment = celpy.Environment()
-    return environment.program(environment.compile(rule))
+    limit = sys.getrecursionlimit()
+    try:
+        environment = celpy.Environment()  # it raises the interpreter's recursion limit, for every later test too
+        return environment.program(environment.compile(rule))
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _holds(rule: str, value: Any) -> bool:

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
 from workflows.cli.app import app
+from workflows.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def own_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Commands run in this process read settings once and keep them: give them a state folder of their own, and
+    forget them afterwards, so no later test of the session sees these."""
+    monkeypatch.setenv("CTCD_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(
