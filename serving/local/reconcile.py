@@ -85,10 +85,10 @@ class Reconciler:
         """Write the internal state and the KServe-shaped status atomically."""
         services = [asdict(s) for s in self.services.values()]
         state = {"commit": self.commit, "error": self.error, "graphs": self.graphs, "services": services}
-        for name, body in (("state.json", state), (shared.status_path(self.root.parent).name, self.status())):
-            tmp = self.root / f".{name}.tmp"
+        for path, body in ((self.root / "state.json", state), (shared.status_path(self.root.parent), self.status())):
+            tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(json.dumps(body, indent=1))
-            tmp.replace(self.root / name)
+            tmp.replace(path)
 
     # --- desired state ---------------------------------------------------------------------------
 

@@ -22,18 +22,10 @@ from workflows.settings import REPO_ROOT
 CUSTOMIZATIONS = REPO_ROOT / "argocd" / "resource_customizations"
 
 
-def _lua_value(runtime: Any, value: Any) -> Any:
-    if isinstance(value, dict):
-        return runtime.table_from({k: _lua_value(runtime, v) for k, v in value.items()})
-    if isinstance(value, list):
-        return runtime.table_from([_lua_value(runtime, v) for v in value])
-    return value
-
-
 def health(kind_dir: Path, obj: dict[str, Any]) -> dict[str, str]:
     """What the kind's health.lua reports for ``obj``, in a fresh Lua runtime as Argo CD gives each check."""
     runtime = lupa.LuaRuntime(unpack_returned_tuples=True)
-    runtime.globals().obj = _lua_value(runtime, obj)
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)  # lists become 1-based Lua sequences
     result = runtime.execute((kind_dir / "health.lua").read_text())
     return {"status": str(result["status"]), "message": str(result["message"])}
 

@@ -42,15 +42,7 @@ def promote(inputs: PromoteInput) -> PromoteOutput:
     from workflows.settings import get_settings
 
     settings = get_settings()
-    request = Request(
-        inputs.technique,
-        inputs.version,
-        inputs.environment,
-        inputs.strategy,
-        inputs.canary_percent,
-        inputs.b_version,
-        inputs.weights,
-    )
+    request = Request(**inputs.model_dump(exclude={"metric", "champion_metric"}))  # the same fields, by name
     evidence = {k: v for k, v in (("Metric", inputs.metric), ("Champion-Metric", inputs.champion_metric)) if v}
     result = pin_version(settings, request, {**evidence, "Source": "training"})
     _logger.info(

@@ -74,7 +74,7 @@ class Hooks:
             self.run.log(parent or {"id": self.run.name}, f"hook {name}: {exc}")
 
         def link(node: Node) -> None:
-            node["nodeFlag"] = {"hooked": True}
+            _hooked(node)
             if parent is not None:
                 add_child(parent, node)
 
