@@ -110,11 +110,17 @@ class FieldSpec(_Strict):
 
 
 class ServingSpec(_Strict):
-    """What the predictor accepts and returns, and which inputs the prediction log keeps only as keyed hashes."""
+    """What the predictor takes and returns, and how KServe deploys it.
+
+    ``sensitive`` inputs are kept in the prediction log only as keyed hashes.  ``mode`` is ``serverless``
+    (Knative revisions, a canary by ``canaryTrafficPercent``) or ``standard`` (RawDeployment, a canary as its own
+    predictor in ``spec.canary``).
+    """
 
     inputs: list[FieldSpec]
     outputs: list[FieldSpec]
     sensitive: list[str] = Field(default_factory=list)
+    mode: Literal["serverless", "standard"] = "serverless"
 
     @model_validator(mode="after")
     def _sensitive_are_inputs(self) -> ServingSpec:

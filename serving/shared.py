@@ -30,6 +30,8 @@ SERVING = "ctcd.io/serving"  # who answers: each version with its traffic share
 TECHNIQUE = "ctcd.io/technique"
 TASK = "ctcd.io/task"
 PART_OF = "app.kubernetes.io/part-of"
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"  # KServe's annotation: how an InferenceService is deployed
+DEPLOYMENT_MODES = {"serverless": "Serverless", "standard": "Standard"}  # technique.yaml's serving.mode -> its value
 
 
 def status_path(state_dir: Path) -> Path:

@@ -70,8 +70,9 @@ def render() -> dict[str, str]:
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ctcd\nresources:\n"
         + "".join(f"  - {name}\n" for name in names)
     )
-    for technique in discover():
-        files.update({f"gitops/models/{technique}/{rel}": text for rel, text in base_files(technique).items()})
+    for technique, found in discover().items():
+        bases = base_files(technique, found.spec.serving.mode)
+        files.update({f"gitops/models/{technique}/{rel}": text for rel, text in bases.items()})
     for task, techniques in by_task().items():
         if len(techniques) > 1:  # a graph routes between the techniques of one task
             files.update(

@@ -1,8 +1,9 @@
 """What local serving knows of an InferenceService: its revisions and their traffic, by KServe's canary rules.
 
-With ``canaryTrafficPercent: N`` the latest ready revision gets N% and the previously rolled-out one 100−N%;
-without it the latest gets 100% and becomes the rolled-out one.  A latest revision that is not ready leaves all
-traffic on the rolled-out one.
+With ``canaryTrafficPercent: N`` (Serverless mode) the latest ready revision gets N% and the previously rolled-out
+one 100−N%; without it the latest gets 100% and becomes the rolled-out one.  A latest revision that is not ready
+leaves all traffic on the rolled-out one.  Standard mode's ``spec.canary`` is the same split with the rolled-out
+revision named by the manifest (its stable predictor) rather than remembered.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Service:
     rolled_out: str = ""
     canary: int | None = None
     generation: int = 0
+    mode: str = "Serverless"  # KServe's deploymentMode annotation
+    canary_name: str = ""  # Standard mode: the canary predictor's name (its canaryStatuses entry)
 
     @property
     def key(self) -> str:
@@ -60,6 +63,18 @@ class Service:
     def get(self, name: str) -> Revision | None:
         """A revision by name."""
         return next((r for r in self.revisions if r.name == name), None)
+
+    def revision_for(self, uri: str, sha256: str, version: str, run_id: str, newest: bool) -> Revision:
+        """The revision of a pin: the latest when it has it (any, for a Standard stable pin), else a new one."""
+        candidates = self.revisions[-1:] if newest else self.revisions
+        found = next((r for r in reversed(candidates) if (r.storage_uri, r.sha256) == (uri, sha256)), None)
+        if found is not None:
+            return found
+        self.generation += 1
+        self.revisions.append(
+            Revision(f"{self.name}-predictor-{self.generation:05d}", uri, sha256, version, run_id=run_id)
+        )
+        return self.revisions[-1]
 
     def serving(self) -> set[str]:
         """The revisions that may take traffic: the latest and the rolled-out one."""

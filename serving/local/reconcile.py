@@ -6,7 +6,9 @@ InferenceService:
 
 - a new pinned ``storageUri`` creates a revision (``<name>-predictor-00001``, …): the model folder is fetched
   from S3 and served by its own KServe process on 127.0.0.1 (``servers``);
-- traffic follows KServe's canary rules (``model.traffic``);
+- traffic follows KServe's canary rules (``model.traffic``), in either deployment mode: Serverless's
+  ``canaryTrafficPercent`` over the previously rolled-out revision, or Standard's ``spec.canary`` beside the stable
+  predictor the manifest names;
 - a revision that fails to load gets no traffic, and the Ready condition says why;
 - a model server that dies is started again (backing off while it keeps dying), from the model folder fetched
   before when its sha256 still matches, so a restart needs neither a new promotion nor S3;
@@ -107,20 +109,22 @@ class Reconciler:
         self.commit = commit
 
     def _apply_service(self, doc: dict[str, Any]) -> None:
-        meta, predictor = doc["metadata"], doc["spec"]["predictor"]
+        """Take one InferenceService in either KServe deployment mode (``model`` says how each splits traffic)."""
+        meta, spec = doc["metadata"], doc["spec"]
         notes = meta.get("annotations", {})
         technique = meta.get("labels", {}).get(shared.TECHNIQUE, "")
         service = self.services.setdefault(_key(doc), Service(meta["name"], _namespace(doc), technique))
-        service.canary = predictor.get("canaryTrafficPercent")
-        uri, sha = predictor["model"]["storageUri"], notes.get(shared.MODEL_SHA256, "")
-        latest = service.latest()
-        if latest is None or (latest.storage_uri, latest.sha256) != (uri, sha):
-            service.generation += 1
-            name = f"{service.name}-predictor-{service.generation:05d}"
-            version, run = notes.get(shared.MODEL_VERSION, ""), notes.get(shared.RUN_ID, "")
-            service.revisions.append(Revision(name, uri, sha, version, run_id=run))
-        newest = service.latest()
-        if service.canary is None and newest is not None and newest.state == "Ready":
+        service.mode = notes.get(shared.DEPLOYMENT_MODE, "Serverless")
+        canaries = spec.get("canary") or []
+        if canaries:  # Standard mode: the stable predictor and the canary are each named in the manifest
+            stable = _revision(service, spec["predictor"], notes, newest=False)
+            _revision(service, canaries[0]["predictor"], notes, newest=True)
+            service.rolled_out, service.canary = stable.name, canaries[0].get("trafficPercent", 0)
+            service.canary_name = str(canaries[0]["predictor"].get("name", ""))
+            return
+        service.canary, service.canary_name = spec["predictor"].get("canaryTrafficPercent"), ""
+        newest = _revision(service, spec["predictor"], notes, newest=True)
+        if service.canary is None and newest.state == "Ready":
             service.rolled_out = newest.name
 
     def _delete(self, key: str) -> None:
@@ -275,6 +279,15 @@ class Reconciler:
             "routes": self.routes(),
             "updated": status.now(),
         }
+
+
+def _revision(service: Service, predictor: dict[str, Any], notes: dict[str, str], newest: bool) -> Revision:
+    """The revision serving a predictor's pin (its own annotations name it in Standard mode, else the service's)."""
+    own = {**notes, **predictor.get("annotations", {})}
+    version, run = own.get(shared.MODEL_VERSION, ""), own.get(shared.RUN_ID, "")
+    return service.revision_for(
+        predictor["model"]["storageUri"], own.get(shared.MODEL_SHA256, ""), version, run, newest
+    )
 
 
 def _namespace(doc: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from serving import shared
 from serving.local import graph as graph_routes
-from serving.local.model import Service, traffic
+from serving.local.model import Revision, Service, traffic
 
 
 def now() -> str:
@@ -65,11 +65,36 @@ def inference_service(service: Service, base_url: str, domain: str) -> dict[str,
                 }
             },
             "modelStatus": {
+                "transitionStatus": _transition(latest),
                 "states": {"activeModelState": "Loaded" if split else "FailedToLoad"},
                 "lastFailureInfo": {"message": latest.message} if latest and latest.message else {},
             },
+            "deploymentMode": service.mode,
+            **_canary_statuses(service, split),
         },
     }
+
+
+def _transition(revision: Revision | None) -> str:
+    """KServe's modelStatus.transitionStatus for the newest revision."""
+    state = revision.state if revision is not None else ""
+    return {"Ready": "UpToDate", "Failed": "BlockedByFailedLoad"}.get(state, "InProgress")
+
+
+def _canary_statuses(service: Service, split: list[dict[str, Any]]) -> dict[str, Any]:
+    """Standard mode's ``status.canaryStatuses``: the canary predictor, whether it is ready, and its share."""
+    latest = service.latest()
+    if not service.canary_name or latest is None:
+        return {}
+    share = next((t["percent"] for t in split if t["revisionName"] == latest.name), 0)
+    failed = latest.state == "Failed"
+    model = {
+        "transitionStatus": _transition(latest),
+        "states": {"activeModelState": {"Ready": "Loaded", "Failed": "FailedToLoad"}.get(latest.state, "Loading")},
+        **({"lastFailureInfo": {"reason": "ModelLoadFailed", "message": latest.message}} if failed else {}),
+    }
+    entry = {"name": service.canary_name, "ready": latest.state == "Ready", "trafficPercent": share}
+    return {"canaryStatuses": [{**entry, "modelStatus": model}]}
 
 
 def _who(service: Service, latest: Any, split: list[dict[str, Any]]) -> dict[str, str]:

@@ -49,20 +49,36 @@ def test_every_kind_ctcd_deploys_has_its_checks() -> None:
     assert {case["healthStatus"]["status"] for _, case in cases()} == {"Healthy", "Progressing", "Degraded"}
 
 
-def _service(canary_state: str) -> Service:
+def _service(canary_state: str, mode: str) -> Service:
     old = Revision("ic-1", "s3://b/1", "a" * 64, "1", state="Ready")
     new = Revision("ic-2", "s3://b/2", "b" * 64, "2", state=canary_state, message="exit code 1")
     return Service(
-        "intent-classifier", "ctcd-production", "intent-classifier", revisions=[old, new], rolled_out="ic-1", canary=20
+        "intent-classifier",
+        "ctcd-production",
+        "intent-classifier",
+        revisions=[old, new],
+        rolled_out="ic-1",
+        canary=20,
+        mode=mode,
+        canary_name="v2" if mode == "Standard" else "",
     )
 
 
+@pytest.mark.parametrize("mode", ["Serverless", "Standard"])
 @pytest.mark.parametrize(
     ("canary_state", "expected"), [("Ready", "Healthy"), ("Loading", "Progressing"), ("Failed", "Degraded")]
 )
-def test_local_serving_s_statuses_read_as_a_cluster_s(canary_state: str, expected: str) -> None:
-    obj = status.inference_service(_service(canary_state), "http://127.0.0.1:8090", "example.com")
+def test_local_serving_s_statuses_read_as_a_cluster_s(canary_state: str, expected: str, mode: str) -> None:
+    obj = status.inference_service(_service(canary_state, mode), "http://127.0.0.1:8090", "example.com")
     assert health(CUSTOMIZATIONS / "serving.kserve.io" / "InferenceService", obj)["status"] == expected
+    assert ("canaryStatuses" in obj["status"]) == (mode == "Standard")
+    if mode == "Standard" and expected == "Healthy":
+        assert obj["status"]["canaryStatuses"][0] | {"modelStatus": None} == {
+            "name": "v2",
+            "ready": True,
+            "trafficPercent": 20,
+            "modelStatus": None,
+        }
 
 
 @pytest.mark.parametrize(

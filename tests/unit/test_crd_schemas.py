@@ -52,16 +52,41 @@ def test_every_committed_and_rendered_manifest_passes_the_real_crds() -> None:
 
 @pytest.mark.parametrize("technique", sorted(discover()))
 @pytest.mark.parametrize("environment", ["staging", "production"])
+@pytest.mark.parametrize("mode", ["serverless", "standard"])
 @pytest.mark.parametrize(
     ("strategy", "extra"),
     [("full", {}), ("canary", {"canary_percent": 20}), ("ab", {"b_pin": pin("4"), "weights": (70, 30)})],
 )
 def test_every_overlay_a_promotion_writes_passes_the_real_crds(
-    tmp_path: Path, technique: str, environment: str, strategy: str, extra: dict[str, Any]
+    tmp_path: Path, technique: str, environment: str, mode: str, strategy: str, extra: dict[str, Any]
 ) -> None:
-    desired = overlays.Desired(technique, environment, strategy, pin("3"), **extra)  # type: ignore[arg-type]
+    stable = pin("2") if strategy == "canary" and mode == "standard" else None  # a canary over v2
+    desired = overlays.Desired(
+        technique,
+        environment,
+        strategy,
+        pin("3"),
+        mode=mode,
+        stable=stable,
+        **extra,  # type: ignore[arg-type]
+    )
     docs = kustomize(write_overlay(tmp_path, desired))
     assert checked(docs) and problems(docs) == {}
+    assert ("canary" in docs[0]["spec"]) == (stable is not None)
+
+
+@pytest.mark.parametrize("mode", ["Serverless", "Standard"])
+@pytest.mark.parametrize("state", ["Ready", "Loading", "Failed"])
+def test_the_status_local_serving_writes_passes_the_real_crd(mode: str, state: str) -> None:
+    from serving.local import status
+    from serving.local.model import Revision, Service
+
+    old = Revision("ic-1", "s3://b/1", "a" * 64, "1", state="Ready")
+    new = Revision("ic-2", "s3://b/2", "b" * 64, "2", state=state, message="exit code 1")
+    service = Service("ic", "ctcd-staging", "ic", revisions=[old, new], rolled_out="ic-1", canary=20, mode=mode)
+    service.canary_name = "v2" if mode == "Standard" else ""
+    report = status.inference_service(service, "http://127.0.0.1:8090", "example.com")
+    assert schema.problems(report | {"spec": _isvc()["spec"]}) == []
 
 
 def _isvc() -> dict[str, Any]:

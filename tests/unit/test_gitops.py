@@ -27,7 +27,8 @@ def write_overlay(root: Path, desired: overlays.Desired) -> Path:
         shutil.copytree(
             REPO_ROOT / "gitops" / "models" / desired.technique, tech, ignore=shutil.ignore_patterns("overlays")
         )
-    for rel, text in overlays.overlay_files(desired).items():
+    bases = overlays.base_files(desired.technique, desired.mode) if desired.mode != "serverless" else {}
+    for rel, text in {**bases, **overlays.overlay_files(desired)}.items():
         (tech / rel).parent.mkdir(parents=True, exist_ok=True)
         (tech / rel).write_text(text)
     return tech / "overlays" / desired.environment

@@ -15,25 +15,38 @@ from workflows.platform import gitrepo
 _logger = logging.getLogger(__name__)
 
 
+def with_mode(repo: Path, desired: overlays.Desired) -> overlays.Desired:
+    """The desired state in the deployment mode its technique's ``base/`` was compiled with (serverless if none)."""
+    base = repo / "gitops" / "models" / desired.technique / "base" / "inferenceservice.yaml"
+    mode = overlays.mode_of(base.read_text()) if base.is_file() else "serverless"
+    return desired if mode == desired.mode else dataclasses.replace(desired, mode=mode)
+
+
 def with_previous(repo: Path, desired: overlays.Desired, path: str) -> overlays.Desired:
     """A canary records the version it splits against, as KServe keeps it: the one rolled out when it is made.
 
     Over a full pin that is the pinned version; over another canary it stays that canary's own previous one; a
-    first canary has none (it takes all the traffic).
+    first canary has none (it takes all the traffic).  In Standard mode the manifest itself names that pin as its
+    stable predictor, so the whole pin is carried, not only its version.
     """
-    if desired.strategy != "canary" or "previous-version" in desired.extra:
+    desired = with_mode(repo, desired)
+    if desired.strategy != "canary":
         return desired
     shown = gitrepo.git(repo, "show", f"HEAD:{path}", check=False)
     now = overlays.read_version(shown.stdout) if shown.returncode == 0 else None
     if now is None:
         return desired
     if now["canary"] is None and now["a"]["version"] != desired.pin.version:
-        previous = str(now["a"]["version"])
+        previous, stable = str(now["a"]["version"]), now["a"]
     else:
-        previous = str(now.get("previous", ""))
-    if not previous:
-        return desired
-    return dataclasses.replace(desired, extra={**desired.extra, "previous-version": previous})
+        previous, stable = str(now.get("previous", "")), now.get("stable")
+    extra = desired.extra
+    if previous and "previous-version" not in extra:
+        extra = {**extra, "previous-version": previous}
+    pin = None
+    if desired.mode == "standard" and stable and stable["version"] != desired.pin.version:
+        pin = overlays.Pin(stable["version"], stable["storage_uri"], stable["sha256"], stable.get("run_id", ""))
+    return dataclasses.replace(desired, extra=extra, stable=pin)
 
 
 def checkout(repo: Path, branch: str, path: str) -> None:

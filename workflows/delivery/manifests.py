@@ -2,7 +2,8 @@
 
 The fields themselves are checked against the upstream CRDs (vendored in ``tests/crds``, in ``make test``): every
 manifest ctcd writes passes them. What is checked here, before a promotion or a route is committed, is what a
-schema cannot say: an immutable, pinned ``s3://`` storageUri, a canary percent from 0 to 100, DNS-1123 names, an
+schema cannot say: an immutable, pinned ``s3://`` storageUri, a canary percent from 0 to 100, a canary in the form
+of the InferenceService's deployment mode (KServe's admission webhook rules), DNS-1123 names, an
 InferenceGraph whose steps each name one target that exists and whose splitter weights sum to 100, and Argo CD
 applications on a fixed project with automated prune and self-heal.
 """
@@ -44,6 +45,29 @@ def _check_isvc(doc: dict[str, Any], where: str, problems: list[str]) -> None:
     canary = predictor.get("canaryTrafficPercent")
     if canary is not None and not (isinstance(canary, int) and 0 <= canary <= 100):
         problems.append(f"{where}.spec.predictor.canaryTrafficPercent: {canary!r} is not an integer from 0 to 100")
+    _check_modes(doc, predictor, where, problems)
+
+
+def _check_modes(doc: dict[str, Any], predictor: dict[str, Any], where: str, problems: list[str]) -> None:
+    """KServe's admission rules for the two canary forms (its webhook's, which no CRD schema states)."""
+    standard = (doc.get("metadata") or {}).get("annotations", {}).get(shared.DEPLOYMENT_MODE) == "Standard"
+    canaries = [c for c in (doc.get("spec") or {}).get("canary") or [] if isinstance(c, dict)]
+    if standard and predictor.get("canaryTrafficPercent") is not None:
+        problems.append(f"{where}.spec.predictor.canaryTrafficPercent: Standard mode splits with spec.canary instead")
+    if canaries and not standard:
+        problems.append(f"{where}.spec.canary: only the Standard deployment mode has canary predictors")
+    names = [str((c.get("predictor") or {}).get("name", "")) for c in canaries]
+    if "" in names or len(set(names)) != len(names) or predictor.get("name") in names:
+        problems.append(f"{where}.spec.canary: each canary predictor needs its own name, not the stable one's")
+    if sum(int(c.get("trafficPercent") or 0) for c in canaries) > 100:
+        problems.append(f"{where}.spec.canary: the canaries' trafficPercent sum to more than 100")
+    for i, c in enumerate(canaries):
+        uri = str(((c.get("predictor") or {}).get("model") or {}).get("storageUri", ""))
+        if not re.fullmatch(r"s3://[a-z0-9.-]+/.+", uri) or uri.startswith("s3://unpinned/"):
+            problems.append(f"{where}.spec.canary[{i}].predictor.model.storageUri: {uri!r} is not a pinned s3:// URI")
+        fixed = {"maxReplicas", "scaleTarget", "scaleMetric", "autoScaling"} & set(c.get("predictor") or {})
+        if fixed:
+            problems.append(f"{where}.spec.canary[{i}].predictor: a canary has fixed replicas, not {sorted(fixed)}")
 
 
 def _check_step(step: Any, where: str, router: str, nodes: dict[str, Any], problems: list[str]) -> None:

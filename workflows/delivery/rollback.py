@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from workflows.delivery import ledger, overlays, promotion
+from workflows.delivery import branches, ledger, overlays, promotion
 from workflows.platform import gitrepo
 
 _logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _restored(
         return {rel: str(gitrepo.git(repo, "show", f"{target.commit}:{rel}").stdout) for rel in (path, kustomization)}
     a = target.pins["a"]
     pin = overlays.Pin(a["version"], a["storage_uri"], a["sha256"], a["run_id"], a["dataset_version"])
-    files = overlays.overlay_files(overlays.Desired(technique, environment, "full", pin))
+    files = overlays.overlay_files(branches.with_mode(repo, overlays.Desired(technique, environment, "full", pin)))
     return {f"gitops/models/{technique}/{rel}": text for rel, text in files.items()}
 
 
