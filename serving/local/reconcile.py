@@ -24,7 +24,6 @@ import json
 import logging
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -50,7 +49,9 @@ class Reconciler:
         domain: The ingress domain of ``status.url`` (``<name>.<namespace>.<domain>``).
     """
 
-    def __init__(self, state_dir: Path, fetch: Any, base_url: str, domain: str = DEFAULT_DOMAIN) -> None:
+    def __init__(
+        self, state_dir: Path, fetch: Any, base_url: str, domain: str = DEFAULT_DOMAIN, warm: bool = True
+    ) -> None:
         self.root = state_dir / "serving"
         self.root.mkdir(parents=True, exist_ok=True)
         self.fetch, self.base_url, self.domain = fetch, base_url, domain
@@ -58,7 +59,8 @@ class Reconciler:
         self.graphs: dict[str, dict[str, Any]] = {}
         self.commit = ""
         self.error = ""  # why the newest commit could not be applied ('' when it was)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, servers.Server] = {}
+        self.warm = servers.Warm(self.root) if warm else None  # the parent model servers fork from
         self._load()
 
     # --- persistence -----------------------------------------------------------------------------
@@ -74,6 +76,8 @@ class Reconciler:
             self.services[service.key] = service
         self.graphs = data.get("graphs", {})
         self.commit, self.error = data.get("commit", ""), data.get("error", "")
+        earlier = data.get("warm") or {}
+        servers.kill_group(int(earlier.get("pid", 0)), float(earlier.get("started", 0.0)))
         if any("/" not in k for k in self.graphs):  # written before namespaces: render the commit again
             self.graphs, self.commit = {}, ""
         for service in self.services.values():  # servers of an earlier serving process are not ours to trust
@@ -86,7 +90,8 @@ class Reconciler:
     def save(self) -> None:
         """Write the internal state and the KServe-shaped status atomically."""
         services = [asdict(s) for s in self.services.values()]
-        state = {"commit": self.commit, "error": self.error, "graphs": self.graphs, "services": services}
+        warm = {"pid": self.warm.pid, "started": self.warm.started} if self.warm else {}
+        state = {"commit": self.commit, "error": self.error, "graphs": self.graphs, "services": services, "warm": warm}
         for path, body in ((self.root / "state.json", state), (shared.status_path(self.root.parent), self.status())):
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(json.dumps(body, indent=1))
@@ -197,7 +202,10 @@ class Reconciler:
         if folder is None:
             return
         revision.port = servers.free_port()
-        proc = servers.start(service.name, folder, revision.sha256, revision.port, self._log(service, revision))
+        if self.warm is not None:
+            self.warm.ensure()
+        log = self._log(service, revision)
+        proc = servers.start(service.name, folder, revision.sha256, revision.port, log, self.warm)
         self.procs[self._proc_key(service, revision)] = proc
         revision.pid, revision.state, revision.message = proc.pid, "Loading", ""
         revision.started = servers.create_time(proc.pid)
@@ -229,6 +237,8 @@ class Reconciler:
                 if revision.state in ("Ready", "Loading"):
                     self._stop(service, revision)
                     revision.state = "Pending"  # it serves again when serving starts again
+        if self.warm is not None:
+            self.warm.stop()
         self.save()
 
     # --- status ----------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ def log_evaluation(
         mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
         kind = "confusion_matrix" if spec.problem == "multiclass" else "calibration"
         mlflow.log_figure(evaluation.plot(spec, model, test), f"evaluation/{kind}.png")
+        mlflow.log_figure(evaluation.reliability_plot(spec, model, test), "evaluation/reliability.png")
         if spec.problem == "multiclass":
             mlflow.log_table(evaluation.most_confused(spec, model, test), "evaluation/most_confused.json")
         if threshold is not None:

@@ -1,4 +1,4 @@
-"""Scoring a model on the frozen test split: the primary metric, per-class metrics, a plot and a JSON report."""
+"""Scoring a model on the frozen test split: the primary metric, per-class metrics, calibration, plots, a report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from models.contract import TechniqueSpec
+from workflows.training import calibration
 
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_\-. :/]")
 MAX_METRIC_NAME = 250
@@ -79,6 +80,7 @@ def score(spec: TechniqueSpec, model: Any, test: Any, threshold: float | None = 
             brier=float(m.brier_score_loss(y, positive)),
         )
     values["log_loss"] = float(m.log_loss(y, proba, labels=model.classes_))
+    values["ece"] = calibration.expected_calibration_error(predicted == y, proba.max(axis=1))
     if threshold is not None:
         values.update(selective(spec, model, test, threshold))
     if spec.metric.name not in values:
@@ -95,6 +97,14 @@ def selective(spec: TechniqueSpec, model: Any, test: Any, threshold: float) -> d
     predicted, proba = predictions(spec, model, test)
     label = spec.handoff.out_of_scope_label if spec.handoff else None
     return handoff.selective_metrics(test[spec.target], predicted, proba.max(axis=1), threshold, label)
+
+
+def reliability_plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
+    """The reliability diagram of the top-class confidence on the in-scope rows of ``test``."""
+    scoped = in_scope(spec, test)
+    predicted, proba = predictions(spec, model, scoped)
+    correct = predicted == scoped[spec.target]
+    return calibration.reliability_plot(correct, proba.max(axis=1), f"{spec.name} on the frozen test split")
 
 
 def risk_coverage_plot(spec: TechniqueSpec, model: Any, test: Any, threshold: float) -> Any:
