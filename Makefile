@@ -82,6 +82,7 @@ check-compiled: $(STAMP) ## Fail if committed compiled YAML differs from a fresh
 
 bench: $(STAMP) ## Print benchmark figures against peers (and write bench-results/*.json)
 	$(BIN)/python -m tests.bench.serving_peers
+	$(BIN)/python -m tests.bench.serving_memory
 	$(BIN)/python -m tests.bench.engine_overhead
 	$(BIN)/python -m tests.bench.scale
 	$(BIN)/python -m tests.bench.registry_sync
