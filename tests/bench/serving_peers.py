@@ -1,16 +1,19 @@
 """Benchmark: the ctcd predictor (and the local gateway in front of it) against ``mlflow models serve`` and MLServer.
 
 Every peer serves the very same model file (an intent classifier trained here on generated data), one worker
-each, on 127.0.0.1, one peer at a time, measured by the same load generator (``tests/bench/loadgen.py``):
+each, on 127.0.0.1, all started at once and measured in interleaved rounds (each round every peer in turn, the
+order rotated), by the same load generator (``tests/bench/loadgen.py``):
 
-- throughput at a fixed concurrency (closed loop, bounded time and request count; median of the rounds);
+- throughput at a fixed concurrency (closed loop, bounded time and request count; median of the rounds, their
+  spread, and the predictor's ratio to the best peer round by round);
 - p50/p99 latency at a fixed request rate (open loop, timed from each request's scheduled start; the
   rounds' latencies pooled);
 
 for single-row and 32-row requests.  Servers run on one core and the generator on the other when the machine
 has two or more.  MLServer cannot share a venv with KServe, so it runs from ``.venv-mlserver`` (built from
 ``tests/bench/peers/mlserver.lock``).  Prints a table with ratios against the better peer, writes
-``bench-results/serving.json`` and compares with the previous file when there is one.
+``bench-results/serving.json`` and compares with the previous file when there is one.  Then the compute limit
+and each server's share of it, and a profile of the predictor under load (``serving_limit``).
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.bench import loadgen
+from tests.bench import loadgen, serving_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench-results" / "serving.json"
@@ -40,9 +43,10 @@ MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 NAME = "intent-classifier"
 TRAIN_ROWS = 3000
 CONCURRENCY = 8
-SECONDS = 3.0
-LATENCY_SECONDS = 5.0
-ROUNDS = 2
+SECONDS = 2.0
+LATENCY_SECONDS = 3.0
+ROUNDS = 4
+GOAL = 1.5  # the predictor's throughput against the best peer, for 1 and 32 rows
 MAX_REQUESTS = 20_000
 RATES = {1: 100.0, 32: 20.0}  # requests per second for the latency runs
 CORES = sorted(os.sched_getaffinity(0))
@@ -79,7 +83,9 @@ def _pin(cores: set[int]) -> Callable[[], None]:
 
 
 @contextmanager
-def server(command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+def server(
+    command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None, stop: Any = None
+) -> Iterator[None]:
     """Start a server pinned to the server core; wait until ``ready_url`` answers 200; stop it afterwards."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -100,11 +106,14 @@ def server(command: list[str], ready_url: str, log: Path, env: dict[str, str] | 
             raise RuntimeError(f"{ready_url} not ready in 120 s: {log.read_text()[-2000:]}")
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if stop is not None:
+            stop(proc)
+        else:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def payloads(texts: list[str], rows: int) -> dict[str, Any]:
@@ -128,31 +137,43 @@ def payloads(texts: list[str], rows: int) -> dict[str, Any]:
     }
 
 
-def measure(spec: loadgen.Target, rows: int) -> dict[str, Any]:
-    """Warm up, then ROUNDS of throughput at CONCURRENCY (median) and latency at RATES[rows] (pooled)."""
+def interleaved(specs: dict[tuple[str, str], loadgen.Target]) -> dict[str, dict[str, dict[str, Any]]]:
+    """ROUNDS of every (peer, rows) in turn, the order rotated each round, so a drift of the machine falls on all.
 
-    async def run() -> dict[str, Any]:
-        await loadgen.check(spec)
-        await loadgen.closed_loop(spec, CONCURRENCY, 1.0, 2000)  # warm-up
-        rates, latencies, errors = [], [], 0
-        for _ in range(ROUNDS):
-            tput = await loadgen.closed_loop(spec, CONCURRENCY, SECONDS, MAX_REQUESTS)
-            lat = await loadgen.open_loop(spec, RATES[rows], LATENCY_SECONDS)
-            rates.append(tput.done / tput.seconds)
-            latencies += lat.latencies
-            errors += tput.errors + lat.errors
-        pooled = loadgen.Result(len(latencies), errors, 0.0, latencies)
-        return {
+    Each round measures throughput at CONCURRENCY, then latency at RATES[rows]; the rounds' rates are kept (for
+    ratios round by round) and their latencies pooled.
+    """
+
+    async def run() -> dict[tuple[str, str], dict[str, Any]]:
+        for spec in specs.values():
+            await loadgen.check(spec)
+            await loadgen.closed_loop(spec, CONCURRENCY, 1.0, 2000)  # warm-up
+        samples: dict[tuple[str, str], dict[str, Any]] = {k: {"rates": [], "lat": [], "errors": 0} for k in specs}
+        keys = list(specs)
+        for round_ in range(ROUNDS):
+            shift = round_ * len(keys) // ROUNDS
+            for key in keys[shift:] + keys[:shift]:
+                tput = await loadgen.closed_loop(specs[key], CONCURRENCY, SECONDS, MAX_REQUESTS)
+                lat = await loadgen.open_loop(specs[key], RATES[int(key[1])], LATENCY_SECONDS)
+                samples[key]["rates"].append(tput.done / tput.seconds)
+                samples[key]["lat"] += lat.latencies
+                samples[key]["errors"] += tput.errors + lat.errors
+        return samples
+
+    figures: dict[str, dict[str, dict[str, Any]]] = {}
+    for (name, rows), sample in asyncio.run(run()).items():
+        rates, pooled = sample["rates"], loadgen.Result(len(sample["lat"]), 0, 0.0, sample["lat"])
+        figures.setdefault(name, {})[rows] = {
             "throughput_rps": round(statistics.median(rates), 1),
-            "rows_per_s": round(statistics.median(rates) * rows, 1),
+            "rows_per_s": round(statistics.median(rates) * int(rows), 1),
+            "rates": [round(r, 1) for r in rates],
             "throughput_spread": round((max(rates) - min(rates)) / statistics.median(rates), 3),
             "p50_ms": pooled.percentile(0.50),
             "p99_ms": pooled.percentile(0.99),
-            "rate_rps": RATES[rows],
-            "errors": errors,
+            "rate_rps": RATES[int(rows)],
+            "errors": sample["errors"],
         }
-
-    return asyncio.run(run())
+    return figures
 
 
 def _task_graph() -> dict[str, Any]:
@@ -214,45 +235,54 @@ def ensure_mlserver() -> bool:
     return True
 
 
-def peers(folder: Path, model_dir: Path, sha: str) -> Iterator[tuple[str, Any, str, Callable[[int], str]]]:
-    """(name, server context, payload format, path) for each peer, started one after the other."""
+def peers(
+    stack: ExitStack, folder: Path, model_dir: Path, sha: str
+) -> list[tuple[str, int, str, Callable[[int], str]]]:
+    """Start every peer (all run at once, idle but for the one measured): (name, port, format, path) of each."""
+    found = []
     port = _free_port()
     ctcd = [sys.executable, "-m", "serving", "--model_name", NAME, "--model_dir", str(model_dir), "--sha256", sha]
-    ctcd += ["--http_port", str(port)]
-    ready = f"http://127.0.0.1:{port}/v1/models/{NAME}"
-    with server(ctcd, ready, folder / "ctcd.log"):
-        yield "ctcd predictor", port, "v1", lambda _: f"/v1/models/{NAME}:predict"
-        gateway = _free_port()
-        with server(_gateway_command(gateway, port), f"http://127.0.0.1:{gateway}/healthz", folder / "gateway.log"):
-            yield "ctcd via gateway", gateway, "v1", lambda _: f"/v1/models/{NAME}:predict"
-            yield "ctcd via task graph", gateway, "v1", lambda _: "/v1/models/intents:predict"  # Switch + Splitter
-        logged, records = _free_port(), folder / "prediction-log"
-        records.mkdir(exist_ok=True)
-        with server(_gateway_command(logged, port, records), f"http://127.0.0.1:{logged}/healthz", folder / "gl.log"):
-            yield "ctcd via gateway, logged", logged, "v1", lambda _: f"/v1/models/{NAME}:predict"
+    stack.enter_context(
+        server([*ctcd, "--http_port", str(port)], f"http://127.0.0.1:{port}/v1/models/{NAME}", folder / "ctcd.log")
+    )
+    found.append(("ctcd predictor", port, "v1", lambda _: f"/v1/models/{NAME}:predict"))
+    gateway = _free_port()
+    stack.enter_context(
+        server(_gateway_command(gateway, port), f"http://127.0.0.1:{gateway}/healthz", folder / "gateway.log")
+    )
+    found.append(("ctcd via gateway", gateway, "v1", lambda _: f"/v1/models/{NAME}:predict"))
+    found.append(("ctcd via task graph", gateway, "v1", lambda _: "/v1/models/intents:predict"))  # Switch + Splitter
+    logged, records = _free_port(), folder / "prediction-log"
+    records.mkdir(exist_ok=True)
+    stack.enter_context(
+        server(_gateway_command(logged, port, records), f"http://127.0.0.1:{logged}/healthz", folder / "gl.log")
+    )
+    found.append(("ctcd via gateway, logged", logged, "v1", lambda _: f"/v1/models/{NAME}:predict"))
     if os.environ.get("CTCD_BENCH_PEERS") == "ctcd":  # just the predictor and the gateway in front of it
-        return
+        return found
     port = _free_port()
     mlflow_cmd = [str(ROOT / ".venv" / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager"]
     mlflow_cmd += ["local", "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}  # it execs uvicorn
-    with server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", folder / "mlflow.log", env):
-        yield "mlflow models serve", port, "mlflow", lambda _: "/invocations"
+    stack.enter_context(server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", folder / "mlflow.log", env))
+    found.append(("mlflow models serve", port, "mlflow", lambda _: "/invocations"))
     if not ensure_mlserver():
-        return
+        return found
     for batching in (False, True):
         port = _free_port()
         root = _mlserver_folder(folder, model_dir, port, batching)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         ready = f"http://127.0.0.1:{port}/v2/health/ready"
-        with server([str(MLSERVER), "start", str(root)], ready, folder / f"{root.name}.log", env):
-            yield f"mlserver{' +batching' if batching else ''}", port, "v2", lambda _: f"/v2/models/{NAME}/infer"
+        stack.enter_context(server([str(MLSERVER), "start", str(root)], ready, folder / f"{root.name}.log", env))
+        found.append((f"mlserver{' +batching' if batching else ''}", port, "v2", lambda _: f"/v2/models/{NAME}/infer"))
+    return found
 
 
 def table(figures: dict[str, dict[str, dict[str, Any]]], previous: dict[str, Any]) -> list[str]:
     """Rows of the printed table, with ratios against the better external peer and the previous run."""
     lines = [
-        f"{'peer':<22}{'rows':>5}{'req/s':>9}{'rows/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x best peer':>13}{'vs last':>9}"
+        f"{'peer':<26}{'rows':>5}{'req/s':>9}{'spread':>8}{'rows/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x best peer':>13}"
+        f"{'vs last':>9}"
     ]
     for rows in ("1", "32"):
         external = [f[rows] for n, f in figures.items() if not n.startswith("ctcd") and rows in f]
@@ -264,7 +294,8 @@ def table(figures: dict[str, dict[str, dict[str, Any]]], previous: dict[str, Any
             last = previous.get("figures", {}).get(name, {}).get(rows, {}).get("throughput_rps")
             change = f"{row['throughput_rps'] / last:.2f}x" if last else "-"
             lines.append(
-                f"{name:<22}{rows:>5}{row['throughput_rps']:>9}{row['rows_per_s']:>10}{row['p50_ms']:>9}"
+                f"{name:<26}{rows:>5}{row['throughput_rps']:>9}{row['throughput_spread']:>8.0%}{row['rows_per_s']:>10}"
+                f"{row['p50_ms']:>9}"
                 f"{row['p99_ms']:>9}{row['throughput_rps'] / best:>12.2f}x{change:>9}"
             )
     return lines
@@ -292,30 +323,48 @@ def gateway_cost(figures: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def profile(folder: Path, model_dir: Path, sha: str, texts: list[str]) -> list[str]:
+    """Where the predictor's time goes under single-row load (cProfile, own time)."""
+    port, stats = _free_port(), folder / "predictor.prof"
+    command = [sys.executable, "-m", "serving", "--model_name", NAME, "--model_dir", str(model_dir), "--sha256", sha]
+    command = serving_limit.profiled_command([*command, "--http_port", str(port)], stats)
+    with server(command, f"http://127.0.0.1:{port}/v1/models/{NAME}", folder / "profiled.log", stop=serving_limit.stop):
+        spec = loadgen.target(port, f"/v1/models/{NAME}:predict", payloads(texts, 1)["v1"])
+        asyncio.run(loadgen.closed_loop(spec, CONCURRENCY, 5.0, MAX_REQUESTS))
+    return serving_limit.hot_spots(stats) if stats.exists() else ["no profile was written"]
+
+
 def main() -> None:
-    """Run every peer, print the table and write bench-results/serving.json."""
+    """Run every peer interleaved, print the table, the goals, the compute limit and the profile."""
     os.sched_setaffinity(0, CLIENT_CORES)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    figures: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(os.environ.get("CTCD_BENCH_DIR") or tmp)
         started = time.monotonic()
         model_dir, sha, texts = train_model(folder)
         print(f"model trained on {TRAIN_ROWS} rows in {time.monotonic() - started:.1f}s; serving {model_dir.name}")
-        for name, port, kind, path in peers(folder, model_dir, sha):
-            figures[name] = {}
-            for rows in RATES:
-                spec = loadgen.target(port, path(rows), payloads(texts, rows)[kind])
-                figures[name][str(rows)] = measure(spec, rows)
-                print(f"  {name} {rows}-row: {figures[name][str(rows)]}")
+        ceiling = serving_limit.limit(model_dir, texts, SERVER_CORES)
+        with ExitStack() as stack:
+            specs = {
+                (name, str(rows)): loadgen.target(port, path(rows), payloads(texts, rows)[kind])
+                for name, port, kind, path in peers(stack, folder, model_dir, sha)
+                for rows in RATES
+            }
+            figures = interleaved(specs)
+        hot = profile(folder, model_dir, sha, texts)
     print(
-        f"\nserving {NAME}: throughput at concurrency {CONCURRENCY} ({ROUNDS}x{SECONDS:.0f}s, median); latency at "
-        f"{RATES[1]:.0f} req/s (1 row) and {RATES[32]:.0f} req/s (32 rows); one worker each"
+        f"\nserving {NAME}: throughput at concurrency {CONCURRENCY} ({ROUNDS} interleaved rounds of {SECONDS:.0f}s, "
+        f"median; every round in the json), latency at {RATES[1]:.0f} req/s (1 row) and {RATES[32]:.0f} req/s "
+        "(32 rows), pooled; one worker each"
     )
     print("\n".join(table(figures, previous)))
-    print("\n".join(gateway_cost(figures)))
+    print(
+        "\n".join(gateway_cost(figures) + serving_limit.goals(figures, GOAL) + serving_limit.shares(figures, ceiling))
+    )
+    print("where the predictor's time goes (1-row load, cProfile own time):\n  " + "\n  ".join(hot))
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "figures": figures}, indent=2))
+    when = time.strftime("%Y-%m-%dT%H:%M:%S")
+    RESULTS.write_text(json.dumps({"when": when, "figures": figures, "limit": ceiling, "profile": hot}, indent=2))
 
 
 if __name__ == "__main__":
