@@ -1,4 +1,7 @@
-"""Training of the intent classifier: spaCy-normalized text, word and character TF-IDF, a linear SVM.
+"""Training of the intent classifier: normalized text, TF-IDF and pretrained embeddings, a linear SVM.
+
+The features are spaCy-normalized word and character TF-IDF with WordLlama sentence embeddings beside them
+(:mod:`.embeddings`, shipped inside the ``wordllama`` wheel).
 
 The regularization strength is chosen by stratified cross-validation on the training data only, and the
 softmax temperature that turns the SVM's scores into probabilities is fitted on the same out-of-fold scores.
@@ -18,6 +21,7 @@ def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0) -> An
     from sklearn.pipeline import FeatureUnion, Pipeline
 
     from models.intent_classifier.classifier import SoftmaxSVC
+    from models.intent_classifier.embeddings import Embeddings
 
     features = FeatureUnion(
         [
@@ -28,6 +32,7 @@ def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0) -> An
                     analyzer="char_wb", ngram_range=(3, 4), min_df=3, max_features=20000, sublinear_tf=True
                 ),
             ),
+            ("wordllama", Embeddings(scale=1.0, dims=64)),
         ]
     )
     classifier = SoftmaxSVC(C=c, temperature=temperature, seed=seed)

@@ -140,7 +140,13 @@ class SpacyTextClassifier(*_estimator_base()):  # type: ignore[misc]
 
         texts = [str(t) for t in (frame["text"] if hasattr(frame, "columns") else frame)]
         scores = [doc.cats for doc in self.nlp.pipe(texts, batch_size=256)]
-        return np.asarray([[cats[c] for c in self.classes_] for cats in scores], dtype=float)
+        proba = np.asarray([[cats[c] for c in self.classes_] for cats in scores], dtype=float)
+        temperature = getattr(self, "temperature_", 1.0)  # models pickled before it was fitted have none
+        if temperature == 1.0 or not len(proba):
+            return proba
+        from models.intent_classifier.classifier import softmax
+
+        return softmax(np.log(np.clip(proba, 1e-12, None)), temperature)
 
     def predict(self, frame: Any) -> Any:
         """The most probable class of each text."""

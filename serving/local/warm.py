@@ -43,6 +43,10 @@ def preload() -> None:
 
     with contextlib.suppress(ImportError):  # the text techniques' tokenizer: the largest import after KServe's
         import spacy  # noqa: F401
+    with contextlib.suppress(ImportError, OSError):  # pretrained weights a technique ships: loaded once, shared
+        from models.intent_classifier.embeddings import encoder
+
+        encoder()
 
 
 def _reap(exits: Path) -> None:
