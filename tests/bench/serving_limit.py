@@ -3,14 +3,13 @@
 - **Limit**: the served pipeline's ``predict_proba`` called directly in a process pinned to the server core, no
   HTTP, no JSON: rows per second for one row per call, and for each batch size up to 512 (the best is the
   ceiling for 32-row requests batched together).  A server's share of it is what it reaches of that ceiling.
-- **Profile**: ``cProfile`` on the ctcd predictor while the load generator sends it single-row requests; the
-  functions with the most own time are printed (the profile is written when the server exits on SIGTERM).
+- **Profile**: py-spy samples the ctcd predictor while the load generator sends it single-row requests (after
+  start-up, so imports do not count); the shares of the samples by part of serving, and the hottest functions.
 """
 
 from __future__ import annotations
 
 import os
-import pstats
 import statistics
 import subprocess
 import sys
@@ -78,33 +77,55 @@ def shares(figures: dict[str, dict[str, dict[str, Any]]], ceiling: dict[str, flo
     return lines
 
 
-def profiled_command(command: list[str], output: Path) -> list[str]:
-    """``command`` (a ``python -m module …``) under cProfile, writing its stats to ``output`` on exit."""
-    assert command[1] == "-m", command
-    return [command[0], "-m", "cProfile", "-o", str(output), "-m", *command[2:]]
+def record(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
+    """Start py-spy sampling ``pid`` for ``seconds`` (100 Hz, folded stacks written to ``output``)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100"]
+    return subprocess.Popen([*command, "--format", "raw", "--output", str(output)], stdout=subprocess.DEVNULL)
 
 
-def hot_spots(stats: Path, top: int = 12) -> list[str]:
-    """The functions with the most own time, as ``share  cumulative  function``."""
-    profile = pstats.Stats(str(stats))
-    entries = profile.stats  # type: ignore[attr-defined]
-    total = sum(own for (_, _, own, _, _) in entries.values()) or 1.0
-    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:top]
-    lines = []
-    for (path, line, name), (_, _, own, cumulative, _) in ranked:
-        where = f"{Path(path).parent.name}/{Path(path).name}:{line}" if line else path
-        lines.append(f"{own / total:6.1%} own {cumulative:7.2f}s cum  {name} ({where})")
-    return lines
+PARTS = {  # the part of serving a sample is in: the innermost of these its stack passes through
+    "the model (predict_proba)": "predict_proba",
+    "the predictor's input checks and frame": "_frame_from_v1",
+    "KServe's data plane and model wrapper": "kserve/",
+    "FastAPI and Starlette": "starlette/",
+    "uvicorn and HTTP parsing": "uvicorn/",
+}
+MODEL_PARTS = {  # inside the model, inclusive
+    "spaCy normalization": "normalize_frame",
+    "TF-IDF": "TfidfVectorizer",
+    "WordLlama embeddings": "embeddings.py",
+    "the linear SVM": "decision_function",
+}
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, so the profiled server exits normally and cProfile writes its stats."""
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def _part(stack: str) -> str:
+    """The innermost part of serving the stack passes through ('the event loop and the rest' when none)."""
+    found = {part: stack.rfind(marker) for part, marker in PARTS.items()}
+    part, where = max(found.items(), key=lambda item: item[1])
+    return part if where >= 0 else "the event loop and the rest"
+
+
+def hot_spots(folded: Path, top: int = 8) -> list[str]:
+    """Shares of the samples: by part of serving (each sample once), inside the model, and the hottest leaves."""
+    stacks: list[tuple[str, int]] = []
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks.append((stack, int(count)))
+    total = sum(n for _, n in stacks) or 1
+    parts: dict[str, int] = {}
+    for stack, n in stacks:
+        parts[_part(stack)] = parts.get(_part(stack), 0) + n
+    lines = [f"{n / total:6.1%}  {part}" for part, n in sorted(parts.items(), key=lambda item: -item[1])]
+    lines += [f"{sum(n for s, n in stacks if m in s) / total:6.1%}    model: {p}" for p, m in MODEL_PARTS.items()]
+    leaves: dict[str, int] = {}
+    for stack, n in stacks:
+        leaf = stack.split(";")[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    ranked = sorted(leaves.items(), key=lambda item: item[1], reverse=True)[:top]
+    return [*lines, "on CPU most (leaf frames):", *(f"{n / total:6.1%}  {leaf}" for leaf, n in ranked)]
 
 
 if __name__ == "__main__":
-    print(hot_spots(Path(sys.argv[1])))
+    print("\n".join(hot_spots(Path(sys.argv[1]))))

@@ -13,7 +13,7 @@ for single-row and 32-row requests.  Servers run on one core and the generator o
 has two or more.  MLServer cannot share a venv with KServe, so it runs from ``.venv-mlserver`` (built from
 ``tests/bench/peers/mlserver.lock``).  Prints a table with ratios against the better peer, writes
 ``bench-results/serving.json`` and compares with the previous file when there is one.  Then the compute limit
-and each server's share of it, and a profile of the predictor under load (``serving_limit``).
+and each server's share of it, and a py-spy profile of the predictor under load (``serving_limit``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from tests.bench import loadgen, serving_limit
 
@@ -83,9 +84,7 @@ def _pin(cores: set[int]) -> Callable[[], None]:
 
 
 @contextmanager
-def server(
-    command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None, stop: Any = None
-) -> Iterator[None]:
+def server(command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
     """Start a server pinned to the server core; wait until ``ready_url`` answers 200; stop it afterwards."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -106,14 +105,11 @@ def server(
             raise RuntimeError(f"{ready_url} not ready in 120 s: {log.read_text()[-2000:]}")
         yield
     finally:
-        if stop is not None:
-            stop(proc)
-        else:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def payloads(texts: list[str], rows: int) -> dict[str, Any]:
@@ -324,14 +320,17 @@ def gateway_cost(figures: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 
 def profile(folder: Path, model_dir: Path, sha: str, texts: list[str]) -> list[str]:
-    """Where the predictor's time goes under single-row load (cProfile, own time)."""
-    port, stats = _free_port(), folder / "predictor.prof"
+    """Where the predictor's time goes under single-row load (py-spy, 100 samples a second for 8 s)."""
+    port, folded = _free_port(), folder / "predictor.folded"
     command = [sys.executable, "-m", "serving", "--model_name", NAME, "--model_dir", str(model_dir), "--sha256", sha]
-    command = serving_limit.profiled_command([*command, "--http_port", str(port)], stats)
-    with server(command, f"http://127.0.0.1:{port}/v1/models/{NAME}", folder / "profiled.log", stop=serving_limit.stop):
+    with server([*command, "--http_port", str(port)], f"http://127.0.0.1:{port}/v1/models/{NAME}", folder / "p.log"):
         spec = loadgen.target(port, f"/v1/models/{NAME}:predict", payloads(texts, 1)["v1"])
-        asyncio.run(loadgen.closed_loop(spec, CONCURRENCY, 5.0, MAX_REQUESTS))
-    return serving_limit.hot_spots(stats) if stats.exists() else ["no profile was written"]
+        pid = next(p.pid for p in psutil.process_iter() if f"--http_port {port}" in " ".join(p.cmdline()))
+        asyncio.run(loadgen.closed_loop(spec, CONCURRENCY, 2.0, 10**6))  # warm-up: lazy imports, first requests
+        spy = serving_limit.record(pid, 8, folded)
+        asyncio.run(loadgen.closed_loop(spec, CONCURRENCY, 9.0, 10**6))
+        spy.wait(30)
+    return serving_limit.hot_spots(folded) if folded.exists() else ["py-spy wrote no profile (ptrace not allowed?)"]
 
 
 def main() -> None:
@@ -361,7 +360,7 @@ def main() -> None:
     print(
         "\n".join(gateway_cost(figures) + serving_limit.goals(figures, GOAL) + serving_limit.shares(figures, ceiling))
     )
-    print("where the predictor's time goes (1-row load, cProfile own time):\n  " + "\n  ".join(hot))
+    print("where the predictor's time goes (1-row load, py-spy samples):\n  " + "\n  ".join(hot))
     RESULTS.parent.mkdir(exist_ok=True)
     when = time.strftime("%Y-%m-%dT%H:%M:%S")
     RESULTS.write_text(json.dumps({"when": when, "figures": figures, "limit": ceiling, "profile": hot}, indent=2))
