@@ -108,6 +108,11 @@ class Warm:
         """The parent's Unix socket."""
         return self.root / "warm" / "fork.sock"
 
+    @staticmethod
+    def fits(root: Path) -> bool:
+        """Whether a Unix socket can live under ``root`` (its path must stay under the kernel's 108 bytes)."""
+        return len(os.fsencode(Warm(root).socket)) < 100
+
     def ensure(self) -> None:
         """Start the parent unless it runs (its imports take a few seconds; requests wait for them)."""
         if self.pid and alive(self.pid) and abs(create_time(self.pid) - self.started) <= 0.5:

@@ -110,3 +110,9 @@ def test_without_the_warm_parent_each_revision_starts_a_process_of_its_own(
         assert psutil.Process(revision.pid).ppid() == os.getpid() and plain.warm is None
     finally:
         plain.stop_all()
+
+
+def test_a_state_folder_too_deep_for_a_unix_socket_starts_a_process_per_revision(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    assert Reconciler(deep, None, "http://x").warm is None
+    assert Reconciler(tmp_path, None, "http://x").warm is not None
