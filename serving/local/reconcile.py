@@ -60,9 +60,7 @@ class Reconciler:
         self.commit = ""
         self.error = ""  # why the newest commit could not be applied ('' when it was)
         self.procs: dict[str, servers.Server] = {}
-        if warm and not servers.Warm.fits(self.root):
-            _logger.warning("state folder path too long for the warm parent's socket: a process per revision")
-        self.warm = servers.Warm(self.root) if warm and servers.Warm.fits(self.root) else None  # they fork from it
+        self.warm = servers.warm_parent(self.root) if warm else None  # the parent model servers fork from
         self._load()
 
     # --- persistence -----------------------------------------------------------------------------

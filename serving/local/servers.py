@@ -10,6 +10,7 @@ signalled together with the start time recorded for it, so a reused pid is never
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ from typing import Protocol
 
 import httpx
 
+_logger = logging.getLogger(__name__)
 REFUSED = 3  # the predictor's exit code for an artifact it refuses (sha256 mismatch, not a model folder)
 
 
@@ -203,3 +205,11 @@ def last_line(log: Path) -> str:
     except OSError:
         return ""
     return lines[-1] if lines else ""
+
+
+def warm_parent(root: Path) -> Warm | None:
+    """The warm parent for local serving's folder, or None when its socket's path would be too long."""
+    if Warm.fits(root):
+        return Warm(root)
+    _logger.warning("the state folder's path is too long for the warm parent's socket: a process per revision")
+    return None
