@@ -16,37 +16,31 @@ from typing import Any
 from models.contract import FitResult
 
 
-def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0) -> Any:
+def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0, dims: int = 64) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion, Pipeline
 
     from models.intent_classifier.classifier import SoftmaxSVC
     from models.intent_classifier.embeddings import Embeddings
 
-    features = FeatureUnion(
-        [
-            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(3, 4), min_df=3, max_features=20000, sublinear_tf=True
-                ),
-            ),
-            ("wordllama", Embeddings(scale=1.0, dims=64)),
-        ]
-    )
+    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=3, max_features=20000, sublinear_tf=True)
+    parts: list[tuple[str, Any]] = [("words", words), ("chars", chars)]
+    if dims:  # 0 leaves the pretrained embeddings out (TF-IDF alone: a faster, weaker model)
+        parts.append(("wordllama", Embeddings(scale=1.0, dims=dims)))
+    features = FeatureUnion(parts)
     classifier = SoftmaxSVC(C=c, temperature=temperature, seed=seed)
     return Pipeline([("tfidf", features), ("classifier", classifier)])
 
 
-def build(c: float, seed: int, temperature: float = 1.0) -> Any:
+def build(c: float, seed: int, temperature: float = 1.0, dims: int = 64) -> Any:
     """The served pipeline: a frame with a ``text`` column in, intents out."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     from models.intent_classifier.features import normalize_frame
 
-    inner = _vectorize_and_classify(c, seed, temperature)
+    inner = _vectorize_and_classify(c, seed, temperature, dims)
     return Pipeline([("normalize", FunctionTransformer(normalize_frame)), *inner.steps])
 
 
@@ -66,20 +60,23 @@ def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
     grid = [float(c) for c in (grid if isinstance(grid, list) else [grid])]
     folds = StratifiedKFold(n_splits=int(hyperparameters.get("cv_folds", 3)), shuffle=True, random_state=seed)
     texts, labels = normalize_many(frame["text"]), np.asarray(frame["intent"])
+    dims = int(hyperparameters.get("embedding_dims", 64))
     classes = np.unique(labels)
     scores = {
-        c: cross_val_predict(_vectorize_and_classify(c, seed), texts, labels, cv=folds, method="decision_function")
+        c: cross_val_predict(
+            _vectorize_and_classify(c, seed, dims=dims), texts, labels, cv=folds, method="decision_function"
+        )
         for c in grid
     }
     accuracy = {c: float((classes[s.argmax(axis=1)] == labels).mean()) for c, s in scores.items()}
     best = max(accuracy, key=lambda c: accuracy[c])
     temperature = fit_temperature(scores[best], labels, classes)
-    model = build(best, seed, temperature).fit(frame[["text"]], labels)
+    model = build(best, seed, temperature, dims).fit(frame[["text"]], labels)
     cv = {f"cv_accuracy_C_{c:g}": a for c, a in accuracy.items()}
     cv["cv_accuracy"] = accuracy[best]
     return FitResult(
         model=model,
-        params={"C": best, "cv_folds": folds.n_splits, "temperature": round(temperature, 4)},
+        params={"C": best, "cv_folds": folds.n_splits, "temperature": round(temperature, 4), "embedding_dims": dims},
         cv_scores=cv,
         validation=(labels, softmax(scores[best], temperature)),
     )

@@ -29,7 +29,9 @@ from workflows.training import datasets
 
 pytestmark = pytest.mark.timeout(900)  # the module fixture runs five continuous-training runs
 MONTH_ROWS = (1000, 1000, 1200)
-FAST = '{"C": 3.0, "cv_folds": 2}'  # one C, two folds: the loop is under test here, not the model search
+# One C, two folds, TF-IDF alone: the loop is under test here, not the model.  (With the pretrained embeddings the
+# first month's model already scores as well on the frozen split as the drifted third month's, so no canary.)
+FAST = '{"C": 3.0, "cv_folds": 2, "embedding_dims": 0}'
 
 
 @pytest.fixture(scope="module")

@@ -59,10 +59,11 @@ def test_run_logs_metrics_plot_report_model_and_pins(
     assert run.data.metrics[f"test_{metric}"] == pytest.approx(float(v1.tags["ctcd.gate.challenger"]))
     assert any(k.startswith("test_f1_") for k in run.data.metrics)  # per-class metrics
     assert any(k.startswith("cv_") for k in run.data.metrics)
+    assert 0.0 <= run.data.metrics["test_ece"] <= 1.0  # calibration of the confidences, beside its diagram
     paths = {a.path for a in registry.list_artifacts(run.info.run_id, "evaluation")}
     problem = get(technique).spec.problem
     plot_name = "evaluation/confusion_matrix.png" if problem == "multiclass" else "evaluation/calibration.png"
-    expected = {plot_name, "evaluation/report.json", "evaluation/metric_names.json"}
+    expected = {plot_name, "evaluation/report.json", "evaluation/metric_names.json", "evaluation/reliability.png"}
     expected |= {"evaluation/most_confused.json"} if problem == "multiclass" else set()
     handoff = get(technique).spec.handoff is not None  # a technique that hands off adds its risk-coverage curve
     assert paths == expected | ({"evaluation/risk_coverage.png"} if handoff else set())
