@@ -60,7 +60,7 @@ def test_an_ordinary_file_is_read(tmp_path: Path) -> None:
         ({"C": [0.5, "x"]}, r"hyper-parameter 'C'"),
         ({"cv_folds": 2.5}, r"hyper-parameter 'cv_folds': 2\.5"),
         ({"cv_folds": True}, r"hyper-parameter 'cv_folds': True"),
-        ({"gamma": 1}, r"intent-classifier has no hyper-parameter 'gamma' \(declared: C, cv_folds\)"),
+        ({"gamma": 1}, r"intent-classifier has no hyper-parameter 'gamma' \(declared: C, cv_folds, embedding_dims\)"),
         ([1], r"must be a JSON object, not list"),
     ],
 )
