@@ -28,6 +28,9 @@ from workflows.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 CTCD = [sys.executable, "-m", "workflows.cli"]
+# MLflow's telemetry client sets and deletes an environment variable of its own from its thread; a test thread that
+# walks os.environ meanwhile (requests reading proxy settings) can fail with KeyError.  Tests send no telemetry.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Variables that point a process at some platform: a test platform's processes get their own, never these.
 FOREIGN = ("MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CTCD_S3_ENDPOINT_URL")
 
