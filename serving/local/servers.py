@@ -24,6 +24,7 @@ from typing import Protocol
 import httpx
 
 _logger = logging.getLogger(__name__)
+QUIET_MATH = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # a thread per server
 REFUSED = 3  # the predictor's exit code for an artifact it refuses (sha256 mismatch, not a model folder)
 
 
@@ -68,9 +69,6 @@ def start(name: str, folder: Path, sha256: str, port: int, log: Path, warm: Warm
             process_group=0,
             env={**os.environ, **QUIET_MATH},
         )
-
-
-QUIET_MATH = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # a thread per server
 
 
 @dataclass

@@ -32,6 +32,11 @@ def _mapping(obj: Any, where: str, problems: list[str]) -> dict[str, Any]:
     return obj
 
 
+def _pinned(uri: str) -> bool:
+    """Whether a storageUri pins a model folder in S3 (not the base's placeholder)."""
+    return re.fullmatch(r"s3://[a-z0-9.-]+/.+", uri) is not None and not uri.startswith("s3://unpinned/")
+
+
 def _check_isvc(doc: dict[str, Any], where: str, problems: list[str]) -> None:
     if doc.get("apiVersion") != "serving.kserve.io/v1beta1":
         problems.append(f"{where}.apiVersion: must be serving.kserve.io/v1beta1")
@@ -40,7 +45,7 @@ def _check_isvc(doc: dict[str, Any], where: str, problems: list[str]) -> None:
     )
     model = _mapping(predictor.get("model"), f"{where}.spec.predictor.model", problems)
     uri = str(model.get("storageUri", ""))
-    if not re.fullmatch(r"s3://[a-z0-9.-]+/.+", uri) or uri.startswith("s3://unpinned/"):
+    if not _pinned(uri):
         problems.append(f"{where}.spec.predictor.model.storageUri: {uri!r} is not a pinned s3:// URI")
     canary = predictor.get("canaryTrafficPercent")
     if canary is not None and not (isinstance(canary, int) and 0 <= canary <= 100):
@@ -63,7 +68,7 @@ def _check_modes(doc: dict[str, Any], predictor: dict[str, Any], where: str, pro
         problems.append(f"{where}.spec.canary: the canaries' trafficPercent sum to more than 100")
     for i, c in enumerate(canaries):
         uri = str(((c.get("predictor") or {}).get("model") or {}).get("storageUri", ""))
-        if not re.fullmatch(r"s3://[a-z0-9.-]+/.+", uri) or uri.startswith("s3://unpinned/"):
+        if not _pinned(uri):
             problems.append(f"{where}.spec.canary[{i}].predictor.model.storageUri: {uri!r} is not a pinned s3:// URI")
         fixed = {"maxReplicas", "scaleTarget", "scaleMetric", "autoScaling"} & set(c.get("predictor") or {})
         if fixed:

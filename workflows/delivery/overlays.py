@@ -243,8 +243,8 @@ def _pin_patch(
     predictor: dict[str, Any] = {"model": {"storageUri": pin.storage_uri}, "logger": payload_logger(pin.version)}
     spec: dict[str, Any] = {"predictor": predictor}
     if desired.mode == "standard" and canary is not None and desired.stable is not None:
-        spec = {"predictor": _standard(desired.stable, False), "canary": [{"predictor": _standard(pin, True)}]}
-        spec["canary"][0]["trafficPercent"] = canary
+        canaries = [{"predictor": _standard(pin, True), "trafficPercent": canary}]
+        spec = {"predictor": _standard(desired.stable, False), "canary": canaries}
     elif desired.mode == "standard":
         spec["predictor"] = _standard(pin, False)
     elif canary is not None:
