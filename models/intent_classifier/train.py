@@ -5,8 +5,9 @@ The features are spaCy-normalized word and character TF-IDF with WordLlama sente
 
 The regularization strength is chosen by stratified cross-validation on the training data only, and the
 softmax temperature that turns the SVM's scores into probabilities is fitted on the same out-of-fold scores.
-The normalization step is stateless, so it runs once before cross-validation; the served model is one Pipeline
-from a frame with a ``text`` column to intents (with probabilities for the confidence).
+The normalization step is stateless, so it runs once before cross-validation, and the features do not depend
+on the regularization, so each fold's are fitted once and every candidate SVM is fitted on them.  The served
+model is one Pipeline from a frame with a ``text`` column to intents (with probabilities for the confidence).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from typing import Any
 from models.contract import FitResult
 
 
-def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0, dims: int = 64) -> Any:
+def _features(dims: int = 64) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.pipeline import FeatureUnion
 
-    from models.intent_classifier.classifier import SoftmaxSVC
     from models.intent_classifier.embeddings import Embeddings
 
     words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
@@ -28,9 +28,27 @@ def _vectorize_and_classify(c: float, seed: int, temperature: float = 1.0, dims:
     parts: list[tuple[str, Any]] = [("words", words), ("chars", chars)]
     if dims:  # 0 leaves the pretrained embeddings out (TF-IDF alone: a faster, weaker model)
         parts.append(("wordllama", Embeddings(scale=1.0, dims=dims)))
-    features = FeatureUnion(parts)
-    classifier = SoftmaxSVC(C=c, temperature=temperature, seed=seed)
-    return Pipeline([("tfidf", features), ("classifier", classifier)])
+    return FeatureUnion(parts)
+
+
+def _out_of_fold_scores(texts: Any, labels: Any, grid: list[float], folds: Any, seed: int, dims: int) -> Any:
+    """Each candidate C's out-of-fold SVM scores, columns in ``np.unique(labels)`` order.
+
+    A class missing from a fold's training rows scores far below every other on that fold's held-out rows.
+    """
+    import numpy as np
+
+    from models.intent_classifier.classifier import SoftmaxSVC
+
+    classes = np.unique(labels)
+    scores = {c: np.full((len(labels), len(classes)), -1e3) for c in grid}
+    for fitted, held in folds.split(texts, labels):
+        features = _features(dims)
+        train, test = features.fit_transform(texts[fitted]), features.transform(texts[held])
+        for c in grid:
+            svm = SoftmaxSVC(C=c, seed=seed).fit(train, labels[fitted])
+            scores[c][np.ix_(held, np.searchsorted(classes, svm.classes_))] = svm.decision_function(test)
+    return scores
 
 
 def build(c: float, seed: int, temperature: float = 1.0, dims: int = 64) -> Any:
@@ -38,10 +56,16 @@ def build(c: float, seed: int, temperature: float = 1.0, dims: int = 64) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
+    from models.intent_classifier.classifier import SoftmaxSVC
     from models.intent_classifier.features import normalize_frame
 
-    inner = _vectorize_and_classify(c, seed, temperature, dims)
-    return Pipeline([("normalize", FunctionTransformer(normalize_frame)), *inner.steps])
+    return Pipeline(
+        [
+            ("normalize", FunctionTransformer(normalize_frame)),
+            ("tfidf", _features(dims)),
+            ("classifier", SoftmaxSVC(C=c, temperature=temperature, seed=seed)),
+        ]
+    )
 
 
 def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
@@ -51,7 +75,7 @@ def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
     the validation predictions (the hand-off threshold is chosen on them).
     """
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
 
     from models.intent_classifier.classifier import fit_temperature, softmax
     from models.intent_classifier.features import normalize_many
@@ -59,15 +83,10 @@ def fit(frame: Any, hyperparameters: dict[str, Any], seed: int) -> FitResult:
     grid = hyperparameters.get("C", [0.5])
     grid = [float(c) for c in (grid if isinstance(grid, list) else [grid])]
     folds = StratifiedKFold(n_splits=int(hyperparameters.get("cv_folds", 3)), shuffle=True, random_state=seed)
-    texts, labels = normalize_many(frame["text"]), np.asarray(frame["intent"])
+    texts, labels = np.asarray(normalize_many(frame["text"]), dtype=object), np.asarray(frame["intent"])
     dims = int(hyperparameters.get("embedding_dims", 64))
     classes = np.unique(labels)
-    scores = {
-        c: cross_val_predict(
-            _vectorize_and_classify(c, seed, dims=dims), texts, labels, cv=folds, method="decision_function"
-        )
-        for c in grid
-    }
+    scores = _out_of_fold_scores(texts, labels, grid, folds, seed, dims)
     accuracy = {c: float((classes[s.argmax(axis=1)] == labels).mean()) for c, s in scores.items()}
     best = max(accuracy, key=lambda c: accuracy[c])
     temperature = fit_temperature(scores[best], labels, classes)

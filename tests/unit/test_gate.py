@@ -98,7 +98,7 @@ def test_the_most_confused_pairs_are_counted_per_true_class() -> None:
 
     spec = get("intent-classifier").spec
     test = pd.DataFrame({"text": ["x", "y", "z", "z", "x"], "intent": ["a", "b", "c", "c", "b"]})
-    pairs = evaluation.most_confused(spec, Fixed(), test)
+    pairs = evaluation.most_confused(evaluation.answers(spec, Fixed(), test))
     assert pairs.to_dict("records") == [
         {"true": "c", "predicted": "b", "rows": 2, "share_of_true": 1.0},
         {"true": "b", "predicted": "a", "rows": 1, "share_of_true": 0.5},

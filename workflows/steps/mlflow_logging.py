@@ -195,21 +195,20 @@ def log_evaluation(
 
     from workflows.training import evaluation
 
-    scores = evaluation.score(spec, model, test, threshold)
+    every = evaluation.answers(spec, model, test)
+    scores = evaluation.score_answers(spec, every, threshold)
     names = evaluation.metric_names("test_f1_", scores["per_class"])
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"test_{k}": v for k, v in scores["metrics"].items()})
         mlflow.log_metrics({names[k]: float(v["f1-score"]) for k, v in scores["per_class"].items()})
         mlflow.log_dict({"label_to_metric": names}, "evaluation/metric_names.json")
         kind = "confusion_matrix" if spec.problem == "multiclass" else "calibration"
-        mlflow.log_figure(evaluation.plot(spec, model, test), f"evaluation/{kind}.png")
-        mlflow.log_figure(evaluation.reliability_plot(spec, model, test), "evaluation/reliability.png")
+        mlflow.log_figure(evaluation.plot(spec, every), f"evaluation/{kind}.png")
+        mlflow.log_figure(evaluation.reliability_plot(spec, every), "evaluation/reliability.png")
         if spec.problem == "multiclass":
-            mlflow.log_table(evaluation.most_confused(spec, model, test), "evaluation/most_confused.json")
+            mlflow.log_table(evaluation.most_confused(every), "evaluation/most_confused.json")
         if threshold is not None:
-            mlflow.log_figure(
-                evaluation.risk_coverage_plot(spec, model, test, threshold), "evaluation/risk_coverage.png"
-            )
+            mlflow.log_figure(evaluation.risk_coverage_plot(spec, every, threshold), "evaluation/risk_coverage.png")
         mlflow.log_dict(
             {"dataset_version": dataset_version, "test_rows": len(test), "threshold": threshold, **scores},
             "evaluation/report.json",

@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from models.contract import TechniqueSpec
 from workflows.training import calibration
@@ -39,10 +39,44 @@ def metric_names(prefix: str, labels: Iterable[Any]) -> dict[str, str]:
     return names
 
 
+class Answers(NamedTuple):
+    """A model's answers on a labelled split, computed once and read by every metric and plot.
+
+    Attributes:
+        truth: The true labels, row by row.
+        predicted: The model's labels.
+        proba: The class probabilities, columns in ``classes`` order.
+        classes: The model's classes.
+        scoped: True for the rows that are not labelled out of scope.
+    """
+
+    truth: Any
+    predicted: Any
+    proba: Any
+    classes: list[Any]
+    scoped: Any
+
+    def in_scope(self) -> Answers:
+        """The same answers on the in-scope rows only."""
+        keep = self.scoped
+        return Answers(self.truth[keep], self.predicted[keep], self.proba[keep], self.classes, self.scoped[keep])
+
+
 def predictions(spec: TechniqueSpec, model: Any, frame: Any) -> tuple[Any, Any]:
     """Predicted labels and class probabilities for the feature columns of ``frame``."""
     features = frame[spec.feature_columns()]
     return model.predict(features), model.predict_proba(features)
+
+
+def answers(spec: TechniqueSpec, model: Any, frame: Any) -> Answers:
+    """The model's answers on every row of ``frame`` (one pass of the model)."""
+    import numpy as np
+
+    predicted, proba = predictions(spec, model, frame)
+    truth = np.asarray(frame[spec.target])
+    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    scoped = np.ones(len(truth), dtype=bool) if label is None else truth.astype(str) != label
+    return Answers(truth, np.asarray(predicted), np.asarray(proba), list(model.classes_), scoped)
 
 
 def in_scope(spec: TechniqueSpec, frame: Any) -> Any:
@@ -52,7 +86,12 @@ def in_scope(spec: TechniqueSpec, frame: Any) -> Any:
 
 
 def score(spec: TechniqueSpec, model: Any, test: Any, threshold: float | None = None) -> dict[str, Any]:
-    """The test metrics of a model: the primary one under ``metric`` plus the others of its problem.
+    """The test metrics of a model (see :func:`score_answers`)."""
+    return score_answers(spec, answers(spec, model, test), threshold)
+
+
+def score_answers(spec: TechniqueSpec, every: Answers, threshold: float | None = None) -> dict[str, Any]:
+    """The test metrics of a model's answers: the primary one under ``metric`` plus the others of its problem.
 
     The classification metrics are over in-scope rows; with a hand-off ``threshold`` the selective ones
     (coverage, answered accuracy, out-of-scope recall) are over every row.
@@ -65,24 +104,22 @@ def score(spec: TechniqueSpec, model: Any, test: Any, threshold: float | None = 
     """
     from sklearn import metrics as m
 
-    scoped = in_scope(spec, test)
-    y = scoped[spec.target]
-    predicted, proba = predictions(spec, model, scoped)
+    y, predicted, proba, classes, _ = every.in_scope()
     values: dict[str, float] = {
         "accuracy": float(m.accuracy_score(y, predicted)),
         "f1_macro": float(m.f1_score(y, predicted, average="macro")),
     }
     if spec.problem == "binary":
-        positive = proba[:, list(model.classes_).index(1)]
+        positive = proba[:, classes.index(1)]
         values.update(
             roc_auc=float(m.roc_auc_score(y, positive)),
             average_precision=float(m.average_precision_score(y, positive)),
             brier=float(m.brier_score_loss(y, positive)),
         )
-    values["log_loss"] = float(m.log_loss(y, proba, labels=model.classes_))
+    values["log_loss"] = float(m.log_loss(y, proba, labels=classes))
     values["ece"] = calibration.expected_calibration_error(predicted == y, proba.max(axis=1))
     if threshold is not None:
-        values.update(selective(spec, model, test, threshold))
+        values.update(selective(spec, every, threshold))
     if spec.metric.name not in values:
         raise ValueError(f"{spec.name}: metric {spec.metric.name!r} needs a model with a hand-off threshold")
     report = m.classification_report(y, predicted, output_dict=True, zero_division=0)
@@ -90,34 +127,31 @@ def score(spec: TechniqueSpec, model: Any, test: Any, threshold: float | None = 
     return {"metric": values[spec.metric.name], "metrics": values, "per_class": per_class}
 
 
-def selective(spec: TechniqueSpec, model: Any, test: Any, threshold: float) -> dict[str, float]:
-    """Coverage, answered accuracy and out-of-scope recall of the hand-off on every row of ``test``."""
+def selective(spec: TechniqueSpec, every: Answers, threshold: float) -> dict[str, float]:
+    """Coverage, answered accuracy and out-of-scope recall of the hand-off on every row."""
     from workflows.training import handoff
 
-    predicted, proba = predictions(spec, model, test)
     label = spec.handoff.out_of_scope_label if spec.handoff else None
-    return handoff.selective_metrics(test[spec.target], predicted, proba.max(axis=1), threshold, label)
+    return handoff.selective_metrics(every.truth, every.predicted, every.proba.max(axis=1), threshold, label)
 
 
-def reliability_plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
-    """The reliability diagram of the top-class confidence on the in-scope rows of ``test``."""
-    scoped = in_scope(spec, test)
-    predicted, proba = predictions(spec, model, scoped)
-    correct = predicted == scoped[spec.target]
-    return calibration.reliability_plot(correct, proba.max(axis=1), f"{spec.name} on the frozen test split")
+def reliability_plot(spec: TechniqueSpec, every: Answers) -> Any:
+    """The reliability diagram of the top-class confidence on the in-scope rows."""
+    scoped = every.in_scope()
+    correct = scoped.predicted == scoped.truth
+    return calibration.reliability_plot(correct, scoped.proba.max(axis=1), f"{spec.name} on the frozen test split")
 
 
-def risk_coverage_plot(spec: TechniqueSpec, model: Any, test: Any, threshold: float) -> Any:
-    """The risk-coverage curve of the model on ``test``, the threshold marked."""
+def risk_coverage_plot(spec: TechniqueSpec, every: Answers, threshold: float) -> Any:
+    """The risk-coverage curve of the answers on every row, the threshold marked."""
     from workflows.training import handoff
 
-    predicted, proba = predictions(spec, model, test)
     label = spec.handoff.out_of_scope_label if spec.handoff else None
-    return handoff.plot(test[spec.target], predicted, proba.max(axis=1), threshold, label, spec.name)
+    return handoff.plot(every.truth, every.predicted, every.proba.max(axis=1), threshold, label, spec.name)
 
 
-def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
-    """A confusion matrix (multiclass) or a calibration curve (binary), as a matplotlib figure."""
+def plot(spec: TechniqueSpec, every: Answers) -> Any:
+    """A confusion matrix (multiclass) or a calibration curve (binary) of the in-scope answers, as a figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,20 +159,20 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
     from sklearn.calibration import CalibrationDisplay
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    test = in_scope(spec, test)
-    predicted, proba = predictions(spec, model, test)
+    scoped = every.in_scope()
     if spec.problem == "binary":
         fig, ax = plt.subplots(figsize=(6, 6))
-        CalibrationDisplay.from_predictions(test[spec.target], proba[:, 1], n_bins=10, ax=ax, name=spec.name)
+        positive = scoped.proba[:, scoped.classes.index(1)]
+        CalibrationDisplay.from_predictions(scoped.truth, positive, n_bins=10, ax=ax, name=spec.name)
         ax.set_title(f"{spec.name}: calibration on the frozen test split")
         return fig
-    labels = _readable_labels(test[spec.target], predicted, list(model.classes_))
+    labels = _readable_labels(scoped.truth, scoped.predicted, scoped.classes)
     classes = len(labels)
     size = min(24, max(8, classes // 3))
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
-        test[spec.target],
-        predicted,
+        scoped.truth,
+        scoped.predicted,
         labels=labels,
         ax=ax,
         include_values=classes <= 20,
@@ -147,7 +181,7 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
         normalize="true",
         colorbar=False,
     )
-    some = "" if classes == len(model.classes_) else f"\nthe {classes} most confused of {len(model.classes_)} classes"
+    some = "" if classes == len(scoped.classes) else f"\nthe {classes} most confused of {len(scoped.classes)} classes"
     ax.set_title(f"{spec.name}: confusion matrix (row-normalized) on the frozen test split{some}")
     font = max(4.0, min(10.0, 900 / max(classes, 1) / 3))  # 150 classes still fit, one label per row
     ax.set_xticks(ax.get_xticks(), [_short(t.get_text()) for t in ax.get_xticklabels()], rotation=90, fontsize=font)
@@ -159,13 +193,12 @@ def plot(spec: TechniqueSpec, model: Any, test: Any) -> Any:
 READABLE_CLASSES = 30
 
 
-def most_confused(spec: TechniqueSpec, model: Any, test: Any, top: int = 50) -> Any:
-    """The pairs of classes mixed up most on the test split: true, predicted, rows, share of the true class."""
+def most_confused(every: Answers, top: int = 50) -> Any:
+    """The pairs of in-scope classes mixed up most: true, predicted, rows, share of the true class."""
     import pandas as pd
 
-    test = in_scope(spec, test)
-    predicted, _ = predictions(spec, model, test)
-    frame = pd.DataFrame({"true": list(test[spec.target].astype(str)), "predicted": [str(p) for p in predicted]})
+    scoped = every.in_scope()
+    frame = pd.DataFrame({"true": [str(t) for t in scoped.truth], "predicted": [str(p) for p in scoped.predicted]})
     sizes = frame["true"].value_counts()
     wrong = frame[frame["true"] != frame["predicted"]]
     pairs = wrong.groupby(["true", "predicted"]).size().rename("rows").reset_index()
