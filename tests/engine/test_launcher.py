@@ -17,7 +17,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 async def _forked(launcher: Launcher, argv: list[str], env: dict[str, str], cwd: str) -> WarmChild:
-    """Fork once the launcher is ready (the first requests start it and come back empty)."""
+    """Fork from the launcher (the first request starts it and waits while it preloads)."""
     for _ in range(200):
         child = await launcher.try_spawn(argv, env, cwd)
         if child is not None:

@@ -84,6 +84,7 @@ class Engine:
     async def _execute(self, workflow: dict[str, Any]) -> None:
         if self.warm:
             self.launcher = Launcher({**os.environ, **self.base_env, **self.thread_env()}, self.preload)
+            self.launcher.start()
         try:
             await Run(workflow, self).execute()
         finally:

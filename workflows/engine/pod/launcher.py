@@ -59,6 +59,7 @@ IMPORT_TIME_ENV = (
 )
 _PACKET = 1 << 20
 READY = b"ready"
+READY_WAIT = 30.0  # seconds a step waits for a preloading launcher before it starts afresh
 
 
 # --- the launcher process ----------------------------------------------------------------------------
@@ -229,15 +230,20 @@ class Launcher:
         return all(env.get(name) == self.env.get(name) for name in IMPORT_TIME_ENV)
 
     async def try_spawn(self, argv: list[str], env: Mapping[str, str], cwd: str) -> WarmChild | None:
-        """Fork a step from the launcher; None when it cannot take it (yet), and the caller starts it itself.
+        """Fork a step from the launcher; None when it cannot take it, and the caller starts it itself.
+
+        A request made while the launcher preloads waits for it, up to ``READY_WAIT`` seconds.
 
         Raises:
             OSError: The launcher failed the request.
         """
         if not self.accepts(argv, env):
             return None
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
+        self.start()
+        if not self.ready and self._starting is not None:
+            # A step started afresh pays the same imports the launcher is paying, on the same cores: waiting
+            # for the launcher is the quicker way to a started step, unless it takes too long or dies.
+            await asyncio.wait({self._starting}, timeout=READY_WAIT)
         if not self.ready or self._control is None:
             return None
         loop = asyncio.get_running_loop()
@@ -266,6 +272,11 @@ class Launcher:
             self.ready = False
             raise OSError("the step launcher closed the request without starting the step")
         return WarmChild(pid, stdout, stderr, asyncio.ensure_future(_exit_of(reply, writer)))
+
+    def start(self) -> None:
+        """Begin preloading now (the engine calls it as a run starts, so the first steps find it ready sooner)."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
 
     async def _start(self) -> None:
         """Start the launcher and mark it ready once it has preloaded (never, if it dies first)."""
