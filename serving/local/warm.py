@@ -63,12 +63,19 @@ def _reap(exits: Path) -> None:
         tmp.replace(exits / str(pid))
 
 
-def _child(listener: socket.socket, request: dict[str, Any]) -> None:
-    """In the forked child: a process group of its own, output to the log, then the model server."""
+def _child(listener: socket.socket, request: dict[str, Any], ack: int) -> None:
+    """In the forked child: a process group of its own, output to the log, then the model server.
+
+    It starts only once the parent has told local serving its pid (one byte on ``ack``).  If the parent dies
+    or cannot reply first, nobody would know this process, so it exits before it takes a port.
+    """
     code = 1
     try:
         os.setpgid(0, 0)
         listener.close()
+        if os.read(ack, 1) != b"1":
+            os._exit(1)
+        os.close(ack)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -96,13 +103,20 @@ def _answer(listener: socket.socket, conn: socket.socket, exits: Path) -> None:
     with conn, conn.makefile("rwb") as stream:
         request = json.loads(stream.readline())
         Path(request["log"]).parent.mkdir(parents=True, exist_ok=True)
+        ack, acked = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _child(listener, request)
+            os.close(acked)
+            _child(listener, request, ack)
+        os.close(ack)
         with contextlib.suppress(OSError):  # the child may have done it, or be gone already
             os.setpgid(pid, pid)
-        stream.write(json.dumps({"pid": pid}).encode() + b"\n")
-        stream.flush()
+        try:
+            stream.write(json.dumps({"pid": pid}).encode() + b"\n")
+            stream.flush()
+            os.write(acked, b"1")
+        finally:
+            os.close(acked)  # unacknowledged (local serving gone before the reply): the child exits on its own
 
 
 def serve(path: Path) -> None:

@@ -2,7 +2,8 @@
 
 A kill -9 of one revision's server leaves the others answering and that one is forked again; a refused artifact
 is reported as Failed from the exit code the parent recorded; a killed parent is started again for the next
-fork while the servers it forked keep serving; and ``stop_all`` leaves no process behind.
+fork while the servers it forked keep serving; a child whose pid never reached local serving exits before it
+takes a port; and ``stop_all`` leaves no process behind.
 """
 
 from __future__ import annotations
@@ -116,3 +117,39 @@ def test_a_state_folder_too_deep_for_a_unix_socket_starts_a_process_per_revision
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     assert Reconciler(deep, None, "http://x").warm is None
     assert Reconciler(tmp_path, None, "http://x").warm is not None
+
+
+def test_a_fork_nobody_hears_about_exits_before_it_takes_a_port(
+    tmp_path: Path,
+    model_dir: Path,  # noqa: F811
+) -> None:
+    """Local serving gone before the parent's reply (a timeout, a kill -9): the child must not serve unknown."""
+    import json
+    import socket
+
+    warm = servers.Warm(tmp_path)
+    warm.ensure()
+    try:
+        port = servers.free_port()
+        exits = warm.socket.parent / "exits"
+        end = time.monotonic() + 90
+        while not warm.socket.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        request = {"argv": servers.arguments("lost", model_dir, _sha(model_dir), port), "log": str(tmp_path / "l")}
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(warm.socket))
+            conn.sendall(json.dumps(request).encode() + b"\n")
+        while not any(exits.iterdir()) and time.monotonic() < end:
+            time.sleep(0.05)
+        records = list(exits.iterdir())
+        assert len(records) == 1, "the child nobody heard about is still running"
+        assert records[0].read_text() == "1"  # it exited unacknowledged, before starting a server
+        assert not servers.ready(port)
+        fork = warm.fork(servers.arguments("heard", model_dir, _sha(model_dir), port), tmp_path / "h")
+        assert fork is not None  # the parent serves the next request as before
+        while not servers.ready(port) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert servers.ready(port)
+        servers.kill_group(fork.pid, servers.create_time(fork.pid))
+    finally:
+        warm.stop()
