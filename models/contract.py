@@ -88,7 +88,8 @@ class HandoffSpec(_Strict):
 
     Exactly one target: ``target_accuracy`` (the threshold is the lowest whose answered questions reach this
     accuracy) or ``target_coverage`` (the share of questions answered).  Rows labelled ``out_of_scope_label``
-    are never a class to learn; evaluation reports how many of them were handed off.
+    are learned as a class of their own, and a prediction of it is a hand-off whatever its confidence; the
+    targets count in-scope rows only, and evaluation reports how many out-of-scope rows were handed off.
     """
 
     target_accuracy: float | None = Field(default=None, gt=0, le=1)

@@ -5,8 +5,9 @@ the file's sha256 against the registry's tag before unpickling anything, and rea
 model's signature.  ``predict()`` speaks v1 (``{"instances": [...]}``) and v2 (Open Inference Protocol) and
 turns every bad payload into ``InvalidInput`` (HTTP 400) with a message; outputs are ``label`` and
 ``confidence`` (the probability of the predicted class).  A model registered with a hand-off threshold
-(``ctcd_handoff`` in its MLmodel metadata) answers ``handoff`` below it, with the ``reason`` and its best
-``candidate``, so that a person takes the question.  Requests that wait while the model is busy are
+(``ctcd_handoff`` in its MLmodel metadata) answers ``handoff`` below it, and wherever its answer is the
+out-of-scope class the metadata names, with the ``reason`` and its best ``candidate``, so that a person takes
+the question.  Requests that wait while the model is busy are
 scored together in one vectorized call (``serving.batcher``).
 """
 
@@ -72,6 +73,8 @@ def _handoff(model_dir: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(entry.get("threshold"), (int, float)):
         raise ArtifactError(f"{model_dir}/MLmodel: ctcd_handoff.threshold is not a number")
+    if not isinstance(entry.get("out_of_scope_label") or "", str):
+        raise ArtifactError(f"{model_dir}/MLmodel: ctcd_handoff.out_of_scope_label is not a string")
     return dict(entry)
 
 
@@ -152,7 +155,7 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         ]
 
     def _decide(self, labels: list[Any], confidence: list[float]) -> dict[str, list[Any]]:
-        """The output columns: labels (``handoff`` below the threshold) and confidences.
+        """The output columns: labels (``handoff`` below the threshold or out of scope) and confidences.
 
         For a model that hands off, also each row's reason ('' when answered) and best candidate.
         """
@@ -160,13 +163,17 @@ class Predictor(kserve.Model):  # type: ignore[misc]
         if not self.handoff:
             return columns
         threshold, why = float(self.handoff["threshold"]), str(self.handoff.get("reason", ""))
-        low = [conf < threshold for conf in confidence]
+        oos = self.handoff.get("out_of_scope_label") or None
         columns["reason"] = [
-            f"confidence {conf:.3f} is below the hand-off threshold {threshold:.3f} ({why})" if is_low else ""
-            for conf, is_low in zip(confidence, low, strict=True)
+            f"the model finds the question out of scope ({oos!r}, confidence {conf:.3f})"
+            if oos is not None and str(label) == oos
+            else f"confidence {conf:.3f} is below the hand-off threshold {threshold:.3f} ({why})"
+            if conf < threshold
+            else ""
+            for label, conf in zip(labels, confidence, strict=True)
         ]
         columns["candidate"] = list(labels)
-        columns["label"] = [HANDOFF if is_low else label for label, is_low in zip(labels, low, strict=True)]
+        columns["label"] = [HANDOFF if told else label for label, told in zip(labels, columns["reason"], strict=True)]
         return columns
 
     async def predict(

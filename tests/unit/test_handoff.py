@@ -62,5 +62,42 @@ def test_a_spec_names_exactly_one_target() -> None:
         HandoffSpec(target_accuracy=0.9, target_coverage=0.8)
     with pytest.raises(ValidationError, match="exactly one of target_accuracy or target_coverage"):
         HandoffSpec()
-    with pytest.raises(ValueError, match="no validation rows"):
+    with pytest.raises(ValueError, match="no in-scope validation rows"):
         handoff.choose(HandoffSpec(target_coverage=0.5), np.array([]), np.zeros((0, 2)), CLASSES)
+
+
+def test_an_out_of_scope_answer_is_a_hand_off_whatever_its_confidence() -> None:
+    truth = ["a", "oos", "oos", "b"]
+    predicted = ["a", "oos", "a", "oos"]
+    confidence = [0.9, 0.99, 0.3, 0.95]
+    values = handoff.selective_metrics(truth, predicted, confidence, 0.5, "oos")
+    assert values["coverage"] == pytest.approx(1 / 4) and values["oos_recall"] == 1.0
+    assert values["in_scope_accuracy_with_handoff"] == pytest.approx(1 / 2)  # "b", answered oos, is handed off
+    assert handoff.apply(predicted, confidence, 0.5, "oos") == ["a", "handoff", "handoff", "handoff"]
+    coverage, risk = handoff.risk_coverage(truth, predicted, confidence, "oos")
+    assert risk[0] == 0  # the confident out-of-scope answers (0.99, 0.95) rank last, not first
+
+
+def test_the_threshold_is_chosen_on_in_scope_rows_with_out_of_scope_answers_ranked_last() -> None:
+    classes = np.array(["a", "oos"])
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.9], [0.2, 0.8], [0.95, 0.05]])
+    labels = np.array(["a", "a", "a", "a", "oos", "oos"])  # four in-scope rows, one of them answered oos
+    spec = HandoffSpec(target_coverage=0.75, out_of_scope_label="oos")
+    chosen = handoff.choose(spec, labels, proba, classes)
+    assert chosen.threshold == 0.7 and chosen.validation_coverage == pytest.approx(3 / 4)
+    assert chosen.metadata()["out_of_scope_label"] == "oos"
+    every = handoff.choose(HandoffSpec(target_coverage=1.0, out_of_scope_label="oos"), labels, proba, classes)
+    assert every.threshold == 0.0 and every.validation_coverage == pytest.approx(3 / 4)  # the oos answer hands off
+
+
+def test_the_predictor_hands_off_an_out_of_scope_answer_and_says_why() -> None:
+    from serving.predictor import Predictor
+
+    predictor = Predictor("intents", "/nonexistent", "0" * 64)
+    predictor.handoff = {"threshold": 0.5, "reason": "answers 98.0%", "out_of_scope_label": "oos"}
+    columns = predictor._decide(["a", "oos", "b"], [0.9, 0.97, 0.2])
+    assert columns["label"] == ["a", "handoff", "handoff"] and columns["candidate"] == ["a", "oos", "b"]
+    assert columns["reason"][0] == "" and "out of scope ('oos', confidence 0.970)" in columns["reason"][1]
+    assert "below the hand-off threshold 0.500" in columns["reason"][2]
+    predictor.handoff = {"threshold": 0.5, "reason": "answers 98.0%"}  # a model registered before: no label
+    assert predictor._decide(["oos"], [0.97])["label"] == ["oos"]

@@ -80,3 +80,25 @@ def test_matcher_generator_has_hard_negatives() -> None:
     assert 0.3 < frame["is_match"].mean() < 0.4
     same_customer = frame[frame["payer_name"].str.upper() == frame["customer_name"].str.upper()]
     assert (same_customer["is_match"] == 0).any()  # the same customer's other invoices are negatives
+
+
+def test_the_intent_classifier_s_shared_fold_features_give_scikit_learn_s_out_of_fold_scores() -> None:
+    """Fitting each fold's features once for every candidate C must score as refitting them per C does."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import Pipeline
+
+    from models.intent_classifier import train
+    from models.intent_classifier.classifier import SoftmaxSVC
+    from models.intent_classifier.features import normalize_many
+    from models.intent_classifier.generate import generate
+
+    frame = generate(600, seed=1, batch=0)
+    texts = np.asarray(normalize_many(frame["text"]), dtype=object)
+    labels = np.asarray(frame["intent"])
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    shared = train._out_of_fold_scores(texts, labels, [0.25, 1.0], folds, seed=0, dims=0)
+    for c in (0.25, 1.0):
+        per_c = Pipeline([("tfidf", train._features(0)), ("classifier", SoftmaxSVC(C=c, seed=0))])
+        expected = cross_val_predict(per_c, texts, labels, cv=folds, method="decision_function")
+        np.testing.assert_allclose(shared[c], expected, rtol=1e-9, atol=1e-9)

@@ -220,7 +220,7 @@ def train(inputs: TrainInput) -> TrainOutput:
             on_abort(lambda: mlflow.MlflowClient().set_terminated(run.info.run_id, "FAILED"))
             mlflow.set_tags(mlflow_logging.lineage(technique.name, version.version, inputs.workflow_name))
             mlflow_logging.log_inputs(settings.datasets_bucket, version, train_frame, test_frame, technique.spec.target)
-            fit_frame = evaluation.in_scope(technique.spec, train_frame)
+            fit_frame = train_frame  # out-of-scope rows too: a class of their own, whose prediction hands off
             _logger.info("fitting %s on %d rows (run %s)", technique.name, len(fit_frame), run.info.run_id)
             result = technique.fit(fit_frame, hyperparameters, seed=0)
             threshold = _handoff(technique, result)
