@@ -201,7 +201,7 @@ def train(inputs: TrainInput) -> TrainOutput:
     import mlflow
 
     from workflows.steps import mlflow_logging
-    from workflows.training import datasets, evaluation, leakage
+    from workflows.training import datasets, leakage
 
     with _services(inputs.technique, "mlflow") as (settings, technique, s3):
         try:
