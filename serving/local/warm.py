@@ -59,8 +59,11 @@ def _reap(exits: Path) -> None:
         if pid == 0:
             return
         tmp = exits / f".{pid}.tmp"
-        tmp.write_text(str(os.waitstatus_to_exitcode(status)))
-        tmp.replace(exits / str(pid))
+        try:
+            tmp.write_text(str(os.waitstatus_to_exitcode(status)))
+            tmp.replace(exits / str(pid))
+        except OSError as exc:  # a full disk: serving then counts this exit as a crash, and the parent lives on
+            _logger.warning("cannot record the exit of model server %d: %s", pid, exc)
 
 
 def _child(listener: socket.socket, request: dict[str, Any], ack: int) -> None:
