@@ -47,3 +47,27 @@ def test_an_s3_refusal_mid_command_is_one_line_naming_s3s_words(monkeypatch: pyt
     assert result.exit_code == 1
     assert "S3 refused the request (InternalError: no space left on device)" in result.output
     assert "Traceback" not in result.output and "ctcd status" in result.output
+
+
+def test_a_full_disk_while_serving_fetches_a_model_is_named_and_leaves_no_partial_folder(tmp_path: Path) -> None:
+    from serving.local.reconcile import Reconciler
+
+    def full_disk(uri: str, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        (folder / "model.pkl").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    reconciler = Reconciler(tmp_path, full_disk, "http://127.0.0.1:1", warm=False)
+    isvc = {
+        "kind": "InferenceService",
+        "metadata": {"name": "a", "namespace": "ctcd-staging", "annotations": {"ctcd.io/model-sha256": "0" * 64}},
+        "spec": {"predictor": {"model": {"storageUri": "s3://models/a"}}},
+    }
+    try:
+        reconciler.apply("c1", [isvc])
+        reconciler.step()
+        (problem,) = reconciler.problems()
+        assert "cannot fetch s3://models/a" in problem and "No space left on device" in problem
+        assert not list((tmp_path / "models").rglob("model.pkl"))  # the half-written copy is gone
+    finally:
+        reconciler.stop_all()
