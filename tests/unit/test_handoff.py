@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from models.contract import HandoffSpec
@@ -101,3 +103,27 @@ def test_the_predictor_hands_off_an_out_of_scope_answer_and_says_why() -> None:
     assert "below the hand-off threshold 0.500" in columns["reason"][2]
     predictor.handoff = {"threshold": 0.5, "reason": "answers 98.0%"}  # a model registered before: no label
     assert predictor._decide(["oos"], [0.97])["label"] == ["oos"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "oos"]), st.sampled_from(["a", "b", "oos"]), st.floats(0, 1)),
+        min_size=1,
+        max_size=30,
+    ),
+    threshold=st.floats(0, 1),
+    oos=st.sampled_from(["oos", None]),
+)
+def test_serving_and_evaluation_hand_off_the_same_rows(
+    rows: list[tuple[str, str, float]], threshold: float, oos: str | None
+) -> None:
+    from serving.predictor import Predictor
+
+    truth, predicted, confidence = (list(column) for column in zip(*rows, strict=True))
+    predictor = Predictor("intents", "/nonexistent", "0" * 64)
+    predictor.handoff = {"threshold": threshold, "reason": "r", "out_of_scope_label": oos}
+    served = predictor._decide(predicted, confidence)["label"]
+    assert served == handoff.apply(predicted, confidence, threshold, oos)
+    coverage = handoff.selective_metrics(truth, predicted, confidence, threshold, oos)["coverage"]
+    assert coverage == pytest.approx(sum(label != handoff.HANDOFF for label in served) / len(rows))
