@@ -59,7 +59,15 @@ class Engine:
         self.locks = Locks(store.root.parent / "locks")
         self.cache = Cache(store.root.parent / "cache")
         self.warm, self.preload = warm, preload
-        self.launcher: Launcher | None = None
+        self._launchers: dict[asyncio.AbstractEventLoop, Launcher] = {}
+
+    @property
+    def launcher(self) -> Launcher | None:
+        """The warm launcher of the run on this thread's event loop (runs going on at once each have their own)."""
+        try:
+            return self._launchers.get(asyncio.get_running_loop())
+        except RuntimeError:  # no run on this thread
+            return None
 
     def thread_env(self) -> dict[str, str]:
         """Thread limits for one step: its share of the cores, as a CPU limit gives a pod on a cluster.
@@ -82,12 +90,13 @@ class Engine:
         return workflow
 
     async def _execute(self, workflow: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
         if self.warm:
-            self.launcher = Launcher({**os.environ, **self.base_env, **self.thread_env()}, self.preload)
-            self.launcher.start()
+            self._launchers[loop] = Launcher({**os.environ, **self.base_env, **self.thread_env()}, self.preload)
+            self._launchers[loop].start()
         try:
             await Run(workflow, self).execute()
         finally:
-            if self.launcher is not None:
-                await self.launcher.close()
-                self.launcher = None
+            launcher = self._launchers.pop(loop, None)
+            if launcher is not None:
+                await launcher.close()
