@@ -153,3 +153,6 @@ def test_a_fork_nobody_hears_about_exits_before_it_takes_a_port(
         servers.kill_group(fork.pid, servers.create_time(fork.pid))
     finally:
         warm.stop()
+        for proc in psutil.process_iter(["cmdline"]):  # a child that outlived the test (when it fails) goes too
+            if str(warm.socket) in (proc.info["cmdline"] or []):
+                proc.kill()
