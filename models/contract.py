@@ -194,6 +194,10 @@ class TechniqueSpec(_Strict):
         """Every dataset column but the target, in declared order."""
         return [c for c in self.dataset.columns if c != self.target]
 
+    def out_of_scope_label(self) -> str | None:
+        """The label of out-of-scope rows, when the hand-off declares one."""
+        return self.handoff.out_of_scope_label if self.handoff else None
+
 
 def _same_kind(value: Any, default: Any) -> bool:
     """Whether a hyper-parameter value is of its default's kind (an integer counts as a float, never a bool)."""

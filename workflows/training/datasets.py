@@ -230,8 +230,7 @@ def _first_split(
 
 def out_of_scope(technique: Technique) -> str | None:
     """The label of out-of-scope rows, when the technique declares one."""
-    handoff = technique.spec.handoff
-    return handoff.out_of_scope_label if handoff else None
+    return technique.spec.out_of_scope_label()
 
 
 def min_rows(technique: Technique) -> int:

@@ -74,15 +74,9 @@ def answers(spec: TechniqueSpec, model: Any, frame: Any) -> Answers:
 
     predicted, proba = predictions(spec, model, frame)
     truth = np.asarray(frame[spec.target])
-    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    label = spec.out_of_scope_label()
     scoped = np.ones(len(truth), dtype=bool) if label is None else truth.astype(str) != label
     return Answers(truth, np.asarray(predicted), np.asarray(proba), list(model.classes_), scoped)
-
-
-def in_scope(spec: TechniqueSpec, frame: Any) -> Any:
-    """The rows of ``frame`` that are not labelled out of scope (all rows when the technique declares no label)."""
-    label = spec.handoff.out_of_scope_label if spec.handoff else None
-    return frame if label is None else frame[frame[spec.target].astype(str) != label].reset_index(drop=True)
 
 
 def score(spec: TechniqueSpec, model: Any, test: Any, threshold: float | None = None) -> dict[str, Any]:
@@ -131,7 +125,7 @@ def selective(spec: TechniqueSpec, every: Answers, threshold: float) -> dict[str
     """Coverage, answered accuracy and out-of-scope recall of the hand-off on every row."""
     from workflows.training import handoff
 
-    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    label = spec.out_of_scope_label()
     return handoff.selective_metrics(every.truth, every.predicted, every.proba.max(axis=1), threshold, label)
 
 
@@ -146,7 +140,7 @@ def risk_coverage_plot(spec: TechniqueSpec, every: Answers, threshold: float) ->
     """The risk-coverage curve of the answers on every row, the threshold marked."""
     from workflows.training import handoff
 
-    label = spec.handoff.out_of_scope_label if spec.handoff else None
+    label = spec.out_of_scope_label()
     return handoff.plot(every.truth, every.predicted, every.proba.max(axis=1), threshold, label, spec.name)
 
 
